@@ -1,0 +1,6 @@
+//! Stateful fakes of Autotask, Kaspersky Security Center and Business Hub.
+
+pub mod autotask;
+pub mod common;
+pub mod kbh;
+pub mod ksc;

@@ -1,0 +1,3 @@
+//! msp-ticketing: the facade.
+pub use ticketing_core as core;
+pub use ticketing_core::*;
