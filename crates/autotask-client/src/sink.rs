@@ -1,0 +1,172 @@
+//! [`TicketSink`] for Autotask: one create call and one close call per ticket lifecycle.
+//!
+//! | Port call | Autotask calls |
+//! |---|---|
+//! | `create_ticket` | `POST /Tickets` (+ optional CI lookup, + lookup by `externalID` only after an ambiguous failure, + optional `GET /Tickets/{id}` for the number) |
+//! | `find_ticket` | `POST /Tickets/query` `externalID eq`, `MaxRecords 1` |
+//! | `ticket` | `GET /Tickets/{id}` (404 or `item: null` → `None`) |
+//! | `close_ticket` | `PATCH /Tickets {"id","status"}` + optional `POST /Tickets/{id}/Notes` (its failure does not fail the close) |
+//! | `catalog` | cached `Tickets/entityInformation/fields` + BillingCodes work types |
+//! | `accounts` | `POST /Companies/query` (`id`, `companyName`, `isActive`), paged |
+
+use async_trait::async_trait;
+use ticketing_core::catalog::Catalog;
+use ticketing_core::model::PsaId;
+use ticketing_core::ports::{Account, PortError, PortErrorKind, RemoteTicket, TicketSink};
+use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketRef};
+use tracing::warn;
+
+use crate::client::AutotaskClient;
+use crate::models::{Ticket, TicketNote};
+
+/// Options of the sink (what extra calls it may spend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkOptions {
+    /// Post the close note as a ticket note (default true).
+    pub note_on_close: bool,
+    /// The note's `title`.
+    pub note_title: String,
+    /// The note's `noteType` picklist id (default 1).
+    pub note_type: i64,
+    /// The note's `publish` picklist id (default 1).
+    pub note_publish: i64,
+    /// Link a configuration item found by `draft.device_name` within the company (default
+    /// false: it costs a query per ticket).
+    pub link_configuration_item: bool,
+    /// Fetch the ticket number after a create (default false: it costs a GET per ticket).
+    pub fetch_ticket_number: bool,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        Self {
+            note_on_close: true,
+            note_title: "Closed automatically".to_owned(),
+            note_type: 1,
+            note_publish: 1,
+            link_configuration_item: false,
+            fetch_ticket_number: false,
+        }
+    }
+}
+
+/// The Autotask [`TicketSink`].
+#[derive(Debug, Clone)]
+pub struct AutotaskSink {
+    client: AutotaskClient,
+    options: SinkOptions,
+}
+
+/// The `POST /Tickets` body for a draft (a pure function; `None` fields are omitted,
+/// `dueDateTime` is written as UTC `…Z`, `externalID` is the idempotency key).
+pub fn draft_to_ticket(draft: &TicketDraft) -> Ticket {
+    Ticket {
+        company_id: Some(draft.account.0),
+        title: Some(draft.title.clone()),
+        description: Some(draft.description.clone()),
+        status: Some(draft.status.0),
+        priority: Some(draft.priority.0),
+        queue_id: Some(draft.queue.0),
+        due_date_time: Some(draft.due),
+        source: draft.source.map(|p| p.0),
+        issue_type: draft.issue_type.map(|p| p.0),
+        sub_issue_type: draft.sub_issue_type.map(|p| p.0),
+        billing_code_id: draft.work_type.map(|p| p.0),
+        external_id: Some(draft.idempotency_key.as_str().to_owned()),
+        ..Ticket::default()
+    }
+}
+
+impl AutotaskSink {
+    /// A sink over a client.
+    pub fn new(client: AutotaskClient, options: SinkOptions) -> Self {
+        Self { client, options }
+    }
+
+    /// The client underneath.
+    pub fn client(&self) -> &AutotaskClient {
+        &self.client
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SinkOptions {
+        &self.options
+    }
+}
+
+#[async_trait]
+impl TicketSink for AutotaskSink {
+    async fn catalog(&self) -> Result<Catalog, PortError> {
+        Ok(self.client.catalog().await?)
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, PortError> {
+        let companies = self.client.companies().await?;
+        Ok(companies
+            .into_iter()
+            .filter_map(|c| {
+                Some(Account { id: PsaId(c.id?), name: c.company_name.unwrap_or_default(), active: c.is_active.unwrap_or(false) })
+            })
+            .collect())
+    }
+
+    async fn create_ticket(&self, draft: &TicketDraft) -> Result<TicketRef, PortError> {
+        if draft.idempotency_key.as_str().is_empty() || draft.idempotency_key.as_str().len() > IdempotencyKey::MAX_LEN {
+            return Err(PortError::new(PortErrorKind::Invalid, "idempotency key must be 1..=50 characters"));
+        }
+        let mut ticket = draft_to_ticket(draft);
+        if self.options.link_configuration_item
+            && let Some(device) = draft.device_name.as_deref().filter(|d| !d.is_empty())
+        {
+            match self.client.find_configuration_item(draft.account.0, device).await {
+                Ok(Some(ci)) => ticket.configuration_item_id = ci.id,
+                Ok(None) => {}
+                // linking is a nicety: a failed lookup does not stop the ticket
+                Err(e) => warn!(error = %e, "configuration item lookup failed"),
+            }
+        }
+        let created = self.client.create_ticket(&ticket).await?;
+        let mut number = created.ticket_number;
+        if number.is_none() && self.options.fetch_ticket_number {
+            match self.client.get_ticket(created.id).await {
+                Ok(Some(t)) => number = t.ticket_number,
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, ticket = created.id, "could not read the new ticket's number"),
+            }
+        }
+        Ok(TicketRef { id: PsaId(created.id), number })
+    }
+
+    async fn find_ticket(&self, key: &IdempotencyKey) -> Result<Option<TicketRef>, PortError> {
+        let found = self.client.find_ticket_by_external_id(key.as_str()).await?;
+        Ok(found.and_then(|t| Some(TicketRef { id: PsaId(t.id?), number: t.ticket_number })))
+    }
+
+    async fn ticket(&self, ticket: PsaId) -> Result<Option<RemoteTicket>, PortError> {
+        let Some(t) = self.client.get_ticket(ticket.0).await? else { return Ok(None) };
+        let status = t
+            .status
+            .ok_or_else(|| PortError::new(PortErrorKind::Other, format!("ticket {} came back without a status", ticket)))?;
+        Ok(Some(RemoteTicket {
+            ticket: TicketRef { id: PsaId(t.id.unwrap_or(ticket.0)), number: t.ticket_number },
+            status: PsaId(status),
+        }))
+    }
+
+    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId, note: &str) -> Result<(), PortError> {
+        self.client.set_ticket_status(ticket.id.0, status.0).await?;
+        if self.options.note_on_close && !note.trim().is_empty() {
+            let n = TicketNote {
+                title: Some(self.options.note_title.clone()),
+                description: Some(note.to_owned()),
+                note_type: Some(self.options.note_type),
+                publish: Some(self.options.note_publish),
+                ..TicketNote::default()
+            };
+            if let Err(e) = self.client.create_ticket_note(ticket.id.0, &n).await {
+                warn!(error = %e, ticket = ticket.id.0, "ticket closed but its note could not be added");
+            }
+        }
+        Ok(())
+    }
+}
