@@ -1,0 +1,150 @@
+//! Connection and behaviour settings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ticketing_core::model::{Severity, StatusLevel};
+use ticketing_core::secret::Secret;
+
+/// The Open API's default port.
+pub const DEFAULT_PORT: u16 = 13299;
+
+/// How the server's certificate is checked.
+#[derive(Debug, Clone, Default)]
+pub enum TlsVerification {
+    /// Verify against the built-in web roots (the default).
+    #[default]
+    System,
+    /// Verify against the built-in roots plus a CA bundle or the server's own `klserver.cer`,
+    /// PEM encoded, read from a file.
+    CaFile(PathBuf),
+    /// Same, with the PEM bytes given directly.
+    CaPem(Vec<u8>),
+    /// Do not verify the certificate at all. Explicit opt-in; logs a warning when the client
+    /// is built.
+    Disabled,
+}
+
+/// Retry policy for transient failures of read calls: exponential backoff with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first one included (1 = no retries).
+    pub max_attempts: u32,
+    /// Wait before the first retry.
+    pub initial_backoff: Duration,
+    /// Upper bound of one wait.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub const NONE: Self = Self {
+        max_attempts: 1,
+        initial_backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+    };
+
+    /// The wait before retry number `retry` (1-based), without jitter.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Where a status description's level (Critical or Warning section) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LevelSource {
+    /// Read the group's `KLSRV_HSTSTAT_CRITICAL` / `KLSRV_HSTSTAT_WARNING` masks with
+    /// `HostGroup.GetGroupInfoEx`; fall back to the defaults when they cannot be read.
+    #[default]
+    GroupMasks,
+    /// Only the defaults (catalogue `default_level`, then [`KscConfig::level_overrides`]).
+    Defaults,
+}
+
+/// Everything the adapter needs to know. Build it with [`KscConfig::new`] and adjust the
+/// public fields.
+#[derive(Debug, Clone)]
+pub struct KscConfig {
+    /// Base URL, e.g. `https://ksc.example.net:13299` (the `/api/v1.0/` prefix is added).
+    pub base_url: String,
+    /// Label of this Administration Server in tenant ids (`ksc:<label>/vs:<id>`).
+    pub server_label: String,
+    /// Account name.
+    pub user: String,
+    /// Account password.
+    pub password: Secret,
+    /// Certificate checking.
+    pub tls: TlsVerification,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+    /// Timeout of establishing a connection.
+    pub connect_timeout: Duration,
+    /// Retries of read calls.
+    pub retry: RetryPolicy,
+    /// Whether the main server (virtual server 0) is a tenant too.
+    pub include_main_server: bool,
+    /// Records per `EventProcessing.GetRecordRange`.
+    pub event_page_size: usize,
+    /// How far before the cursor's instant the next poll starts, to catch late events.
+    pub event_overlap: Duration,
+    /// Without a cursor, how far back the first poll reaches (`None`: from the beginning).
+    pub initial_lookback: Option<Duration>,
+    /// `lifetimeSec` of an event iterator.
+    pub event_iterator_lifetime: Duration,
+    /// Which severities are returned (the others are skipped, the cursor still moves on).
+    pub severities: Vec<Severity>,
+    /// `wstrFilter` of `HostGroup.FindHosts`; must select every host of the virtual server.
+    pub host_filter: String,
+    /// Hosts per `ChunkAccessor.GetItemsChunk`.
+    pub host_chunk_size: usize,
+    /// `lMaxLifeTime` of a host search, at most 7200 s.
+    pub host_accessor_lifetime: Duration,
+    /// Where description levels come from.
+    pub level_source: LevelSource,
+    /// Levels overriding the catalogue's `default_level`, by `KLHST_WKS_STATUS_MASK` bit.
+    pub level_overrides: BTreeMap<u32, StatusLevel>,
+}
+
+impl KscConfig {
+    /// A configuration with the documented defaults: TLS verified, 30 s requests, main server
+    /// included, pages of 500 events, 60 s overlap, chunks of 500 hosts.
+    pub fn new(base_url: impl Into<String>, user: impl Into<String>, password: Secret) -> Self {
+        Self {
+            base_url: base_url.into(),
+            server_label: "main".to_owned(),
+            user: user.into(),
+            password,
+            tls: TlsVerification::System,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            include_main_server: true,
+            event_page_size: 500,
+            event_overlap: Duration::from_secs(60),
+            initial_lookback: None,
+            event_iterator_lifetime: Duration::from_secs(120),
+            severities: Severity::ALL.to_vec(),
+            host_filter: "(KLHST_WKS_HOSTNAME=\"*\")".to_owned(),
+            host_chunk_size: 500,
+            host_accessor_lifetime: Duration::from_secs(600),
+            level_source: LevelSource::GroupMasks,
+            level_overrides: BTreeMap::new(),
+        }
+    }
+}
