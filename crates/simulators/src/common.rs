@@ -90,10 +90,7 @@ impl SimHandle {
 
     /// Full journal entries (with headers and bodies), or empty if no core is attached.
     pub fn requests(&self) -> Vec<JournalEntry> {
-        self.core
-            .as_ref()
-            .map(|c| c.journal.entries())
-            .unwrap_or_default()
+        self.core.as_ref().map(|c| c.journal.entries()).unwrap_or_default()
     }
 
     /// Stops the server gracefully and waits for it to finish.
@@ -132,13 +129,7 @@ pub fn serve(listener: TcpListener, router: Router) -> std::io::Result<SimHandle
             tracing::warn!(error = %e, "simulator server stopped with an error");
         }
     });
-    Ok(SimHandle {
-        addr,
-        base_url: base_url_for(addr),
-        stop: Some(stop),
-        task: Some(task),
-        core: None,
-    })
+    Ok(SimHandle { addr, base_url: base_url_for(addr), stop: Some(stop), task: Some(task), core: None })
 }
 
 /// `http://HOST:PORT` for a socket address (IPv6 hosts in brackets).
@@ -196,8 +187,7 @@ impl Clock {
 
     /// Moves the clock by `secs` (may be negative).
     pub fn advance_secs(&self, secs: i64) {
-        self.offset_ms
-            .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+        self.offset_ms.fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 
     /// Current offset from the real clock.
@@ -242,10 +232,7 @@ pub struct JournalEntry {
 impl JournalEntry {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Body parsed as JSON, if it is JSON.
@@ -263,14 +250,8 @@ impl JournalEntry {
             "time": fmt_time(self.time),
         });
         if detail {
-            let headers: BTreeMap<&str, &str> = self
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let body = self
-                .json()
-                .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&self.body).into_owned()));
+            let headers: BTreeMap<&str, &str> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let body = self.json().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&self.body).into_owned()));
             v["query"] = json!(self.query);
             v["headers"] = json!(headers);
             v["body"] = body;
@@ -373,10 +354,9 @@ impl Faults {
     /// Adds a fault; fails on a bad regex, method or status.
     pub fn add(&self, spec: FaultSpec) -> Result<(), String> {
         let method = match &spec.method {
-            Some(m) if !m.is_empty() => Some(
-                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                    .map_err(|e| format!("bad method: {e}"))?,
-            ),
+            Some(m) if !m.is_empty() => {
+                Some(Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|e| format!("bad method: {e}"))?)
+            }
             _ => None,
         };
         let path = match &spec.path_regex {
@@ -393,12 +373,7 @@ impl Faults {
         if remaining == 0 {
             return Ok(());
         }
-        lock(&self.list).push(ActiveFault {
-            method,
-            path,
-            remaining,
-            spec,
-        });
+        lock(&self.list).push(ActiveFault { method, path, remaining, spec });
         Ok(())
     }
 
@@ -416,8 +391,7 @@ impl Faults {
     pub fn take(&self, method: &Method, path: &str) -> Option<FaultSpec> {
         let mut g = lock(&self.list);
         let idx = g.iter().position(|f| {
-            f.method.as_ref().is_none_or(|m| m == method)
-                && f.path.as_ref().is_none_or(|r| r.is_match(path))
+            f.method.as_ref().is_none_or(|m| m == method) && f.path.as_ref().is_none_or(|r| r.is_match(path))
         })?;
         let f = &mut g[idx];
         f.remaining -= 1;
@@ -432,20 +406,14 @@ impl Faults {
 fn fault_response(spec: &FaultSpec, status: StatusCode) -> Response {
     let mut resp = match &spec.body {
         None | Some(Value::Null) => status.into_response(),
-        Some(Value::String(s)) => (
-            status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            s.clone(),
-        )
-            .into_response(),
+        Some(Value::String(s)) => {
+            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s.clone()).into_response()
+        }
         Some(v) => (status, Json(v.clone())).into_response(),
     };
     if let Some(hs) = &spec.headers {
         for (k, v) in hs {
-            if let (Ok(k), Ok(v)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
-            ) {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
                 resp.headers_mut().insert(k, v);
             }
         }
@@ -513,36 +481,19 @@ pub async fn journal_and_faults(State(core): State<SimCore>, req: Request, next:
             if let Some(ms) = spec.delay_ms.filter(|ms| *ms > 0) {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
-            match spec
-                .status
-                .filter(|s| *s != 0)
-                .and_then(|s| StatusCode::from_u16(s).ok())
-            {
+            match spec.status.filter(|s| *s != 0).and_then(|s| StatusCode::from_u16(s).ok()) {
                 Some(status) => fault_response(&spec, status),
-                None => {
-                    next.run(Request::from_parts(parts, Body::from(bytes)))
-                        .await
-                }
+                None => next.run(Request::from_parts(parts, Body::from(bytes))).await,
             }
         }
-        None => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
+        None => next.run(Request::from_parts(parts, Body::from(bytes))).await,
     };
     core.journal.set_status(idx, resp.status().as_u16());
     resp
 }
 
 fn header_pairs(h: &HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
+    h.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
 }
 
 #[derive(Deserialize)]
@@ -578,18 +529,11 @@ where
         )
         .route(
             "/_sim/requests",
-            get(
-                |State(core): State<SimCore>, Query(q): Query<RequestsQuery>| async move {
-                    let detail = matches!(q.detail.as_deref(), Some("true" | "1" | "yes"));
-                    let list: Vec<Value> = core
-                        .journal
-                        .entries()
-                        .iter()
-                        .map(|e| e.to_json(detail))
-                        .collect();
-                    Json(Value::Array(list))
-                },
-            ),
+            get(|State(core): State<SimCore>, Query(q): Query<RequestsQuery>| async move {
+                let detail = matches!(q.detail.as_deref(), Some("true" | "1" | "yes"));
+                let list: Vec<Value> = core.journal.entries().iter().map(|e| e.to_json(detail)).collect();
+                Json(Value::Array(list))
+            }),
         )
         .route(
             "/_sim/faults",
@@ -597,10 +541,7 @@ where
                 let spec: FaultSpec = match serde_json::from_slice(&body) {
                     Ok(s) => s,
                     Err(e) => {
-                        return (
-                            StatusCode::BAD_REQUEST,
-                            Json(json!({"error": format!("bad fault spec: {e}")})),
-                        )
+                        return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("bad fault spec: {e}")})))
                             .into_response();
                     }
                 };
@@ -623,10 +564,7 @@ where
                     match serde_json::from_slice(&body) {
                         Ok(b) => b,
                         Err(e) => {
-                            return (
-                                StatusCode::BAD_REQUEST,
-                                Json(json!({"error": format!("bad clock body: {e}")})),
-                            )
+                            return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("bad clock body: {e}")})))
                                 .into_response();
                         }
                     }
@@ -653,20 +591,12 @@ where
     F: Fn() + Send + Sync + 'static,
 {
     api.merge(control_routes(core, on_reset))
-        .layer(axum::middleware::from_fn_with_state(
-            core.clone(),
-            journal_and_faults,
-        ))
+        .layer(axum::middleware::from_fn_with_state(core.clone(), journal_and_faults))
 }
 
 /// Binds `listen`, builds the router with [`finish`] and serves it; the returned handle has
 /// `core` attached.
-pub async fn start_router<F>(
-    listen: SocketAddr,
-    api: Router,
-    core: SimCore,
-    on_reset: F,
-) -> std::io::Result<SimHandle>
+pub async fn start_router<F>(listen: SocketAddr, api: Router, core: SimCore, on_reset: F) -> std::io::Result<SimHandle>
 where
     F: Fn() + Send + Sync + 'static,
 {

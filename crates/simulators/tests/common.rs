@@ -29,41 +29,17 @@ async fn base_url_and_journal() {
     let (h, _) = start().await;
     assert!(h.base_url().starts_with("http://127.0.0.1:"));
     assert!(!h.base_url().ends_with('/'));
-    assert_eq!(
-        h.base_url(),
-        format!("http://127.0.0.1:{}", h.addr().port())
-    );
+    assert_eq!(h.base_url(), format!("http://127.0.0.1:{}", h.addr().port()));
     let c = reqwest::Client::new();
-    let r = c
-        .get(format!("{}/api/hello", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{}/api/hello", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "hello");
-    let r = c
-        .post(format!("{}/api/echo", h.base_url()))
-        .header("X-Test", "yes")
-        .body("payload")
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{}/api/echo", h.base_url())).header("X-Test", "yes").body("payload").send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "payload");
-    let r = c
-        .get(format!("{}/nope", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{}/nope", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 404);
 
-    let j: Vec<Value> = c
-        .get(format!("{}/_sim/requests", h.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let j: Vec<Value> = c.get(format!("{}/_sim/requests", h.base_url())).send().await.unwrap().json().await.unwrap();
     assert_eq!(j.len(), 3, "{j:?}");
     assert_eq!(j[0]["method"], "GET");
     assert_eq!(j[0]["path"], "/api/hello");
@@ -73,14 +49,8 @@ async fn base_url_and_journal() {
     assert!(j[1].get("body").is_none());
     assert_eq!(j[2]["status"], 404);
 
-    let d: Vec<Value> = c
-        .get(format!("{}/_sim/requests?detail=true", h.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Vec<Value> =
+        c.get(format!("{}/_sim/requests?detail=true", h.base_url())).send().await.unwrap().json().await.unwrap();
     assert_eq!(d[1]["body"], "payload");
     assert_eq!(d[1]["headers"]["x-test"], "yes");
 
@@ -97,38 +67,23 @@ async fn faults_apply_count_times_and_match_method() {
     let c = reqwest::Client::new();
     let r = c
         .post(format!("{}/_sim/faults", h.base_url()))
-        .json(
-            &json!({"method":"get","path_regex":"^/api/hel+o$","status":503,
-                      "body":{"errors":["busy"]},"count":2,"headers":{"Retry-After":"7"}}),
-        )
+        .json(&json!({"method":"get","path_regex":"^/api/hel+o$","status":503,
+                      "body":{"errors":["busy"]},"count":2,"headers":{"Retry-After":"7"}}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     // a POST does not match the GET fault
-    let r = c
-        .post(format!("{}/api/echo", h.base_url()))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{}/api/echo", h.base_url())).body("x").send().await.unwrap();
     assert_eq!(r.status(), 200);
     for _ in 0..2 {
-        let r = c
-            .get(format!("{}/api/hello", h.base_url()))
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(format!("{}/api/hello", h.base_url())).send().await.unwrap();
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["retry-after"], "7");
         let b: Value = r.json().await.unwrap();
         assert_eq!(b, json!({"errors":["busy"]}));
     }
-    let r = c
-        .get(format!("{}/api/hello", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{}/api/hello", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
     // plain-text body, no method
@@ -137,12 +92,7 @@ async fn faults_apply_count_times_and_match_method() {
         .send()
         .await
         .unwrap();
-    let r = c
-        .post(format!("{}/api/echo", h.base_url()))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{}/api/echo", h.base_url())).body("x").send().await.unwrap();
     assert_eq!(r.status(), 502);
     assert_eq!(r.text().await.unwrap(), "bad gateway");
 
@@ -153,11 +103,7 @@ async fn faults_apply_count_times_and_match_method() {
         .await
         .unwrap();
     let t = std::time::Instant::now();
-    let r = c
-        .get(format!("{}/api/hello", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{}/api/hello", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(t.elapsed() >= std::time::Duration::from_millis(30));
 
@@ -171,31 +117,15 @@ async fn faults_apply_count_times_and_match_method() {
     assert_eq!(r.status(), 400);
 
     // /_sim/ routes are never faulted nor journaled
-    c.post(format!("{}/_sim/faults", h.base_url()))
-        .json(&json!({"status":500}))
-        .send()
-        .await
-        .unwrap();
-    let r = c
-        .get(format!("{}/_sim/requests", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    c.post(format!("{}/_sim/faults", h.base_url())).json(&json!({"status":500})).send().await.unwrap();
+    let r = c.get(format!("{}/_sim/requests", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let j: Vec<Value> = r.json().await.unwrap();
     let statuses: Vec<u64> = j.iter().map(|e| e["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, vec![200, 503, 503, 200, 502, 200]);
-    let r = c
-        .delete(format!("{}/_sim/faults", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.delete(format!("{}/_sim/faults", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = c
-        .get(format!("{}/api/hello", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{}/api/hello", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -203,10 +133,7 @@ async fn faults_apply_count_times_and_match_method() {
 async fn reset_and_clock() {
     let (h, resets) = start().await;
     let c = reqwest::Client::new();
-    c.get(format!("{}/api/hello", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    c.get(format!("{}/api/hello", h.base_url())).send().await.unwrap();
     let r: Value = c
         .post(format!("{}/_sim/clock", h.base_url()))
         .json(&json!({"advance_secs": 3600}))
@@ -220,11 +147,7 @@ async fn reset_and_clock() {
     let now = h.core().unwrap().clock.now();
     assert!(now - chrono::Utc::now() > chrono::Duration::seconds(3590));
 
-    let r = c
-        .post(format!("{}/_sim/reset", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{}/_sim/reset", h.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(resets.load(Ordering::SeqCst), 1);
     assert!(h.requests().is_empty());
