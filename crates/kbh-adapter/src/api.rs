@@ -53,12 +53,8 @@ pub(crate) fn resource_url(base: &Url, resource: Resource, company: &str) -> Url
         Resource::Companies => endpoint(base, &["api", "v1", "companies"]),
         Resource::Devices => endpoint(base, &["api", "v1", "companies", company, "devices"]),
         Resource::Events => endpoint(base, &["api", "v1", "companies", company, "events"]),
-        Resource::O365Events => {
-            endpoint(base, &["api", "v1", "companies", company, "o365", "events"])
-        }
-        Resource::O365Issues => {
-            endpoint(base, &["api", "v1", "companies", company, "o365", "issues"])
-        }
+        Resource::O365Events => endpoint(base, &["api", "v1", "companies", company, "o365", "events"]),
+        Resource::O365Issues => endpoint(base, &["api", "v1", "companies", company, "o365", "issues"]),
     }
 }
 
@@ -229,18 +225,9 @@ mod tests {
     fn endpoint_keeps_prefix_and_encodes_segments() {
         let base = Url::parse("https://hub.example/kbh/").unwrap();
         let url = resource_url(&base, Resource::O365Issues, "c 1/x");
-        assert_eq!(
-            url.as_str(),
-            "https://hub.example/kbh/api/v1/companies/c%201%2Fx/o365/issues"
-        );
+        assert_eq!(url.as_str(), "https://hub.example/kbh/api/v1/companies/c%201%2Fx/o365/issues");
         let base = Url::parse("http://127.0.0.1:9").unwrap();
-        assert_eq!(
-            resource_url(&base, Resource::Companies, "").as_str(),
-            "http://127.0.0.1:9/api/v1/companies"
-        );
-        assert_eq!(
-            endpoint(&base, &AUTH_TOKEN_PATH).as_str(),
-            "http://127.0.0.1:9/api/v1/auth/token"
-        );
+        assert_eq!(resource_url(&base, Resource::Companies, "").as_str(), "http://127.0.0.1:9/api/v1/companies");
+        assert_eq!(endpoint(&base, &AUTH_TOKEN_PATH).as_str(), "http://127.0.0.1:9/api/v1/auth/token");
     }
 }

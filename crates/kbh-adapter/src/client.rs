@@ -117,10 +117,7 @@ impl KbhClient {
     /// nothing.
     pub fn new(config: KbhConfig) -> Result<Self, KbhError> {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            ACCEPT,
-            reqwest::header::HeaderValue::from_static("application/json"),
-        );
+        headers.insert(ACCEPT, reqwest::header::HeaderValue::from_static("application/json"));
         let mut builder = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .default_headers(headers)
@@ -128,13 +125,11 @@ impl KbhClient {
             .timeout(config.request_timeout)
             .https_only(config.base_url.scheme() == "https");
         if let Some(pem) = &config.ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| KbhError::Config(format!("ca certificate: {e}")))?;
+            let cert =
+                reqwest::Certificate::from_pem(pem).map_err(|e| KbhError::Config(format!("ca certificate: {e}")))?;
             builder = builder.add_root_certificate(cert);
         }
-        let http = builder
-            .build()
-            .map_err(|e| KbhError::Config(format!("http client: {e}")))?;
+        let http = builder.build().map_err(|e| KbhError::Config(format!("http client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -162,9 +157,7 @@ impl KbhClient {
             }
             KbhAuth::Token(_) => {
                 let url = api::resource_url(&self.inner.base, Resource::Companies, "");
-                self.get_json::<api::PageDto>(&url, &[("limit", "1".to_owned())])
-                    .await
-                    .map(drop)
+                self.get_json::<api::PageDto>(&url, &[("limit", "1".to_owned())]).await.map(drop)
             }
         }
     }
@@ -178,13 +171,11 @@ impl KbhClient {
             .enumerate()
             .map(|(i, v)| {
                 let id = convert::record_id(&v, i);
-                serde_json::from_value::<api::CompanyDto>(v)
-                    .map(Company::from_dto)
-                    .map_err(|e| KbhError::Malformed {
-                        what: "company",
-                        id,
-                        reason: e.to_string(),
-                    })
+                serde_json::from_value::<api::CompanyDto>(v).map(Company::from_dto).map_err(|e| KbhError::Malformed {
+                    what: "company",
+                    id,
+                    reason: e.to_string(),
+                })
             })
             .collect()
     }
@@ -195,11 +186,7 @@ impl KbhClient {
     pub async fn devices(&self, company: &CompanyId) -> Result<DeviceList, KbhError> {
         let url = api::resource_url(&self.inner.base, Resource::Devices, company.as_str());
         let items = self.get_all(&url).await?;
-        let mut list = DeviceList {
-            devices: Vec::new(),
-            malformed: Vec::new(),
-            unknown_descriptions: 0,
-        };
+        let mut list = DeviceList { devices: Vec::new(), malformed: Vec::new(), unknown_descriptions: 0 };
         for (i, v) in items.into_iter().enumerate() {
             match convert::device(v, i) {
                 Ok(d) => {
@@ -214,26 +201,14 @@ impl KbhClient {
 
     /// One page of Endpoint Security Cloud events with `seq > after_seq`
     /// (`GET /api/v1/companies/{id}/events?after_seq=&limit=`), `limit` clamped to 1..=500.
-    pub async fn events(
-        &self,
-        company: &CompanyId,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<EventPage, KbhError> {
-        self.event_page(company, Resource::Events, after_seq, limit)
-            .await
+    pub async fn events(&self, company: &CompanyId, after_seq: u64, limit: u32) -> Result<EventPage, KbhError> {
+        self.event_page(company, Resource::Events, after_seq, limit).await
     }
 
     /// One page of Security for Office 365 events with `seq > after_seq`
     /// (`GET /api/v1/companies/{id}/o365/events?after_seq=&limit=`).
-    pub async fn o365_events(
-        &self,
-        company: &CompanyId,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<EventPage, KbhError> {
-        self.event_page(company, Resource::O365Events, after_seq, limit)
-            .await
+    pub async fn o365_events(&self, company: &CompanyId, after_seq: u64, limit: u32) -> Result<EventPage, KbhError> {
+        self.event_page(company, Resource::O365Events, after_seq, limit).await
     }
 
     /// The Office 365 issues of a company (all pages of `GET /api/v1/companies/{id}/o365/issues`).
@@ -252,10 +227,7 @@ impl KbhClient {
         limit: u32,
     ) -> Result<EventPage, KbhError> {
         let url = api::resource_url(&self.inner.base, resource, company.as_str());
-        let query = [
-            ("after_seq", after_seq.to_string()),
-            ("limit", limit.clamp(1, api::MAX_LIMIT).to_string()),
-        ];
+        let query = [("after_seq", after_seq.to_string()), ("limit", limit.clamp(1, api::MAX_LIMIT).to_string())];
         let page: api::PageDto = self.get_json(&url, &query).await?;
         let tenant = company.tenant_id();
         Ok(convert::event_page(&tenant, resource, after_seq, page))
@@ -289,11 +261,7 @@ impl KbhClient {
     }
 
     /// A GET with bearer auth, re-login on 401 (login auth, once) and retries.
-    async fn get_json<T: DeserializeOwned>(
-        &self,
-        url: &Url,
-        query: &[(&str, String)],
-    ) -> Result<T, KbhError> {
+    async fn get_json<T: DeserializeOwned>(&self, url: &Url, query: &[(&str, String)]) -> Result<T, KbhError> {
         let mut attempt = 0;
         let mut relogged = false;
         loop {
@@ -384,19 +352,13 @@ impl KbhClient {
         let url = api::endpoint(&self.inner.base, &api::AUTH_TOKEN_PATH);
         let mut attempt = 0;
         loop {
-            let body = api::LoginRequestDto {
-                email,
-                password: password.expose(),
-            };
+            let body = api::LoginRequestDto { email, password: password.expose() };
             let request = self.inner.http.post(url.clone()).json(&body);
             match self.send(request).await {
                 Ok(answer) => {
                     let dto: api::LoginResponseDto = decode(&answer)?;
                     if dto.access_token.is_empty() {
-                        return Err(KbhError::Decode {
-                            status: answer.0,
-                            message: "empty access_token".into(),
-                        });
+                        return Err(KbhError::Decode { status: answer.0, message: "empty access_token".into() });
                     }
                     if let Some(kind) = dto.token_type.as_deref() {
                         if !kind.eq_ignore_ascii_case("bearer") {
@@ -406,14 +368,10 @@ impl KbhClient {
                             });
                         }
                     }
-                    let renew_at = dto.expires_in.map(|s| {
-                        Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_MARGIN)
-                    });
+                    let renew_at =
+                        dto.expires_in.map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_MARGIN));
                     tracing::debug!(expires_in = dto.expires_in, "logged in to business hub");
-                    return Ok(LoginToken {
-                        token: Secret::new(dto.access_token),
-                        renew_at,
-                    });
+                    return Ok(LoginToken { token: Secret::new(dto.access_token), renew_at });
                 }
                 Err(err) => {
                     self.pause(&err, attempt, &url).await?;
@@ -427,33 +385,20 @@ impl KbhClient {
 /// Parses a success body. Serde's messages quote no input beyond a token's worth, and our
 /// bodies carry no credentials except the login answer, whose errors name only fields.
 fn decode<T: DeserializeOwned>((status, body): &(u16, Vec<u8>)) -> Result<T, KbhError> {
-    serde_json::from_slice(body).map_err(|e| KbhError::Decode {
-        status: *status,
-        message: e.to_string(),
-    })
+    serde_json::from_slice(body).map_err(|e| KbhError::Decode { status: *status, message: e.to_string() })
 }
 
 /// Builds [`KbhError::Api`] from an error answer, keeping the server's own code and message.
 fn api_error(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> KbhError {
     match serde_json::from_slice::<api::ErrorBodyDto>(body) {
-        Ok(e) => KbhError::Api {
-            status: status.as_u16(),
-            code: e.error.code,
-            message: e.error.message,
-            retry_after,
-        },
+        Ok(e) => KbhError::Api { status: status.as_u16(), code: e.error.code, message: e.error.message, retry_after },
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             let mut excerpt: String = text.chars().take(RAW_BODY_EXCERPT).collect();
             if excerpt.is_empty() {
                 excerpt = status.canonical_reason().unwrap_or("no body").to_owned();
             }
-            KbhError::Api {
-                status: status.as_u16(),
-                code: "unknown".into(),
-                message: excerpt,
-                retry_after,
-            }
+            KbhError::Api { status: status.as_u16(), code: "unknown".into(), message: excerpt, retry_after }
         }
     }
 }

@@ -52,12 +52,8 @@ impl RetryPolicy {
     };
 
     /// Never repeat: every failure goes straight to the caller.
-    pub const NONE: Self = Self {
-        max_retries: 0,
-        base_delay: Duration::ZERO,
-        max_delay: Duration::ZERO,
-        max_retry_after: Duration::ZERO,
-    };
+    pub const NONE: Self =
+        Self { max_retries: 0, base_delay: Duration::ZERO, max_delay: Duration::ZERO, max_retry_after: Duration::ZERO };
 
     /// For tests and demos: 3 repeats with waits of at most a few milliseconds.
     pub const FAST: Self = Self {
@@ -125,12 +121,9 @@ pub struct KbhConfig {
 impl KbhConfig {
     /// A configuration with defaults for everything but the URL and the credentials.
     pub fn new(base_url: &str, auth: KbhAuth) -> Result<Self, KbhError> {
-        let base_url = Url::parse(base_url)
-            .map_err(|e| KbhError::Config(format!("base url {base_url:?}: {e}")))?;
+        let base_url = Url::parse(base_url).map_err(|e| KbhError::Config(format!("base url {base_url:?}: {e}")))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
-            return Err(KbhError::Config(format!(
-                "base url {base_url} is not an http(s) url"
-            )));
+            return Err(KbhError::Config(format!("base url {base_url} is not an http(s) url")));
         }
         Ok(Self {
             base_url,
@@ -175,12 +168,7 @@ mod tests {
     use super::*;
 
     fn api(status: u16, retry_after: Option<Duration>) -> KbhError {
-        KbhError::Api {
-            status,
-            code: "c".into(),
-            message: "m".into(),
-            retry_after,
-        }
+        KbhError::Api { status, code: "c".into(), message: "m".into(), retry_after }
     }
 
     #[test]
@@ -202,64 +190,27 @@ mod tests {
             (api(500, None), 2, 1.0, RetryAction::Wait(ms(300))),
             (api(500, None), 2, 0.5, RetryAction::Wait(ms(150))),
             (api(500, None), 3, 1.0, RetryAction::GiveUp),
-            (
-                KbhError::Timeout("t".into()),
-                0,
-                1.0,
-                RetryAction::Wait(ms(100)),
-            ),
-            (
-                KbhError::Transport("c".into()),
-                0,
-                0.0,
-                RetryAction::Wait(ms(0)),
-            ),
+            (KbhError::Timeout("t".into()), 0, 1.0, RetryAction::Wait(ms(100))),
+            (KbhError::Transport("c".into()), 0, 0.0, RetryAction::Wait(ms(0))),
             (api(401, None), 0, 1.0, RetryAction::GiveUp),
             (api(404, None), 0, 1.0, RetryAction::GiveUp),
             (api(400, None), 0, 1.0, RetryAction::GiveUp),
-            (
-                KbhError::Decode {
-                    status: 200,
-                    message: "x".into(),
-                },
-                0,
-                1.0,
-                RetryAction::GiveUp,
-            ),
+            (KbhError::Decode { status: 200, message: "x".into() }, 0, 1.0, RetryAction::GiveUp),
         ];
         for (err, attempt, jitter, want) in cases {
-            assert_eq!(
-                p.decide(&err, attempt, jitter),
-                want,
-                "{err} attempt {attempt}"
-            );
+            assert_eq!(p.decide(&err, attempt, jitter), want, "{err} attempt {attempt}");
         }
-        assert_eq!(
-            RetryPolicy::NONE.decide(&api(503, None), 0, 1.0),
-            RetryAction::GiveUp
-        );
+        assert_eq!(RetryPolicy::NONE.decide(&api(503, None), 0, 1.0), RetryAction::GiveUp);
         // huge attempt numbers do not overflow
-        let big = RetryPolicy {
-            max_retries: 100,
-            ..p
-        };
-        assert_eq!(
-            big.decide(&api(500, None), 40, 1.0),
-            RetryAction::Wait(ms(300))
-        );
+        let big = RetryPolicy { max_retries: 100, ..p };
+        assert_eq!(big.decide(&api(500, None), 40, 1.0), RetryAction::Wait(ms(300)));
     }
 
     #[test]
     fn config_rejects_bad_urls() {
         let auth = KbhAuth::Token(Secret::new("t"));
-        assert!(matches!(
-            KbhConfig::new("not a url", auth.clone()),
-            Err(KbhError::Config(_))
-        ));
-        assert!(matches!(
-            KbhConfig::new("ftp://x", auth.clone()),
-            Err(KbhError::Config(_))
-        ));
+        assert!(matches!(KbhConfig::new("not a url", auth.clone()), Err(KbhError::Config(_))));
+        assert!(matches!(KbhConfig::new("ftp://x", auth.clone()), Err(KbhError::Config(_))));
         let c = KbhConfig::new("http://127.0.0.1:1/", auth).unwrap();
         assert_eq!(c.page_size, 100);
         assert_eq!(c.retry, RetryPolicy::STANDARD);

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use ticketing_core::model::{
-    ActiveDescription, Device, DeviceId, DeviceStatus, Event, EventClass, IssueState,
-    Office365EventType, Product, SourceEventId, StatusDescription, TenantId,
+    ActiveDescription, Device, DeviceId, DeviceStatus, Event, EventClass, IssueState, Office365EventType, Product,
+    SourceEventId, StatusDescription, TenantId,
 };
 use ticketing_core::ports::MalformedRecord;
 
@@ -25,26 +25,14 @@ pub(crate) fn record_id(v: &serde_json::Value, index: usize) -> String {
 }
 
 fn malformed(v: &serde_json::Value, index: usize, reason: impl Into<String>) -> MalformedRecord {
-    MalformedRecord {
-        id: record_id(v, index),
-        reason: reason.into(),
-    }
+    MalformedRecord { id: record_id(v, index), reason: reason.into() }
 }
 
 /// Converts one page of events; bad records are reported, events with `seq <= after_seq` (a
 /// server that ignored `after_seq`) are dropped so that nothing comes out twice.
-pub(crate) fn event_page(
-    tenant: &TenantId,
-    resource: Resource,
-    after_seq: u64,
-    page: api::PageDto,
-) -> EventPage {
-    let mut out = EventPage {
-        events: Vec::new(),
-        malformed: Vec::new(),
-        last_seq: None,
-        more: page.next_cursor.is_some(),
-    };
+pub(crate) fn event_page(tenant: &TenantId, resource: Resource, after_seq: u64, page: api::PageDto) -> EventPage {
+    let mut out =
+        EventPage { events: Vec::new(), malformed: Vec::new(), last_seq: None, more: page.next_cursor.is_some() };
     for (i, v) in page.items.into_iter().enumerate() {
         let seq = v.get("seq").and_then(serde_json::Value::as_u64);
         if let Some(seq) = seq {
@@ -69,30 +57,18 @@ pub(crate) fn event_page(
     out
 }
 
-fn endpoint_event(
-    tenant: &TenantId,
-    v: &serde_json::Value,
-    i: usize,
-) -> Result<Event, MalformedRecord> {
-    let dto: api::EventDto =
-        serde_json::from_value(v.clone()).map_err(|e| malformed(v, i, e.to_string()))?;
+fn endpoint_event(tenant: &TenantId, v: &serde_json::Value, i: usize) -> Result<Event, MalformedRecord> {
+    let dto: api::EventDto = serde_json::from_value(v.clone()).map_err(|e| malformed(v, i, e.to_string()))?;
     let severity = api::parse_severity(&dto.severity)
         .ok_or_else(|| malformed(v, i, format!("unknown severity {:?}", dto.severity)))?;
     let device = match (dto.device_id, dto.device_name) {
         (Some(id), name) if !id.is_empty() => {
             let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| id.clone());
-            Some(Device {
-                id: DeviceId::new(id),
-                name,
-            })
+            Some(Device { id: DeviceId::new(id), name })
         }
         _ => None,
     };
-    let display_name = if dto.display_name.is_empty() {
-        dto.event_type.clone()
-    } else {
-        dto.display_name
-    };
+    let display_name = if dto.display_name.is_empty() { dto.event_type.clone() } else { dto.display_name };
     Ok(Event {
         source_id: SourceEventId::new(dto.id),
         tenant: tenant.clone(),
@@ -107,25 +83,11 @@ fn endpoint_event(
     })
 }
 
-fn o365_event(
-    tenant: &TenantId,
-    v: &serde_json::Value,
-    i: usize,
-) -> Result<Event, MalformedRecord> {
-    let dto: api::O365EventDto =
-        serde_json::from_value(v.clone()).map_err(|e| malformed(v, i, e.to_string()))?;
-    let kind = Office365EventType::from_code(&dto.event_type).ok_or_else(|| {
-        malformed(
-            v,
-            i,
-            format!("unknown office 365 event_type {:?}", dto.event_type),
-        )
-    })?;
-    let display_name = if dto.display_name.is_empty() {
-        kind.display_name().to_owned()
-    } else {
-        dto.display_name
-    };
+fn o365_event(tenant: &TenantId, v: &serde_json::Value, i: usize) -> Result<Event, MalformedRecord> {
+    let dto: api::O365EventDto = serde_json::from_value(v.clone()).map_err(|e| malformed(v, i, e.to_string()))?;
+    let kind = Office365EventType::from_code(&dto.event_type)
+        .ok_or_else(|| malformed(v, i, format!("unknown office 365 event_type {:?}", dto.event_type)))?;
+    let display_name = if dto.display_name.is_empty() { kind.display_name().to_owned() } else { dto.display_name };
     Ok(Event {
         source_id: SourceEventId::new(dto.id),
         tenant: tenant.clone(),
@@ -142,20 +104,14 @@ fn o365_event(
 
 /// One device: a code the catalogue does not know is kept by its text and counted.
 pub(crate) fn device(v: serde_json::Value, i: usize) -> Result<DeviceRecord, MalformedRecord> {
-    let dto: api::DeviceDto =
-        serde_json::from_value(v.clone()).map_err(|e| malformed(&v, i, e.to_string()))?;
+    let dto: api::DeviceDto = serde_json::from_value(v.clone()).map_err(|e| malformed(&v, i, e.to_string()))?;
     let status = api::parse_computer_status(&dto.status)
         .ok_or_else(|| malformed(&v, i, format!("unknown status {:?}", dto.status)))?;
     let mut active: Vec<ActiveDescription> = Vec::with_capacity(dto.status_descriptions.len());
     let mut unknown = 0;
     for d in dto.status_descriptions {
-        let level = api::parse_level(&d.status).ok_or_else(|| {
-            malformed(
-                &v,
-                i,
-                format!("description {:?} has status {:?}", d.code, d.status),
-            )
-        })?;
+        let level = api::parse_level(&d.status)
+            .ok_or_else(|| malformed(&v, i, format!("description {:?} has status {:?}", d.code, d.status)))?;
         let description = match StatusDescription::known_from_code(&d.code) {
             Some(known) => known,
             None => {
@@ -170,14 +126,7 @@ pub(crate) fn device(v: serde_json::Value, i: usize) -> Result<DeviceRecord, Mal
         }
     }
     Ok(DeviceRecord {
-        status: DeviceStatus {
-            device: Device {
-                id: DeviceId::new(dto.id),
-                name: dto.name,
-            },
-            status,
-            active,
-        },
+        status: DeviceStatus { device: Device { id: DeviceId::new(dto.id), name: dto.name }, status, active },
         os: dto.os,
         last_seen: dto.last_seen,
         unknown_descriptions: unknown,
@@ -189,39 +138,28 @@ pub(crate) fn issues(items: Vec<serde_json::Value>) -> Result<IssueList, KbhErro
     let mut by_type: BTreeMap<Office365EventType, IssueState> = BTreeMap::new();
     let mut ignored = Vec::new();
     for (i, v) in items.into_iter().enumerate() {
-        let dto: api::IssueDto =
-            serde_json::from_value(v.clone()).map_err(|e| KbhError::Malformed {
-                what: "issue",
-                id: record_id(&v, i),
-                reason: e.to_string(),
-            })?;
-        let Some(kind) = Office365EventType::from_code(&dto.kind).filter(|k| k.is_resolvable())
-        else {
+        let dto: api::IssueDto = serde_json::from_value(v.clone()).map_err(|e| KbhError::Malformed {
+            what: "issue",
+            id: record_id(&v, i),
+            reason: e.to_string(),
+        })?;
+        let Some(kind) = Office365EventType::from_code(&dto.kind).filter(|k| k.is_resolvable()) else {
             tracing::debug!(issue_type = %dto.kind, "office 365 issue type is not resolvable; ignored");
             ignored.push(dto.kind);
             continue;
         };
-        let state = IssueState {
-            event_type: kind,
-            active: dto.active,
-            since: dto.since,
-            resolved_at: dto.resolved_at,
-        };
+        let state = IssueState { event_type: kind, active: dto.active, since: dto.since, resolved_at: dto.resolved_at };
         let replace = match by_type.get(&kind) {
             None => true,
             Some(old) => {
-                (state.active, state.since.max(state.resolved_at))
-                    > (old.active, old.since.max(old.resolved_at))
+                (state.active, state.since.max(state.resolved_at)) > (old.active, old.since.max(old.resolved_at))
             }
         };
         if replace {
             by_type.insert(kind, state);
         }
     }
-    Ok(IssueList {
-        issues: by_type.into_values().collect(),
-        ignored,
-    })
+    Ok(IssueList { issues: by_type.into_values().collect(), ignored })
 }
 
 #[cfg(test)]
@@ -240,14 +178,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.unknown_descriptions, 1);
-        assert_eq!(
-            d.status.active[1].description,
-            StatusDescription::Unknown("Quantum flux detected".into())
-        );
-        assert_eq!(
-            d.status.active[0].description,
-            StatusDescription::from_code("databases_out_of_date")
-        );
+        assert_eq!(d.status.active[1].description, StatusDescription::Unknown("Quantum flux detected".into()));
+        assert_eq!(d.status.active[0].description, StatusDescription::from_code("databases_out_of_date"));
     }
 
     #[test]
@@ -267,10 +199,7 @@ mod tests {
     fn record_ids() {
         assert_eq!(record_id(&json!({"id":"e-1"}), 3), "e-1");
         assert_eq!(record_id(&json!({"id":7}), 3), "7");
-        assert_eq!(
-            record_id(&json!({"type":"license_issue"}), 3),
-            "license_issue"
-        );
+        assert_eq!(record_id(&json!({"type":"license_issue"}), 3), "license_issue");
         assert_eq!(record_id(&json!(5), 3), "#3");
     }
 }

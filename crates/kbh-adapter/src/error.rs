@@ -109,10 +109,7 @@ impl KbhError {
     /// Whether a read that failed this way is worth repeating now (throttling and transient
     /// failures).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.kind(),
-            PortErrorKind::RateLimited | PortErrorKind::Transient
-        )
+        matches!(self.kind(), PortErrorKind::RateLimited | PortErrorKind::Transient)
     }
 }
 
@@ -132,11 +129,7 @@ pub(crate) fn from_reqwest(err: &reqwest::Error) -> KbhError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    if err.is_timeout() {
-        KbhError::Timeout(message)
-    } else {
-        KbhError::Transport(message)
-    }
+    if err.is_timeout() { KbhError::Timeout(message) } else { KbhError::Transport(message) }
 }
 
 #[cfg(test)]
@@ -144,12 +137,7 @@ mod tests {
     use super::*;
 
     fn api(status: u16) -> KbhError {
-        KbhError::Api {
-            status,
-            code: "x".into(),
-            message: "m".into(),
-            retry_after: None,
-        }
+        KbhError::Api { status, code: "x".into(), message: "m".into(), retry_after: None }
     }
 
     #[test]
@@ -167,13 +155,7 @@ mod tests {
             (KbhError::Transport("t".into()), PortErrorKind::Transient),
             (KbhError::Tenant("x".into()), PortErrorKind::Invalid),
             (KbhError::Cursor("x".into()), PortErrorKind::Invalid),
-            (
-                KbhError::Decode {
-                    status: 200,
-                    message: "m".into(),
-                },
-                PortErrorKind::Other,
-            ),
+            (KbhError::Decode { status: 200, message: "m".into() }, PortErrorKind::Other),
         ];
         for (err, kind) in cases {
             assert_eq!(err.kind(), kind, "{err}");
@@ -188,10 +170,7 @@ mod tests {
             message: "slow down".into(),
             retry_after: Some(Duration::from_secs(7)),
         };
-        assert_eq!(
-            err.to_string(),
-            "business hub answered 429 rate_limited: slow down"
-        );
+        assert_eq!(err.to_string(), "business hub answered 429 rate_limited: slow down");
         let port: PortError = err.into();
         assert_eq!(port.kind, PortErrorKind::RateLimited);
         assert_eq!(port.retry_after, Some(Duration::from_secs(7)));

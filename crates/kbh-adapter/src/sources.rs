@@ -35,11 +35,7 @@ pub struct TenantResult<T> {
 pub fn cursor_seq(cursor: Option<&Cursor>) -> Result<u64, KbhError> {
     match cursor {
         None => Ok(0),
-        Some(c) => {
-            c.0.trim()
-                .parse::<u64>()
-                .map_err(|_| KbhError::Cursor(c.0.clone()))
-        }
+        Some(c) => c.0.trim().parse::<u64>().map_err(|_| KbhError::Cursor(c.0.clone())),
     }
 }
 
@@ -50,11 +46,7 @@ pub fn seq_cursor(seq: u64) -> Cursor {
 
 async fn tenants_with(client: &KbhClient, product: Product) -> Result<Vec<Tenant>, PortError> {
     let companies = client.companies().await?;
-    Ok(companies
-        .iter()
-        .filter(|c| c.has(product))
-        .map(|c| c.tenant())
-        .collect())
+    Ok(companies.iter().filter(|c| c.has(product)).map(|c| c.tenant()).collect())
 }
 
 /// Events of one Business Hub product (Endpoint Security Cloud or Office 365), per company.
@@ -67,18 +59,12 @@ pub struct KbhEventSource {
 impl KbhEventSource {
     /// Endpoint Security Cloud events (`/api/v1/companies/{id}/events`).
     pub fn endpoint_cloud(client: KbhClient) -> Self {
-        Self {
-            client,
-            product: Product::EndpointCloud,
-        }
+        Self { client, product: Product::EndpointCloud }
     }
 
     /// Security for Office 365 events (`/api/v1/companies/{id}/o365/events`).
     pub fn office365(client: KbhClient) -> Self {
-        Self {
-            client,
-            product: Product::Office365,
-        }
+        Self { client, product: Product::Office365 }
     }
 
     /// The shared client.
@@ -96,9 +82,7 @@ impl KbhEventSource {
         let tenants = self.tenants().await?;
         let mut out = Vec::with_capacity(tenants.len());
         for tenant in tenants {
-            let result = self
-                .poll_events(&tenant.id, cursors.get(&tenant.id), limit)
-                .await;
+            let result = self.poll_events(&tenant.id, cursors.get(&tenant.id), limit).await;
             if let Err(e) = &result {
                 tracing::warn!(tenant = %tenant.id, product = %self.product.code(), error = %e, "business hub event poll failed");
             }
@@ -151,18 +135,12 @@ pub struct KbhStatusSource {
 impl KbhStatusSource {
     /// Endpoint Security Cloud device statuses (`/api/v1/companies/{id}/devices`).
     pub fn endpoint_cloud(client: KbhClient) -> Self {
-        Self {
-            client,
-            product: Product::EndpointCloud,
-        }
+        Self { client, product: Product::EndpointCloud }
     }
 
     /// Office 365 issue states, the resolved signal (`/api/v1/companies/{id}/o365/issues`).
     pub fn office365(client: KbhClient) -> Self {
-        Self {
-            client,
-            product: Product::Office365,
-        }
+        Self { client, product: Product::Office365 }
     }
 
     /// The shared client.
@@ -214,12 +192,9 @@ impl StatusSource for KbhStatusSource {
             _ => {
                 let list = self.client.devices(&company).await?;
                 if let Some(bad) = list.malformed.first() {
-                    return Err(KbhError::Malformed {
-                        what: "device",
-                        id: bad.id.clone(),
-                        reason: bad.reason.clone(),
-                    }
-                    .into());
+                    return Err(
+                        KbhError::Malformed { what: "device", id: bad.id.clone(), reason: bad.reason.clone() }.into()
+                    );
                 }
                 Ok(StatusSnapshot {
                     tenant: tenant.clone(),
@@ -241,13 +216,7 @@ mod tests {
     fn cursors() {
         assert_eq!(cursor_seq(None).unwrap(), 0);
         assert_eq!(cursor_seq(Some(&seq_cursor(1043))).unwrap(), 1043);
-        assert!(matches!(
-            cursor_seq(Some(&Cursor("abc".into()))),
-            Err(KbhError::Cursor(_))
-        ));
-        assert!(matches!(
-            cursor_seq(Some(&Cursor("-1".into()))),
-            Err(KbhError::Cursor(_))
-        ));
+        assert!(matches!(cursor_seq(Some(&Cursor("abc".into()))), Err(KbhError::Cursor(_))));
+        assert!(matches!(cursor_seq(Some(&Cursor("-1".into()))), Err(KbhError::Cursor(_))));
     }
 }

@@ -65,10 +65,7 @@ pub struct Company {
 impl Company {
     /// The core tenant (`kbh:<id>`, name).
     pub fn tenant(&self) -> Tenant {
-        Tenant {
-            id: self.id.tenant_id(),
-            name: self.name.clone(),
-        }
+        Tenant { id: self.id.tenant_id(), name: self.name.clone() }
     }
 
     /// Whether the company has a workspace of `product`.
@@ -86,12 +83,7 @@ impl Company {
                 _ => other_products.push(p),
             }
         }
-        Self {
-            id: CompanyId(dto.id),
-            name: dto.name,
-            products,
-            other_products,
-        }
+        Self { id: CompanyId(dto.id), name: dto.name, products, other_products }
     }
 }
 
