@@ -53,53 +53,33 @@ impl Reply {
 
     /// The return value, required.
     pub fn retval(&self, method: &str) -> Result<&Value, KscError> {
-        self.retval
-            .as_ref()
-            .ok_or_else(|| malformed(method, "PxgRetVal missing"))
+        self.retval.as_ref().ok_or_else(|| malformed(method, "PxgRetVal missing"))
     }
 
     /// An out-parameter, required.
     pub fn out(&self, method: &str, name: &str) -> Result<&Value, KscError> {
-        self.out
-            .get(name)
-            .ok_or_else(|| malformed(method, format!("{name} missing")))
+        self.out.get(name).ok_or_else(|| malformed(method, format!("{name} missing")))
     }
 }
 
 pub(crate) fn malformed(method: &str, detail: impl Into<String>) -> KscError {
-    KscError::Malformed {
-        method: method.to_owned(),
-        detail: detail.into(),
-    }
+    KscError::Malformed { method: method.to_owned(), detail: detail.into() }
 }
 
 /// Parses any answer: `PxgError` whatever the status, then the status, then the envelope.
 pub fn parse_response(method: &str, status: u16, body: &str) -> Result<Reply, KscError> {
     let json: Option<Json> = serde_json::from_str(body).ok();
     if let Some(err) = json.as_ref().and_then(|j| j.get("PxgError")) {
-        let error: PxgError = serde_json::from_value(err.clone()).unwrap_or_else(|_| PxgError {
-            message: truncate_body(&err.to_string()),
-            ..PxgError::default()
-        });
-        return Err(KscError::Api {
-            method: method.to_owned(),
-            status,
-            error: Box::new(error),
-        });
+        let error: PxgError = serde_json::from_value(err.clone())
+            .unwrap_or_else(|_| PxgError { message: truncate_body(&err.to_string()), ..PxgError::default() });
+        return Err(KscError::Api { method: method.to_owned(), status, error: Box::new(error) });
     }
     if status != 200 {
-        return Err(KscError::Http {
-            method: method.to_owned(),
-            status,
-            body: truncate_body(body),
-        });
+        return Err(KscError::Http { method: method.to_owned(), status, body: truncate_body(body) });
     }
     match json {
         Some(j) => Reply::from_json(method, &j),
-        None => Err(malformed(
-            method,
-            format!("not JSON: {}", truncate_body(body)),
-        )),
+        None => Err(malformed(method, format!("not JSON: {}", truncate_body(body)))),
     }
 }
 
@@ -138,9 +118,7 @@ impl KscClient {
     pub fn new(config: &KscConfig) -> Result<Self, KscError> {
         let mut base = config.base_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(KscError::Config(format!(
-                "base url {base:?} must start with http:// or https://"
-            )));
+            return Err(KscError::Config(format!("base url {base:?} must start with http:// or https://")));
         }
         base.push_str("/api/v1.0/");
         let mut builder = reqwest::Client::builder()
@@ -149,9 +127,10 @@ impl KscClient {
             .connect_timeout(config.connect_timeout);
         let pem = match &config.tls {
             TlsVerification::System => None,
-            TlsVerification::CaFile(path) => Some(std::fs::read(path).map_err(|e| {
-                KscError::Config(format!("cannot read CA bundle {}: {e}", path.display()))
-            })?),
+            TlsVerification::CaFile(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| KscError::Config(format!("cannot read CA bundle {}: {e}", path.display())))?,
+            ),
             TlsVerification::CaPem(bytes) => Some(bytes.clone()),
             TlsVerification::Disabled => {
                 tracing::warn!(
@@ -166,17 +145,13 @@ impl KscClient {
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| KscError::Config(format!("invalid CA bundle: {e}")))?;
             if certs.is_empty() {
-                return Err(KscError::Config(
-                    "the CA bundle holds no certificate".to_owned(),
-                ));
+                return Err(KscError::Config("the CA bundle holds no certificate".to_owned()));
             }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| KscError::Config(format!("http client: {e}")))?;
+        let http = builder.build().map_err(|e| KscError::Config(format!("http client: {e}")))?;
         Ok(Self {
             http,
             api_base: base,
@@ -206,10 +181,7 @@ impl KscClient {
         body: &Json,
         headers: &[(&str, HeaderValue)],
     ) -> Result<(u16, String), KscError> {
-        let mut req = self
-            .http
-            .post(format!("{}{method}", self.api_base))
-            .json(body);
+        let mut req = self.http.post(format!("{}{method}", self.api_base)).json(body);
         for (name, value) in headers {
             req = req.header(*name, value.clone());
         }
@@ -225,20 +197,10 @@ impl KscClient {
         let vs = HeaderValue::from_str(&B64.encode(vserver.as_bytes()))
             .map_err(|_| KscError::Config("bad virtual server name".to_owned()))?;
         let (status, body) = self
-            .send(
-                METHOD,
-                &json!({}),
-                &[
-                    (AUTHORIZATION.as_str(), self.basic_auth()?),
-                    (VSERVER_HEADER, vs),
-                ],
-            )
+            .send(METHOD, &json!({}), &[(AUTHORIZATION.as_str(), self.basic_auth()?), (VSERVER_HEADER, vs)])
             .await?;
         if status == StatusCode::UNAUTHORIZED.as_u16() || status == StatusCode::FORBIDDEN.as_u16() {
-            return Err(KscError::Auth {
-                status,
-                body: truncate_body(&body),
-            });
+            return Err(KscError::Auth { status, body: truncate_body(&body) });
         }
         let reply = parse_response(METHOD, status, &body)?;
         match reply.retval(METHOD)?.as_str() {
@@ -284,18 +246,10 @@ impl KscClient {
         match self.attempt(vserver, method, body).await? {
             Attempt::Done(r) => r,
             Attempt::SessionGone(status) => {
-                tracing::info!(
-                    vserver,
-                    method,
-                    status,
-                    "security center session gone, starting a new one"
-                );
+                tracing::info!(vserver, method, status, "security center session gone, starting a new one");
                 match self.attempt(vserver, method, body).await? {
                     Attempt::Done(r) => r,
-                    Attempt::SessionGone(status) => Err(KscError::SessionExpired {
-                        method: method.to_owned(),
-                        status,
-                    }),
+                    Attempt::SessionGone(status) => Err(KscError::SessionExpired { method: method.to_owned(), status }),
                 }
             }
         }
@@ -319,21 +273,14 @@ impl KscClient {
     }
 
     /// Calls a method that must not be repeated blindly: no transient retries.
-    pub async fn call_no_retry(
-        &self,
-        vserver: &str,
-        method: &str,
-        body: &Json,
-    ) -> Result<Reply, KscError> {
+    pub async fn call_no_retry(&self, vserver: &str, method: &str, body: &Json) -> Result<Reply, KscError> {
         self.call_once(vserver, method, body).await
     }
 
     /// `Session.Ping`: checks (and, through the re-login rule, restores) the session of a
     /// virtual server.
     pub async fn ping(&self, vserver: &str) -> Result<(), KscError> {
-        self.call(vserver, "Session.Ping", &json!({}))
-            .await
-            .map(|_| ())
+        self.call(vserver, "Session.Ping", &json!({})).await.map(|_| ())
     }
 
     /// `Session.EndSession` for every open session. Every session is ended even when one
@@ -346,10 +293,7 @@ impl KscClient {
             let Ok(header) = HeaderValue::from_str(&id) else {
                 continue;
             };
-            let result = match self
-                .send(METHOD, &json!({}), &[(SESSION_HEADER, header)])
-                .await
-            {
+            let result = match self.send(METHOD, &json!({}), &[(SESSION_HEADER, header)]).await {
                 Ok((status, body)) => parse_response(METHOD, status, &body).map(|_| ()),
                 Err(e) => Err(e),
             };
@@ -376,9 +320,7 @@ fn jitter(d: Duration) -> Duration {
 
 fn transport_error(method: &str, e: &reqwest::Error) -> KscError {
     if e.is_timeout() {
-        return KscError::Timeout {
-            method: method.to_owned(),
-        };
+        return KscError::Timeout { method: method.to_owned() };
     }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -387,8 +329,5 @@ fn transport_error(method: &str, e: &reqwest::Error) -> KscError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    KscError::Connect {
-        method: method.to_owned(),
-        message,
-    }
+    KscError::Connect { method: method.to_owned(), message }
 }

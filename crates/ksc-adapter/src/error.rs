@@ -154,10 +154,7 @@ impl KscError {
 
     /// Whether a read call failing this way may be repeated.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.class(),
-            ErrorClass::Transient | ErrorClass::RateLimited
-        )
+        matches!(self.class(), ErrorClass::Transient | ErrorClass::RateLimited)
     }
 
     /// The HTTP status, when there was an answer.

@@ -14,9 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use ticketing_core::model::{
-    Device, DeviceId, Event, EventClass, Product, Severity, SourceEventId, TenantId,
-};
+use ticketing_core::model::{Device, DeviceId, Event, EventClass, Product, Severity, SourceEventId, TenantId};
 use ticketing_core::ports::{Cursor, EventBatch, MalformedRecord};
 
 use crate::client::{KscClient, malformed};
@@ -73,14 +71,8 @@ impl EventCursor {
     /// Reads the daemon's opaque cursor (`""` = no position yet).
     pub fn parse(cursor: Option<&Cursor>) -> Result<Self, KscError> {
         match cursor {
-            None => Ok(Self {
-                v: 1,
-                ..Self::default()
-            }),
-            Some(c) if c.0.trim().is_empty() => Ok(Self {
-                v: 1,
-                ..Self::default()
-            }),
+            None => Ok(Self { v: 1, ..Self::default() }),
+            Some(c) if c.0.trim().is_empty() => Ok(Self { v: 1, ..Self::default() }),
             Some(c) => serde_json::from_str(&c.0)
                 .map_err(|e| KscError::Config(format!("not a security center event cursor: {e}"))),
         }
@@ -105,10 +97,7 @@ impl EventCursor {
 
 /// Reads `event_db_id` and `rise_time` as far as they can be read.
 fn record_key(rec: &Params) -> (Option<i64>, Option<DateTime<Utc>>) {
-    (
-        rec.get("event_db_id").and_then(Value::as_i64),
-        rec.get("rise_time").and_then(Value::as_datetime),
-    )
+    (rec.get("event_db_id").and_then(Value::as_i64), rec.get("rise_time").and_then(Value::as_datetime))
 }
 
 fn opt_string(rec: &Params, field: &str) -> Result<String, String> {
@@ -122,9 +111,7 @@ fn opt_string(rec: &Params, field: &str) -> Result<String, String> {
 /// Converts one record of `KLEVP_EVENT_RANGE_ARRAY` into an [`Event`].
 pub fn record_to_event(tenant: &TenantId, rec: &Params) -> Result<Event, String> {
     let id = match rec.get("event_db_id") {
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| format!("event_db_id is a {}", v.type_name()))?,
+        Some(v) => v.as_i64().ok_or_else(|| format!("event_db_id is a {}", v.type_name()))?,
         None => return Err("event_db_id missing".to_owned()),
     };
     let occurred_at = match rec.get("rise_time") {
@@ -133,24 +120,15 @@ pub fn record_to_event(tenant: &TenantId, rec: &Params) -> Result<Event, String>
     };
     let severity = match rec.get("GNRL_EA_SEVERITY") {
         Some(v) => {
-            let n = v
-                .as_i64()
-                .ok_or_else(|| format!("GNRL_EA_SEVERITY is a {}", v.type_name()))?;
-            Severity::from_ksc_level(n)
-                .ok_or_else(|| format!("GNRL_EA_SEVERITY {n} is not 1..4"))?
+            let n = v.as_i64().ok_or_else(|| format!("GNRL_EA_SEVERITY is a {}", v.type_name()))?;
+            Severity::from_ksc_level(n).ok_or_else(|| format!("GNRL_EA_SEVERITY {n} is not 1..4"))?
         }
         None => return Err("GNRL_EA_SEVERITY missing".to_owned()),
     };
     let host = opt_string(rec, "hostname")?;
     let host_dn = opt_string(rec, "hostdn")?;
-    let device = (!host.is_empty()).then(|| Device {
-        name: if host_dn.is_empty() {
-            host.clone()
-        } else {
-            host_dn
-        },
-        id: DeviceId::new(host),
-    });
+    let device = (!host.is_empty())
+        .then(|| Device { name: if host_dn.is_empty() { host.clone() } else { host_dn }, id: DeviceId::new(host) });
     Ok(Event {
         source_id: SourceEventId::new(id.to_string()),
         tenant: tenant.clone(),
@@ -189,10 +167,7 @@ pub(crate) async fn poll(
     let since = start.rise_time.map(|t| t - overlap).or(opts.initial_since);
     let mut filter = serde_json::Map::new();
     if let Some(t) = since {
-        filter.insert(
-            "KLEVP_EVENT_RISE_TIME_LEAST".to_owned(),
-            Value::DateTime(Some(t)).to_json(),
-        );
+        filter.insert("KLEVP_EVENT_RISE_TIME_LEAST".to_owned(), Value::DateTime(Some(t)).to_json());
     }
     let order = |name: &str| json!({"type": "params", "value": {"Name": name, "Asc": true}});
     let body = json!({
@@ -210,13 +185,7 @@ pub(crate) async fn poll(
         .ok_or_else(|| malformed(CREATE, "strIteratorId is not a string"))?
         .to_owned();
     let result = walk(client, vserver, tenant, &iterator, start, limit, opts).await;
-    let release = client
-        .call(
-            vserver,
-            "EventProcessing.ReleaseIterator",
-            &json!({"strIteratorId": iterator}),
-        )
-        .await;
+    let release = client.call(vserver, "EventProcessing.ReleaseIterator", &json!({"strIteratorId": iterator})).await;
     if let Err(e) = release {
         tracing::warn!(vserver, error = %e, "releasing the event iterator failed");
     }
@@ -235,9 +204,8 @@ async fn walk(
     const RANGE: &str = "EventProcessing.GetRecordRange";
     let page = opts.page_size.max(1);
     let mut seen: HashSet<i64> = cursor.seen.iter().map(|s| s.id).collect();
-    let floor = cursor
-        .rise_time
-        .map(|t| t - chrono::Duration::from_std(opts.overlap).unwrap_or(chrono::Duration::zero()));
+    let floor =
+        cursor.rise_time.map(|t| t - chrono::Duration::from_std(opts.overlap).unwrap_or(chrono::Duration::zero()));
     let mut events = Vec::new();
     let mut bad = Vec::new();
     let mut more = false;
@@ -251,9 +219,7 @@ async fn walk(
             .ok_or_else(|| malformed(RANGE, "pParamsEvents is not a container"))?;
         let records = match container.get("KLEVP_EVENT_RANGE_ARRAY") {
             None | Some(Value::Null) => &[][..],
-            Some(v) => v
-                .as_array()
-                .ok_or_else(|| malformed(RANGE, "KLEVP_EVENT_RANGE_ARRAY is not an array"))?,
+            Some(v) => v.as_array().ok_or_else(|| malformed(RANGE, "KLEVP_EVENT_RANGE_ARRAY is not an array"))?,
         };
         for (i, item) in records.iter().enumerate() {
             if events.len() >= limit {
@@ -305,10 +271,5 @@ async fn walk(
         }
         start += records.len();
     }
-    Ok(EventBatch {
-        events,
-        malformed: bad,
-        next: cursor.to_cursor(),
-        more,
-    })
+    Ok(EventBatch { events, malformed: bad, next: cursor.to_cursor(), more })
 }

@@ -15,8 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use ticketing_core::model::{
-    ActiveDescription, ComputerStatus, DESCRIPTIONS, Device, DeviceId, DeviceStatus,
-    StatusDescription, StatusLevel,
+    ActiveDescription, ComputerStatus, DESCRIPTIONS, Device, DeviceId, DeviceStatus, StatusDescription, StatusLevel,
 };
 
 use crate::client::{KscClient, malformed};
@@ -86,16 +85,13 @@ pub fn parse_host(rec: &Params) -> Result<HostRecord, String> {
         Some(1) => ComputerStatus::Critical,
         Some(2) => ComputerStatus::Warning,
         Some(n) => {
-            return Err(format!(
-                "host {hostname}: KLHST_WKS_STATUS_ID {n} is not 0, 1 or 2"
-            ));
+            return Err(format!("host {hostname}: KLHST_WKS_STATUS_ID {n} is not 0, 1 or 2"));
         }
         None => return Err(format!("host {hostname}: KLHST_WKS_STATUS_ID missing")),
     };
     let mask = match rec.get("KLHST_WKS_STATUS_MASK") {
         None | Some(Value::Null) => 0,
-        Some(v) => mask_bits(v)
-            .ok_or_else(|| format!("host {hostname}: KLHST_WKS_STATUS_MASK is not an integer"))?,
+        Some(v) => mask_bits(v).ok_or_else(|| format!("host {hostname}: KLHST_WKS_STATUS_MASK is not an integer"))?,
     };
     Ok(HostRecord {
         hostname,
@@ -103,9 +99,7 @@ pub fn parse_host(rec: &Params) -> Result<HostRecord, String> {
         status,
         mask,
         group_id: rec.get("KLHST_WKS_GROUPID").and_then(Value::as_i64),
-        last_visible: rec
-            .get("KLHST_WKS_LAST_VISIBLE")
-            .and_then(Value::as_datetime),
+        last_visible: rec.get("KLHST_WKS_LAST_VISIBLE").and_then(Value::as_datetime),
     })
 }
 
@@ -133,14 +127,7 @@ pub(crate) async fn find_hosts(
         .ok_or_else(|| malformed(FIND, "strAccessor is not a string"))?
         .to_owned();
     let result = read_chunks(client, vserver, &accessor, chunk).await;
-    if let Err(e) = client
-        .call(
-            vserver,
-            "ChunkAccessor.Release",
-            &json!({"strAccessor": accessor}),
-        )
-        .await
-    {
+    if let Err(e) = client.call(vserver, "ChunkAccessor.Release", &json!({"strAccessor": accessor})).await {
         tracing::warn!(vserver, error = %e, "releasing the host accessor failed");
     }
     result
@@ -166,27 +153,18 @@ async fn read_chunks(
     while hosts.len() < count {
         let body = json!({"strAccessor": accessor, "nStart": hosts.len(), "nCount": chunk.min(count - hosts.len())});
         let reply = client.call(vserver, CHUNK, &body).await?;
-        let container = reply
-            .out(CHUNK, "pChunk")?
-            .as_params()
-            .ok_or_else(|| malformed(CHUNK, "pChunk is not a container"))?;
+        let container =
+            reply.out(CHUNK, "pChunk")?.as_params().ok_or_else(|| malformed(CHUNK, "pChunk is not a container"))?;
         let items = match container.get("KLCSP_ITERATOR_ARRAY") {
             None | Some(Value::Null) => &[][..],
-            Some(v) => v
-                .as_array()
-                .ok_or_else(|| malformed(CHUNK, "KLCSP_ITERATOR_ARRAY is not an array"))?,
+            Some(v) => v.as_array().ok_or_else(|| malformed(CHUNK, "KLCSP_ITERATOR_ARRAY is not an array"))?,
         };
         if items.is_empty() {
             // A snapshot must be complete: fewer hosts than counted is an error, not a result.
-            return Err(malformed(
-                CHUNK,
-                format!("{} hosts counted, only {} returned", count, hosts.len()),
-            ));
+            return Err(malformed(CHUNK, format!("{} hosts counted, only {} returned", count, hosts.len())));
         }
         for item in items {
-            let rec = item
-                .as_params()
-                .ok_or_else(|| malformed(CHUNK, "host item is not a container"))?;
+            let rec = item.as_params().ok_or_else(|| malformed(CHUNK, "host item is not a container"))?;
             hosts.push(parse_host(rec).map_err(|e| malformed(CHUNK, e))?);
         }
     }
@@ -196,21 +174,12 @@ async fn read_chunks(
 /// `HostGroup.GetGroupInfoEx` for the status masks of one group. `Ok(None)` when the server
 /// will not tell (a `PxgError`, an answer without the masks); transport and session failures
 /// are errors, because guessing levels then could flip tickets.
-pub(crate) async fn group_masks(
-    client: &KscClient,
-    vserver: &str,
-    group: i64,
-) -> Result<Option<GroupMasks>, KscError> {
+pub(crate) async fn group_masks(client: &KscClient, vserver: &str, group: i64) -> Result<Option<GroupMasks>, KscError> {
     const INFO: &str = "HostGroup.GetGroupInfoEx";
     let body = json!({"nGroupId": group, "pArrAttributes": ["KLSRV_HSTSTAT_CRITICAL", "KLSRV_HSTSTAT_WARNING"]});
     let reply = match client.call(vserver, INFO, &body).await {
         Ok(r) => r,
-        Err(e)
-            if matches!(
-                e.class(),
-                ErrorClass::Api | ErrorClass::Malformed | ErrorClass::NotFound
-            ) =>
-        {
+        Err(e) if matches!(e.class(), ErrorClass::Api | ErrorClass::Malformed | ErrorClass::NotFound) => {
             tracing::debug!(vserver, group, error = %e, "group status masks not readable, using default levels");
             return Ok(None);
         }
@@ -220,20 +189,12 @@ pub(crate) async fn group_masks(
         return Ok(None);
     };
     let mask = |attr: &str| {
-        info.get(attr)
-            .and_then(Value::as_params)
-            .and_then(|p| p.get("KLSRV_HSTSTAT_MASK"))
-            .and_then(mask_bits)
+        info.get(attr).and_then(Value::as_params).and_then(|p| p.get("KLSRV_HSTSTAT_MASK")).and_then(mask_bits)
     };
-    Ok(
-        match (
-            mask("KLSRV_HSTSTAT_CRITICAL"),
-            mask("KLSRV_HSTSTAT_WARNING"),
-        ) {
-            (Some(critical), Some(warning)) => Some(GroupMasks { critical, warning }),
-            _ => None,
-        },
-    )
+    Ok(match (mask("KLSRV_HSTSTAT_CRITICAL"), mask("KLSRV_HSTSTAT_WARNING")) {
+        (Some(critical), Some(warning)) => Some(GroupMasks { critical, warning }),
+        _ => None,
+    })
 }
 
 /// The level of a description when the group masks are not known.
@@ -263,19 +224,9 @@ pub fn host_status(
     masks: Option<GroupMasks>,
     overrides: &BTreeMap<u32, StatusLevel>,
 ) -> (DeviceStatus, u64) {
-    let device = Device {
-        id: DeviceId::new(host.hostname.clone()),
-        name: host.display_name.clone(),
-    };
+    let device = Device { id: DeviceId::new(host.hostname.clone()), name: host.display_name.clone() };
     if host.status == ComputerStatus::Ok {
-        return (
-            DeviceStatus {
-                device,
-                status: ComputerStatus::Ok,
-                active: Vec::new(),
-            },
-            0,
-        );
+        return (DeviceStatus { device, status: ComputerStatus::Ok, active: Vec::new() }, 0);
     }
     let mut unknown = 0;
     let active = (0..64u32)
@@ -293,14 +244,7 @@ pub fn host_status(
             ActiveDescription { description, level }
         })
         .collect();
-    (
-        DeviceStatus {
-            device,
-            status: host.status,
-            active,
-        },
-        unknown,
-    )
+    (DeviceStatus { device, status: host.status, active }, unknown)
 }
 
 /// Per-snapshot cache of group masks.

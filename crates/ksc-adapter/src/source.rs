@@ -35,7 +35,8 @@ pub struct VServer {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), ksc_adapter::KscError> {
-/// /// use ksc_adapter::{KscConfig, KscSource};
+/// use std::sync::Arc;
+/// use ksc_adapter::{KscConfig, KscSource};
 /// use ticketing_core::ports::{EventSource, StatusSource};
 /// use ticketing_core::secret::Secret;
 ///
@@ -58,11 +59,7 @@ pub struct KscSource {
 impl KscSource {
     /// Builds the source; makes no request.
     pub fn new(config: KscConfig) -> Result<Self, KscError> {
-        Ok(Self {
-            client: KscClient::new(&config)?,
-            config,
-            names: RwLock::new(HashMap::new()),
-        })
+        Ok(Self { client: KscClient::new(&config)?, config, names: RwLock::new(HashMap::new()) })
     }
 
     /// The underlying client.
@@ -78,25 +75,16 @@ impl KscSource {
     /// `VServers.GetVServers {"lParentGroup": -1}` on the main server.
     pub async fn virtual_servers(&self) -> Result<Vec<VServer>, KscError> {
         const METHOD: &str = "VServers.GetVServers";
-        let reply = self
-            .client
-            .call("", METHOD, &json!({"lParentGroup": -1}))
-            .await?;
+        let reply = self.client.call("", METHOD, &json!({"lParentGroup": -1})).await?;
         let list = match reply.retval(METHOD)? {
             Value::Null => &[][..],
-            v => v
-                .as_array()
-                .ok_or_else(|| malformed(METHOD, "PxgRetVal is not an array"))?,
+            v => v.as_array().ok_or_else(|| malformed(METHOD, "PxgRetVal is not an array"))?,
         };
         let mut out = Vec::with_capacity(list.len());
         for item in list {
-            let p = item
-                .as_params()
-                .ok_or_else(|| malformed(METHOD, "item is not a container"))?;
-            let id = p
-                .get("KLVSRV_ID")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| malformed(METHOD, "KLVSRV_ID missing"))?;
+            let p = item.as_params().ok_or_else(|| malformed(METHOD, "item is not a container"))?;
+            let id =
+                p.get("KLVSRV_ID").and_then(Value::as_i64).ok_or_else(|| malformed(METHOD, "KLVSRV_ID missing"))?;
             let name = p
                 .get("KLVSRV_DN")
                 .and_then(Value::as_str)
@@ -105,10 +93,7 @@ impl KscSource {
             out.push(VServer {
                 id,
                 name,
-                uid: p
-                    .get("KLVSRV_UID")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+                uid: p.get("KLVSRV_UID").and_then(Value::as_str).map(str::to_owned),
                 enabled: p.get("KLVSRV_ENABLED").and_then(Value::as_bool),
             });
         }
@@ -121,16 +106,10 @@ impl KscSource {
         let label = &self.config.server_label;
         let mut tenants = Vec::new();
         if self.config.include_main_server {
-            tenants.push(Tenant {
-                id: tenant_id(label, MAIN_SERVER),
-                name: format!("{label} (main server)"),
-            });
+            tenants.push(Tenant { id: tenant_id(label, MAIN_SERVER), name: format!("{label} (main server)") });
         }
         for vs in self.virtual_servers().await? {
-            tenants.push(Tenant {
-                id: tenant_id(label, vs.id),
-                name: vs.name,
-            });
+            tenants.push(Tenant { id: tenant_id(label, vs.id), name: vs.name });
         }
         Ok(tenants)
     }
@@ -165,10 +144,10 @@ impl KscSource {
         limit: usize,
     ) -> Result<EventBatch, KscError> {
         let vserver = self.vserver_name(tenant).await?;
-        let initial_since = self.config.initial_lookback.map(|back| {
-            chrono::Utc::now()
-                - chrono::Duration::from_std(back).unwrap_or(chrono::Duration::zero())
-        });
+        let initial_since = self
+            .config
+            .initial_lookback
+            .map(|back| chrono::Utc::now() - chrono::Duration::from_std(back).unwrap_or(chrono::Duration::zero()));
         let opts = PollOptions {
             page_size: self.config.event_page_size,
             overlap: self.config.event_overlap,
@@ -183,28 +162,14 @@ impl KscSource {
     pub async fn statuses(&self, tenant: &TenantId) -> Result<StatusSnapshot, KscError> {
         let vserver = self.vserver_name(tenant).await?;
         let c = &self.config;
-        let hosts = find_hosts(
-            &self.client,
-            &vserver,
-            &c.host_filter,
-            c.host_chunk_size,
-            c.host_accessor_lifetime,
-        )
-        .await?;
-        let mut masks = MaskCache {
-            client: &self.client,
-            vserver: &vserver,
-            source: c.level_source,
-            groups: HashMap::new(),
-        };
+        let hosts =
+            find_hosts(&self.client, &vserver, &c.host_filter, c.host_chunk_size, c.host_accessor_lifetime).await?;
+        let mut masks =
+            MaskCache { client: &self.client, vserver: &vserver, source: c.level_source, groups: HashMap::new() };
         let mut devices = Vec::with_capacity(hosts.len());
         let mut unknown_descriptions = 0;
         for host in &hosts {
-            let group = if host.status == ticketing_core::model::ComputerStatus::Ok {
-                None
-            } else {
-                host.group_id
-            };
+            let group = if host.status == ticketing_core::model::ComputerStatus::Ok { None } else { host.group_id };
             let m = masks.get(group).await?;
             let (status, unknown) = host_status(host, m, &c.level_overrides);
             unknown_descriptions += unknown;

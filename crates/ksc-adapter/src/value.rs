@@ -58,10 +58,7 @@ pub struct ValueError {
 }
 
 fn verr(kind: &str, detail: impl Into<String>) -> ValueError {
-    ValueError {
-        kind: kind.to_owned(),
-        detail: detail.into(),
-    }
+    ValueError { kind: kind.to_owned(), detail: detail.into() }
 }
 
 /// Parses a KSC datetime string (`2019-10-26T23:17:09Z`); tolerates fractional seconds and
@@ -70,11 +67,7 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(s, DATETIME_FORMAT)
         .map(|n| n.and_utc())
         .ok()
-        .or_else(|| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|d| d.with_timezone(&Utc))
-        })
+        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc)))
 }
 
 /// Formats a datetime in the exact wire format.
@@ -93,12 +86,7 @@ impl Value {
                 None => Self::Number(n.as_f64().unwrap_or(f64::NAN)),
             },
             Json::String(s) => Self::String(s.clone()),
-            Json::Array(items) => Self::Array(
-                items
-                    .iter()
-                    .map(Self::from_json)
-                    .collect::<Result<_, _>>()?,
-            ),
+            Json::Array(items) => Self::Array(items.iter().map(Self::from_json).collect::<Result<_, _>>()?),
             Json::Object(map) => {
                 let typed = match (map.get("type"), map.get("value")) {
                     (Some(Json::String(t)), Some(v)) if map.len() == 2 => Some((t.as_str(), v)),
@@ -120,20 +108,15 @@ impl Value {
                 other => return Err(verr(kind, format!("expected an object, got {other}"))),
             },
             "long" => Self::Long(match v {
-                Json::Number(n) => n
-                    .as_i64()
-                    .ok_or_else(|| verr(kind, format!("{n} is not a 64-bit integer")))?,
-                Json::String(s) => s
-                    .parse()
-                    .map_err(|_| verr(kind, format!("{s:?} is not an integer")))?,
+                Json::Number(n) => n.as_i64().ok_or_else(|| verr(kind, format!("{n} is not a 64-bit integer")))?,
+                Json::String(s) => s.parse().map_err(|_| verr(kind, format!("{s:?} is not an integer")))?,
                 other => return Err(verr(kind, format!("expected an integer, got {other}"))),
             }),
             "datetime" => match v {
                 Json::String(s) if s.is_empty() => Self::DateTime(None),
                 Json::Null => Self::DateTime(None),
                 Json::String(s) => Self::DateTime(Some(
-                    parse_datetime(s)
-                        .ok_or_else(|| verr(kind, format!("{s:?} is not a datetime")))?,
+                    parse_datetime(s).ok_or_else(|| verr(kind, format!("{s:?} is not a datetime")))?,
                 )),
                 other => return Err(verr(kind, format!("expected a string, got {other}"))),
             },
@@ -142,9 +125,7 @@ impl Value {
                 other => return Err(verr(kind, format!("expected a string, got {other}"))),
             },
             "binary" => match v {
-                Json::String(s) => {
-                    Self::Binary(B64.decode(s).map_err(|e| verr(kind, e.to_string()))?)
-                }
+                Json::String(s) => Self::Binary(B64.decode(s).map_err(|e| verr(kind, e.to_string()))?),
                 other => return Err(verr(kind, format!("expected base64 text, got {other}"))),
             },
             "float" | "double" => match v {
@@ -245,9 +226,7 @@ impl Value {
 
 /// Reads the members of a JSON object as a container.
 pub fn parse_params(map: &serde_json::Map<String, Json>) -> Result<Params, ValueError> {
-    map.iter()
-        .map(|(k, v)| Ok((k.clone(), Value::from_json(v)?)))
-        .collect()
+    map.iter().map(|(k, v)| Ok((k.clone(), Value::from_json(v)?))).collect()
 }
 
 /// Writes a container's members as a bare JSON object (the `value` of a `params` wrapper, or
