@@ -128,7 +128,15 @@ impl AutotaskClient {
         let limiter = EntityLimiter::new(config.max_concurrency_per_entity);
         let catalog = CatalogCache::new(config.catalog_ttl);
         Ok(Self {
-            inner: Arc::new(Inner { http, config, auth, limiter, budget, zone_lock: tokio::sync::Mutex::new(()), catalog }),
+            inner: Arc::new(Inner {
+                http,
+                config,
+                auth,
+                limiter,
+                budget,
+                zone_lock: tokio::sync::Mutex::new(()),
+                catalog,
+            }),
         })
     }
 
@@ -180,15 +188,21 @@ impl AutotaskClient {
                 let status = resp.status().as_u16();
                 let retry_after = retry_after_of(resp.headers());
                 let body = resp.text().await.map_err(|e| Error::from_reqwest(&e))?;
-                if (200..300).contains(&status) { decode(status, &body) } else { Err(api_error(status, &body, retry_after)) }
+                if (200..300).contains(&status) {
+                    decode(status, &body)
+                } else {
+                    Err(api_error(status, &body, retry_after))
+                }
             }
             .await;
             match result {
                 Ok(z) => return Ok(z),
-                Err(e) => match self.inner.config.retry.classify(&e, attempt, Idempotency::Idempotent, rand::random()) {
-                    RetryAction::Retry(d) => tokio::time::sleep(d).await,
-                    _ => return Err(e),
-                },
+                Err(e) => {
+                    match self.inner.config.retry.classify(&e, attempt, Idempotency::Idempotent, rand::random()) {
+                        RetryAction::Retry(d) => tokio::time::sleep(d).await,
+                        _ => return Err(e),
+                    }
+                }
             }
             attempt += 1;
         }
@@ -536,8 +550,9 @@ impl AutotaskClient {
         let mut note = note.clone();
         note.ticket_id = Some(ticket_id);
         note.id = None;
-        let r: ItemId =
-            self.send_json(Method::POST, &format!("Tickets/{ticket_id}/Notes"), &note, Idempotency::NonIdempotent).await?;
+        let r: ItemId = self
+            .send_json(Method::POST, &format!("Tickets/{ticket_id}/Notes"), &note, Idempotency::NonIdempotent)
+            .await?;
         Ok(r.item_id)
     }
 

@@ -267,7 +267,9 @@ pub fn parse_error_messages(body: &str) -> Vec<String> {
 }
 
 /// Classifies an error answer from its status and the server's messages (a pure function).
-pub fn classify_response(status: u16, messages: &[String]) -> ErrorClass {
+/// `structured` says whether the messages came from a JSON error body: an HTML 500 page from a
+/// proxy is not a validation answer.
+pub fn classify_response(status: u16, messages: &[String], structured: bool) -> ErrorClass {
     let text = messages.join("\n").to_ascii_lowercase();
     if text.contains("itgenatr005") || text.contains("thread threshold") {
         return ErrorClass::ThreadLimited;
@@ -281,7 +283,7 @@ pub fn classify_response(status: u16, messages: &[String]) -> ErrorClass {
         502..=504 => ErrorClass::Transient,
         400 | 500 if text.contains("integrationcode is invalid") => ErrorClass::Auth,
         500 if text.contains("zone information could not be determined") => ErrorClass::ZoneNotFound,
-        400 | 500 if !messages.is_empty() => ErrorClass::Validation,
+        400 | 500 if structured && !messages.is_empty() => ErrorClass::Validation,
         400..=499 => ErrorClass::Other,
         _ => ErrorClass::Server,
     }
@@ -290,7 +292,8 @@ pub fn classify_response(status: u16, messages: &[String]) -> ErrorClass {
 /// Builds the [`Error::Api`] for an error answer.
 pub fn api_error(status: u16, body: &str, retry_after: Option<Duration>) -> Error {
     let messages = parse_error_messages(body);
-    let class = classify_response(status, &messages);
+    let structured = serde_json::from_str::<Value>(body.trim()).is_ok_and(|v| v.is_object());
+    let class = classify_response(status, &messages, structured);
     Error::Api(ApiError { status, class, messages, body: keep_body(body), retry_after })
 }
 

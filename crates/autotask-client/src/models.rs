@@ -438,7 +438,9 @@ pub mod lenient_datetime {
         let raw: Option<String> = Option::deserialize(d)?;
         match raw.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
-            Some(text) => parse(text).map(Some).ok_or_else(|| serde::de::Error::custom(format!("bad date-time {text:?}"))),
+            Some(text) => {
+                parse(text).map(Some).ok_or_else(|| serde::de::Error::custom(format!("bad date-time {text:?}")))
+            }
         }
     }
 

@@ -15,8 +15,8 @@
 //! filter, at most one UDF condition, `MaxRecords` within 1..=500, array values for
 //! `in`/`notIn`, no value for `exist`/`notExist`, non-empty `and`/`or` groups.
 
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 
 use crate::error::Error;

@@ -93,11 +93,15 @@ impl RetryPolicy {
             // the local budget already knows the window is spent: waiting inside a call is wrong
             ErrorClass::RateLimited if matches!(err, Error::BudgetExhausted { .. }) => RetryAction::NoRetry,
             // a throttled request was refused, not processed: safe to send again, even a create
-            ErrorClass::RateLimited | ErrorClass::ThreadLimited => wait(err).map_or(RetryAction::NoRetry, RetryAction::Retry),
+            ErrorClass::RateLimited | ErrorClass::ThreadLimited => {
+                wait(err).map_or(RetryAction::NoRetry, RetryAction::Retry)
+            }
             ErrorClass::Transient => {
                 let Some(delay) = wait(err) else { return RetryAction::NoRetry };
                 match (err.outcome(), idempotency) {
-                    (Outcome::NotSent | Outcome::Rejected, _) | (_, Idempotency::Idempotent) => RetryAction::Retry(delay),
+                    (Outcome::NotSent | Outcome::Rejected, _) | (_, Idempotency::Idempotent) => {
+                        RetryAction::Retry(delay)
+                    }
                     (Outcome::Unknown, Idempotency::Verifiable) => RetryAction::VerifyThenRetry(delay),
                     (Outcome::Unknown, Idempotency::NonIdempotent) => RetryAction::NoRetry,
                 }

@@ -105,7 +105,11 @@ impl TicketSink for AutotaskSink {
         Ok(companies
             .into_iter()
             .filter_map(|c| {
-                Some(Account { id: PsaId(c.id?), name: c.company_name.unwrap_or_default(), active: c.is_active.unwrap_or(false) })
+                Some(Account {
+                    id: PsaId(c.id?),
+                    name: c.company_name.unwrap_or_default(),
+                    active: c.is_active.unwrap_or(false),
+                })
             })
             .collect())
     }
@@ -144,9 +148,9 @@ impl TicketSink for AutotaskSink {
 
     async fn ticket(&self, ticket: PsaId) -> Result<Option<RemoteTicket>, PortError> {
         let Some(t) = self.client.get_ticket(ticket.0).await? else { return Ok(None) };
-        let status = t
-            .status
-            .ok_or_else(|| PortError::new(PortErrorKind::Other, format!("ticket {} came back without a status", ticket)))?;
+        let status = t.status.ok_or_else(|| {
+            PortError::new(PortErrorKind::Other, format!("ticket {} came back without a status", ticket))
+        })?;
         Ok(Some(RemoteTicket {
             ticket: TicketRef { id: PsaId(t.id.unwrap_or(ticket.0)), number: t.ticket_number },
             status: PsaId(status),

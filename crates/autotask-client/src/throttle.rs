@@ -39,9 +39,7 @@ impl EntityLimiter {
     pub(crate) async fn acquire(&self, entity: &str) -> OwnedSemaphorePermit {
         let sem = {
             let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            Arc::clone(
-                map.entry(entity.to_ascii_lowercase()).or_insert_with(|| Arc::new(Semaphore::new(self.permits))),
-            )
+            Arc::clone(map.entry(entity.to_ascii_lowercase()).or_insert_with(|| Arc::new(Semaphore::new(self.permits))))
         };
         // the semaphore is never closed, so acquire cannot fail
         sem.acquire_owned().await.unwrap_or_else(|_| unreachable!("entity semaphore closed"))

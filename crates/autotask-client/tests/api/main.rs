@@ -1,0 +1,11 @@
+//! Integration tests of the Autotask client against wiremock (and one raw TCP server for the
+//! concurrency cap). One binary, one module per area.
+
+mod common;
+
+mod client;
+mod errors;
+mod paging;
+mod pure;
+mod sink;
+mod throttling;

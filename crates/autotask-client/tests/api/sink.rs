@@ -1,0 +1,300 @@
+//! The TicketSink: exact calls and bodies.
+
+use autotask_client::{AutotaskSink, SinkOptions};
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use ticketing_core::model::PsaId;
+use ticketing_core::ports::{PortErrorKind, TicketSink};
+use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketRef, Urgency};
+use wiremock::matchers::body_json;
+use wiremock::{MockServer, ResponseTemplate};
+
+use crate::common::{api, client};
+
+fn draft() -> TicketDraft {
+    TicketDraft {
+        account: PsaId(29683616),
+        title: "Backup failed on PC-1".into(),
+        description: "Job 42 failed".into(),
+        status: PsaId(1),
+        priority: PsaId(2),
+        queue: PsaId(29683482),
+        due: Utc.with_ymd_and_hms(2030, 1, 15, 17, 0, 0).unwrap(),
+        source: Some(PsaId(8)),
+        work_type: Some(PsaId(29682801)),
+        issue_type: Some(PsaId(10)),
+        sub_issue_type: Some(PsaId(101)),
+        idempotency_key: IdempotencyKey("rmm-alert-123".into()),
+        device_name: Some("PC-1".into()),
+        urgency: Urgency::Normal,
+    }
+}
+
+fn sink(server: &MockServer, options: SinkOptions) -> AutotaskSink {
+    AutotaskSink::new(client(server), options)
+}
+
+#[tokio::test]
+async fn create_ticket_posts_exact_body_and_makes_one_call() {
+    let server = MockServer::start().await;
+    api("POST", "Tickets")
+        .and(body_json(json!({
+            "companyID":29683616,"title":"Backup failed on PC-1","description":"Job 42 failed","status":1,"priority":2,
+            "queueID":29683482,"dueDateTime":"2030-01-15T17:00:00Z","source":8,"issueType":10,"subIssueType":101,
+            "billingCodeID":29682801,"externalID":"rmm-alert-123"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":128926})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let r = sink(&server, SinkOptions::default()).create_ticket(&draft()).await.unwrap();
+    assert_eq!(r, TicketRef { id: PsaId(128926), number: None });
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "one create call, no extra GET");
+}
+
+#[tokio::test]
+async fn create_omits_none_fields() {
+    let server = MockServer::start().await;
+    let mut d = draft();
+    d.source = None;
+    d.work_type = None;
+    d.issue_type = None;
+    d.sub_issue_type = None;
+    api("POST", "Tickets")
+        .and(body_json(json!({
+            "companyID":29683616,"title":"Backup failed on PC-1","description":"Job 42 failed","status":1,"priority":2,
+            "queueID":29683482,"dueDateTime":"2030-01-15T17:00:00Z","externalID":"rmm-alert-123"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":7})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let r = sink(&server, SinkOptions::default()).create_ticket(&d).await.unwrap();
+    assert_eq!(r.id, PsaId(7));
+}
+
+#[tokio::test]
+async fn create_links_configuration_item_and_fetches_number_when_enabled() {
+    let server = MockServer::start().await;
+    api("POST", "ConfigurationItems/query")
+        .and(body_json(json!({"filter":[{"op":"eq","field":"companyID","value":29683616},
+            {"op":"eq","field":"referenceTitle","value":"PC-1"}],"MaxRecords":1})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[{"id":1583,"companyID":29683616,
+            "referenceTitle":"PC-1","isActive":true,"userDefinedFields":[]}],"pageDetails":{"count":1,"requestCount":1,
+            "prevPageUrl":null,"nextPageUrl":null}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("POST", "Tickets")
+        .and(wiremock::matchers::body_partial_json(json!({"configurationItemID":1583,"externalID":"rmm-alert-123"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":128926})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("GET", "Tickets/128926")
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"item":{"id":128926,"ticketNumber":"T20300115.0001","status":1}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let opts = SinkOptions { link_configuration_item: true, fetch_ticket_number: true, ..SinkOptions::default() };
+    let r = sink(&server, opts).create_ticket(&draft()).await.unwrap();
+    assert_eq!(r, TicketRef { id: PsaId(128926), number: Some("T20300115.0001".into()) });
+}
+
+#[tokio::test]
+async fn find_ticket_queries_external_id_with_max_records_one() {
+    let server = MockServer::start().await;
+    api("POST", "Tickets/query")
+        .and(body_json(json!({"filter":[{"op":"eq","field":"externalID","value":"rmm-alert-123"}],"MaxRecords":1})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"items":[{"id":128926,"ticketNumber":"T20300115.0001",
+            "externalID":"rmm-alert-123","status":1,"userDefinedFields":[]}],
+            "pageDetails":{"count":1,"requestCount":1,"prevPageUrl":null,"nextPageUrl":null}}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s = sink(&server, SinkOptions::default());
+    let found = s.find_ticket(&IdempotencyKey("rmm-alert-123".into())).await.unwrap();
+    assert_eq!(found, Some(TicketRef { id: PsaId(128926), number: Some("T20300115.0001".into()) }));
+}
+
+#[tokio::test]
+async fn find_ticket_none_when_empty() {
+    let server = MockServer::start().await;
+    api("POST", "Tickets/query")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"items":[],"pageDetails":{"count":0,"requestCount":1,
+            "prevPageUrl":null,"nextPageUrl":null}})),
+        )
+        .mount(&server)
+        .await;
+    let found = sink(&server, SinkOptions::default()).find_ticket(&IdempotencyKey("nope".into())).await.unwrap();
+    assert_eq!(found, None);
+}
+
+#[tokio::test]
+async fn ticket_reads_status_and_handles_both_not_found_shapes() {
+    let server = MockServer::start().await;
+    api("GET", "Tickets/128926")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"item":{"id":128926,"ticketNumber":"T20300115.0001",
+            "companyID":29683616,"status":5,"someFutureField":{"x":1},"userDefinedFields":[]}})),
+        )
+        .mount(&server)
+        .await;
+    api("GET", "Tickets/999999").respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    api("GET", "Tickets/999998")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"item":null})))
+        .mount(&server)
+        .await;
+    let s = sink(&server, SinkOptions::default());
+    let t = s.ticket(PsaId(128926)).await.unwrap().unwrap();
+    assert_eq!(t.status, PsaId(5));
+    assert_eq!(t.ticket.number.as_deref(), Some("T20300115.0001"));
+    assert_eq!(s.ticket(PsaId(999999)).await.unwrap(), None);
+    assert_eq!(s.ticket(PsaId(999998)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn close_ticket_patches_status_then_posts_note() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets")
+        .and(body_json(json!({"id":128926,"status":5})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":128926})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("POST", "Tickets/128926/Notes")
+        .and(body_json(json!({"ticketID":128926,"title":"Closed automatically",
+            "description":"Backup succeeded on retry.","noteType":1,"publish":1})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":30777658})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let t = TicketRef { id: PsaId(128926), number: None };
+    sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5), "Backup succeeded on retry.").await.unwrap();
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs[0].method.as_str(), "PATCH", "status first, note second");
+}
+
+#[tokio::test]
+async fn close_note_is_configurable_and_its_failure_does_not_fail_the_close() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":1})))
+        .expect(3)
+        .mount(&server)
+        .await;
+    api("POST", "Tickets/1/Notes")
+        .and(wiremock::matchers::body_partial_json(json!({"noteType":3,"publish":2,"title":"Auto"})))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(json!({"errors":["title is required.; on record number [0]."]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let t = TicketRef { id: PsaId(1), number: None };
+    let opts = SinkOptions { note_type: 3, note_publish: 2, note_title: "Auto".into(), ..SinkOptions::default() };
+    // note fails: close still succeeds
+    sink(&server, opts).close_ticket(&t, PsaId(5), "why").await.unwrap();
+    // empty note: no note call
+    sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5), "  ").await.unwrap();
+    // notes switched off: no note call
+    let off = SinkOptions { note_on_close: false, ..SinkOptions::default() };
+    sink(&server, off).close_ticket(&t, PsaId(5), "why").await.unwrap();
+}
+
+#[tokio::test]
+async fn close_failure_maps_to_port_error() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets")
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"errors":["Ticket with id 999999 not found."]})))
+        .mount(&server)
+        .await;
+    let t = TicketRef { id: PsaId(999999), number: None };
+    let err = sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5), "").await.unwrap_err();
+    assert_eq!(err.kind, PortErrorKind::Invalid);
+    assert!(err.message.contains("Ticket with id 999999 not found."), "{}", err.message);
+}
+
+#[tokio::test]
+async fn accounts_lists_companies_with_active_flag() {
+    let server = MockServer::start().await;
+    api("POST", "Companies/query")
+        .and(body_json(
+            json!({"filter":[{"op":"gte","field":"id","value":0}],"IncludeFields":["id","companyName","isActive"]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[
+            {"id":0,"companyName":"Mock MSP","isActive":true,"userDefinedFields":[]},
+            {"id":29683616,"companyName":"Acme Corp","isActive":true,"userDefinedFields":[]},
+            {"id":29683617,"companyName":"Old Co","isActive":false,"userDefinedFields":[]}],
+            "pageDetails":{"count":3,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let accounts = sink(&server, SinkOptions::default()).accounts().await.unwrap();
+    assert_eq!(accounts.len(), 3);
+    assert_eq!(accounts[1].id, PsaId(29683616));
+    assert_eq!(accounts[1].name, "Acme Corp");
+    assert!(accounts[1].active);
+    assert!(!accounts[2].active);
+}
+
+pub(crate) async fn mount_catalog(server: &MockServer, times: u64) {
+    let fields: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/autotask-tickets-fields.json")).unwrap();
+    api("GET", "Tickets/entityInformation/fields")
+        .respond_with(ResponseTemplate::new(200).set_body_json(fields))
+        .expect(times)
+        .mount(server)
+        .await;
+    api("POST", "BillingCodes/query")
+        .and(body_json(
+            json!({"filter":[{"op":"eq","field":"useType","value":1},{"op":"eq","field":"isActive","value":true}]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[
+            {"id":29682801,"name":"Remote Support","useType":1,"isActive":true}],
+            "pageDetails":{"count":1,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}})))
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn catalog_from_metadata_and_work_types_is_cached() {
+    use ticketing_core::catalog::Field;
+    let server = MockServer::start().await;
+    mount_catalog(&server, 2).await;
+    let s = sink(&server, SinkOptions::default());
+    let c = s.catalog().await.unwrap();
+    assert_eq!(c.resolve(Field::NewStatus, "new"), Some(PsaId(1)));
+    assert_eq!(c.resolve(Field::ClosedStatus, "Complete"), Some(PsaId(5)));
+    let inactive = c.statuses.iter().find(|v| v.id == PsaId(13)).expect("inactive status kept, flagged");
+    assert!(!inactive.active);
+    assert_eq!(c.resolve(Field::ClosedStatus, &inactive.label), None);
+    assert_eq!(c.resolve(Field::Priority, "Critical"), Some(PsaId(4)));
+    assert!(c.queues.iter().any(|q| q.id == PsaId(29683483) && !q.active));
+    assert!(c.sources.iter().any(|q| q.id == PsaId(-2)));
+    assert_eq!(c.sub_issue_types.iter().find(|v| v.id == PsaId(101)).unwrap().parent, Some(PsaId(10)));
+    assert_eq!(c.sub_issue_types_of(PsaId(11)).map(|v| v.id.0).collect::<Vec<_>>(), vec![111, 112]);
+    assert_eq!(c.resolve(Field::WorkType, "remote support"), Some(PsaId(29682801)));
+    // cached: no new calls
+    assert_eq!(s.catalog().await.unwrap(), c);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    // explicit refresh goes back to the server
+    s.client().refresh_catalog().await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn catalog_ttl_expiry_refetches() {
+    let server = MockServer::start().await;
+    mount_catalog(&server, 2).await;
+    let c = crate::common::builder_for(&server.uri()).catalog_ttl(std::time::Duration::ZERO).build().unwrap();
+    c.catalog().await.unwrap();
+    c.catalog().await.unwrap();
+}
