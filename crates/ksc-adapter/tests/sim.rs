@@ -1,0 +1,202 @@
+//! The adapter against the real Security Center simulator (`simulators::ksc`) over HTTP.
+
+use std::time::Duration;
+
+use ksc_adapter::{KscConfig, KscSource, RetryPolicy, tenant_id};
+use serde_json::{Value, json};
+use simulators::common::SimHandle;
+use simulators::ksc;
+use ticketing_core::model::{ComputerStatus, EventClass, Severity, StatusLevel};
+use ticketing_core::ports::{Cursor, EventSource, StatusSource};
+use ticketing_core::secret::Secret;
+
+async fn sim() -> SimHandle {
+    ksc::start("127.0.0.1:0".parse().unwrap(), ksc::Config::default()).await.unwrap()
+}
+
+fn adapter(sim: &SimHandle) -> KscSource {
+    let mut c = KscConfig::new(sim.base_url(), ksc::DEFAULT_USER, Secret::new(ksc::DEFAULT_PASSWORD));
+    c.server_label = "lab".into();
+    c.retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+    };
+    c.event_page_size = 2;
+    c.event_overlap = Duration::from_secs(60);
+    KscSource::new(c).unwrap()
+}
+
+async fn control(sim: &SimHandle, verb: reqwest::Method, path: &str, body: Value) -> Value {
+    let resp =
+        reqwest::Client::new().request(verb, format!("{}{path}", sim.base_url())).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
+async fn event(sim: &SimHandle, vserver: i64, severity: &str, at: &str) -> String {
+    let v = control(
+        sim,
+        reqwest::Method::POST,
+        "/_sim/events",
+        json!({"vserver": vserver, "severity": severity, "event_type": "GNRL_EV_VIRUS_FOUND", "host": "guid-pc1",
+               "occurred_at": at, "text": format!("{severity} at {at}")}),
+    )
+    .await;
+    v["id"].as_i64().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn events_come_out_in_order_exactly_once_across_polls_and_restarts() {
+    let sim = sim().await;
+    control(&sim, reqwest::Method::POST, "/_sim/vservers", json!({"id": 1, "name": "Customer A"})).await;
+    control(&sim, reqwest::Method::PUT, "/_sim/hosts/1/guid-pc1", json!({"name": "PC-1", "descriptions": []})).await;
+    // Noise on another tenant.
+    event(&sim, 0, "critical", "2024-05-01T10:00:00Z").await;
+    let e1 = event(&sim, 1, "critical", "2024-05-01T10:00:00Z").await;
+    let e2 = event(&sim, 1, "functional_failure", "2024-05-01T10:00:01Z").await;
+    let e3 = event(&sim, 1, "warning", "2024-05-01T10:00:01Z").await;
+    let e4 = event(&sim, 1, "info", "2024-05-01T10:00:02Z").await;
+
+    let ksc = adapter(&sim);
+    let tenants = EventSource::tenants(&ksc).await.unwrap();
+    assert_eq!(
+        tenants.iter().map(|t| (t.id.as_str(), t.name.as_str())).collect::<Vec<_>>(),
+        [("ksc:lab/vs:0", "lab (main server)"), ("ksc:lab/vs:1", "Customer A")]
+    );
+    let tenant = tenant_id("lab", 1);
+    let b1 = ksc.poll_events(&tenant, None, 3).await.unwrap();
+    assert!(b1.more);
+    let b2 = ksc.poll_events(&tenant, Some(&b1.next), 3).await.unwrap();
+    assert!(!b2.more);
+    let all: Vec<_> = b1.events.iter().chain(&b2.events).collect();
+    assert_eq!(all.iter().map(|e| e.source_id.as_str()).collect::<Vec<_>>(), [&e1, &e2, &e3, &e4]);
+    assert_eq!(
+        all.iter().map(|e| e.class).collect::<Vec<_>>(),
+        [Severity::Critical, Severity::FunctionalFailure, Severity::Warning, Severity::Info].map(EventClass::Severity)
+    );
+    assert_eq!(all[0].device.as_ref().unwrap().name, "PC-1");
+    assert_eq!(all[0].device.as_ref().unwrap().id.as_str(), "guid-pc1");
+    assert_eq!(all[0].display_name, "Malicious object detected");
+    assert_eq!(all[1].text, "functional_failure at 2024-05-01T10:00:01Z");
+    assert!(b1.malformed.is_empty() && b2.malformed.is_empty());
+
+    // Nothing new: nothing again.
+    let idle = ksc.poll_events(&tenant, Some(&b2.next), 10).await.unwrap();
+    assert!(idle.events.is_empty());
+
+    // The daemon persisted b2.next as a string; a new process picks it up.
+    let persisted = b2.next.0.clone();
+    ksc.logout_all().await.unwrap();
+    drop(ksc);
+    // New events: one at the cursor's instant, one late inside the overlap window, two later.
+    let e5 = event(&sim, 1, "warning", "2024-05-01T10:00:02Z").await;
+    let e6 = event(&sim, 1, "critical", "2024-05-01T10:00:01Z").await;
+    let e7 = event(&sim, 1, "info", "2024-05-01T10:05:00Z").await;
+    let e8 = event(&sim, 1, "functional_failure", "2024-05-01T10:05:00Z").await;
+    let restarted = adapter(&sim);
+    let b3 = restarted.poll_events(&tenant, Some(&Cursor(persisted)), 100).await.unwrap();
+    // Order is the server's (rise_time, event_db_id); every event exactly once overall.
+    assert_eq!(b3.events.iter().map(|e| e.source_id.as_str()).collect::<Vec<_>>(), [&e6, &e5, &e7, &e8]);
+    let b4 = restarted.poll_events(&tenant, Some(&b3.next), 100).await.unwrap();
+    assert!(b4.events.is_empty(), "{:?}", b4.events);
+    assert!(!b4.more);
+
+    // The journal shows every iterator released.
+    let journal: Vec<Value> =
+        sim.requests().iter().filter_map(|e| Some(json!({"path": e.path, "body": e.json()?}))).collect();
+    let created = journal.iter().filter(|e| e["path"].as_str().unwrap().ends_with("CreateEventProcessing2")).count();
+    let released = journal.iter().filter(|e| e["path"].as_str().unwrap().ends_with("ReleaseIterator")).count();
+    assert_eq!(created, 5);
+    assert_eq!(released, 5);
+    assert!(journal.iter().any(|e| e["path"].as_str().unwrap().ends_with("Session.EndSession")));
+}
+
+#[tokio::test]
+async fn status_snapshot_with_descriptions_and_group_levels() {
+    let sim = sim().await;
+    // Customer B's group makes "Databases are out of date" Critical (its default is Warning).
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "/_sim/vservers",
+        json!({"id": 2, "name": "Customer B", "critical": ["databases_out_of_date", "license_expired"],
+               "warning": ["many_viruses_detected", "restart_required"]}),
+    )
+    .await;
+    let put = |host: &str, body: Value| {
+        let path = format!("/_sim/hosts/2/{host}");
+        let sim = &sim;
+        async move { control(sim, reqwest::Method::PUT, &path, body).await }
+    };
+    put("g-ok", json!({"name": "ok-pc", "descriptions": []})).await;
+    put("g-db", json!({"name": "db-pc", "descriptions": ["databases_out_of_date", "many_viruses_detected"]})).await;
+    put("g-rb", json!({"name": "rb-pc", "descriptions": ["restart_required", "unknown:23"]})).await;
+    for i in 0..7 {
+        put(&format!("g-more-{i}"), json!({"descriptions": []})).await;
+    }
+    control(&sim, reqwest::Method::PUT, "/_sim/hosts/0/g-main", json!({"descriptions": ["license_expired"]})).await;
+
+    let mut ksc = adapter(&sim);
+    let mut config = ksc.config().clone();
+    config.host_chunk_size = 4;
+    ksc = KscSource::new(config).unwrap();
+    let snap = ksc.snapshot(&tenant_id("lab", 2)).await.unwrap();
+    assert_eq!(snap.devices.len(), 10, "every host of the virtual server, across chunks");
+    assert_eq!(snap.unknown_descriptions, 1);
+    let dev = |n: &str| snap.devices.iter().find(|d| d.device.name == n).unwrap();
+    assert_eq!(dev("ok-pc").status, ComputerStatus::Ok);
+    let db = dev("db-pc");
+    assert_eq!(db.device.id.as_str(), "g-db");
+    assert_eq!(db.status, ComputerStatus::Critical);
+    let got: Vec<(String, StatusLevel)> = db.active.iter().map(|a| (a.description.code(), a.level)).collect();
+    assert_eq!(
+        got,
+        [
+            ("many_viruses_detected".into(), StatusLevel::Warning),
+            ("databases_out_of_date".into(), StatusLevel::Critical)
+        ]
+    );
+    let rb = dev("rb-pc");
+    assert_eq!(rb.status, ComputerStatus::Warning);
+    let got: Vec<String> = rb.active.iter().map(|a| a.description.code()).collect();
+    assert_eq!(got, ["restart_required", "unknown:23"]);
+    assert_eq!(rb.active[1].description.info(), None);
+
+    let main = ksc.snapshot(&tenant_id("lab", 0)).await.unwrap();
+    assert_eq!(main.devices.len(), 1);
+    assert_eq!(main.devices[0].active[0].level, StatusLevel::Critical);
+
+    // Accessors all released; group info read once per group.
+    let paths: Vec<String> = sim.requests().into_iter().map(|e| e.path).collect();
+    let n = |m: &str| paths.iter().filter(|p| p.ends_with(m)).count();
+    assert_eq!(n("HostGroup.FindHosts"), 2);
+    assert_eq!(n("ChunkAccessor.Release"), 2);
+    assert_eq!(n("ChunkAccessor.GetItemsChunk"), 4);
+    assert_eq!(n("HostGroup.GetGroupInfoEx"), 2);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_replaced_transparently() {
+    let sim = sim().await;
+    let ksc = adapter(&sim);
+    ksc.client().ping("").await.unwrap();
+    control(&sim, reqwest::Method::POST, "/_sim/clock", json!({"advance_secs": 1900})).await;
+    let snap = ksc.snapshot(&tenant_id("lab", 0)).await.unwrap();
+    assert!(snap.devices.is_empty());
+    let statuses: Vec<(String, u16)> =
+        sim.requests().into_iter().map(|e| (e.path.trim_start_matches("/api/v1.0/").to_owned(), e.status)).collect();
+    assert_eq!(
+        &statuses[..4],
+        [
+            ("Session.StartSession".to_owned(), 200),
+            ("Session.Ping".to_owned(), 200),
+            ("HostGroup.FindHosts".to_owned(), 403),
+            ("Session.StartSession".to_owned(), 200),
+        ]
+    );
+    // Bad credentials against the simulator: an Auth port error.
+    let c = KscConfig::new(sim.base_url(), "ksc-admin", Secret::new("wrong"));
+    let err = KscSource::new(c).unwrap().snapshot(&tenant_id("main", 0)).await.unwrap_err();
+    assert_eq!(err.kind, ticketing_core::ports::PortErrorKind::Auth);
+}
