@@ -368,8 +368,11 @@ impl KbhClient {
                             });
                         }
                     }
-                    let renew_at =
-                        dto.expires_in.map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_MARGIN));
+                    // renew a little early, but never sooner than half the lifetime
+                    let renew_at = dto.expires_in.map(|s| {
+                        let life = Duration::from_secs(s);
+                        Instant::now() + life.saturating_sub(EXPIRY_MARGIN.min(life / 2))
+                    });
                     tracing::debug!(expires_in = dto.expires_in, "logged in to business hub");
                     return Ok(LoginToken { token: Secret::new(dto.access_token), renew_at });
                 }

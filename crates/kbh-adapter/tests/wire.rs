@@ -672,6 +672,21 @@ async fn invalid_ca_pem_is_a_config_error() {
 }
 
 #[tokio::test]
+async fn valid_ca_pem_is_accepted_and_https_is_really_tls() {
+    let server = MockServer::start().await;
+    let https = server.uri().replace("http://", "https://");
+    let config = KbhConfig::new(&https, KbhAuth::Token(Secret::new(TOKEN)))
+        .unwrap()
+        .with_ca_pem(include_bytes!("fixtures/test-ca.pem").to_vec())
+        .with_retry(RetryPolicy::NONE);
+    let client = KbhClient::new(config).unwrap();
+    // the plain-HTTP mock cannot complete a TLS handshake: nothing is accepted unverified
+    let err = client.companies().await.unwrap_err();
+    assert!(matches!(err, KbhError::Transport(_)), "{err:?}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn secrets_never_appear_in_debug_display_or_errors() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
