@@ -1,7 +1,7 @@
 //! The modelled Business Hub wire format: every path and every JSON field name lives here.
 //!
 //! Business Hub has no public REST reference (`business-hub-api.md` §1), so section 2 of that
-//! note is our model **[M]**. Keeping it in this one module means a real API replaces it in one
+//! note is our model **\[M\]**. Keeping it in this one module means a real API replaces it in one
 //! place: the rest of the crate only sees the DTOs below and the path helpers.
 
 use chrono::{DateTime, Utc};

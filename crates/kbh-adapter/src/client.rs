@@ -28,7 +28,7 @@ const RAW_BODY_EXCERPT: usize = 200;
 /// A Business Hub client for one MSP account.
 ///
 /// Cheap to clone (the clones share one connection pool and one login token), so one client
-/// serves the Endpoint Security Cloud and the Office 365 sources of [`crate::sources`].
+/// serves the Endpoint Security Cloud and the Office 365 sources ([`crate::KbhEventSource`], [`crate::KbhStatusSource`]).
 ///
 /// Every call is per company, so one company's failure never affects another's. Reads are
 /// repeated on throttling and transient failures according to the [`RetryPolicy`]; with e-mail

@@ -2,7 +2,7 @@
 //! msp-ticketing sources.
 //!
 //! Business Hub publishes no REST reference, so the wire format is the project's model
-//! (`business-hub-api.md` §2, **[M]**); every path and field name of it lives in one private
+//! (`business-hub-api.md` §2, **\[M\]**); every path and field name of it lives in one private
 //! module so a real API can replace it in one place.
 //!
 //! # What it does
