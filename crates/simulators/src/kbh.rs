@@ -723,6 +723,9 @@ async fn ctl_issue(State(sim): State<Shared>, body: Bytes) -> ApiResult {
     };
     let idx = match c.issues.iter().position(|i| i.kind == b.kind) {
         Some(i) => i,
+        None if !active => {
+            return Err(ctl_error(StatusCode::NOT_FOUND, format!("issue {} was never raised", b.kind)));
+        }
         None => {
             c.issues.push(IssueRec {
                 kind: b.kind.clone(),

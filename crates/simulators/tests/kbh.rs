@@ -451,4 +451,14 @@ async fn issue_raise_and_resolve() {
     let (status, body) =
         api.send(reqwest::Method::POST, "/_sim/o365/issues", json!({"company":"c-404","type":"license_issue"})).await;
     assert_error(status, &body, 404, "not_found");
+    // resolving what was never raised is an error, not a phantom issue
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/_sim/o365/issues",
+            json!({"company":"c-1","type":"license_issue","active":false}),
+        )
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    assert_eq!(api.ok("/api/v1/companies/c-1/o365/issues").await["items"].as_array().unwrap().len(), 1);
 }
