@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::catalog::CatalogCache;
 use crate::config::{ClientBuilder, ClientConfig, Credentials, PagingMode, ZoneSource};
-use crate::error::{Error, Outcome, api_error, keep_body};
+use crate::error::{Error, ErrorClass, Outcome, api_error, keep_body};
 use crate::models::{
     BillingCode, Company, ConfigurationItem, Entity, FieldsEnvelope, ItemEnvelope, ItemId, Page, QueryCount,
     ThresholdInformation, Ticket, TicketNote, ZoneInformation,
@@ -279,6 +279,12 @@ impl AutotaskClient {
         } else {
             let err = api_error(status, &text, retry_after);
             debug!(%method, entity, error = %err, "autotask request failed");
+            if err.class() == ErrorClass::Auth
+                && let ZoneSource::Discover(discovery) = &inner.config.zone
+            {
+                // a wrong (stale) zone answers 401: rediscover on the next call
+                zone::forget(discovery, &inner.config.credentials.username);
+            }
             Err(err)
         }
     }
@@ -467,7 +473,7 @@ impl AutotaskClient {
     async fn get_item<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, Error> {
         match self.get::<ItemEnvelope<T>>(path).await {
             Ok(env) => Ok(env.item),
-            Err(e) if e.class() == crate::error::ErrorClass::NotFound => Ok(None),
+            Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }

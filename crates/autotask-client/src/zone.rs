@@ -117,6 +117,11 @@ pub(crate) fn remember(discovery: &Url, username: &str, root: Url) {
     map.insert((discovery.to_string(), username.to_ascii_lowercase()), (root, Instant::now()));
 }
 
+pub(crate) fn forget(discovery: &Url, username: &str) {
+    let mut map = cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.remove(&(discovery.to_string(), username.to_ascii_lowercase()));
+}
+
 /// Drops every cached zone (after credentials change, or when a zone answers 401).
 pub fn clear_zone_cache() {
     cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();

@@ -361,3 +361,28 @@ async fn connection_refused_is_transient_and_not_sent() {
     assert_eq!(err.class(), ErrorClass::Transient);
     assert_eq!(err.outcome(), autotask_client::Outcome::NotSent);
 }
+
+#[tokio::test]
+async fn a_401_forgets_the_cached_zone() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/atservicesrest/v1.0/zoneInformation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"zoneName":"Mock Zone",
+            "url":format!("{}/ATServicesRest/", server.uri())})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    api("GET", "Tickets/1").respond_with(ResponseTemplate::new(401)).up_to_n_times(1).mount(&server).await;
+    api("GET", "Tickets/1")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"item":{"id":1}})))
+        .mount(&server)
+        .await;
+    let c = AutotaskClient::builder(credentials())
+        .discovery_url(format!("{}/atservicesrest", server.uri()))
+        .allow_host("127.0.0.1")
+        .threshold_refresh(None)
+        .build()
+        .unwrap();
+    assert_eq!(c.get_ticket(1).await.unwrap_err().class(), ErrorClass::Auth);
+    assert!(c.get_ticket(1).await.unwrap().is_some());
+}
