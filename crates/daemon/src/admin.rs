@@ -1,0 +1,207 @@
+//! The admin HTTP API: health, Prometheus metrics, rule sets (read, edit the draft, save, cancel,
+//! reset, bulk edit, preview), the tenant mapping and the ledger.
+//!
+//! Bound to loopback by default and protected by a bearer token (`/healthz` is open). Errors are
+//! turned into responses here, at the edge: client errors carry their message, internal ones a
+//! generic text (the detail goes to the log).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use ticketing_core::edit::{GeneralPatch, RulePatch};
+use ticketing_core::rules::{RowId, RuleSet, Section};
+use ticketing_core::secret::Secret;
+use tracing::error;
+
+use crate::engine::Shared;
+use crate::rules_ops::{self, OpError};
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Engine state.
+    pub shared: Arc<Shared>,
+    /// The bearer token.
+    pub token: Secret,
+}
+
+/// An error at the HTTP edge.
+#[derive(Debug)]
+pub struct AppError(pub OpError);
+
+impl From<OpError> for AppError {
+    fn from(e: OpError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self.0 {
+            OpError::Invalid(msg) => (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response(),
+            OpError::Refused { section, problems } => {
+                let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(json!({ "error": format!("cannot save {section}"), "section": section, "problems": problems, "messages": messages })),
+                )
+                    .into_response()
+            }
+            OpError::NoCatalog => {
+                (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": OpError::NoCatalog.to_string() })))
+                    .into_response()
+            }
+            OpError::Store(e) => {
+                error!(error = %e, "admin request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response()
+            }
+        }
+    }
+}
+
+/// Whether the request carries the bearer token (or the UI's session cookie, checked by the UI).
+pub fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    value.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes()))
+}
+
+/// Compares without an early exit on the first differing byte.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(
+    State(state): State<AdminState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if authorized(req.headers(), &state.token) {
+        next.run(req).await
+    } else {
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({ "error": "unauthorized" })))
+            .into_response()
+    }
+}
+
+/// The admin API's router (tests call it with `oneshot`, the daemon serves it).
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/rules", get(get_rules))
+        .route("/api/rules/draft", put(put_draft))
+        .route("/api/rules/bulk-edit", post(bulk_edit))
+        .route("/api/rules/general", post(edit_general))
+        .route("/api/rules/save", post(save))
+        .route("/api/rules/cancel", post(cancel))
+        .route("/api/rules/reset", post(reset))
+        .route("/api/rules/preview", get(preview))
+        .route("/api/mapping", get(mapping))
+        .route("/api/ledger", get(ledger))
+        .route("/api/transitions", get(transitions))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new().route("/healthz", get(|| async { "ok" })).merge(api).with_state(state)
+}
+
+async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.shared.metrics.render())
+}
+
+async fn get_rules(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    let book = s.shared.rules().clone();
+    let catalog = s.shared.catalog();
+    let problems = catalog.as_ref().map(|c| book.draft.validate(c)).unwrap_or_default();
+    let dirty: Vec<String> =
+        Section::all().into_iter().filter(|sec| book.is_dirty(*sec)).map(|sec| sec.to_string()).collect();
+    Json(json!({ "saved": book.saved, "draft": book.draft, "dirty": dirty, "problems": problems, "catalog": catalog }))
+}
+
+async fn put_draft(State(s): State<AdminState>, Json(draft): Json<RuleSet>) -> Result<StatusCode, AppError> {
+    rules_ops::put_draft(&s.shared, draft)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkEdit {
+    rows: Vec<RowId>,
+    patch: RulePatch,
+}
+
+async fn bulk_edit(State(s): State<AdminState>, Json(b): Json<BulkEdit>) -> Result<StatusCode, AppError> {
+    rules_ops::bulk_edit(&s.shared, &b.rows, &b.patch)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn edit_general(State(s): State<AdminState>, Json(p): Json<GeneralPatch>) -> Result<StatusCode, AppError> {
+    rules_ops::edit_general(&s.shared, &p)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SectionBody {
+    section: Section,
+}
+
+async fn save(State(s): State<AdminState>, Json(b): Json<SectionBody>) -> Result<StatusCode, AppError> {
+    rules_ops::save(&s.shared, b.section)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn cancel(State(s): State<AdminState>, Json(b): Json<SectionBody>) -> Result<StatusCode, AppError> {
+    rules_ops::cancel(&s.shared, b.section)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reset(State(s): State<AdminState>, Json(b): Json<SectionBody>) -> Result<StatusCode, AppError> {
+    rules_ops::reset(&s.shared, b.section)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Days {
+    days: Option<u32>,
+}
+
+async fn preview(State(s): State<AdminState>, Query(q): Query<Days>) -> Result<Json<rules_ops::Preview>, AppError> {
+    Ok(Json(rules_ops::preview_draft(&s.shared, q.days.unwrap_or(7).clamp(1, 365))?))
+}
+
+async fn mapping(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    Json(json!({ "mapping": s.shared.mapping(), "accounts": s.shared.accounts() }))
+}
+
+#[derive(Deserialize)]
+struct LedgerQuery {
+    state: Option<String>,
+}
+
+async fn ledger(
+    State(s): State<AdminState>,
+    Query(q): Query<LedgerQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let ledger = s.shared.store.load_ledger().map_err(OpError::from)?;
+    let entries: Vec<_> =
+        ledger.entries().filter(|e| q.state.as_deref().is_none_or(|st| e.state.name() == st)).cloned().collect();
+    Ok(Json(json!({ "count": entries.len(), "entries": entries })))
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn transitions(State(s): State<AdminState>, Query(q): Query<Limit>) -> Result<Json<serde_json::Value>, AppError> {
+    let rows = s.shared.store.recent_transitions(q.limit.unwrap_or(100).min(10_000)).map_err(OpError::from)?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|(at, key, t)| json!({ "at": at, "key": key, "transition": serde_json::from_str::<serde_json::Value>(&t).unwrap_or_default() }))
+        .collect();
+    Ok(Json(json!({ "transitions": rows })))
+}

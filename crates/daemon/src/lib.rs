@@ -1,0 +1,20 @@
+//! `msp-ticketd`, the reference daemon of msp-ticketing, as a library: the binary is a thin CLI
+//! over it, and the end-to-end tests drive it in-process.
+//!
+//! - [`config`]: the TOML file;
+//! - [`store`]: the durable state ([`store::Store`], SQLite by default);
+//! - [`engine`]: polling, decisions, exactly-once delivery;
+//! - [`rules_ops`]: the guide's rule editing over the store, shared by CLI, admin API and UI;
+//! - [`admin`]: the admin HTTP API;
+//! - [`wiring`]: config → adapters; [`service`]: `run` and `check`; [`demo`]: the demo.
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod metrics;
+pub mod rules_ops;
+pub mod service;
+pub mod store;
+
+pub mod wiring;

@@ -1,0 +1,253 @@
+//! `msp-ticketd`: the reference daemon of msp-ticketing.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use daemon::config::Config;
+use daemon::engine::Shared;
+use daemon::rules_ops;
+use daemon::service;
+use ticketing_core::edit::{GeneralPatch, RulePatch};
+use ticketing_core::rules::{RowId, Section};
+
+/// Kaspersky events and computer statuses in, Autotask tickets out.
+#[derive(Parser)]
+#[command(name = "msp-ticketd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service until SIGINT/SIGTERM.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check the file, the rules against the live PSA catalog, the mapping and every source;
+    /// print every problem at once; exit 1 if there is any.
+    Check {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The main job with no setup: simulators in-process, real daemon, a short scenario.
+    Demo {
+        /// Leave everything running (admin API and UI open) after the scenario.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Edit ticketing rules the way the guide's Ticketing tab does.
+    Rules {
+        /// The configuration file (for the store's location and the PSA connection).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Show the saved and draft rules of a section (or all).
+    Show {
+        /// `general`, `events/security_center`, `statuses/endpoint_cloud/warning`, ...
+        section: Option<Section>,
+    },
+    /// Change one row of the draft: `rules set security_center/event/critical '{"enabled":true}'`.
+    Set {
+        /// The row.
+        row: RowId,
+        /// A JSON patch (fields left out stay as they are; null clears).
+        patch: String,
+    },
+    /// Apply one patch to several rows of the draft.
+    BulkEdit {
+        /// A JSON patch.
+        #[arg(long)]
+        patch: String,
+        /// The rows.
+        #[arg(required = true)]
+        rows: Vec<RowId>,
+    },
+    /// Change the draft's general settings with a JSON patch.
+    General {
+        /// A JSON patch (`{"closed_status":"Complete"}`).
+        patch: String,
+    },
+    /// Save the draft of a section (validated against the live PSA catalog).
+    Save {
+        /// The section.
+        section: Section,
+    },
+    /// Put the last saved values of a section back into the draft.
+    Cancel {
+        /// The section.
+        section: Section,
+    },
+    /// Put the guide's defaults of a section into the draft.
+    Reset {
+        /// The section.
+        section: Section,
+    },
+    /// What the draft would have ticketed over the last N days of stored events (no PSA call
+    /// except reading the catalog and accounts).
+    Preview {
+        /// Days of history.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+}
+
+fn init_logging(format: &str, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            let config = load(&config)?;
+            init_logging(&config.logging.format, &config.logging.filter);
+            service::run(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => {
+            init_logging("human", "warn");
+            let problems = service::check(&config).await;
+            if problems.is_empty() {
+                println!("{}: ok", config.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                println!("{} problem(s)", problems.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Demo { keep_running } => {
+            init_logging("human", "warn");
+            daemon::demo::run(keep_running).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules { config, action } => {
+            let config = load(&config)?;
+            init_logging("human", "warn");
+            rules(&config, action).await
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn rules(config: &Config, action: RulesAction) -> Result<ExitCode> {
+    let (store, book) = service::open_store(config)?;
+    let shared = Shared::new(store, book);
+    let parse_patch = |s: &str| serde_json::from_str::<RulePatch>(s).context("the patch");
+    match action {
+        RulesAction::Show { section } => {
+            let book = shared.rules().clone();
+            let sections = section.map_or_else(Section::all, |s| vec![s]);
+            for s in sections {
+                let dirty = if book.is_dirty(s) { "  (draft differs from saved)" } else { "" };
+                println!("[{s}] {}{dirty}", s.title());
+                if s == Section::General {
+                    println!("  saved: {}", serde_json::to_string(&book.saved.general)?);
+                    println!("  draft: {}", serde_json::to_string(&book.draft.general)?);
+                }
+                for row in s.rows() {
+                    let saved = book.saved.rule(&row).map(serde_json::to_string).transpose()?.unwrap_or_default();
+                    let draft = book.draft.rule(&row).map(serde_json::to_string).transpose()?.unwrap_or_default();
+                    println!("  {row}  {}", row.label());
+                    println!("    saved: {saved}");
+                    if draft != saved {
+                        println!("    draft: {draft}");
+                    }
+                }
+            }
+        }
+        RulesAction::Set { row, patch } => rules_ops::bulk_edit(&shared, &[row], &parse_patch(&patch)?)?,
+        RulesAction::BulkEdit { patch, rows } => rules_ops::bulk_edit(&shared, &rows, &parse_patch(&patch)?)?,
+        RulesAction::General { patch } => {
+            let p: GeneralPatch = serde_json::from_str(&patch).context("the patch")?;
+            rules_ops::edit_general(&shared, &p)?;
+        }
+        RulesAction::Save { section } => {
+            let wired = daemon::wiring::wire(config)?;
+            let catalog = wired.sink.catalog().await.context("reading the PSA catalog")?;
+            match rules_ops::save_with(&shared, section, &catalog) {
+                Ok(()) => println!("saved {section}"),
+                Err(rules_ops::OpError::Refused { problems, .. }) => {
+                    for p in &problems {
+                        println!("{p}");
+                    }
+                    println!("not saved: {} problem(s)", problems.len());
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        RulesAction::Cancel { section } => rules_ops::cancel(&shared, section)?,
+        RulesAction::Reset { section } => rules_ops::reset(&shared, section)?,
+        RulesAction::Preview { days } => {
+            let wired = daemon::wiring::wire(config)?;
+            let catalog = wired.sink.catalog().await.context("reading the PSA catalog")?;
+            let accounts = wired.sink.accounts().await.context("reading the PSA accounts")?;
+            let mapping: Vec<_> = config
+                .mapping
+                .iter()
+                .filter_map(|m| {
+                    let id = m.account_id.map(ticketing_core::model::PsaId).or_else(|| {
+                        let name = m.account_name.as_deref()?;
+                        accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name)).map(|a| a.id)
+                    })?;
+                    Some((ticketing_core::model::TenantId::new(m.tenant.clone()), id))
+                })
+                .collect();
+            let draft = shared.rules().draft.clone();
+            let p = rules_ops::preview(
+                shared.store.as_ref(),
+                &draft,
+                &catalog,
+                &mapping,
+                &accounts,
+                days,
+                chrono::Utc::now(),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&p)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,165 @@
+//! The guide's rule editing as operations on the daemon's shared state: every front end (the
+//! `rules` CLI, the admin API, the web UI) calls these, so each behaves the same way and every
+//! change is persisted before it is acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use ticketing_core::catalog::Catalog;
+use ticketing_core::decide::{Context, EventDecision, decide_event};
+use ticketing_core::edit::{GeneralPatch, RuleBook, RulePatch};
+use ticketing_core::ledger::Ledger;
+use ticketing_core::model::{PsaId, TenantId};
+use ticketing_core::ports::Account;
+use ticketing_core::rules::{RowId, RuleSet, Section, ValidationError};
+
+use crate::engine::Shared;
+use crate::store::{Store, StoreError};
+
+/// Why a rule operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The change does not fit (bad patch, unknown row).
+    #[error("{0}")]
+    Invalid(String),
+    /// Save refused: every problem, naming product, row and field.
+    #[error("cannot save {section}: {} problem(s)", problems.len())]
+    Refused {
+        /// Section.
+        section: Section,
+        /// Problems.
+        problems: Vec<ValidationError>,
+    },
+    /// The PSA catalog has not been read yet, so values cannot be checked.
+    #[error("the PSA catalog is not loaded yet; try again shortly")]
+    NoCatalog,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn persist(shared: &Shared, book: &RuleBook) -> Result<(), OpError> {
+    shared.store.save_rulebook(book)?;
+    Ok(())
+}
+
+/// Applies one patch to several rows of the draft.
+pub fn bulk_edit(shared: &Shared, rows: &[RowId], patch: &RulePatch) -> Result<(), OpError> {
+    let mut book = shared.rules();
+    let mut next = book.clone();
+    next.bulk_edit(rows, patch).map_err(|e| OpError::Invalid(e.to_string()))?;
+    persist(shared, &next)?;
+    *book = next;
+    Ok(())
+}
+
+/// Edits the draft's general settings.
+pub fn edit_general(shared: &Shared, patch: &GeneralPatch) -> Result<(), OpError> {
+    let mut book = shared.rules();
+    let mut next = book.clone();
+    next.edit_general(patch);
+    persist(shared, &next)?;
+    *book = next;
+    Ok(())
+}
+
+/// Replaces the whole draft.
+pub fn put_draft(shared: &Shared, draft: RuleSet) -> Result<(), OpError> {
+    let mut book = shared.rules();
+    let mut next = book.clone();
+    next.draft = draft.complete();
+    persist(shared, &next)?;
+    *book = next;
+    Ok(())
+}
+
+/// "Save changes" for a section: validated against the live catalog, then made active.
+pub fn save(shared: &Shared, section: Section) -> Result<(), OpError> {
+    let catalog = shared.catalog().ok_or(OpError::NoCatalog)?;
+    save_with(shared, section, &catalog)
+}
+
+/// [`save`] against a given catalog (the CLI reads it from the PSA itself).
+pub fn save_with(shared: &Shared, section: Section, catalog: &Catalog) -> Result<(), OpError> {
+    let mut book = shared.rules();
+    let mut next = book.clone();
+    next.save(section, catalog).map_err(|e| OpError::Refused { section, problems: e.errors })?;
+    persist(shared, &next)?;
+    *book = next;
+    shared.rules_version.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// "Cancel changes" for a section.
+pub fn cancel(shared: &Shared, section: Section) -> Result<(), OpError> {
+    let mut book = shared.rules();
+    let mut next = book.clone();
+    next.cancel(section);
+    persist(shared, &next)?;
+    *book = next;
+    Ok(())
+}
+
+/// "Reset to defaults" for a section (into the draft).
+pub fn reset(shared: &Shared, section: Section) -> Result<(), OpError> {
+    let mut book = shared.rules();
+    let mut next = book.clone();
+    next.reset(section);
+    persist(shared, &next)?;
+    *book = next;
+    Ok(())
+}
+
+/// What a rule set would have ticketed over a window of the stored event history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    /// Days looked back.
+    pub days: u32,
+    /// Events in the window.
+    pub events: usize,
+    /// Tickets the rule set would have created.
+    pub would_create: usize,
+    /// Of those, per rule row.
+    pub by_row: BTreeMap<String, usize>,
+    /// Events it would not have ticketed, per reason.
+    pub skipped: BTreeMap<String, usize>,
+}
+
+/// Replays the last `days` of stored events through `rules`, each decided as of the time it
+/// was seen, against a scratch ledger: no PSA call, no change to anything.
+pub fn preview(
+    store: &dyn Store,
+    rules: &RuleSet,
+    catalog: &Catalog,
+    mapping: &[(TenantId, PsaId)],
+    accounts: &[Account],
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<Preview, StoreError> {
+    let events = store.events_since(now - Duration::days(i64::from(days)))?;
+    let ctx = Context::new(rules, catalog, mapping.iter().cloned(), accounts.iter().cloned());
+    let mut ledger = Ledger::new();
+    let mut out = Preview { days, events: events.len(), ..Preview::default() };
+    for seen in &events {
+        match decide_event(&seen.event, &ctx, &ledger, seen.seen_at) {
+            EventDecision::Create(c) => {
+                out.would_create += 1;
+                *out.by_row.entry(RowId::Event(seen.event.product, seen.event.class).to_string()).or_default() += 1;
+                let _ = ledger.apply(&c.transition(), seen.seen_at);
+            }
+            EventDecision::Skip { reason, .. } => *out.skipped.entry(reason.label().to_owned()).or_default() += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// [`preview`] of the current draft with the daemon's catalog, mapping and accounts.
+pub fn preview_draft(shared: &Shared, days: u32) -> Result<Preview, OpError> {
+    let catalog = shared.catalog().ok_or(OpError::NoCatalog)?;
+    let draft = shared.rules().draft.clone();
+    let mapping: Vec<(TenantId, PsaId)> =
+        shared.mapping().into_iter().filter_map(|m| m.account_id.map(|a| (TenantId::new(m.tenant), a))).collect();
+    Ok(preview(shared.store.as_ref(), &draft, &catalog, &mapping, &shared.accounts(), days, Utc::now())?)
+}

@@ -1,0 +1,252 @@
+//! `msp-ticketd run` and `msp-ticketd check`: the service, and the pre-flight check.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use ticketing_core::edit::RuleBook;
+use ticketing_core::model::TenantId;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::config::{Config, ConfigErrors, ConfigProblem};
+use crate::engine::{Engine, Notice, Shared};
+use crate::store::{SqliteStore, Store};
+use crate::wiring::{self, Wired};
+
+/// Opens the store and the rule book in it; a store without rules starts from the file's
+/// `[rules]` (the guide's defaults patched by it).
+pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, RuleBook)> {
+    let store = SqliteStore::open(&config.store.path)
+        .with_context(|| format!("opening the store {}", config.store.path.display()))?;
+    let book = match store.rulebook()? {
+        Some(book) => book,
+        None => {
+            let book = RuleBook::new(config.rules.to_rule_set());
+            store.save_rulebook(&book)?;
+            book
+        }
+    };
+    Ok((Arc::new(store), book))
+}
+
+/// A running daemon: the engine task and, when a token is configured, the admin listener.
+pub struct Running {
+    /// Shared state (rules, catalog, metrics).
+    pub shared: Arc<Shared>,
+    /// Where the admin API listens, when it does.
+    pub admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<Result<()>>,
+    admin: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Asks everything to stop and waits: the engine finishes its tick, the admin listener its
+    /// requests, Security Center sessions are ended.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let r = self.engine.await.context("engine task")?;
+        if let Some(a) = self.admin {
+            let _ = a.await;
+        }
+        r
+    }
+
+    /// A future that resolves when the engine task ends by itself (an unrecoverable error).
+    pub fn is_finished(&self) -> bool {
+        self.engine.is_finished()
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts the daemon described by `config`: store, adapters, engine, admin API (and UI).
+/// `tick` is the engine's pace (1 s in production; shorter in the demo and tests).
+pub async fn start(
+    config: &Config,
+    tick: Duration,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<Notice>>,
+) -> Result<Running> {
+    let (store, book) = open_store(config)?;
+    let shared = Shared::new(store, book);
+    let wired = wiring::wire(config)?;
+    let mut engine = Engine::new(
+        shared.clone(),
+        wired.sink.clone(),
+        wired.events.clone(),
+        wired.statuses.clone(),
+        config.mapping.clone(),
+        config.polling.clone(),
+    )?
+    .with_budget_probe(wired.budget_probe());
+    if let Some(tx) = notices {
+        engine = engine.with_notices(tx);
+    }
+    let recovering = engine.ledger().recovery().len();
+    if recovering > 0 {
+        info!(entries = recovering, "resuming PSA work left in the outbox (planned creates are looked up first)");
+    }
+    let (stop, rx) = watch::channel(false);
+    let (admin_addr, admin) = match &config.admin.token {
+        Some(token) => {
+            let token = token.resolve().map_err(anyhow::Error::msg).context("admin.token")?;
+            let state = AdminState { shared: shared.clone(), token };
+            let app = admin::router(state);
+            let listener = tokio::net::TcpListener::bind(config.admin.listen)
+                .await
+                .with_context(|| format!("binding the admin listener {}", config.admin.listen))?;
+            let addr = listener.local_addr()?;
+            info!(%addr, "admin API listening");
+            let shutdown = stopped(rx.clone());
+            let handle = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                    warn!(error = %e, "admin listener stopped");
+                }
+            });
+            (Some(addr), Some(handle))
+        }
+        None => {
+            info!("no admin.token configured: the admin API is off");
+            (None, None)
+        }
+    };
+    let engine_shutdown = stopped(rx);
+    let engine = tokio::spawn(run_engine(engine, wired, tick, engine_shutdown));
+    Ok(Running { shared, admin_addr, stop, engine, admin })
+}
+
+async fn run_engine(
+    engine: Engine,
+    wired: Wired,
+    tick: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let r = engine.run(tick, shutdown).await;
+    wired.shutdown().await;
+    r.map_err(Into::into)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// `msp-ticketd run`: runs until SIGINT/SIGTERM, then stops cleanly.
+pub async fn run(config: Config) -> Result<()> {
+    let running = start(&config, Duration::from_secs(1), None).await?;
+    tokio::select! {
+        () = shutdown_signal() => info!("signal received; stopping"),
+        () = wait_finished(&running) => warn!("engine stopped by itself"),
+    }
+    running.stop().await
+}
+
+async fn wait_finished(running: &Running) {
+    while !running.is_finished() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `msp-ticketd check`: every problem with the file, the rules against the live PSA catalog,
+/// the mapping against the live accounts, and each source's reachability — all at once.
+pub async fn check(path: &Path) -> Vec<ConfigProblem> {
+    let file = path.display().to_string();
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(ConfigErrors(problems)) => return problems,
+    };
+    let mut problems = Vec::new();
+    let mut push =
+        |key: &str, reason: String| problems.push(ConfigProblem { file: file.clone(), key: key.to_owned(), reason });
+    let wired = match wiring::wire(&config) {
+        Ok(w) => w,
+        Err(e) => {
+            push("(adapters)", format!("{e:#}"));
+            return problems;
+        }
+    };
+    let rules = match SqliteStore::open(&config.store.path).ok().and_then(|s| s.rulebook().ok().flatten()) {
+        Some(book) => book.saved,
+        None => config.rules.to_rule_set(),
+    };
+    match wired.sink.catalog().await {
+        Ok(catalog) => {
+            for e in rules.validate(&catalog) {
+                let key = match &e.row {
+                    Some(row) => format!("rules.rows.\"{row}\".{}", e.field),
+                    None => format!("rules.general.{}", e.field),
+                };
+                push(&key, e.to_string());
+            }
+        }
+        Err(e) => push("autotask", format!("cannot read the ticket catalog: {e}")),
+    }
+    let accounts = match wired.sink.accounts().await {
+        Ok(a) => a,
+        Err(e) => {
+            push("autotask", format!("cannot read accounts: {e}"));
+            Vec::new()
+        }
+    };
+    let mut listed: Vec<TenantId> = Vec::new();
+    for s in &wired.events {
+        match s.source.tenants().await {
+            Ok(t) => listed.extend(t.into_iter().map(|t| t.id)),
+            Err(e) => push(&s.name, format!("cannot reach the source: {e}")),
+        }
+    }
+    for s in &wired.statuses {
+        if let Err(e) = s.source.tenants().await {
+            push(&s.name, format!("cannot reach the source: {e}"));
+        }
+    }
+    for (i, m) in config.mapping.iter().enumerate() {
+        let key = format!("mapping[{i}]");
+        if !accounts.is_empty() {
+            let account = match (m.account_id, &m.account_name) {
+                (Some(id), _) => accounts.iter().find(|a| a.id.0 == id),
+                (None, Some(name)) => accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name)),
+                _ => None,
+            };
+            match account {
+                None => push(&key, "no such account in the PSA".to_owned()),
+                Some(a) if !a.active => {
+                    push(&key, format!("account {} ({}) is inactive: it gets no tickets", a.name, a.id))
+                }
+                Some(_) => {}
+            }
+        }
+        if !listed.is_empty() && !listed.iter().any(|t| t.as_str() == m.tenant) {
+            push(&key, format!("no source lists tenant {:?}", m.tenant));
+        }
+    }
+    wired.shutdown().await;
+    problems
+}

@@ -1,0 +1,94 @@
+//! The daemon's durable state: the ticket ledger (whose `Planned` and `Closing` entries are the
+//! outbox of PSA calls still to make), per-source cursors, the saved and draft rule sets, and a
+//! bounded history of seen events (for the rules preview and for audit).
+//!
+//! [`Store`] is the seam: SQLite ([`SqliteStore`], the embedded default) implements it, and a
+//! PostgreSQL store for multi-instance deployments can follow without touching the engine.
+//! Every method is one transaction; [`Store::commit`] writes a batch of ledger transitions,
+//! the events that caused them and the source cursor together, so a cursor never advances past
+//! decisions that are not durable.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use chrono::{DateTime, Utc};
+use ticketing_core::edit::RuleBook;
+use ticketing_core::ledger::{Ledger, LedgerEntry, Transition};
+use ticketing_core::model::{Event, TenantId};
+use ticketing_core::ports::Cursor;
+
+/// A store failure. The message never contains secrets (the store holds none).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored row could not be read back.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// Which source a cursor belongs to: the source's name (e.g. `ksc:main/events`) and the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CursorKey {
+    /// The source's stable name.
+    pub source: String,
+    /// The tenant.
+    pub tenant: TenantId,
+}
+
+/// One atomic write: ledger transitions with the entry each produced, the events that led to
+/// them (for the history), and the cursor to store once all of it is durable.
+#[derive(Debug, Default)]
+pub struct Commit<'a> {
+    /// Each transition and the ledger entry after it (`None` when the entry was removed).
+    pub transitions: Vec<(&'a Transition, Option<&'a LedgerEntry>)>,
+    /// Events seen in this batch (kept in the bounded history).
+    pub events: &'a [Event],
+    /// The cursor to advance to.
+    pub cursor: Option<(&'a CursorKey, &'a Cursor)>,
+    /// When the batch was handled.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A stored event with the time the daemon saw it (preview decides as of that time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenEvent {
+    /// The event.
+    pub event: Event,
+    /// When the daemon handled it.
+    pub seen_at: DateTime<Utc>,
+}
+
+/// The daemon's durable state.
+pub trait Store: Send + Sync {
+    /// Every ledger entry.
+    fn load_ledger(&self) -> Result<Ledger, StoreError>;
+
+    /// Writes a batch atomically (one transaction).
+    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
+
+    /// The stored cursor of a source and tenant.
+    fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, StoreError>;
+
+    /// The saved and draft rule sets, if any were stored.
+    fn rulebook(&self) -> Result<Option<RuleBook>, StoreError>;
+
+    /// Stores the rule sets.
+    fn save_rulebook(&self, book: &RuleBook) -> Result<(), StoreError>;
+
+    /// Events seen at or after `since`, oldest first.
+    fn events_since(&self, since: DateTime<Utc>) -> Result<Vec<SeenEvent>, StoreError>;
+
+    /// Drops history older than `before`; returns how many rows went.
+    fn prune_history(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// The last `limit` ledger transitions, newest first, as (time, key, transition JSON).
+    fn recent_transitions(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError>;
+}

@@ -1,0 +1,314 @@
+//! The embedded default store: one SQLite file in WAL mode, schema under numbered migrations.
+//!
+//! Rows hold the core's serde JSON (ledger entries, rule sets, events) next to the columns that
+//! queries need; the JSON is the source of truth, the columns are indexes.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use ticketing_core::edit::RuleBook;
+use ticketing_core::ledger::{Ledger, LedgerEntry};
+use ticketing_core::model::Event;
+use ticketing_core::ports::Cursor;
+
+use super::{Commit, CursorKey, SeenEvent, Store, StoreError};
+
+/// Schema migrations, applied in order; the index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[
+    // 1: ledger, transition log, outbox view, cursors, rule book, event history
+    "CREATE TABLE ledger (
+        key TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        state TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        urgency TEXT NOT NULL,
+        ticket_id INTEGER,
+        entry TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX ledger_state ON ledger(state);
+    CREATE UNIQUE INDEX ledger_idempotency ON ledger(idempotency_key);
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        transition TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE VIEW outbox AS
+        SELECT key, tenant, state, idempotency_key, urgency, updated_at FROM ledger
+        WHERE state IN ('planned', 'closing');
+    CREATE TABLE cursors (
+        source TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        cursor TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (source, tenant)
+    );
+    CREATE TABLE rulebook (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        saved TEXT NOT NULL,
+        draft TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE event_history (
+        product TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        occurred_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (product, tenant, source_id)
+    );
+    CREATE INDEX event_history_seen ON event_history(seen_at);",
+];
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { table, detail: e.to_string() }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_ts(table: &'static str, s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt(table, e))
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(db)?;
+        Self::init(conn, true)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(db)?, false)
+    }
+
+    fn init(conn: Connection, wal: bool) -> Result<Self, StoreError> {
+        if wal {
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        }
+        // FULL: a committed transition survives power loss, which exactly-once relies on.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        let store = Self { conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The schema version after migration.
+    pub fn schema_version(&self) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get::<_, i64>(0))
+            .map(|v| v as usize)
+            .map_err(db)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the transaction rolls back).
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .map_err(db)?;
+        let current: i64 =
+            conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(db)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = conn.transaction().map_err(db)?;
+            tx.execute_batch(sql).map_err(db)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![i as i64 + 1, ts(Utc::now())],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_entry(tx: &rusqlite::Transaction<'_>, entry: &LedgerEntry) -> Result<(), StoreError> {
+    let json = serde_json::to_string(entry).map_err(|e| corrupt("ledger", e))?;
+    tx.execute(
+        "INSERT INTO ledger (key, tenant, state, generation, idempotency_key, urgency, ticket_id, entry, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(key) DO UPDATE SET state = excluded.state, generation = excluded.generation,
+            idempotency_key = excluded.idempotency_key, urgency = excluded.urgency,
+            ticket_id = excluded.ticket_id, entry = excluded.entry, updated_at = excluded.updated_at",
+        params![
+            entry.key.canonical(),
+            entry.key.tenant().as_str(),
+            entry.state.name(),
+            entry.generation,
+            entry.idempotency_key.as_str(),
+            format!("{:?}", entry.urgency).to_lowercase(),
+            entry.ticket().map(|t| t.id.0),
+            json,
+            ts(entry.updated_at),
+        ],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn load_ledger(&self) -> Result<Ledger, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT entry FROM ledger").map_err(db)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let json = row.map_err(db)?;
+            entries.push(serde_json::from_str::<LedgerEntry>(&json).map_err(|e| corrupt("ledger", e))?);
+        }
+        Ok(Ledger::from_entries(entries))
+    }
+
+    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        let at = commit.at.unwrap_or_else(Utc::now);
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db)?;
+        for (transition, entry) in &commit.transitions {
+            match entry {
+                Some(entry) => write_entry(&tx, entry)?,
+                None => {
+                    tx.execute("DELETE FROM ledger WHERE key = ?1", params![transition.key().canonical()])
+                        .map_err(db)?;
+                }
+            }
+            let json = serde_json::to_string(transition).map_err(|e| corrupt("transitions", e))?;
+            tx.execute(
+                "INSERT INTO transitions (key, transition, at) VALUES (?1, ?2, ?3)",
+                params![transition.key().canonical(), json, ts(at)],
+            )
+            .map_err(db)?;
+        }
+        for event in commit.events {
+            let json = serde_json::to_string(event).map_err(|e| corrupt("event_history", e))?;
+            tx.execute(
+                "INSERT INTO event_history (product, tenant, source_id, occurred_at, seen_at, event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![
+                    event.product.code(),
+                    event.tenant.as_str(),
+                    event.source_id.as_str(),
+                    ts(event.occurred_at),
+                    ts(at),
+                    json
+                ],
+            )
+            .map_err(db)?;
+        }
+        if let Some((key, cursor)) = commit.cursor {
+            tx.execute(
+                "INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                params![key.source, key.tenant.as_str(), cursor.0, ts(at)],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, StoreError> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT cursor FROM cursors WHERE source = ?1 AND tenant = ?2",
+            params![key.source, key.tenant.as_str()],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map(|c| c.map(Cursor))
+        .map_err(db)
+    }
+
+    fn rulebook(&self) -> Result<Option<RuleBook>, StoreError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row("SELECT saved, draft FROM rulebook WHERE id = 1", [], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()
+            .map_err(db)?;
+        let Some((saved, draft)) = row else { return Ok(None) };
+        let saved: ticketing_core::rules::RuleSet = serde_json::from_str(&saved).map_err(|e| corrupt("rulebook", e))?;
+        let draft: ticketing_core::rules::RuleSet = serde_json::from_str(&draft).map_err(|e| corrupt("rulebook", e))?;
+        Ok(Some(RuleBook { saved: saved.complete(), draft: draft.complete() }))
+    }
+
+    fn save_rulebook(&self, book: &RuleBook) -> Result<(), StoreError> {
+        let saved = serde_json::to_string(&book.saved).map_err(|e| corrupt("rulebook", e))?;
+        let draft = serde_json::to_string(&book.draft).map_err(|e| corrupt("rulebook", e))?;
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO rulebook (id, saved, draft, updated_at) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET saved = excluded.saved, draft = excluded.draft, updated_at = excluded.updated_at",
+            params![saved, draft, ts(Utc::now())],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    fn events_since(&self, since: DateTime<Utc>) -> Result<Vec<SeenEvent>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT event, seen_at FROM event_history WHERE seen_at >= ?1 ORDER BY seen_at, rowid")
+            .map_err(db)?;
+        let rows =
+            stmt.query_map(params![ts(since)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, seen) = row.map_err(db)?;
+            let event: Event = serde_json::from_str(&json).map_err(|e| corrupt("event_history", e))?;
+            out.push(SeenEvent { event, seen_at: parse_ts("event_history", &seen)? });
+        }
+        Ok(out)
+    }
+
+    fn prune_history(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM event_history WHERE seen_at < ?1", params![ts(before)]).map_err(db)
+    }
+
+    fn recent_transitions(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT at, key, transition FROM transitions ORDER BY id DESC LIMIT ?1").map_err(db)?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, key, t) = row.map_err(db)?;
+            out.push((parse_ts("transitions", &at)?, key, t));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,124 @@
+//! Turns a [`Config`] into the adapters the engine drives: the Autotask sink, one Security Center
+//! source per `[[security_center]]`, and the Business Hub sources (Endpoint Security Cloud events
+//! and statuses, Office 365 events and issues).
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use autotask_client::{AutotaskClient, AutotaskSink, Credentials, SinkOptions};
+use kbh_adapter::{KbhAuth, KbhClient, KbhConfig, KbhEventSource, KbhStatusSource};
+use ksc_adapter::{KscConfig, KscSource, TlsVerification};
+use ticketing_core::ports::TicketSink;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::engine::{BudgetProbe, NamedEventSource, NamedStatusSource};
+
+/// The adapters of one configuration.
+pub struct Wired {
+    /// The Autotask client (for budget metrics and `check`).
+    pub autotask: AutotaskClient,
+    /// The PSA sink.
+    pub sink: Arc<dyn TicketSink>,
+    /// Event sources.
+    pub events: Vec<NamedEventSource>,
+    /// Status sources.
+    pub statuses: Vec<NamedStatusSource>,
+    /// Security Center sources (logged out on shutdown).
+    pub ksc: Vec<Arc<KscSource>>,
+}
+
+impl Wired {
+    /// Reads the Autotask request budget, for metrics.
+    pub fn budget_probe(&self) -> BudgetProbe {
+        let client = self.autotask.clone();
+        Box::new(move || {
+            let u = client.budget_usage();
+            (u.used, u.limit)
+        })
+    }
+
+    /// Ends every Security Center session.
+    pub async fn shutdown(&self) {
+        for k in &self.ksc {
+            if let Err(e) = k.logout_all().await {
+                warn!(error = %e, "Security Center logout failed");
+            }
+        }
+    }
+}
+
+/// Builds every adapter of `config`.
+pub fn wire(config: &Config) -> Result<Wired> {
+    let at = &config.autotask;
+    let secret = at.secret.resolve().map_err(anyhow::Error::msg).context("autotask.secret")?;
+    let code = at.integration_code.resolve().map_err(anyhow::Error::msg).context("autotask.integration_code")?;
+    let mut creds = Credentials::new(at.username.clone(), secret, code);
+    if let Some(id) = at.impersonation_resource_id {
+        creds = creds.impersonate(id);
+    }
+    let mut builder = AutotaskClient::builder(creds);
+    if let Some(url) = &at.base_url {
+        builder = builder.base_url(url.clone());
+    }
+    if let Some(n) = at.max_concurrency {
+        builder = builder.max_concurrency_per_entity(n);
+    }
+    if let Some(b) = at.hourly_budget {
+        builder = builder.hourly_budget(b);
+    }
+    let autotask = builder.build().context("building the Autotask client")?;
+    let options = SinkOptions { note_on_close: at.note_on_close, ..SinkOptions::default() };
+    let sink: Arc<dyn TicketSink> = Arc::new(AutotaskSink::new(autotask.clone(), options));
+
+    let mut events = Vec::new();
+    let mut statuses = Vec::new();
+    let mut ksc = Vec::new();
+    for k in &config.security_center {
+        let password = k.password.resolve().map_err(anyhow::Error::msg).context("security_center.password")?;
+        let mut kc = KscConfig::new(k.url.clone(), k.user.clone(), password);
+        kc.server_label = k.name.clone();
+        kc.include_main_server = k.include_main_server;
+        kc.tls = match (&k.ca_file, k.accept_invalid_certs) {
+            (_, true) => TlsVerification::Disabled,
+            (Some(path), false) => TlsVerification::CaFile(path.clone()),
+            (None, false) => TlsVerification::System,
+        };
+        let source = Arc::new(KscSource::new(kc).with_context(|| format!("security center {:?}", k.name))?);
+        events.push(NamedEventSource { name: format!("ksc:{}/events", k.name), source: source.clone() });
+        statuses.push(NamedStatusSource { name: format!("ksc:{}/statuses", k.name), source: source.clone() });
+        ksc.push(source);
+    }
+    if let Some(b) = &config.business_hub {
+        let auth = match (&b.token, &b.email, &b.password) {
+            (Some(t), _, _) => KbhAuth::Token(t.resolve().map_err(anyhow::Error::msg).context("business_hub.token")?),
+            (None, Some(email), Some(p)) => KbhAuth::Login {
+                email: email.clone(),
+                password: p.resolve().map_err(anyhow::Error::msg).context("business_hub.password")?,
+            },
+            _ => anyhow::bail!("business_hub: give either token, or email and password"),
+        };
+        let mut kc = KbhConfig::new(&b.url, auth).context("business_hub.url")?;
+        if let Some(ca) = &b.ca_file {
+            kc = kc.with_ca_pem(std::fs::read(ca).with_context(|| format!("business_hub.ca_file {}", ca.display()))?);
+        }
+        let client = KbhClient::new(kc).context("building the Business Hub client")?;
+        events.push(NamedEventSource {
+            name: "kbh/endpoint_cloud/events".into(),
+            source: Arc::new(KbhEventSource::endpoint_cloud(client.clone())),
+        });
+        events.push(NamedEventSource {
+            name: "kbh/office365/events".into(),
+            source: Arc::new(KbhEventSource::office365(client.clone())),
+        });
+        statuses.push(NamedStatusSource {
+            name: "kbh/endpoint_cloud/statuses".into(),
+            source: Arc::new(KbhStatusSource::endpoint_cloud(client.clone())),
+        });
+        statuses.push(NamedStatusSource {
+            name: "kbh/office365/issues".into(),
+            source: Arc::new(KbhStatusSource::office365(client)),
+        });
+    }
+    Ok(Wired { autotask, sink, events, statuses, ksc })
+}
