@@ -5,7 +5,7 @@
 //! - [`store`]: the durable state ([`store::Store`], SQLite by default);
 //! - [`engine`]: polling, decisions, exactly-once delivery;
 //! - [`rules_ops`]: the guide's rule editing over the store, shared by CLI, admin API and UI;
-//! - [`admin`]: the admin HTTP API;
+//! - [`admin`]: the admin HTTP API; [`ui`]: the Ticketing tab in the browser;
 //! - [`wiring`]: config → adapters; [`service`]: `run` and `check`; [`demo`]: the demo.
 
 pub mod admin;
@@ -16,5 +16,5 @@ pub mod metrics;
 pub mod rules_ops;
 pub mod service;
 pub mod store;
-
+pub mod ui;
 pub mod wiring;

@@ -101,7 +101,7 @@ pub async fn start(
         Some(token) => {
             let token = token.resolve().map_err(anyhow::Error::msg).context("admin.token")?;
             let state = AdminState { shared: shared.clone(), token };
-            let app = admin::router(state);
+            let app = admin::router(state.clone()).merge(crate::ui::router(state));
             let listener = tokio::net::TcpListener::bind(config.admin.listen)
                 .await
                 .with_context(|| format!("binding the admin listener {}", config.admin.listen))?;
