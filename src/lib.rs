@@ -11,3 +11,13 @@
 #![forbid(unsafe_code)]
 
 pub use ticketing_core::*;
+
+/// The Autotask backend (feature `autotask`).
+#[cfg(feature = "autotask")]
+pub use autotask_client as autotask;
+/// The Business Hub sources (feature `kbh`).
+#[cfg(feature = "kbh")]
+pub use kbh_adapter as kbh;
+/// The Security Center sources (feature `ksc`).
+#[cfg(feature = "ksc")]
+pub use ksc_adapter as ksc;

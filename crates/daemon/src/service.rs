@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use ticketing_core::edit::RuleBook;
 use ticketing_core::model::TenantId;
+use ticketing_core::ports::TicketSink;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -56,7 +57,18 @@ impl Running {
         r
     }
 
-    /// A future that resolves when the engine task ends by itself (an unrecoverable error).
+    /// Kills the engine mid-flight, as a crash would: no tick is finished, nothing is flushed
+    /// beyond what was already committed. (Tests of exactly-once delivery use this.)
+    pub async fn kill(self) {
+        self.engine.abort();
+        let _ = self.engine.await;
+        let _ = self.stop.send(true);
+        if let Some(a) = self.admin {
+            let _ = a.await;
+        }
+    }
+
+    /// Whether the engine task has ended by itself (an unrecoverable error).
     pub fn is_finished(&self) -> bool {
         self.engine.is_finished()
     }
@@ -70,6 +82,27 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// A wrapper around the PSA sink (tests use it to inject crashes between a PSA call and its
+/// answer being recorded).
+pub type SinkWrapper = Box<dyn FnOnce(Arc<dyn TicketSink>) -> Arc<dyn TicketSink> + Send>;
+
+/// How to start the daemon beyond its configuration.
+pub struct StartOptions {
+    /// The engine's pace (1 s in production; shorter in the demo and tests).
+    pub tick: Duration,
+    /// Where to send notices of tickets created, closed and skipped.
+    pub notices: Option<tokio::sync::mpsc::UnboundedSender<Notice>>,
+    /// Wraps the PSA sink.
+    pub wrap_sink: Option<SinkWrapper>,
+}
+
+impl StartOptions {
+    /// Ticking every `tick`, nothing else.
+    pub fn every(tick: Duration) -> Self {
+        Self { tick, notices: None, wrap_sink: None }
+    }
+}
+
 /// Starts the daemon described by `config`: store, adapters, engine, admin API (and UI).
 /// `tick` is the engine's pace (1 s in production; shorter in the demo and tests).
 pub async fn start(
@@ -77,12 +110,22 @@ pub async fn start(
     tick: Duration,
     notices: Option<tokio::sync::mpsc::UnboundedSender<Notice>>,
 ) -> Result<Running> {
+    start_with(config, StartOptions { tick, notices, wrap_sink: None }).await
+}
+
+/// [`start`] with every option.
+pub async fn start_with(config: &Config, options: StartOptions) -> Result<Running> {
+    let StartOptions { tick, notices, wrap_sink } = options;
     let (store, book) = open_store(config)?;
     let shared = Shared::new(store, book);
     let wired = wiring::wire(config)?;
+    let sink = match wrap_sink {
+        Some(wrap) => wrap(wired.sink.clone()),
+        None => wired.sink.clone(),
+    };
     let mut engine = Engine::new(
         shared.clone(),
-        wired.sink.clone(),
+        sink,
         wired.events.clone(),
         wired.statuses.clone(),
         config.mapping.clone(),
