@@ -1,12 +1,500 @@
 //! The Ticketing tab in the browser, served on the admin listener.
 //!
-//! Being written (issue 9): until then the admin listener serves only the JSON admin API.
+//! Server-rendered pages, one per [`Section`] with a navigation listing them all, over the same
+//! operations as the admin API and the CLI ([`crate::rules_ops`]). Plain HTML forms that POST and
+//! redirect, so everything works without JavaScript; a small embedded script only adds
+//! conveniences (select all rows, sub-issue types filtered by the chosen issue type).
+//!
+//! Routes (none clashes with the admin API's `/healthz`, `/metrics`, `/api/...`):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /`, `GET /ui` | redirect to the General section (or the login form) |
+//! | `GET /ui/login`, `POST /ui/login` | log in with the admin token |
+//! | `POST /ui/logout` | end the session |
+//! | `GET /ui/section?s=events/security_center&days=7` | a section's page, with the draft's preview |
+//! | `POST /ui/rows`, `POST /ui/general` | inline edits of a section's rows / general settings into the draft |
+//! | `POST /ui/bulk-edit` | the Edit window: one patch to every selected row |
+//! | `POST /ui/save`, `POST /ui/cancel`, `POST /ui/reset` | Save changes, Cancel changes, Reset to defaults |
+//! | `GET /ui/assets/ui.css`, `GET /ui/assets/ui.js` | the embedded style sheet and script |
+//!
+//! Login takes the admin API's bearer token once and starts a server-side session whose random
+//! id goes into an `HttpOnly; SameSite=Strict` cookie; the token itself is never put in the
+//! cookie. Every POST other than the login carries the session's CSRF token in a hidden field
+//! and is refused (403) without it.
 
-use axum::Router;
+mod render;
+mod session;
 
-use crate::admin::AdminState;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use ticketing_core::catalog::{Catalog, Field};
+use ticketing_core::edit::{GeneralPatch, RulePatch};
+use ticketing_core::model::{PsaId, TenantId};
+use ticketing_core::rules::{RowId, Section};
+
+use crate::admin::{AdminState, constant_time_eq};
+use crate::engine::Shared;
+use crate::rules_ops::{self, OpError, Preview};
+use render::{Frame, SectionView, esc, section_href, shown};
+use session::{Flash, SessionView, Sessions};
+
+const CSS: &str = include_str!("assets/ui.css");
+const JS: &str = include_str!("assets/ui.js");
+
+#[derive(Clone)]
+struct UiState {
+    admin: AdminState,
+    sessions: Arc<Sessions>,
+}
 
 /// The UI's routes, merged into the admin listener's router.
-pub fn router(_state: AdminState) -> Router {
+pub fn router(state: AdminState) -> Router {
+    let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()) };
     Router::new()
+        .route("/", get(|| async { Redirect::to("/ui") }))
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/section", get(section_page))
+        .route("/ui/rows", post(rows))
+        .route("/ui/general", post(rows))
+        .route("/ui/bulk-edit", post(bulk_edit))
+        .route("/ui/save", post(save))
+        .route("/ui/cancel", post(cancel))
+        .route("/ui/reset", post(reset))
+        .route("/ui/assets/ui.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .route("/ui/assets/ui.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(ui)
+}
+
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn to_login() -> Response {
+    Redirect::to("/ui/login").into_response()
+}
+
+async fn home(State(s): State<UiState>, headers: HeaderMap) -> Response {
+    match s.sessions.lookup(&headers) {
+        Some(_) => Redirect::to(&section_href(Section::General)).into_response(),
+        None => to_login(),
+    }
+}
+
+async fn login_page(State(s): State<UiState>, headers: HeaderMap) -> Response {
+    if s.sessions.lookup(&headers).is_some() {
+        return Redirect::to(&section_href(Section::General)).into_response();
+    }
+    Html(render::login(None)).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+async fn login(State(s): State<UiState>, Form(f): Form<LoginForm>) -> Response {
+    if !constant_time_eq(f.token.as_bytes(), s.admin.token.expose().as_bytes()) {
+        return (StatusCode::UNAUTHORIZED, Html(render::login(Some("That is not the admin token.")))).into_response();
+    }
+    let id = s.sessions.create();
+    ([(header::SET_COOKIE, session::set_cookie(&id))], Redirect::to(&section_href(Section::General))).into_response()
+}
+
+/// The submitted form, as name/value pairs (names repeat: `row`, `select`).
+struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn refused(status: StatusCode, text: &str) -> Response {
+    let body = format!(
+        r#"<h1>Refused</h1><div class="flash error" role="alert"><p>{}</p></div><p><a href="/ui">Back to the Ticketing tab</a></p>"#,
+        esc(text)
+    );
+    (status, Html(render::page(&Frame { title: "Refused", current: None, dirty: &[], csrf: None, flash: &[] }, &body)))
+        .into_response()
+}
+
+/// A logged-in session whose form carries its CSRF token, or the response refusing the request.
+fn guard(s: &UiState, headers: &HeaderMap, form: &FormData) -> Result<SessionView, Box<Response>> {
+    let Some(session) = s.sessions.lookup(headers) else {
+        return Err(Box::new(refused(
+            StatusCode::UNAUTHORIZED,
+            "You are not logged in (or the session expired). Log in again.",
+        )));
+    };
+    let sent = form.get("csrf").unwrap_or_default();
+    if sent.is_empty() || !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+        return Err(Box::new(refused(
+            StatusCode::FORBIDDEN,
+            "The form's CSRF token is missing or wrong, so nothing was changed. Reload the page and try again.",
+        )));
+    }
+    Ok(session)
+}
+
+fn form_section(form: &FormData) -> Result<Section, Box<Response>> {
+    form.get("section")
+        .unwrap_or_default()
+        .parse::<Section>()
+        .map_err(|e| Box::new(refused(StatusCode::BAD_REQUEST, &e.to_string())))
+}
+
+async fn logout(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    let form = FormData(pairs);
+    let session = match guard(&s, &headers, &form) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    s.sessions.remove(&session.id);
+    ([(header::SET_COOKIE, session::clear_cookie())], Redirect::to("/ui/login")).into_response()
+}
+
+fn ok(text: impl Into<String>) -> Flash {
+    Flash { kind: "ok", text: text.into(), details: Vec::new() }
+}
+
+fn error(text: impl Into<String>, details: Vec<String>) -> Flash {
+    Flash { kind: "error", text: text.into(), details }
+}
+
+fn op_error(e: OpError) -> Flash {
+    match e {
+        OpError::Refused { section, problems } => error(
+            format!("Save refused: {} problem(s) in {}. Nothing was saved.", problems.len(), section.title()),
+            problems.iter().map(ToString::to_string).collect(),
+        ),
+        OpError::Store(e) => {
+            tracing::error!(error = %e, "ui request failed");
+            error("Internal error: the store failed (see the daemon's log).", Vec::new())
+        }
+        other => error(other.to_string(), Vec::new()),
+    }
+}
+
+/// A submitted drop-down value: blank means no value.
+fn label_value(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+fn number(v: &str, what: &str, row: &RowId) -> Result<u32, String> {
+    v.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{}: {what} must be a whole number, not \u{201c}{v}\u{201d}", row.label()))
+}
+
+/// Applies the inline fields of the form (the table's row controls, or the general settings)
+/// to the draft. Only fields whose submitted value differs from what the page showed count as
+/// changes, so a value the PSA lost (shown blank) stays as stored unless the user picks one.
+/// Returns how many rows (or settings) changed, and the edits refused.
+fn apply_inline(shared: &Shared, section: Section, form: &FormData) -> (usize, Vec<String>) {
+    let catalog = shared.catalog();
+    let cat = catalog.as_ref();
+    let draft = shared.rules().draft.clone();
+    let mut errors = Vec::new();
+    if section == Section::General {
+        let g = &draft.general;
+        let mut patch = GeneralPatch::default();
+        let mut changed = 0;
+        for (field, current, target) in [
+            (Field::TicketSource, &g.ticket_source, &mut patch.ticket_source),
+            (Field::NewStatus, &g.new_status, &mut patch.new_status),
+            (Field::ClosedStatus, &g.closed_status, &mut patch.closed_status),
+        ] {
+            if let Some(v) = form.get(&format!("general.{}", field.name())) {
+                let v = label_value(v);
+                if v != shown(cat, field, current.as_deref()) {
+                    *target = Some(v);
+                    changed += 1;
+                }
+            }
+        }
+        if changed > 0 {
+            if let Err(e) = rules_ops::edit_general(shared, &patch) {
+                errors.push(op_error(e).text);
+            }
+        }
+        return (changed, errors);
+    }
+    let listed: BTreeSet<&str> = form.all("row").collect();
+    let mut changed = 0;
+    for row in section.rows() {
+        let r = row.to_string();
+        if !listed.contains(r.as_str()) {
+            continue;
+        }
+        let rule = draft.rule(&row).cloned().unwrap_or_else(|| row.default_rule());
+        let mut patch = RulePatch::default();
+        let enabled = form.get(&format!("enabled.{r}")).is_some();
+        if enabled != rule.enabled {
+            patch.enabled = Some(enabled);
+        }
+        let mut bad = false;
+        if rule.lifetime_days.is_some() {
+            if let Some(v) = form.get(&format!("lifetime.{r}")) {
+                match number(v, "lifetime", &row) {
+                    Ok(d) if Some(d) != rule.lifetime_days => patch.lifetime_days = Some(d),
+                    Ok(_) => {}
+                    Err(e) => {
+                        errors.push(e);
+                        bad = true;
+                    }
+                }
+            }
+        }
+        if let Some(v) = form.get(&format!("due.{r}")) {
+            match number(v, "due hours", &row) {
+                Ok(h) if h != rule.due_hours => patch.due_hours = Some(h),
+                Ok(_) => {}
+                Err(e) => {
+                    errors.push(e);
+                    bad = true;
+                }
+            }
+        }
+        for (field, current, target) in
+            [(Field::Queue, &rule.queue, &mut patch.queue), (Field::Priority, &rule.priority, &mut patch.priority)]
+        {
+            if let Some(v) = form.get(&format!("{}.{r}", field.name())) {
+                let v = label_value(v);
+                if v != shown(cat, field, current.as_deref()) {
+                    *target = Some(v);
+                }
+            }
+        }
+        if bad || patch == RulePatch::default() {
+            continue;
+        }
+        match rules_ops::bulk_edit(shared, std::slice::from_ref(&row), &patch) {
+            Ok(()) => changed += 1,
+            Err(e) => errors.push(op_error(e).text),
+        }
+    }
+    (changed, errors)
+}
+
+fn after_inline(s: &UiState, session: &SessionView, changed: usize, errors: Vec<String>, say_ok: bool) {
+    if !errors.is_empty() {
+        s.sessions.flash(&session.id, error("Some edits were not applied to the draft:", errors));
+    } else if say_ok {
+        let text = if changed == 0 {
+            "Nothing changed.".to_owned()
+        } else {
+            format!("Draft updated ({changed} change(s)). Save changes to apply them.")
+        };
+        s.sessions.flash(&session.id, ok(text));
+    }
+}
+
+fn back_to(section: Section) -> Response {
+    Redirect::to(&section_href(section)).into_response()
+}
+
+/// Guard, section, then the operation.
+async fn with_section(
+    s: &UiState,
+    headers: &HeaderMap,
+    pairs: Vec<(String, String)>,
+    op: impl FnOnce(&UiState, &SessionView, Section, &FormData),
+) -> Response {
+    let form = FormData(pairs);
+    let session = match guard(s, headers, &form) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let section = match form_section(&form) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    op(s, &session, section, &form);
+    back_to(section)
+}
+
+async fn rows(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    with_section(&s, &headers, pairs, |s, session, section, form| {
+        let (changed, errors) = apply_inline(&s.admin.shared, section, form);
+        after_inline(s, session, changed, errors, true);
+    })
+    .await
+}
+
+/// The Edit window's value for a picklist field: keep (absent), clear, or a label.
+fn bulk_label(form: &FormData, name: &str) -> Option<Option<String>> {
+    match form.get(name).unwrap_or_default() {
+        "" => None,
+        "!clear" => Some(None),
+        v => Some(label_value(v.strip_prefix('=').unwrap_or(v))),
+    }
+}
+
+fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
+    let num = |name: &str, what: &str| -> Result<Option<u32>, String> {
+        match form.get(name).map(str::trim).unwrap_or_default() {
+            "" => Ok(None),
+            v => v.parse().map(Some).map_err(|_| format!("{what} must be a whole number, not \u{201c}{v}\u{201d}")),
+        }
+    };
+    Ok(RulePatch {
+        enabled: match form.get("b_enabled").unwrap_or_default() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        },
+        lifetime_days: num("b_lifetime", "Lifetime")?,
+        queue: bulk_label(form, "b_queue"),
+        priority: bulk_label(form, "b_priority"),
+        due_hours: num("b_due", "Due, hours")?,
+        work_type: bulk_label(form, "b_work_type"),
+        issue_type: bulk_label(form, "b_issue_type"),
+        sub_issue_type: bulk_label(form, "b_sub_issue_type"),
+    })
+}
+
+async fn bulk_edit(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    with_section(&s, &headers, pairs, |s, session, section, form| {
+        let shared = &s.admin.shared;
+        let (changed, errors) = apply_inline(shared, section, form);
+        after_inline(s, session, changed, errors, false);
+        let in_section = section.rows();
+        let selected: Vec<RowId> =
+            form.all("select").filter_map(|r| r.parse::<RowId>().ok()).filter(|r| in_section.contains(r)).collect();
+        let flash = match bulk_patch(form) {
+            Err(e) => error("The Edit window was not applied:", vec![e]),
+            Ok(_) if selected.is_empty() => error("Select at least one row, then use Edit.", Vec::new()),
+            Ok(p) if p == RulePatch::default() => error(
+                "The Edit window changes nothing: every field was left at \u{201c}keep as is\u{201d}.",
+                Vec::new(),
+            ),
+            Ok(p) => match rules_ops::bulk_edit(shared, &selected, &p) {
+                Ok(()) => ok(format!(
+                    "Applied to {} row(s): {}. Save changes to apply them.",
+                    selected.len(),
+                    selected.iter().map(RowId::label).collect::<Vec<_>>().join(", ")
+                )),
+                Err(e) => op_error(e),
+            },
+        };
+        s.sessions.flash(&session.id, flash);
+    })
+    .await
+}
+
+async fn save(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    with_section(&s, &headers, pairs, |s, session, section, form| {
+        let shared = &s.admin.shared;
+        let (changed, errors) = apply_inline(shared, section, form);
+        if !errors.is_empty() {
+            after_inline(s, session, changed, errors, false);
+            s.sessions.flash(&session.id, error("Not saved: fix the edits above first.", Vec::new()));
+            return;
+        }
+        let flash = match rules_ops::save(shared, section) {
+            Ok(()) => ok(format!("Saved: {} now uses these rules.", section.title())),
+            Err(e) => op_error(e),
+        };
+        s.sessions.flash(&session.id, flash);
+    })
+    .await
+}
+
+async fn cancel(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    with_section(&s, &headers, pairs, |s, session, section, _| {
+        let flash = match rules_ops::cancel(&s.admin.shared, section) {
+            Ok(()) => ok("Changes cancelled: the section is back to the last saved rules."),
+            Err(e) => op_error(e),
+        };
+        s.sessions.flash(&session.id, flash);
+    })
+    .await
+}
+
+async fn reset(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    with_section(&s, &headers, pairs, |s, session, section, _| {
+        let flash = match rules_ops::reset(&s.admin.shared, section) {
+            Ok(()) => ok("Defaults put into the draft: Save changes to apply them, or Cancel changes to undo."),
+            Err(e) => op_error(e),
+        };
+        s.sessions.flash(&session.id, flash);
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct SectionQuery {
+    s: Option<String>,
+    days: Option<u32>,
+}
+
+/// The saved rules' preview, for comparison with the draft's.
+fn preview_saved(shared: &Shared, catalog: &Catalog, days: u32) -> Option<Preview> {
+    let saved = shared.rules().saved.clone();
+    let mapping: Vec<(TenantId, PsaId)> =
+        shared.mapping().into_iter().filter_map(|m| m.account_id.map(|a| (TenantId::new(m.tenant), a))).collect();
+    rules_ops::preview(shared.store.as_ref(), &saved, catalog, &mapping, &shared.accounts(), days, Utc::now()).ok()
+}
+
+async fn section_page(State(s): State<UiState>, headers: HeaderMap, Query(q): Query<SectionQuery>) -> Response {
+    let Some(session) = s.sessions.lookup(&headers) else { return to_login() };
+    let section = match q.s.as_deref().unwrap_or("general").parse::<Section>() {
+        Ok(v) => v,
+        Err(e) => return refused(StatusCode::NOT_FOUND, &e.to_string()),
+    };
+    let shared = &s.admin.shared;
+    let days = q.days.unwrap_or(7).clamp(1, 365);
+    let catalog = shared.catalog();
+    let preview = match rules_ops::preview_draft(shared, days) {
+        Ok(p) => Ok((p, catalog.as_ref().and_then(|c| preview_saved(shared, c, days)))),
+        Err(e) => Err(format!("No preview: {e}")),
+    };
+    let book = shared.rules().clone();
+    let problems = catalog.as_ref().map(|c| book.draft.validate_section(section, c)).unwrap_or_default();
+    let dirty: Vec<Section> = Section::all().into_iter().filter(|x| book.is_dirty(*x)).collect();
+    let flash = s.sessions.take_flash(&session.id);
+    let body = render::section_body(&SectionView {
+        section,
+        book: &book,
+        catalog: catalog.as_ref(),
+        csrf: &session.csrf,
+        problems: &problems,
+        preview,
+    });
+    let title = section.title();
+    Html(render::page(
+        &Frame { title: &title, current: Some(section), dirty: &dirty, csrf: Some(&session.csrf), flash: &flash },
+        &body,
+    ))
+    .into_response()
 }
