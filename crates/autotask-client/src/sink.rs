@@ -157,6 +157,26 @@ impl TicketSink for AutotaskSink {
         }))
     }
 
+    /// One `Tickets/query` per 500 tickets (`id in [...]`, only `id` and `status` returned)
+    /// instead of a GET per ticket.
+    async fn closed_among(&self, tickets: &[PsaId], closed: PsaId) -> Result<Vec<PsaId>, PortError> {
+        let mut out = Vec::new();
+        for chunk in tickets.chunks(500) {
+            let ids: Vec<i64> = chunk.iter().map(|p| p.0).collect();
+            let query = crate::query::Query::new()
+                .filter(crate::query::Filter::is_in("id", ids.iter().copied()))
+                .include_fields(["id", "status"]);
+            let found: Vec<Ticket> = self.client.query_all(query).await?;
+            for id in &ids {
+                match found.iter().find(|t| t.id == Some(*id)) {
+                    Some(t) if t.status != Some(closed.0) => {}
+                    _ => out.push(PsaId(*id)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn close_ticket(&self, ticket: &TicketRef, status: PsaId, note: &str) -> Result<(), PortError> {
         self.client.set_ticket_status(ticket.id.0, status.0).await?;
         if self.options.note_on_close && !note.trim().is_empty() {

@@ -204,6 +204,7 @@ pub struct Engine {
     due: HashMap<(Job, TenantId), DateTime<Utc>>,
     failures: HashMap<(Job, TenantId), u32>,
     uncertain: HashSet<TicketKey>,
+    condition_skips: HashMap<(ticketing_core::model::Product, TenantId), BTreeMap<String, u64>>,
     psa_not_before: DateTime<Utc>,
     psa_failures: u32,
     notices: Option<UnboundedSender<Notice>>,
@@ -258,6 +259,7 @@ impl Engine {
             due: HashMap::new(),
             failures: HashMap::new(),
             uncertain,
+            condition_skips: HashMap::new(),
             psa_not_before: epoch,
             psa_failures: 0,
             notices: None,
@@ -387,6 +389,12 @@ impl Engine {
         }
         let version = self.shared.rules_version.load(Ordering::SeqCst);
         self.rebuild_context(version);
+        let keep = chrono::Duration::days(i64::from(self.polling.history_days));
+        match self.shared.store.prune_history(now - keep) {
+            Ok(0) => {}
+            Ok(n) => debug!(rows = n, "pruned event history"),
+            Err(e) => warn!(error = %e, "cannot prune the event history"),
+        }
     }
 
     fn rebuild_context(&mut self, rules_version: u64) {
@@ -624,10 +632,19 @@ impl Engine {
             transitions.push(t);
         }
         self.commit(&transitions, &[], None, now)?;
-        for (key, reason) in rec.skipped {
-            self.shared.metrics.skip(reason.label());
-            self.notice(Notice::Skipped { key, reason });
+        // Conditions are re-reported by every snapshot, so they are a gauge per tenant, not a
+        // counter (events, which come once, are counted in `msp_skips_total`).
+        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+        for (key, reason) in &rec.skipped {
+            *reasons.entry(reason.label().to_owned()).or_default() += 1;
+            debug!(key = %key, reason = %reason, "condition not ticketed");
         }
+        self.condition_skips.insert((snapshot.product, snapshot.tenant.clone()), reasons);
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+        for (reason, n) in self.condition_skips.values().flatten() {
+            *totals.entry(reason.clone()).or_default() += n;
+        }
+        self.shared.metrics.set_conditions_not_ticketed(totals);
         Ok(transitions.len())
     }
 
@@ -774,35 +791,37 @@ impl Engine {
 
     /// Notices tickets a technician closed: an open ticket whose PSA status is the closed
     /// status (or that the PSA no longer has) is marked closed by a technician, so it is not
-    /// re-created while its condition persists.
+    /// re-created while its condition persists. One batched PSA question per pass.
     async fn sync_technician_closes(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let Some(closed) = self.ctx.as_ref().and_then(Context::closed_status) else { return Ok(()) };
-        let open: Vec<(TicketKey, TicketRef)> = self
+        let open: BTreeMap<PsaId, TicketKey> = self
             .ledger
             .entries()
             .filter_map(|e| match &e.state {
-                TicketState::Open { ticket } => Some((e.key.clone(), ticket.clone())),
+                TicketState::Open { ticket } => Some((ticket.id, e.key.clone())),
                 _ => None,
             })
             .collect();
-        for (key, ticket) in open {
-            let r = self.sink.ticket(ticket.id).await;
-            self.count_psa("get", &r);
-            let closed_now = match r {
-                Ok(Some(remote)) => remote.status == closed,
-                Ok(None) => true,
-                Err(e) => {
-                    warn!(error = %e, "cannot read tickets for technician closes; trying later");
-                    break;
-                }
-            };
-            if closed_now {
-                let t = Transition::ClosedByTechnician { key: key.clone() };
-                if self.ledger.apply(&t, now).is_ok() {
-                    self.commit(std::slice::from_ref(&t), &[], None, now)?;
-                    self.shared.metrics.tickets_closed_by_technician.fetch_add(1, Ordering::Relaxed);
-                    info!(key = %key, ticket = %ticket.id, "ticket closed by a technician; not re-created while its condition persists");
-                }
+        if open.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<PsaId> = open.keys().copied().collect();
+        let r = self.sink.closed_among(&ids, closed).await;
+        self.count_psa("closed_among", &r);
+        let closed_ids = match r {
+            Ok(ids) => ids,
+            Err(e) => {
+                warn!(error = %e, "cannot read tickets for technician closes; trying later");
+                return Ok(());
+            }
+        };
+        for id in closed_ids {
+            let Some(key) = open.get(&id) else { continue };
+            let t = Transition::ClosedByTechnician { key: key.clone() };
+            if self.ledger.apply(&t, now).is_ok() {
+                self.commit(std::slice::from_ref(&t), &[], None, now)?;
+                self.shared.metrics.tickets_closed_by_technician.fetch_add(1, Ordering::Relaxed);
+                info!(key = %key, ticket = %id, "ticket closed by a technician; not re-created while its condition persists");
             }
         }
         Ok(())

@@ -14,6 +14,7 @@ pub struct Metrics {
     skips: Mutex<BTreeMap<String, u64>>,
     psa_calls: Mutex<BTreeMap<(String, String), u64>>,
     source_errors: Mutex<BTreeMap<String, u64>>,
+    conditions_not_ticketed: Mutex<BTreeMap<String, u64>>,
     /// Tickets created in the PSA.
     pub tickets_created: AtomicU64,
     /// Tickets closed in the PSA.
@@ -65,6 +66,12 @@ impl Metrics {
     /// Counts a failed source call.
     pub fn source_error(&self, source: &str) {
         bump(&self.source_errors, source.to_owned(), 1);
+    }
+
+    /// Sets the active conditions (status descriptions, issues) not ticketed, by reason, as of
+    /// the latest snapshots.
+    pub fn set_conditions_not_ticketed(&self, totals: BTreeMap<String, u64>) {
+        *self.conditions_not_ticketed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = totals;
     }
 
     /// Skips by reason.
@@ -121,11 +128,12 @@ impl Metrics {
             "counter",
             plain(&self.tickets_closed_by_technician),
         );
+        family("msp_skips_total", "Events not ticketed, by reason.", "counter", labelled("reason", self.skips()));
         family(
-            "msp_skips_total",
-            "Events and conditions not ticketed, by reason.",
-            "counter",
-            labelled("reason", self.skips()),
+            "msp_conditions_not_ticketed",
+            "Active status descriptions and issues with an enabled rule not ticketed in the latest snapshots, by reason.",
+            "gauge",
+            labelled("reason", snapshot(&self.conditions_not_ticketed)),
         );
         let calls = self
             .psa_calls()

@@ -202,4 +202,18 @@ pub trait TicketSink: Send + Sync {
     /// Sets the ticket's status to `status` (the configured closed status), with a note saying
     /// why where the backend supports one.
     async fn close_ticket(&self, ticket: &TicketRef, status: PsaId, note: &str) -> Result<(), PortError>;
+
+    /// Of `tickets`, those the PSA shows with status `closed` or no longer has: the ones a
+    /// technician closed. The default asks [`TicketSink::ticket`] one by one; a backend with a
+    /// query language should answer in a few calls (this runs for every open ticket).
+    async fn closed_among(&self, tickets: &[PsaId], closed: PsaId) -> Result<Vec<PsaId>, PortError> {
+        let mut out = Vec::new();
+        for id in tickets {
+            match self.ticket(*id).await? {
+                Some(t) if t.status != closed => {}
+                _ => out.push(*id),
+            }
+        }
+        Ok(out)
+    }
 }

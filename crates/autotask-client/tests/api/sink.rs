@@ -298,3 +298,29 @@ async fn catalog_ttl_expiry_refetches() {
     c.catalog().await.unwrap();
     c.catalog().await.unwrap();
 }
+
+#[tokio::test]
+async fn closed_among_asks_once_per_500_tickets_with_an_in_filter() {
+    let server = MockServer::start().await;
+    api("POST", "Tickets/query")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "items":[{"id":1,"status":5,"userDefinedFields":[]},{"id":2,"status":1,"userDefinedFields":[]}],
+            "pageDetails":{"count":2,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let closed =
+        sink(&server, SinkOptions::default()).closed_among(&[PsaId(1), PsaId(2), PsaId(3)], PsaId(5)).await.unwrap();
+    assert_eq!(closed, vec![PsaId(1), PsaId(3)], "completed, and gone from the PSA");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "one query instead of a GET per ticket");
+    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let text = body.to_string();
+    assert!(
+        text.contains(r#"{"field":"id","op":"in","value":[1,2,3]}"#)
+            || text.contains(r#""op":"in","field":"id","value":[1,2,3]"#),
+        "{text}"
+    );
+    assert_eq!(body["IncludeFields"], json!(["id", "status"]));
+}
