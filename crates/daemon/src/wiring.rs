@@ -67,6 +67,9 @@ pub fn wire(config: &Config) -> Result<Wired> {
     if let Some(b) = at.hourly_budget {
         builder = builder.hourly_budget(b);
     }
+    // The engine re-reads the catalog every `polling.catalog_secs`; the client's own cache must
+    // not outlive that, or a picklist change would only show after the client's default TTL.
+    builder = builder.catalog_ttl(std::time::Duration::from_secs(config.polling.catalog_secs.saturating_sub(1)));
     let autotask = builder.build().context("building the Autotask client")?;
     let options = SinkOptions { note_on_close: at.note_on_close, ..SinkOptions::default() };
     let sink: Arc<dyn TicketSink> = Arc::new(AutotaskSink::new(autotask.clone(), options));
