@@ -362,7 +362,8 @@ pub async fn run(keep_running: bool) -> Result<()> {
     println!("  Business Hub simulator:    {}", lab.kbh.base_url());
     println!("  store:                     {}", lab.store_path().display());
     if let Some(addr) = running.admin_addr {
-        println!("  admin API:                 http://{addr}/  (Authorization: Bearer {ADMIN_TOKEN})");
+        println!("  admin API:                 http://{addr}/api/rules  (Authorization: Bearer {ADMIN_TOKEN})");
+        println!("  Ticketing UI:              http://{addr}/ui  (log in with {ADMIN_TOKEN})");
     }
     println!();
     println!("1. Events of each severity, a stale one, an unmapped tenant, an inactive account;");
@@ -411,10 +412,8 @@ pub async fn run(keep_running: bool) -> Result<()> {
     summary(&lab, &shared).await?;
     if keep_running {
         println!();
-        println!(
-            "Still running. Admin API and Ticketing UI: http://{}/ (token {ADMIN_TOKEN}). Ctrl-C to stop.",
-            running.admin_addr.map(|a| a.to_string()).unwrap_or_default()
-        );
+        let addr = running.admin_addr.map(|a| a.to_string()).unwrap_or_default();
+        println!("Still running. Ticketing UI: http://{addr}/ui (log in with {ADMIN_TOKEN}). Ctrl-C to stop.");
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         service::shutdown_signal().await;
     }
