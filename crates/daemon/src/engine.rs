@@ -365,25 +365,21 @@ impl Engine {
                 self.refresh_due = now + backoff(self.psa_failures + 2, 60);
             }
         }
+        let mut listings = Vec::new();
         for (i, s) in self.event_sources.iter().enumerate() {
-            match s.source.tenants().await {
-                Ok(t) => {
-                    self.tenants.insert(Job::Events(i), t);
-                }
-                Err(e) => {
-                    self.shared.metrics.source_error(&s.name);
-                    warn!(source = %s.name, error = %e, "cannot list tenants");
-                }
-            }
+            listings.push((Job::Events(i), s.name.clone(), s.source.tenants().await));
         }
         for (i, s) in self.status_sources.iter().enumerate() {
-            match s.source.tenants().await {
+            listings.push((Job::Statuses(i), s.name.clone(), s.source.tenants().await));
+        }
+        for (job, name, listed) in listings {
+            match listed {
                 Ok(t) => {
-                    self.tenants.insert(Job::Statuses(i), t);
+                    self.tenants.insert(job, t);
                 }
                 Err(e) => {
-                    self.shared.metrics.source_error(&s.name);
-                    warn!(source = %s.name, error = %e, "cannot list tenants");
+                    self.shared.metrics.source_error(&name);
+                    warn!(source = %name, error = %e, "cannot list tenants; keeping the last list");
                 }
             }
         }

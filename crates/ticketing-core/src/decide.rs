@@ -223,7 +223,9 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
         EventClass::Severity(_) => Urgency::Normal,
     };
     let (title, description) = event_text(event);
-    let draft = build_draft(account, general, &resolved, &key, generation, title, description, event, urgency, now);
+    let device_name = event.device.as_ref().map(|d| d.name.clone());
+    let draft =
+        build_draft(account, general, &resolved, &key, generation, title, description, device_name, urgency, now);
     EventDecision::Create(Create { key, generation, draft })
 }
 
@@ -279,7 +281,7 @@ fn build_draft(
     generation: u32,
     title: String,
     description: String,
-    event: &Event,
+    device_name: Option<String>,
     urgency: Urgency,
     now: DateTime<Utc>,
 ) -> TicketDraft {
@@ -296,7 +298,7 @@ fn build_draft(
         issue_type: rule.issue_type,
         sub_issue_type: rule.sub_issue_type,
         idempotency_key: key.idempotency_key(generation),
-        device_name: event.device.as_ref().map(|d| d.name.clone()),
+        device_name,
         urgency,
     }
 }
@@ -412,22 +414,19 @@ fn reconcile_devices(
                 now.format("%Y-%m-%d %H:%M:%S"),
             );
             let urgency = if a.level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal };
-            let draft = TicketDraft {
+            let device_name = Some(device.device.name.clone());
+            let draft = build_draft(
                 account,
-                title: truncate_chars(&title, TicketDraft::TITLE_MAX),
-                description: truncate_chars(&description, TicketDraft::DESCRIPTION_MAX),
-                status: general.new_status,
-                priority: resolved.priority,
-                queue: resolved.queue,
-                due: now + Duration::hours(i64::from(resolved.due_hours)),
-                source: general.source,
-                work_type: resolved.work_type,
-                issue_type: resolved.issue_type,
-                sub_issue_type: resolved.sub_issue_type,
-                idempotency_key: key.idempotency_key(generation),
-                device_name: Some(device.device.name.clone()),
+                general,
+                &resolved,
+                &key,
+                generation,
+                title,
+                description,
+                device_name,
                 urgency,
-            };
+                now,
+            );
             out.actions.push(Action::Create(Create { key, generation, draft }));
         }
     }
