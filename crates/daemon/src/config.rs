@@ -210,6 +210,10 @@ pub struct AutotaskConfig {
     /// Add a note saying why when closing a ticket (one more call per close).
     #[serde(default)]
     pub note_on_close: bool,
+    /// Read each new ticket's number (`T20261125.0001`) for logs and notices: one more call per
+    /// ticket; without it they show the ticket id.
+    #[serde(default)]
+    pub fetch_ticket_number: bool,
 }
 
 /// `[[security_center]]`: one Administration Server.

@@ -71,7 +71,11 @@ pub fn wire(config: &Config) -> Result<Wired> {
     // not outlive that, or a picklist change would only show after the client's default TTL.
     builder = builder.catalog_ttl(std::time::Duration::from_secs(config.polling.catalog_secs.saturating_sub(1)));
     let autotask = builder.build().context("building the Autotask client")?;
-    let options = SinkOptions { note_on_close: at.note_on_close, ..SinkOptions::default() };
+    let options = SinkOptions {
+        note_on_close: at.note_on_close,
+        fetch_ticket_number: at.fetch_ticket_number,
+        ..SinkOptions::default()
+    };
     let sink: Arc<dyn TicketSink> = Arc::new(AutotaskSink::new(autotask.clone(), options));
 
     let mut events = Vec::new();
