@@ -433,3 +433,29 @@ async fn a_ticket_closed_by_a_technician_is_not_recreated_while_the_condition_pe
     running.stop().await?;
     Ok(())
 }
+
+/// `msp-ticketd check` reaches the live PSA and every source and reports every problem at once,
+/// naming file and key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_every_problem_against_the_live_psa_and_sources() -> Result<()> {
+    let lab = Lab::start().await?;
+    let rules = "[rules.rows.\"security_center/event/critical\"]\nenabled = true\npriority = \"Urgent\"\n";
+    let path = lab.dir.join("check.toml");
+    std::fs::write(&path, lab.config_toml(rules, "127.0.0.1:0"))?;
+    let problems = service::check(&path).await;
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 2, "{lines:#?}");
+    assert!(lines[0].contains("rules.rows.\"security_center/event/critical\".priority"), "{lines:#?}");
+    assert!(lines[0].contains("\"Urgent\" is not an active value in the PSA"), "{lines:#?}");
+    assert!(lines[1].contains("mapping[1]") && lines[1].contains("inactive"), "{lines:#?}");
+    assert!(lines.iter().all(|l| l.starts_with(&path.display().to_string())));
+    // A source that cannot be reached is a problem too, reported with the rest.
+    let unreachable = lab.config_toml(rules, "127.0.0.1:0").replace(lab.ksc.base_url(), "http://127.0.0.1:9");
+    std::fs::write(&path, unreachable)?;
+    let problems = service::check(&path).await;
+    assert!(
+        problems.iter().any(|p| p.key.starts_with("ksc:demo") && p.reason.contains("cannot reach")),
+        "{problems:#?}"
+    );
+    Ok(())
+}
