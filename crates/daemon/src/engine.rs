@@ -790,9 +790,11 @@ impl Engine {
     /// re-created while its condition persists. One batched PSA question per pass.
     async fn sync_technician_closes(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let Some(closed) = self.ctx.as_ref().and_then(Context::closed_status) else { return Ok(()) };
+        // Only condition tickets matter: an event ticket is never re-created anyway.
         let open: BTreeMap<PsaId, TicketKey> = self
             .ledger
             .entries()
+            .filter(|e| !matches!(e.key, TicketKey::Event { .. }))
             .filter_map(|e| match &e.state {
                 TicketState::Open { ticket } => Some((ticket.id, e.key.clone())),
                 _ => None,
