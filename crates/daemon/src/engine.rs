@@ -663,6 +663,9 @@ impl Engine {
         }
         let mut calls = Vec::new();
         let mut titles: HashMap<TicketKey, String> = HashMap::new();
+        // Creates that reached the point of calling the PSA. One that started and got no answer
+        // recorded (the batch was cut short) is uncertain: looked up before the next create.
+        let started: Arc<Mutex<HashSet<TicketKey>>> = Arc::default();
         for item in work {
             let sink = self.sink.clone();
             match item {
@@ -671,10 +674,10 @@ impl Engine {
                     let TicketState::Planned { draft } = &entry.state else { continue };
                     let draft = draft.clone();
                     titles.insert(key.clone(), draft.title.clone());
-                    // In flight counts as uncertain until the answer is recorded: if this call is
-                    // dropped or fails, the next attempt looks the key up before creating.
-                    let look_up = !self.uncertain.insert(key.clone());
+                    let look_up = self.uncertain.contains(&key);
+                    let started = started.clone();
                     calls.push(Box::pin(async move {
+                        started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone());
                         if look_up {
                             match sink.find_ticket(&draft.idempotency_key).await {
                                 Ok(Some(t)) => return (key, "find", Outcome::Created(t, true)),
@@ -711,8 +714,10 @@ impl Engine {
         let mut stream = futures::stream::iter(calls).buffered(conc);
         let mut applied = 0;
         let mut throttled: Option<PortError> = None;
+        let mut answered: HashSet<TicketKey> = HashSet::new();
         while let Some((key, op, outcome)) = stream.next().await {
             let now = Utc::now();
+            answered.insert(key.clone());
             let transition = match outcome {
                 Outcome::Created(ticket, recovered) => {
                     self.shared.metrics.psa_call(op, "ok");
@@ -725,6 +730,7 @@ impl Engine {
                     Transition::Opened { key: key.clone(), ticket }
                 }
                 Outcome::Refused(reason) => {
+                    self.uncertain.remove(&key);
                     self.shared.metrics.psa_call(op, "invalid");
                     error!(key = %key, reason = %reason, "the PSA refused the ticket; giving it up (see the ledger)");
                     Transition::Abandoned { key: key.clone(), reason }
@@ -735,6 +741,10 @@ impl Engine {
                     Transition::Closed { key: key.clone() }
                 }
                 Outcome::Failed(e) => {
+                    if op != "close" {
+                        // The create MAY have happened: look the key up before trying again.
+                        self.uncertain.insert(key.clone());
+                    }
                     self.shared.metrics.psa_call(op, &format!("{:?}", e.kind).to_lowercase());
                     warn!(key = %key, op, error = %e, "PSA call failed; will retry");
                     if e.is_retryable() || e.kind == PortErrorKind::Auth || e.kind == PortErrorKind::Other {
@@ -753,6 +763,11 @@ impl Engine {
             self.log_delivery(&transition, titles.get(&key).map(String::as_str).unwrap_or_default());
         }
         drop(stream);
+        for key in started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain() {
+            if !answered.contains(&key) {
+                self.uncertain.insert(key);
+            }
+        }
         match throttled {
             Some(e) => {
                 self.psa_failures += 1;
