@@ -273,6 +273,20 @@ pub struct MappingEntry {
     pub account_name: Option<String>,
 }
 
+impl MappingEntry {
+    /// The PSA account this entry names, among `accounts` (by id, or by name ignoring case).
+    pub fn account_in<'a>(
+        &self,
+        accounts: &'a [ticketing_core::ports::Account],
+    ) -> Option<&'a ticketing_core::ports::Account> {
+        match (self.account_id, &self.account_name) {
+            (Some(id), _) => accounts.iter().find(|a| a.id.0 == id),
+            (None, Some(name)) => accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// `[rules]`: the rule set the store starts from when it has none (after that, rules are edited
 /// with `msp-ticketd rules ...`, the admin API or the web UI, and live in the store).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -400,11 +400,7 @@ impl Engine {
         let names: BTreeMap<String, String> =
             self.tenants.values().flatten().map(|t| (t.id.to_string(), t.name.clone())).collect();
         for m in &self.mapping {
-            let account = match (m.account_id, &m.account_name) {
-                (Some(id), _) => self.accounts.iter().find(|a| a.id.0 == id),
-                (None, Some(name)) => self.accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name)),
-                (None, None) => None,
-            };
+            let account = m.account_in(&self.accounts);
             let problem = match (account, m.account_id) {
                 (Some(a), _) if !a.active => Some("account is inactive: no tickets".to_owned()),
                 (Some(_), _) => None,

@@ -229,11 +229,8 @@ async fn rules(config: &Config, action: RulesAction) -> Result<ExitCode> {
                 .mapping
                 .iter()
                 .filter_map(|m| {
-                    let id = m.account_id.map(ticketing_core::model::PsaId).or_else(|| {
-                        let name = m.account_name.as_deref()?;
-                        accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name)).map(|a| a.id)
-                    })?;
-                    Some((ticketing_core::model::TenantId::new(m.tenant.clone()), id))
+                    let account = m.account_in(&accounts)?;
+                    Some((ticketing_core::model::TenantId::new(m.tenant.clone()), account.id))
                 })
                 .collect();
             let draft = shared.rules().draft.clone();

@@ -40,39 +40,36 @@ pub enum OpError {
     Store(#[from] StoreError),
 }
 
-fn persist(shared: &Shared, book: &RuleBook) -> Result<(), OpError> {
-    shared.store.save_rulebook(book)?;
+/// Applies `change` to a copy of the rule book, stores the copy, and only then makes it the
+/// book in memory: a refused change or a failed write leaves both untouched.
+fn update(shared: &Shared, change: impl FnOnce(&mut RuleBook) -> Result<(), OpError>) -> Result<(), OpError> {
+    let mut book = shared.rules();
+    let mut next = book.clone();
+    change(&mut next)?;
+    shared.store.save_rulebook(&next)?;
+    *book = next;
     Ok(())
 }
 
 /// Applies one patch to several rows of the draft.
 pub fn bulk_edit(shared: &Shared, rows: &[RowId], patch: &RulePatch) -> Result<(), OpError> {
-    let mut book = shared.rules();
-    let mut next = book.clone();
-    next.bulk_edit(rows, patch).map_err(|e| OpError::Invalid(e.to_string()))?;
-    persist(shared, &next)?;
-    *book = next;
-    Ok(())
+    update(shared, |next| next.bulk_edit(rows, patch).map_err(|e| OpError::Invalid(e.to_string())))
 }
 
 /// Edits the draft's general settings.
 pub fn edit_general(shared: &Shared, patch: &GeneralPatch) -> Result<(), OpError> {
-    let mut book = shared.rules();
-    let mut next = book.clone();
-    next.edit_general(patch);
-    persist(shared, &next)?;
-    *book = next;
-    Ok(())
+    update(shared, |next| {
+        next.edit_general(patch);
+        Ok(())
+    })
 }
 
 /// Replaces the whole draft.
 pub fn put_draft(shared: &Shared, draft: RuleSet) -> Result<(), OpError> {
-    let mut book = shared.rules();
-    let mut next = book.clone();
-    next.draft = draft.complete();
-    persist(shared, &next)?;
-    *book = next;
-    Ok(())
+    update(shared, |next| {
+        next.draft = draft.complete();
+        Ok(())
+    })
 }
 
 /// "Save changes" for a section: validated against the live catalog, then made active.
@@ -83,33 +80,25 @@ pub fn save(shared: &Shared, section: Section) -> Result<(), OpError> {
 
 /// [`save`] against a given catalog (the CLI reads it from the PSA itself).
 pub fn save_with(shared: &Shared, section: Section, catalog: &Catalog) -> Result<(), OpError> {
-    let mut book = shared.rules();
-    let mut next = book.clone();
-    next.save(section, catalog).map_err(|e| OpError::Refused { section, problems: e.errors })?;
-    persist(shared, &next)?;
-    *book = next;
+    update(shared, |next| next.save(section, catalog).map_err(|e| OpError::Refused { section, problems: e.errors }))?;
     shared.rules_version.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
 
 /// "Cancel changes" for a section.
 pub fn cancel(shared: &Shared, section: Section) -> Result<(), OpError> {
-    let mut book = shared.rules();
-    let mut next = book.clone();
-    next.cancel(section);
-    persist(shared, &next)?;
-    *book = next;
-    Ok(())
+    update(shared, |next| {
+        next.cancel(section);
+        Ok(())
+    })
 }
 
 /// "Reset to defaults" for a section (into the draft).
 pub fn reset(shared: &Shared, section: Section) -> Result<(), OpError> {
-    let mut book = shared.rules();
-    let mut next = book.clone();
-    next.reset(section);
-    persist(shared, &next)?;
-    *book = next;
-    Ok(())
+    update(shared, |next| {
+        next.reset(section);
+        Ok(())
+    })
 }
 
 /// What a rule set would have ticketed over a window of the stored event history.

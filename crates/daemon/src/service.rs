@@ -273,12 +273,7 @@ pub async fn check(path: &Path) -> Vec<ConfigProblem> {
     for (i, m) in config.mapping.iter().enumerate() {
         let key = format!("mapping[{i}]");
         if !accounts.is_empty() {
-            let account = match (m.account_id, &m.account_name) {
-                (Some(id), _) => accounts.iter().find(|a| a.id.0 == id),
-                (None, Some(name)) => accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name)),
-                _ => None,
-            };
-            match account {
+            match m.account_in(&accounts) {
                 None => push(&key, "no such account in the PSA".to_owned()),
                 Some(a) if !a.active => {
                     push(&key, format!("account {} ({}) is inactive: it gets no tickets", a.name, a.id))
