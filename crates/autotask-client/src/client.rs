@@ -28,7 +28,7 @@ use crate::models::{
 use crate::query::{Filter, Query, QueryBody};
 use crate::retry::{Idempotency, RetryAction, parse_retry_after};
 use crate::throttle::{BudgetUsage, EntityLimiter, RequestBudget, Take, entity_of_path};
-use crate::zone::{self, endpoint, normalise_root, zone_lookup_url};
+use crate::zone::{ZoneCache, endpoint, normalise_root, zone_lookup_url};
 
 /// An Autotask REST client. Cheap to clone (clones share throttles, budget and caches).
 ///
@@ -53,6 +53,7 @@ struct Inner {
     auth: HeaderMap,
     limiter: EntityLimiter,
     budget: Arc<RequestBudget>,
+    zones: Arc<ZoneCache>,
     zone_lock: tokio::sync::Mutex<()>,
     pub(crate) catalog: CatalogCache,
 }
@@ -117,7 +118,11 @@ impl AutotaskClient {
         ClientBuilder::new(credentials)
     }
 
-    pub(crate) fn from_config(config: ClientConfig, budget: Arc<RequestBudget>) -> Result<Self, Error> {
+    pub(crate) fn from_config(
+        config: ClientConfig,
+        budget: Arc<RequestBudget>,
+        zones: Arc<ZoneCache>,
+    ) -> Result<Self, Error> {
         let auth = auth_headers(&config.credentials)?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -134,6 +139,7 @@ impl AutotaskClient {
                 auth,
                 limiter,
                 budget,
+                zones,
                 zone_lock: tokio::sync::Mutex::new(()),
                 catalog,
             }),
@@ -153,6 +159,11 @@ impl AutotaskClient {
     /// The shared budget (to hand to another client of the same database).
     pub fn budget(&self) -> Arc<RequestBudget> {
         Arc::clone(&self.inner.budget)
+    }
+
+    /// The zone cache (to hand to another client of the same user).
+    pub fn zone_cache(&self) -> Arc<ZoneCache> {
+        Arc::clone(&self.inner.zones)
     }
 
     /// Concurrent requests allowed per entity endpoint.
@@ -216,11 +227,11 @@ impl AutotaskClient {
             ZoneSource::Discover(d) => d,
         };
         let user = &cfg.credentials.username;
-        if let Some(u) = zone::cached(discovery, user, cfg.zone_cache_ttl) {
+        if let Some(u) = self.inner.zones.get(discovery, user, cfg.zone_cache_ttl) {
             return Ok(u);
         }
         let _guard = self.inner.zone_lock.lock().await;
-        if let Some(u) = zone::cached(discovery, user, cfg.zone_cache_ttl) {
+        if let Some(u) = self.inner.zones.get(discovery, user, cfg.zone_cache_ttl) {
             return Ok(u);
         }
         let info = self.zone_information().await?;
@@ -234,7 +245,7 @@ impl AutotaskClient {
         let root = normalise_root(raw)?;
         cfg.hosts.check(&root)?;
         debug!(zone = info.zone_name.as_deref().unwrap_or(""), root = %root, "autotask zone discovered");
-        zone::remember(discovery, user, root.clone());
+        self.inner.zones.insert(discovery, user, root.clone());
         Ok(root)
     }
 
@@ -283,7 +294,7 @@ impl AutotaskClient {
                 && let ZoneSource::Discover(discovery) = &inner.config.zone
             {
                 // a wrong (stale) zone answers 401: rediscover on the next call
-                zone::forget(discovery, &inner.config.credentials.username);
+                inner.zones.remove(discovery, &inner.config.credentials.username);
             }
             Err(err)
         }

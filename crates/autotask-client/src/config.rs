@@ -9,7 +9,7 @@ use url::Url;
 use crate::error::Error;
 use crate::retry::RetryPolicy;
 use crate::throttle::{DEFAULT_CONCURRENCY_PER_ENTITY, DEFAULT_HOURLY_BUDGET, Pacing, RequestBudget};
-use crate::zone::{DEFAULT_DISCOVERY_URL, HostPolicy, normalise_root};
+use crate::zone::{DEFAULT_DISCOVERY_URL, HostPolicy, ZoneCache, normalise_root};
 
 /// API-user credentials. `Debug` shows the username only; the secret and the integration code
 /// are [`Secret`]s and print `***`.
@@ -101,6 +101,7 @@ pub struct ClientBuilder {
     discovery_url: Option<String>,
     hourly_budget: u64,
     budget: Option<Arc<RequestBudget>>,
+    zones: Option<Arc<ZoneCache>>,
 }
 
 impl ClientBuilder {
@@ -126,6 +127,7 @@ impl ClientBuilder {
             discovery_url: None,
             hourly_budget: DEFAULT_HOURLY_BUDGET,
             budget: None,
+            zones: None,
         }
     }
 
@@ -176,6 +178,13 @@ impl ClientBuilder {
     /// Shares a budget with other clients of the same Autotask database.
     pub fn shared_budget(mut self, budget: Arc<RequestBudget>) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Shares a zone cache with other clients of the same user (default: the client's own;
+    /// clones of a client always share theirs).
+    pub fn zone_cache(mut self, cache: Arc<ZoneCache>) -> Self {
+        self.zones = Some(cache);
         self
     }
 
@@ -241,6 +250,7 @@ impl ClientBuilder {
         self.config.max_concurrency_per_entity =
             self.config.max_concurrency_per_entity.clamp(1, crate::throttle::MAX_CONCURRENCY_PER_ENTITY);
         let budget = self.budget.unwrap_or_else(|| Arc::new(RequestBudget::new(self.hourly_budget)));
-        crate::client::AutotaskClient::from_config(self.config, budget)
+        let zones = self.zones.unwrap_or_default();
+        crate::client::AutotaskClient::from_config(self.config, budget, zones)
     }
 }

@@ -5,19 +5,27 @@
 //! | `create_ticket` | `POST /Tickets` (+ optional CI lookup, + lookup by `externalID` only after an ambiguous failure, + optional `GET /Tickets/{id}` for the number) |
 //! | `find_ticket` | `POST /Tickets/query` `externalID eq`, `MaxRecords 1` |
 //! | `ticket` | `GET /Tickets/{id}` (404 or `item: null` → `None`) |
-//! | `close_ticket` | `PATCH /Tickets {"id","status"}` + optional `POST /Tickets/{id}/Notes` (its failure does not fail the close) |
+//! | `close_ticket` | `PATCH /Tickets {"id","status"}` (Autotask stamps `completedDate` when the status is Complete) |
+//! | `add_note` | with `look_up_first`: `POST /TicketNotes/query` (`ticketID eq`, `description contains` the marker); then `POST /Tickets/{id}/Notes` unless found; nothing at all when `note_on_close` is off |
+//! | `owned_tickets` | one paged `POST /Tickets/query`: `externalID beginsWith` prefix AND (still open OR `lastActivityDate gte` closed_since) |
 //! | `catalog` | cached `Tickets/entityInformation/fields` + BillingCodes work types |
 //! | `accounts` | `POST /Companies/query` (`id`, `companyName`, `isActive`), paged |
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use ticketing_core::catalog::Catalog;
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{Account, PortError, PortErrorKind, RemoteTicket, TicketSink};
-use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketRef};
+use ticketing_core::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink};
+use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
 use tracing::warn;
 
 use crate::client::AutotaskClient;
-use crate::models::{Ticket, TicketNote};
+use crate::error::{Error, Outcome};
+use crate::models::{self, Ticket};
+use crate::query::{Filter, Query};
+
+/// Autotask's `TicketNote.description` length (autotask-api.md §2.7, SOAP metadata).
+pub const NOTE_DESCRIPTION_MAX: usize = 32_000;
 
 /// Options of the sink (what extra calls it may spend).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +43,11 @@ pub struct SinkOptions {
     pub link_configuration_item: bool,
     /// Fetch the ticket number after a create (default false: it costs a GET per ticket).
     pub fetch_ticket_number: bool,
+    /// The status id that means "closed" for [`TicketSink::owned_tickets`] (the daemon's
+    /// configured closed status). `None` (default): the sink does not assume a status id and
+    /// treats a ticket as open while Autotask has not stamped its `completedDate` (Autotask
+    /// stamps it when a ticket reaches the system status Complete).
+    pub closed_status: Option<i64>,
 }
 
 impl Default for SinkOptions {
@@ -46,6 +59,7 @@ impl Default for SinkOptions {
             note_publish: 1,
             link_configuration_item: false,
             fetch_ticket_number: false,
+            closed_status: None,
         }
     }
 }
@@ -77,6 +91,33 @@ pub fn draft_to_ticket(draft: &TicketDraft) -> Ticket {
     }
 }
 
+/// The note's `description`: the text, then a last line `[marker]`, cut (text first, on a char
+/// boundary) to [`NOTE_DESCRIPTION_MAX`] characters so the marker always survives.
+pub fn note_description(note: &TicketNote) -> String {
+    let tail = format!("[{}]", note.marker);
+    let room = NOTE_DESCRIPTION_MAX.saturating_sub(tail.chars().count() + 1);
+    let text = note.text.trim_end();
+    let text: String = if text.chars().count() > room { text.chars().take(room).collect() } else { text.to_owned() };
+    if text.is_empty() { tail } else { format!("{text}\n{tail}") }
+}
+
+/// The `owned_tickets` query (a pure function): `externalID beginsWith prefix` AND (open OR
+/// `lastActivityDate >= closed_since`). Open is `status noteq closed_status`, or, without a
+/// closed status, `completedDate notExist`. Closing a ticket is an update, and every update
+/// bumps `lastActivityDate`, so a ticket closed at or after `closed_since` always matches.
+pub fn owned_tickets_query(prefix: &str, closed_since: DateTime<Utc>, closed_status: Option<i64>) -> Query {
+    let open = match closed_status {
+        Some(s) => Filter::noteq("status", s),
+        None => Filter::not_exist("completedDate"),
+    };
+    let since = closed_since.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    Query::new()
+        .filter(Filter::begins_with("externalID", prefix))
+        .filter(Filter::or([open, Filter::gte("lastActivityDate", since)]))
+        .include_fields(["id", "ticketNumber", "externalID", "description", "status", "completedDate"])
+        .max_records(crate::query::MAX_PAGE_SIZE)
+}
+
 impl AutotaskSink {
     /// A sink over a client.
     pub fn new(client: AutotaskClient, options: SinkOptions) -> Self {
@@ -91,6 +132,26 @@ impl AutotaskSink {
     /// The options.
     pub fn options(&self) -> &SinkOptions {
         &self.options
+    }
+
+    /// Converts a client error, blanking the secret and integration code should the server ever
+    /// echo one back in a message.
+    fn port_error(&self, err: &Error) -> PortError {
+        let mut p = PortError::from(err);
+        let creds = &self.client.config().credentials;
+        for s in [creds.secret.expose(), creds.integration_code.expose()] {
+            if s.len() >= 4 {
+                p.message = p.message.replace(s, "***");
+            }
+        }
+        p
+    }
+
+    fn is_open(&self, t: &Ticket) -> bool {
+        match self.options.closed_status {
+            Some(closed) => t.status != Some(closed),
+            None => t.completed_date.is_none(),
+        }
     }
 }
 
@@ -129,7 +190,12 @@ impl TicketSink for AutotaskSink {
                 Err(e) => warn!(error = %e, "configuration item lookup failed"),
             }
         }
-        let created = self.client.create_ticket(&ticket).await?;
+        let created = self.client.create_ticket(&ticket).await.map_err(|e| {
+            if e.outcome() == Outcome::Unknown {
+                warn!(idempotency_key = %draft.idempotency_key, error = %e, "ticket create outcome unknown");
+            }
+            self.port_error(&e)
+        })?;
         let mut number = created.ticket_number;
         if number.is_none() && self.options.fetch_ticket_number {
             match self.client.get_ticket(created.id).await {
@@ -177,20 +243,81 @@ impl TicketSink for AutotaskSink {
         Ok(out)
     }
 
-    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId, note: &str) -> Result<(), PortError> {
-        self.client.set_ticket_status(ticket.id.0, status.0).await?;
-        if self.options.note_on_close && !note.trim().is_empty() {
-            let n = TicketNote {
-                title: Some(self.options.note_title.clone()),
-                description: Some(note.to_owned()),
-                note_type: Some(self.options.note_type),
-                publish: Some(self.options.note_publish),
-                ..TicketNote::default()
-            };
-            if let Err(e) = self.client.create_ticket_note(ticket.id.0, &n).await {
-                warn!(error = %e, ticket = ticket.id.0, "ticket closed but its note could not be added");
+    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError> {
+        match self.client.set_ticket_status(ticket.id.0, status.0).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if e.outcome() == Outcome::Unknown {
+                    warn!(ticket_id = ticket.id.0, status = status.0, error = %e, "ticket close outcome unknown");
+                }
+                Err(self.port_error(&e))
             }
         }
-        Ok(())
+    }
+
+    async fn add_note(&self, ticket: &TicketRef, note: &TicketNote, look_up_first: bool) -> Result<(), PortError> {
+        if !self.options.note_on_close {
+            return Ok(());
+        }
+        let description = note_description(note);
+        if look_up_first {
+            let marker = format!("[{}]", note.marker);
+            let q = Query::new()
+                .filter(Filter::eq("ticketID", ticket.id.0))
+                .filter(Filter::contains("description", marker.clone()))
+                .include_fields(["id", "ticketID", "description"]);
+            let found: Vec<models::TicketNote> = self.client.query_all(q).await.map_err(|e| {
+                warn!(ticket_id = ticket.id.0, marker = %note.marker, error = %e, "ticket note lookup failed");
+                self.port_error(&e)
+            })?;
+            // the server compares case-insensitively; the marker is exact
+            if found.iter().any(|n| n.description.as_deref().is_some_and(|d| d.contains(&marker))) {
+                return Ok(());
+            }
+        }
+        let n = models::TicketNote {
+            title: Some(self.options.note_title.clone()),
+            description: Some(description),
+            note_type: Some(self.options.note_type),
+            publish: Some(self.options.note_publish),
+            ..models::TicketNote::default()
+        };
+        match self.client.create_ticket_note(ticket.id.0, &n).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if e.outcome() == Outcome::Unknown {
+                    warn!(ticket_id = ticket.id.0, marker = %note.marker, error = %e, "ticket note outcome unknown");
+                }
+                Err(self.port_error(&e))
+            }
+        }
+    }
+
+    async fn owned_tickets(
+        &self,
+        prefix: &str,
+        closed_since: DateTime<Utc>,
+    ) -> Result<Option<Vec<OwnedTicket>>, PortError> {
+        if prefix.is_empty() {
+            return Err(PortError::new(PortErrorKind::Invalid, "owned_tickets needs a non-empty prefix"));
+        }
+        let q = owned_tickets_query(prefix, closed_since, self.options.closed_status);
+        let rows: Vec<Ticket> = self.client.query_all(q).await.map_err(|e| self.port_error(&e))?;
+        let out = rows
+            .into_iter()
+            .filter_map(|t| {
+                let id = t.id?;
+                // beginsWith is case-insensitive on the server; the prefix is exact
+                let key = t.external_id.clone().filter(|k| k.starts_with(prefix))?;
+                let open = self.is_open(&t);
+                Some(OwnedTicket {
+                    ticket: TicketRef { id: PsaId(id), number: t.ticket_number },
+                    idempotency_key: IdempotencyKey(key),
+                    description: t.description.unwrap_or_default(),
+                    open,
+                })
+            })
+            .collect();
+        Ok(Some(out))
     }
 }

@@ -3,12 +3,12 @@
 //! Autotask tenants live in zones (`webservices{N}.autotask.net`). The client asks
 //! `GET {discovery}/v1.0/zoneInformation?user=<username>` (no credentials), normalises the
 //! returned `url` to a root without trailing slash (requests then go to `{root}/V1.0/…`), and
-//! caches it per (discovery URL, username) for a TTL. The returned URL — and every
+//! caches it per (discovery URL, username) for a TTL in the client's own [`ZoneCache`]. The returned URL — and every
 //! `nextPageUrl` later — is remote input: credentials are attached only to hosts on the
 //! allow-list.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -100,29 +100,50 @@ fn endpoint_lower(root: &Url, path: &str) -> Result<Url, Error> {
 
 type ZoneKey = (String, String);
 
-/// Process-wide cache of discovered zone roots, keyed by (discovery URL, username).
-fn cache() -> &'static Mutex<HashMap<ZoneKey, (Url, Instant)>> {
-    static CACHE: OnceLock<Mutex<HashMap<ZoneKey, (Url, Instant)>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+/// Discovered zone roots, keyed by (discovery URL, username), each trusted for a TTL.
+///
+/// Owned by a client (and its clones); hand one to several clients of the same user with
+/// [`crate::ClientBuilder::zone_cache`]. There is deliberately no process-wide cache: two
+/// clients that happen to see the same discovery URL (a test server on a reused port, a
+/// different tenant behind the same proxy) must never see each other's answers.
+#[derive(Debug, Default)]
+pub struct ZoneCache {
+    map: Mutex<HashMap<ZoneKey, (Url, Instant)>>,
 }
 
-pub(crate) fn cached(discovery: &Url, username: &str, ttl: Duration) -> Option<Url> {
-    let map = cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let (url, at) = map.get(&(discovery.to_string(), username.to_ascii_lowercase()))?;
-    (at.elapsed() < ttl).then(|| url.clone())
-}
+impl ZoneCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
 
-pub(crate) fn remember(discovery: &Url, username: &str, root: Url) {
-    let mut map = cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    map.insert((discovery.to_string(), username.to_ascii_lowercase()), (root, Instant::now()));
-}
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ZoneKey, (Url, Instant)>> {
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 
-pub(crate) fn forget(discovery: &Url, username: &str) {
-    let mut map = cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    map.remove(&(discovery.to_string(), username.to_ascii_lowercase()));
-}
+    fn key(discovery: &Url, username: &str) -> ZoneKey {
+        (discovery.to_string(), username.to_ascii_lowercase())
+    }
 
-/// Drops every cached zone (after credentials change, or when a zone answers 401).
-pub fn clear_zone_cache() {
-    cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    /// The cached root for a user, if younger than `ttl`.
+    pub fn get(&self, discovery: &Url, username: &str, ttl: Duration) -> Option<Url> {
+        let map = self.lock();
+        let (url, at) = map.get(&Self::key(discovery, username))?;
+        (at.elapsed() < ttl).then(|| url.clone())
+    }
+
+    /// Remembers a discovered root.
+    pub fn insert(&self, discovery: &Url, username: &str, root: Url) {
+        self.lock().insert(Self::key(discovery, username), (root, Instant::now()));
+    }
+
+    /// Forgets a user's root (after a 401 from it).
+    pub fn remove(&self, discovery: &Url, username: &str) {
+        self.lock().remove(&Self::key(discovery, username));
+    }
+
+    /// Drops every cached zone (after credentials change).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
 }

@@ -33,11 +33,12 @@ async fn zone_discovery_without_credentials_then_cached_per_user() {
         .build()
         .unwrap();
     assert_eq!(c.get_ticket(1).await.unwrap().unwrap().id, Some(1));
-    // a second client of the same user reuses the process-wide cache
+    // a second client of the same user handed the first one's cache reuses it
     let c2 = AutotaskClient::builder(credentials())
         .discovery_url(format!("{}/atservicesrest", server.uri()))
         .allow_host("127.0.0.1")
         .threshold_refresh(None)
+        .zone_cache(c.zone_cache())
         .build()
         .unwrap();
     assert_eq!(c2.root().await.unwrap().as_str(), format!("{}/ATServicesRest", server.uri()));
@@ -385,4 +386,30 @@ async fn a_401_forgets_the_cached_zone() {
         .unwrap();
     assert_eq!(c.get_ticket(1).await.unwrap_err().class(), ErrorClass::Auth);
     assert!(c.get_ticket(1).await.unwrap().is_some());
+}
+
+/// Regression (order dependence): the zone cache was process-wide, keyed by discovery URL, and
+/// wiremock reuses ports, so a zone learnt by one test leaked into the next. Two clients that
+/// do not share a cache each discover, even with the same discovery URL and user.
+#[tokio::test]
+async fn independent_clients_do_not_share_zone_answers() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/atservicesrest/v1.0/zoneInformation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"zoneName":"Mock Zone",
+            "url":format!("{}/ATServicesRest/", server.uri())})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    for _ in 0..2 {
+        let c = AutotaskClient::builder(credentials())
+            .discovery_url(format!("{}/atservicesrest", server.uri()))
+            .allow_host("127.0.0.1")
+            .threshold_refresh(None)
+            .build()
+            .unwrap();
+        assert_eq!(c.root().await.unwrap().as_str(), format!("{}/ATServicesRest", server.uri()));
+        // clones share their client's cache
+        c.clone().root().await.unwrap();
+    }
 }

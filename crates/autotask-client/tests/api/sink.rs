@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 use ticketing_core::model::PsaId;
 use ticketing_core::ports::{PortErrorKind, TicketSink};
-use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketRef, Urgency};
+use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef, Urgency};
 use wiremock::matchers::body_json;
 use wiremock::{MockServer, ResponseTemplate};
 
@@ -20,6 +20,9 @@ fn draft() -> TicketDraft {
         priority: PsaId(2),
         queue: PsaId(29683482),
         due: Utc.with_ymd_and_hms(2030, 1, 15, 17, 0, 0).unwrap(),
+        due_hours: None,
+        expires_at: None,
+        row: None,
         source: Some(PsaId(8)),
         work_type: Some(PsaId(29682801)),
         issue_type: Some(PsaId(10)),
@@ -160,7 +163,7 @@ async fn ticket_reads_status_and_handles_both_not_found_shapes() {
 }
 
 #[tokio::test]
-async fn close_ticket_patches_status_then_posts_note() {
+async fn close_ticket_only_patches_the_status() {
     let server = MockServer::start().await;
     api("PATCH", "Tickets")
         .and(body_json(json!({"id":128926,"status":5})))
@@ -168,44 +171,106 @@ async fn close_ticket_patches_status_then_posts_note() {
         .expect(1)
         .mount(&server)
         .await;
+    let t = TicketRef { id: PsaId(128926), number: None };
+    sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5)).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "no note call from close");
+}
+
+fn note() -> TicketNote {
+    TicketNote { marker: "kmsp-abc-1/close".into(), text: "Backup succeeded on retry.".into() }
+}
+
+#[tokio::test]
+async fn add_note_posts_text_with_marker_line() {
+    let server = MockServer::start().await;
     api("POST", "Tickets/128926/Notes")
         .and(body_json(json!({"ticketID":128926,"title":"Closed automatically",
-            "description":"Backup succeeded on retry.","noteType":1,"publish":1})))
+            "description":"Backup succeeded on retry.\n[kmsp-abc-1/close]","noteType":1,"publish":1})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":30777658})))
         .expect(1)
         .mount(&server)
         .await;
     let t = TicketRef { id: PsaId(128926), number: None };
-    sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5), "Backup succeeded on retry.").await.unwrap();
-    let reqs = server.received_requests().await.unwrap();
-    assert_eq!(reqs[0].method.as_str(), "PATCH", "status first, note second");
+    sink(&server, SinkOptions::default()).add_note(&t, &note(), false).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "no lookup without look_up_first");
 }
 
 #[tokio::test]
-async fn close_note_is_configurable_and_its_failure_does_not_fail_the_close() {
+async fn add_note_is_configurable_and_off_means_no_call() {
     let server = MockServer::start().await;
-    api("PATCH", "Tickets")
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":1})))
-        .expect(3)
-        .mount(&server)
-        .await;
     api("POST", "Tickets/1/Notes")
         .and(wiremock::matchers::body_partial_json(json!({"noteType":3,"publish":2,"title":"Auto"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":7})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let t = TicketRef { id: PsaId(1), number: None };
+    let opts = SinkOptions { note_type: 3, note_publish: 2, note_title: "Auto".into(), ..SinkOptions::default() };
+    sink(&server, opts).add_note(&t, &note(), false).await.unwrap();
+    let off = SinkOptions { note_on_close: false, ..SinkOptions::default() };
+    sink(&server, off).add_note(&t, &note(), true).await.unwrap();
+}
+
+/// The bug: a 429/5xx on the note was swallowed ("ticket closed but its note could not be
+/// added"); now it comes back classified so the engine retries it.
+#[tokio::test]
+async fn add_note_failures_are_returned_classified() {
+    let server = MockServer::start().await;
+    api("POST", "Tickets/1/Notes")
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("POST", "Tickets/2/Notes")
         .respond_with(
             ResponseTemplate::new(500).set_body_json(json!({"errors":["title is required.; on record number [0]."]})),
         )
         .expect(1)
         .mount(&server)
         .await;
+    api("POST", "Tickets/3/Notes")
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s = sink(&server, SinkOptions::default());
+    let e = s.add_note(&TicketRef { id: PsaId(1), number: None }, &note(), false).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::Transient, "a 503 on a note is not retried blindly: {e:?}");
+    let e = s.add_note(&TicketRef { id: PsaId(2), number: None }, &note(), false).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::Invalid);
+    assert!(e.message.contains("title is required."), "{}", e.message);
+    let e = s.add_note(&TicketRef { id: PsaId(3), number: None }, &note(), false).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::RateLimited);
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn add_note_looks_up_the_marker_first_when_asked() {
+    let server = MockServer::start().await;
+    api("POST", "TicketNotes/query")
+        .and(body_json(json!({"filter":[{"op":"eq","field":"ticketID","value":1},
+            {"op":"contains","field":"description","value":"[kmsp-abc-1/close]"}],
+            "IncludeFields":["id","ticketID","description"]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[{"id":9,"ticketID":1,
+            "description":"Backup succeeded on retry.\n[kmsp-abc-1/close]"}],
+            "pageDetails":{"count":1,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("POST", "Tickets/1/Notes").respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
     let t = TicketRef { id: PsaId(1), number: None };
-    let opts = SinkOptions { note_type: 3, note_publish: 2, note_title: "Auto".into(), ..SinkOptions::default() };
-    // note fails: close still succeeds
-    sink(&server, opts).close_ticket(&t, PsaId(5), "why").await.unwrap();
-    // empty note: no note call
-    sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5), "  ").await.unwrap();
-    // notes switched off: no note call
-    let off = SinkOptions { note_on_close: false, ..SinkOptions::default() };
-    sink(&server, off).close_ticket(&t, PsaId(5), "why").await.unwrap();
+    sink(&server, SinkOptions::default()).add_note(&t, &note(), true).await.unwrap();
+}
+
+#[test]
+fn note_description_keeps_the_marker_within_the_limit() {
+    let long = TicketNote { marker: "kmsp-abc-1/close".into(), text: "é".repeat(40_000) };
+    let d = autotask_client::sink::note_description(&long);
+    assert_eq!(d.chars().count(), autotask_client::sink::NOTE_DESCRIPTION_MAX);
+    assert!(d.ends_with("\n[kmsp-abc-1/close]"));
+    let empty = TicketNote { marker: "m".into(), text: "  ".into() };
+    assert_eq!(autotask_client::sink::note_description(&empty), "[m]");
 }
 
 #[tokio::test]
@@ -216,7 +281,7 @@ async fn close_failure_maps_to_port_error() {
         .mount(&server)
         .await;
     let t = TicketRef { id: PsaId(999999), number: None };
-    let err = sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5), "").await.unwrap_err();
+    let err = sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5)).await.unwrap_err();
     assert_eq!(err.kind, PortErrorKind::Invalid);
     assert!(err.message.contains("Ticket with id 999999 not found."), "{}", err.message);
 }
