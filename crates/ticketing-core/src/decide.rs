@@ -224,8 +224,11 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
     };
     let (title, description) = event_text(event);
     let device_name = event.device.as_ref().map(|d| d.name.clone());
-    let draft =
+    let expires_at = resolved.lifetime_days.map(|d| event.occurred_at + Duration::days(i64::from(d)));
+    let mut draft =
         build_draft(account, general, &resolved, &key, generation, title, description, device_name, urgency, now);
+    draft.expires_at = expires_at;
+    draft.row = Some(row);
     EventDecision::Create(Create { key, generation, draft })
 }
 
@@ -285,6 +288,10 @@ fn build_draft(
     urgency: Urgency,
     now: DateTime<Utc>,
 ) -> TicketDraft {
+    // The key line ends every description, so a listing of the PSA can tell whose ticket it is.
+    let key_line = key.key_line();
+    let room = TicketDraft::DESCRIPTION_MAX.saturating_sub(key_line.chars().count() + 2);
+    let description = format!("{}\n\n{key_line}", truncate_chars(&description, room));
     TicketDraft {
         account,
         title: truncate_chars(&title, TicketDraft::TITLE_MAX),
@@ -293,6 +300,9 @@ fn build_draft(
         priority: rule.priority,
         queue: rule.queue,
         due: now + Duration::hours(i64::from(rule.due_hours)),
+        due_hours: Some(rule.due_hours),
+        expires_at: None,
+        row: None,
         source: general.source,
         work_type: rule.work_type,
         issue_type: rule.issue_type,
@@ -301,6 +311,29 @@ fn build_draft(
         device_name,
         urgency,
     }
+}
+
+/// Re-plans a create the PSA refused, once an operator has fixed its rule: the draft keeps its
+/// text, key and lifetime, and takes queue, priority, due time, work, issue and sub-issue type,
+/// statuses, source and account from the row's current settings as of `now`. A draft stored by
+/// an older version (no row) is sent as it was.
+pub fn replan(draft: &TicketDraft, tenant: &TenantId, ctx: &Context, now: DateTime<Utc>) -> Result<TicketDraft, SkipReason> {
+    let Some(row) = &draft.row else { return Ok(draft.at(now)) };
+    let rule = ctx.enabled_rule(row).ok_or(SkipReason::RuleOff)?;
+    let (account, general, resolved) = ctx.admit(tenant, rule)?;
+    Ok(TicketDraft {
+        account,
+        status: general.new_status,
+        priority: resolved.priority,
+        queue: resolved.queue,
+        due: now + Duration::hours(i64::from(resolved.due_hours)),
+        due_hours: Some(resolved.due_hours),
+        source: general.source,
+        work_type: resolved.work_type,
+        issue_type: resolved.issue_type,
+        sub_issue_type: resolved.sub_issue_type,
+        ..draft.clone()
+    })
 }
 
 /// A close decided for one key.
@@ -415,7 +448,7 @@ fn reconcile_devices(
             );
             let urgency = if a.level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal };
             let device_name = Some(device.device.name.clone());
-            let draft = build_draft(
+            let mut draft = build_draft(
                 account,
                 general,
                 &resolved,
@@ -427,6 +460,7 @@ fn reconcile_devices(
                 urgency,
                 now,
             );
+            draft.row = Some(row);
             out.actions.push(Action::Create(Create { key, generation, draft }));
         }
     }

@@ -23,14 +23,15 @@
 //!
 //! The ledger is plain data; the daemon persists every [`Transition`] in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{DeviceId, Office365EventType, Product, PsaId, StatusDescription, TenantId};
-use crate::ticket::{IdempotencyKey, TicketDraft, TicketKey, TicketRef, Urgency};
+use crate::ports::OwnedTicket;
+use crate::ticket::{IdempotencyKey, TicketDraft, TicketKey, TicketNote, TicketRef, Urgency};
 
 /// Who closed a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,10 +74,23 @@ pub enum TicketState {
         by: ClosedBy,
         /// Whether the condition has cleared since (a new occurrence may then be ticketed).
         cleared: bool,
+        /// The close note still to add (outbox work: retried until it lands).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<TicketNote>,
     },
-    /// The PSA refused the ticket for good (for example a validation error); kept for audit.
+    /// The PSA refused the ticket (for example a validation error). Kept with its draft so an
+    /// operator can re-plan it once the rule is fixed ([`Transition::Retry`]).
     Failed {
         /// The PSA's reason.
+        reason: String,
+        /// What was refused (absent in entries stored by older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        draft: Option<TicketDraft>,
+    },
+    /// The planned create was never sent, for a reason (today: `stale`, its event outlived its
+    /// lifetime before the PSA could be reached).
+    Dropped {
+        /// Why (a [`crate::decide::SkipReason`] label).
         reason: String,
     },
 }
@@ -90,6 +104,7 @@ impl TicketState {
             Self::Closing { .. } => "closing",
             Self::Closed { .. } => "closed",
             Self::Failed { .. } => "failed",
+            Self::Dropped { .. } => "dropped",
         }
     }
 
@@ -122,13 +137,27 @@ impl LedgerEntry {
         match &self.state {
             TicketState::Open { ticket } | TicketState::Closing { ticket, .. } => Some(ticket),
             TicketState::Closed { ticket, .. } => ticket.as_ref(),
-            TicketState::Planned { .. } | TicketState::Failed { .. } => None,
+            TicketState::Planned { .. } | TicketState::Failed { .. } | TicketState::Dropped { .. } => None,
         }
     }
 
-    /// Whether a new occurrence of the key may be planned (a new generation).
+    /// Whether a new occurrence of the key may be planned (a new generation). Not while a close
+    /// note is still to be added: the entry holds that outbox work.
     pub fn allows_new_generation(&self) -> bool {
-        matches!(self.state, TicketState::Closed { cleared: true, .. } | TicketState::Failed { .. })
+        matches!(
+            self.state,
+            TicketState::Closed { cleared: true, note: None, .. } | TicketState::Failed { .. } | TicketState::Dropped { .. }
+        )
+    }
+
+    /// The PSA work this entry waits for, if any.
+    pub fn pending(&self) -> Option<Recovery> {
+        match &self.state {
+            TicketState::Planned { .. } => Some(Recovery::LookUpThenCreate(self.key.clone())),
+            TicketState::Closing { .. } => Some(Recovery::RetryClose(self.key.clone())),
+            TicketState::Closed { note: Some(_), .. } => Some(Recovery::AddNote(self.key.clone())),
+            _ => None,
+        }
     }
 }
 
@@ -152,12 +181,43 @@ pub enum Transition {
         /// The ticket.
         ticket: TicketRef,
     },
-    /// The PSA refused the create for good.
+    /// The PSA refused the create.
     Abandoned {
         /// Key.
         key: TicketKey,
         /// The PSA's reason.
         reason: String,
+    },
+    /// The planned create is not sent (its event went stale before the PSA could be reached).
+    Dropped {
+        /// Key.
+        key: TicketKey,
+        /// Why (`stale`).
+        reason: String,
+    },
+    /// An operator re-plans a refused create (same generation and idempotency key).
+    Retry {
+        /// Key.
+        key: TicketKey,
+        /// The draft to create, rebuilt from the row's current settings.
+        draft: TicketDraft,
+    },
+    /// The close note landed.
+    NoteAdded {
+        /// Key.
+        key: TicketKey,
+    },
+    /// A listing of the PSA shows a ticket this system made that the ledger does not know
+    /// (a lost, replaced or restored store): take it over instead of creating it again.
+    Adopted {
+        /// Key (read back from the ticket's key line).
+        key: TicketKey,
+        /// Generation (from its idempotency key).
+        generation: u32,
+        /// The ticket.
+        ticket: TicketRef,
+        /// Whether the PSA shows it open.
+        open: bool,
     },
     /// Record a close to perform (before the PSA call).
     CloseRequested {
@@ -192,6 +252,10 @@ impl Transition {
             Self::Plan { key, .. }
             | Self::Opened { key, .. }
             | Self::Abandoned { key, .. }
+            | Self::Dropped { key, .. }
+            | Self::Retry { key, .. }
+            | Self::NoteAdded { key }
+            | Self::Adopted { key, .. }
             | Self::CloseRequested { key, .. }
             | Self::Closed { key }
             | Self::ClosedByTechnician { key }
@@ -220,6 +284,17 @@ pub enum Recovery {
     LookUpThenCreate(TicketKey),
     /// A close was due: do it again (closing is idempotent).
     RetryClose(TicketKey),
+    /// The ticket is closed but its close note is still to be added.
+    AddNote(TicketKey),
+}
+
+impl Recovery {
+    /// The key the work is for.
+    pub fn key(&self) -> &TicketKey {
+        match self {
+            Self::LookUpThenCreate(k) | Self::RetryClose(k) | Self::AddNote(k) => k,
+        }
+    }
 }
 
 /// Every ticket this system owns. Serializes as the list of its entries.
@@ -227,6 +302,9 @@ pub enum Recovery {
 #[serde(from = "Vec<LedgerEntry>", into = "Vec<LedgerEntry>")]
 pub struct Ledger {
     entries: BTreeMap<TicketKey, LedgerEntry>,
+    /// The outbox: entries waiting for PSA work, most urgent first. Kept in step with
+    /// `entries` by every change, so finding work costs the work, not the ledger's size.
+    pending: BTreeSet<(Urgency, TicketKey)>,
 }
 
 impl From<Vec<LedgerEntry>> for Ledger {
@@ -249,7 +327,26 @@ impl Ledger {
 
     /// Rebuilds a ledger from stored entries.
     pub fn from_entries(entries: impl IntoIterator<Item = LedgerEntry>) -> Self {
-        Self { entries: entries.into_iter().map(|e| (e.key.clone(), e)).collect() }
+        let entries: BTreeMap<TicketKey, LedgerEntry> = entries.into_iter().map(|e| (e.key.clone(), e)).collect();
+        let pending =
+            entries.values().filter(|e| e.pending().is_some()).map(|e| (e.urgency, e.key.clone())).collect();
+        Self { entries, pending }
+    }
+
+    fn reindex(&mut self, key: &TicketKey, before: Option<Urgency>) {
+        if let Some(u) = before {
+            self.pending.remove(&(u, key.clone()));
+        }
+        if let Some(e) = self.entries.get(key) {
+            if e.pending().is_some() {
+                self.pending.insert((e.urgency, key.clone()));
+            }
+        }
+    }
+
+    /// Number of entries waiting for PSA work.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// The entry of a key.
@@ -313,6 +410,16 @@ impl Ledger {
     /// Applies a transition, or says why it does not fit.
     pub fn apply(&mut self, transition: &Transition, now: DateTime<Utc>) -> Result<(), LedgerError> {
         let key = transition.key();
+        let before = self.entries.get(key).filter(|e| e.pending().is_some()).map(|e| e.urgency);
+        let result = self.apply_inner(transition, now);
+        if result.is_ok() {
+            self.reindex(key, before);
+        }
+        result
+    }
+
+    fn apply_inner(&mut self, transition: &Transition, now: DateTime<Utc>) -> Result<(), LedgerError> {
+        let key = transition.key();
         let current = self.entries.get(key);
         let err = |name| LedgerError {
             key: key.canonical(),
@@ -339,25 +446,64 @@ impl Ledger {
                 TicketState::Open { ticket: ticket.clone() }
             }
             (Transition::Opened { .. }, _) => return Err(err("opened")),
-            (Transition::Abandoned { reason, .. }, Some(TicketState::Planned { .. })) => {
-                TicketState::Failed { reason: reason.clone() }
+            (Transition::Abandoned { reason, .. }, Some(TicketState::Planned { draft })) => {
+                TicketState::Failed { reason: reason.clone(), draft: Some(draft.clone()) }
             }
             (Transition::Abandoned { .. }, _) => return Err(err("abandoned")),
+            (Transition::Dropped { reason, .. }, Some(TicketState::Planned { .. })) => {
+                TicketState::Dropped { reason: reason.clone() }
+            }
+            (Transition::Dropped { .. }, _) => return Err(err("dropped")),
+            (Transition::Retry { draft, .. }, Some(TicketState::Failed { .. })) => {
+                TicketState::Planned { draft: draft.clone() }
+            }
+            (Transition::Retry { .. }, _) => return Err(err("retry")),
+            (Transition::NoteAdded { .. }, Some(TicketState::Closed { ticket, by, cleared, note: Some(_) })) => {
+                TicketState::Closed { ticket: ticket.clone(), by: *by, cleared: *cleared, note: None }
+            }
+            (Transition::NoteAdded { .. }, _) => return Err(err("note_added")),
+            (Transition::Adopted { generation, ticket, open, .. }, _) => {
+                if !self.adoptable(key, *generation) {
+                    return Err(err("adopted"));
+                }
+                let state = if *open {
+                    TicketState::Open { ticket: ticket.clone() }
+                } else {
+                    // Closed by whom, the listing cannot say: take it as a technician's close, so
+                    // a persisting condition is not ticketed again (nothing twice); once it
+                    // clears, the next occurrence gets a new generation as usual.
+                    TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Technician, cleared: false, note: None }
+                };
+                let urgency = self.entries.get(key).map_or(Urgency::Normal, |e| e.urgency);
+                let entry = LedgerEntry {
+                    key: key.clone(),
+                    generation: *generation,
+                    idempotency_key: key.idempotency_key(*generation),
+                    urgency,
+                    state,
+                    updated_at: now,
+                };
+                self.entries.insert(key.clone(), entry);
+                return Ok(());
+            }
             (Transition::CloseRequested { status, note, .. }, Some(TicketState::Open { ticket })) => {
                 TicketState::Closing { ticket: ticket.clone(), status: *status, note: note.clone() }
             }
             (Transition::CloseRequested { .. }, _) => return Err(err("close_requested")),
-            (Transition::Closed { .. }, Some(TicketState::Closing { ticket, .. })) => {
-                TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Integration, cleared: true }
+            (Transition::Closed { .. }, Some(TicketState::Closing { ticket, note, .. })) => {
+                let note = current
+                    .filter(|_| !note.trim().is_empty())
+                    .map(|e| TicketNote { marker: format!("{}/close", e.idempotency_key), text: note.clone() });
+                TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Integration, cleared: true, note }
             }
             (Transition::Closed { .. }, _) => return Err(err("closed")),
             (
                 Transition::ClosedByTechnician { .. },
                 Some(TicketState::Open { ticket } | TicketState::Closing { ticket, .. }),
-            ) => TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Technician, cleared: false },
+            ) => TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Technician, cleared: false, note: None },
             (Transition::ClosedByTechnician { .. }, _) => return Err(err("closed_by_technician")),
-            (Transition::Cleared { .. }, Some(TicketState::Closed { ticket, by, .. })) => {
-                TicketState::Closed { ticket: ticket.clone(), by: *by, cleared: true }
+            (Transition::Cleared { .. }, Some(TicketState::Closed { ticket, by, note, .. })) => {
+                TicketState::Closed { ticket: ticket.clone(), by: *by, cleared: true, note: note.clone() }
             }
             (Transition::Cleared { .. }, _) => return Err(err("cleared")),
         };
@@ -368,19 +514,56 @@ impl Ledger {
         Ok(())
     }
 
-    /// What to do after a restart, most urgent first: every `Planned` entry is looked up before
-    /// it is created, every `Closing` entry is closed again.
+    /// The PSA work the ledger waits for, most urgent first: every `Planned` entry is looked up
+    /// (when uncertain) before it is created, every `Closing` entry is closed again, every
+    /// pending close note is added. Costs the outbox's size, not the ledger's.
     pub fn recovery(&self) -> Vec<Recovery> {
-        let mut out: Vec<(Urgency, Recovery)> = self
-            .entries
-            .values()
-            .filter_map(|e| match e.state {
-                TicketState::Planned { .. } => Some((e.urgency, Recovery::LookUpThenCreate(e.key.clone()))),
-                TicketState::Closing { .. } => Some((e.urgency, Recovery::RetryClose(e.key.clone()))),
-                _ => None,
-            })
+        self.pending_work().collect()
+    }
+
+    /// [`Ledger::recovery`] as an iterator.
+    pub fn pending_work(&self) -> impl Iterator<Item = Recovery> + '_ {
+        self.pending.iter().filter_map(|(_, k)| self.entries.get(k).and_then(LedgerEntry::pending))
+    }
+
+    /// Whether a listed ticket of `generation` may take over the entry of `key`: the ledger
+    /// does not know the key, knows only an older generation, or knows this generation only as
+    /// a create not yet confirmed (planned, refused, dropped).
+    fn adoptable(&self, key: &TicketKey, generation: u32) -> bool {
+        match self.entries.get(key) {
+            None => true,
+            Some(e) if e.generation < generation => true,
+            Some(e) if e.generation == generation => {
+                matches!(e.state, TicketState::Planned { .. } | TicketState::Failed { .. } | TicketState::Dropped { .. })
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// What a listing of the PSA's own tickets ([`crate::ports::TicketSink::owned_tickets`])
+    /// changes in this ledger: one [`Transition::Adopted`] per ticket whose key line checks out
+    /// and that the ledger does not already know as well or better. Tickets without a readable
+    /// key line (edited, or made by an older version) are counted in the second value.
+    pub fn adoptions(&self, owned: &[OwnedTicket]) -> (Vec<Transition>, usize) {
+        let mut best: BTreeMap<TicketKey, (u32, &OwnedTicket)> = BTreeMap::new();
+        let mut unreadable = 0;
+        for t in owned {
+            match TicketKey::from_description(&t.description, &t.idempotency_key) {
+                Some((key, generation)) => {
+                    let slot = best.entry(key).or_insert((generation, t));
+                    // The newest generation wins; within one, an open ticket wins.
+                    if (generation, t.open) > (slot.0, slot.1.open) {
+                        *slot = (generation, t);
+                    }
+                }
+                None => unreadable += 1,
+            }
+        }
+        let transitions = best
+            .into_iter()
+            .filter(|(key, (generation, _))| self.adoptable(key, *generation))
+            .map(|(key, (generation, t))| Transition::Adopted { key, generation, ticket: t.ticket.clone(), open: t.open })
             .collect();
-        out.sort_by_key(|(u, _)| *u);
-        out.into_iter().map(|(_, r)| r).collect()
+        (transitions, unreadable)
     }
 }

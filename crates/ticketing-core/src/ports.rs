@@ -11,11 +11,12 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::model::{Event, Product, PsaId, StatusSnapshot, Tenant, TenantId};
-use crate::ticket::{IdempotencyKey, TicketDraft, TicketRef};
+use crate::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
 
 /// What went wrong in an adapter, classified so the daemon can decide what to do next without
 /// knowing any wire protocol.
@@ -122,13 +123,20 @@ pub trait EventSource: Send + Sync {
     /// The tenants this source serves (virtual servers, companies).
     async fn tenants(&self) -> Result<Vec<Tenant>, PortError>;
 
-    /// Events of `tenant` after `cursor` (`None`: from the beginning the adapter allows), at
-    /// most `limit` of them.
+    /// Events of `tenant` that arrived after `cursor` (`None`: from the beginning the adapter
+    /// allows), at most `limit` of them.
+    ///
+    /// `window_start` is the caller's promise that an event which *occurred* before it can never
+    /// become a ticket (now minus the longest enabled lifetime): the adapter may leave such
+    /// events out to bound its read. The cursor is about arrival order, never about event time:
+    /// an event that arrives late (an offline laptop delivering hours later, with its original
+    /// time) comes after the cursor and must be returned if it is inside the window.
     async fn poll_events(
         &self,
         tenant: &TenantId,
         cursor: Option<&Cursor>,
         limit: usize,
+        window_start: Option<DateTime<Utc>>,
     ) -> Result<EventBatch, PortError>;
 }
 
@@ -172,6 +180,21 @@ pub struct RemoteTicket {
     pub status: PsaId,
 }
 
+/// A ticket this system created, as a listing of the PSA shows it (see
+/// [`TicketSink::owned_tickets`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedTicket {
+    /// Identity.
+    pub ticket: TicketRef,
+    /// The idempotency key the ticket carries (Autotask `externalID`).
+    pub idempotency_key: IdempotencyKey,
+    /// The ticket's description: its last line names the problem's key (see
+    /// [`crate::ticket::TicketKey::from_description`]).
+    pub description: String,
+    /// Whether the ticket is open (its status is not the closed status).
+    pub open: bool,
+}
+
 /// Where tickets go: one PSA.
 ///
 /// # Guarantees an implementation gives
@@ -181,6 +204,9 @@ pub struct RemoteTicket {
 ///   returns the existing ticket if there is one.
 /// - **`find_ticket` is exact**: it returns the ticket whose key equals the given one, or `None`.
 /// - **`close_ticket` is idempotent**: closing a closed ticket succeeds.
+/// - **`add_note` adds a note at most once**: with `look_up_first` (the previous attempt's
+///   outcome is unknown) it first looks for a note carrying [`TicketNote::marker`] on the
+///   ticket and does nothing when there is one.
 /// - Errors are [`PortError`]s; a create that ends in `Transient` MAY have happened.
 #[async_trait]
 pub trait TicketSink: Send + Sync {
@@ -199,9 +225,31 @@ pub trait TicketSink: Send + Sync {
     /// Reads a ticket's current status (to notice tickets a technician closed).
     async fn ticket(&self, ticket: PsaId) -> Result<Option<RemoteTicket>, PortError>;
 
-    /// Sets the ticket's status to `status` (the configured closed status), with a note saying
-    /// why where the backend supports one.
-    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId, note: &str) -> Result<(), PortError>;
+    /// Sets the ticket's status to `status` (the configured closed status). The note saying why
+    /// is a separate piece of outbox work ([`TicketSink::add_note`]), so a note that fails is
+    /// retried on its own and never re-closes or doubles anything.
+    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError>;
+
+    /// Adds a note to a ticket. The default adds nothing: a backend without notes (or with
+    /// notes turned off) simply succeeds.
+    async fn add_note(&self, ticket: &TicketRef, note: &TicketNote, look_up_first: bool) -> Result<(), PortError> {
+        let _ = (ticket, note, look_up_first);
+        Ok(())
+    }
+
+    /// Every ticket this system created, found by listing the PSA: the open ones whose
+    /// idempotency key starts with `prefix`, plus those closed at or after `closed_since` where
+    /// the backend can tell. The daemon uses it to rebuild its ledger on an empty, lost or
+    /// replaced store, so that nothing is created twice. `Ok(None)` means the backend cannot
+    /// list (the default); the daemon then says so and falls back to looking each create up.
+    async fn owned_tickets(
+        &self,
+        prefix: &str,
+        closed_since: DateTime<Utc>,
+    ) -> Result<Option<Vec<OwnedTicket>>, PortError> {
+        let _ = (prefix, closed_since);
+        Ok(None)
+    }
 
     /// Of `tickets`, those the PSA shows with status `closed` or no longer has: the ones a
     /// technician closed. The default asks [`TicketSink::ticket`] one by one; a backend with a

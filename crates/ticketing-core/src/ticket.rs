@@ -84,7 +84,75 @@ impl TicketKey {
     /// The hash is 128-bit FNV-1a over [`TicketKey::canonical`]: no dependency, stable forever,
     /// and wide enough that collisions between an MSP's keys are not a practical concern.
     pub fn idempotency_key(&self, generation: u32) -> IdempotencyKey {
-        IdempotencyKey(format!("kmsp-{:032x}-{}", fnv1a_128(self.canonical().as_bytes()), generation))
+        IdempotencyKey(format!("{IDEMPOTENCY_PREFIX}{:032x}-{}", fnv1a_128(self.canonical().as_bytes()), generation))
+    }
+}
+
+/// Starts the last line of every ticket description this system writes; the rest of the line is
+/// the problem's [`TicketKey::canonical`] spelling. A listing of the PSA can then tell which
+/// problem each ticket belongs to (see [`TicketKey::from_description`]), which is how the daemon
+/// rebuilds a lost ledger without creating anything twice.
+pub const KEY_LINE_PREFIX: &str = "msp-ticketing key: ";
+
+/// The prefix of every idempotency key this system makes.
+pub const IDEMPOTENCY_PREFIX: &str = "kmsp-";
+
+impl TicketKey {
+    /// The description's last line naming this key.
+    pub fn key_line(&self) -> String {
+        format!("{KEY_LINE_PREFIX}{}", self.canonical())
+    }
+
+    /// The key and generation of a ticket this system wrote, read back from its description's
+    /// key line and checked against its idempotency key (so an edited or foreign line is never
+    /// trusted). `None` when the description has no key line or it does not match.
+    ///
+    /// Tenant, device and event ids may themselves contain `|`; every way of splitting the line
+    /// is tried and only the one whose idempotency key matches is taken.
+    pub fn from_description(description: &str, idempotency_key: &IdempotencyKey) -> Option<(Self, u32)> {
+        let generation: u32 = idempotency_key.as_str().rsplit('-').next()?.parse().ok()?;
+        let line = description.lines().rev().find_map(|l| l.trim().strip_prefix(KEY_LINE_PREFIX))?;
+        Self::candidates(line).find(|k| k.idempotency_key(generation) == *idempotency_key).map(|k| (k, generation))
+    }
+
+    fn candidates(line: &str) -> Box<dyn Iterator<Item = Self> + '_> {
+        let mut head = line.splitn(3, '|');
+        let (Some(kind), Some(second), Some(rest)) = (head.next(), head.next(), head.next()) else {
+            return Box::new(std::iter::empty());
+        };
+        match kind {
+            "issue" => {
+                // issue|tenant…|type: the type is the last field.
+                let Some((tenant, ty)) = line["issue|".len()..].rsplit_once('|') else {
+                    return Box::new(std::iter::empty());
+                };
+                let key = Office365EventType::from_code(ty)
+                    .map(|event_type| Self::Issue { tenant: TenantId::new(tenant), event_type });
+                Box::new(key.into_iter())
+            }
+            "event" => {
+                let Some(product) = Product::from_code(second) else { return Box::new(std::iter::empty()) };
+                let splits = rest.match_indices('|').map(|(i, _)| i).collect::<Vec<_>>();
+                Box::new(splits.into_iter().map(move |i| Self::Event {
+                    product,
+                    tenant: TenantId::new(&rest[..i]),
+                    source_id: SourceEventId::new(&rest[i + 1..]),
+                }))
+            }
+            "status" => {
+                let Some(product) = Product::from_code(second) else { return Box::new(std::iter::empty()) };
+                let Some((ids, code)) = rest.rsplit_once('|') else { return Box::new(std::iter::empty()) };
+                let description = StatusDescription::from_code(code);
+                let splits = ids.match_indices('|').map(|(i, _)| i).collect::<Vec<_>>();
+                Box::new(splits.into_iter().map(move |i| Self::Status {
+                    product,
+                    tenant: TenantId::new(&ids[..i]),
+                    device: DeviceId::new(&ids[i + 1..]),
+                    description: description.clone(),
+                }))
+            }
+            _ => Box::new(std::iter::empty()),
+        }
     }
 }
 
@@ -122,6 +190,17 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
+/// A note for a ticket (today: why it was closed). Part of the outbox: retried until it lands,
+/// never added twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketNote {
+    /// Unique per note and stable across retries (`<idempotency key>/close`): a backend stores
+    /// it with the note so that a retry after an unknown outcome can look the note up.
+    pub marker: String,
+    /// The note's text.
+    pub text: String,
+}
+
 /// A ticket as the PSA knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketRef {
@@ -156,8 +235,21 @@ pub struct TicketDraft {
     pub priority: PsaId,
     /// Queue.
     pub queue: PsaId,
-    /// Due time, UTC.
+    /// Due time, UTC. Set again from [`TicketDraft::due_hours`] at the moment of the PSA call
+    /// ([`TicketDraft::at`]): the due time counts from the ticket, not from the first sight.
     pub due: DateTime<Utc>,
+    /// The rule's due time in hours (absent in drafts stored by older versions: `due` stands).
+    #[serde(default)]
+    pub due_hours: Option<u32>,
+    /// When the event stops qualifying (its time plus the rule's lifetime): a create not sent by
+    /// then is dropped as stale, never made (the guide: after a broken connection "only events
+    /// more recent than the specified period are sent"). `None` for rows without a lifetime.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The rule row the draft was built from, so a refused create can be re-planned with the
+    /// row's fixed settings ([`crate::decide::replan`]).
+    #[serde(default)]
+    pub row: Option<crate::rules::RowId>,
     /// Ticket source (optional in the guide).
     pub source: Option<PsaId>,
     /// Work type (Autotask `billingCodeID`).
@@ -181,6 +273,20 @@ impl TicketDraft {
     pub const DESCRIPTION_MAX: usize = 8000;
     /// Appended to text that had to be cut.
     pub const CUT_MARKER: &'static str = " […]";
+
+    /// Whether the draft no longer qualifies at `now` (stale: at or past [`Self::expires_at`]).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| now >= t)
+    }
+
+    /// The draft as sent at `now`: its due time counts from `now`.
+    pub fn at(&self, now: DateTime<Utc>) -> Self {
+        let mut out = self.clone();
+        if let Some(h) = self.due_hours {
+            out.due = now + chrono::Duration::hours(i64::from(h));
+        }
+        out
+    }
 }
 
 /// Cuts `text` to at most `max` characters on a char boundary, ending with

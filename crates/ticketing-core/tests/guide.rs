@@ -374,12 +374,16 @@ fn apply_all(ledger: &mut Ledger, actions: &[Action]) {
         let key = a.transition().key().clone();
         let follow = match a {
             Action::Create(_) => {
-                Transition::Opened { key, ticket: TicketRef { id: PsaId(1000 + i as i64), number: None } }
+                Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(1000 + i as i64), number: None } }
             }
-            Action::Close(_) => Transition::Closed { key },
+            Action::Close(_) => Transition::Closed { key: key.clone() },
             Action::Clear { .. } => continue,
         };
         ledger.apply(&follow, now()).unwrap();
+        // The close note lands too (it is outbox work of its own).
+        if matches!(a, Action::Close(_)) {
+            ledger.apply(&Transition::NoteAdded { key }, now()).unwrap();
+        }
     }
 }
 

@@ -59,12 +59,15 @@ fn drive(ledger: &mut Ledger, actions: &[Action], progress: &[bool], ticket_ids:
         let follow = match a {
             Action::Create(_) => {
                 *ticket_ids += 1;
-                Transition::Opened { key, ticket: TicketRef { id: PsaId(*ticket_ids), number: None } }
+                Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(*ticket_ids), number: None } }
             }
-            Action::Close(_) => Transition::Closed { key },
+            Action::Close(_) => Transition::Closed { key: key.clone() },
             Action::Clear { .. } => continue,
         };
         ledger.apply(&follow, now()).unwrap();
+        if matches!(a, Action::Close(_)) {
+            ledger.apply(&Transition::NoteAdded { key }, now()).unwrap();
+        }
     }
 }
 
