@@ -111,7 +111,7 @@ impl TicketKey {
     /// is tried and only the one whose idempotency key matches is taken.
     pub fn from_description(description: &str, idempotency_key: &IdempotencyKey) -> Option<(Self, u32)> {
         let generation: u32 = idempotency_key.as_str().rsplit('-').next()?.parse().ok()?;
-        let line = description.lines().rev().find_map(|l| l.trim().strip_prefix(KEY_LINE_PREFIX))?;
+        let line = description.lines().rev().find_map(|l| l.trim_start().strip_prefix(KEY_LINE_PREFIX))?;
         Self::candidates(line).find(|k| k.idempotency_key(generation) == *idempotency_key).map(|k| (k, generation))
     }
 
