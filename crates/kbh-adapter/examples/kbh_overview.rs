@@ -77,7 +77,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 Err(e) => println!("  devices: error: {e}"),
             }
-            match esc_events.poll_events(&tenant, None, 20).await {
+            match esc_events.poll_events(&tenant, None, 20, None).await {
                 Ok(batch) => {
                     println!("  Endpoint Security Cloud events (next cursor {}):", batch.next);
                     batch.events.iter().for_each(print_event);
@@ -98,7 +98,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 Err(e) => println!("  issues: error: {e}"),
             }
-            match o365_events.poll_events(&tenant, None, 20).await {
+            match o365_events.poll_events(&tenant, None, 20, None).await {
                 Ok(batch) => {
                     println!("  Office 365 events (next cursor {}):", batch.next);
                     batch.events.iter().for_each(print_event);

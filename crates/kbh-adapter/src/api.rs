@@ -184,6 +184,11 @@ pub(crate) struct IssueDto {
     pub(crate) message: String,
 }
 
+/// A time as the wire spells it in a query (`2026-11-20T09:10:11Z`).
+pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// Event severities as the wire spells them.
 pub(crate) fn parse_severity(s: &str) -> Option<ticketing_core::model::Severity> {
     use ticketing_core::model::Severity;

@@ -71,9 +71,12 @@ pub struct EventPage {
     pub events: Vec<Event>,
     /// Records that could not be converted, with their ids; skipped.
     pub malformed: Vec<MalformedRecord>,
-    /// The highest `seq` in the page, skipped records included (`None` for an empty page or
-    /// when no `seq` could be read).
+    /// The highest `seq` in the page, skipped and left-out records included (`None` for an
+    /// empty page or when no `seq` could be read).
     pub last_seq: Option<u64>,
+    /// Events left out because they occurred before the window start (a server that ignored
+    /// `occurred_after`); the cursor still moves past them.
+    pub before_window: u64,
     /// Whether the server has more events after this page (`next_cursor` was set).
     pub more: bool,
 }
@@ -116,6 +119,12 @@ impl KbhClient {
     /// Builds the client (HTTP pool, TLS roots with the optional extra CA, timeouts). Sends
     /// nothing.
     pub fn new(config: KbhConfig) -> Result<Self, KbhError> {
+        if config.connect_timeout.is_zero() || config.request_timeout.is_zero() {
+            return Err(KbhError::Config(format!(
+                "connect timeout {:?} and request timeout {:?} must both be above zero",
+                config.connect_timeout, config.request_timeout
+            )));
+        }
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, reqwest::header::HeaderValue::from_static("application/json"));
         let mut builder = reqwest::Client::builder()
@@ -199,16 +208,35 @@ impl KbhClient {
         Ok(list)
     }
 
-    /// One page of Endpoint Security Cloud events with `seq > after_seq`
-    /// (`GET /api/v1/companies/{id}/events?after_seq=&limit=`), `limit` clamped to 1..=500.
-    pub async fn events(&self, company: &CompanyId, after_seq: u64, limit: u32) -> Result<EventPage, KbhError> {
-        self.event_page(company, Resource::Events, after_seq, limit).await
+    /// One page of Endpoint Security Cloud events that arrived after `after_seq`
+    /// (`GET /api/v1/companies/{id}/events?after_seq=&limit=[&occurred_after=]`), `limit`
+    /// clamped to 1..=500.
+    ///
+    /// `seq` is the service's arrival order, so an event a device delivers late (with its
+    /// original, old `occurred_at`) still comes after `after_seq`. With `occurred_after`, events
+    /// that occurred before it are left out (asked of the server, and dropped here too in case
+    /// the server ignores the parameter).
+    pub async fn events(
+        &self,
+        company: &CompanyId,
+        after_seq: u64,
+        limit: u32,
+        occurred_after: Option<DateTime<Utc>>,
+    ) -> Result<EventPage, KbhError> {
+        self.event_page(company, Resource::Events, after_seq, limit, occurred_after).await
     }
 
-    /// One page of Security for Office 365 events with `seq > after_seq`
-    /// (`GET /api/v1/companies/{id}/o365/events?after_seq=&limit=`).
-    pub async fn o365_events(&self, company: &CompanyId, after_seq: u64, limit: u32) -> Result<EventPage, KbhError> {
-        self.event_page(company, Resource::O365Events, after_seq, limit).await
+    /// One page of Security for Office 365 events that arrived after `after_seq`
+    /// (`GET /api/v1/companies/{id}/o365/events?after_seq=&limit=[&occurred_after=]`); see
+    /// [`KbhClient::events`].
+    pub async fn o365_events(
+        &self,
+        company: &CompanyId,
+        after_seq: u64,
+        limit: u32,
+        occurred_after: Option<DateTime<Utc>>,
+    ) -> Result<EventPage, KbhError> {
+        self.event_page(company, Resource::O365Events, after_seq, limit, occurred_after).await
     }
 
     /// The Office 365 issues of a company (all pages of `GET /api/v1/companies/{id}/o365/issues`).
@@ -225,12 +253,17 @@ impl KbhClient {
         resource: Resource,
         after_seq: u64,
         limit: u32,
+        occurred_after: Option<DateTime<Utc>>,
     ) -> Result<EventPage, KbhError> {
         let url = api::resource_url(&self.inner.base, resource, company.as_str());
-        let query = [("after_seq", after_seq.to_string()), ("limit", limit.clamp(1, api::MAX_LIMIT).to_string())];
+        let mut query =
+            vec![("after_seq", after_seq.to_string()), ("limit", limit.clamp(1, api::MAX_LIMIT).to_string())];
+        if let Some(t) = occurred_after {
+            query.push(("occurred_after", api::fmt_time(t)));
+        }
         let page: api::PageDto = self.get_json(&url, &query).await?;
         let tenant = company.tenant_id();
-        Ok(convert::event_page(&tenant, resource, after_seq, page))
+        Ok(convert::event_page(&tenant, resource, after_seq, occurred_after, page))
     }
 
     /// Follows `next_cursor` to the end; any failed page fails the whole list.

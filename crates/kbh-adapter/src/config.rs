@@ -106,9 +106,11 @@ pub struct KbhConfig {
     /// An extra trusted CA certificate in PEM (a private CA in front of the API). TLS
     /// verification itself is always on.
     pub ca_pem: Option<Vec<u8>>,
-    /// Connect timeout (default 10 s).
+    /// Longest wait for a TCP (and TLS) connection to be established (default 10 s; must not
+    /// be zero).
     pub connect_timeout: Duration,
-    /// Whole-request timeout (default 30 s).
+    /// Longest wait for one whole request, connect to last byte of the answer (default 30 s;
+    /// must not be zero). A retried call gets this much per attempt.
     pub request_timeout: Duration,
     /// `limit` used when reading whole lists (companies, devices, issues); 1..=500, default 100.
     pub page_size: u32,
@@ -146,6 +148,14 @@ impl KbhConfig {
     /// Sets the retry policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets the whole-request timeout to `timeout` and caps the connect timeout at it: the
+    /// one setting a configuration file offers (`business_hub.timeout_secs`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self.connect_timeout = self.connect_timeout.min(timeout);
         self
     }
 

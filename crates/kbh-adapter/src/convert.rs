@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use ticketing_core::model::{
     ActiveDescription, Device, DeviceId, DeviceStatus, Event, EventClass, IssueState, Office365EventType, Product,
     SourceEventId, StatusDescription, TenantId,
@@ -29,10 +31,24 @@ fn malformed(v: &serde_json::Value, index: usize, reason: impl Into<String>) -> 
 }
 
 /// Converts one page of events; bad records are reported, events with `seq <= after_seq` (a
-/// server that ignored `after_seq`) are dropped so that nothing comes out twice.
-pub(crate) fn event_page(tenant: &TenantId, resource: Resource, after_seq: u64, page: api::PageDto) -> EventPage {
-    let mut out =
-        EventPage { events: Vec::new(), malformed: Vec::new(), last_seq: None, more: page.next_cursor.is_some() };
+/// server that ignored `after_seq`) are dropped so that nothing comes out twice, and events that
+/// occurred before `occurred_after` (a server that ignored that parameter) are left out. The
+/// page's `last_seq` covers every record with a `seq` above `after_seq`, so the cursor moves
+/// past skipped and left-out records alike.
+pub(crate) fn event_page(
+    tenant: &TenantId,
+    resource: Resource,
+    after_seq: u64,
+    occurred_after: Option<DateTime<Utc>>,
+    page: api::PageDto,
+) -> EventPage {
+    let mut out = EventPage {
+        events: Vec::new(),
+        malformed: Vec::new(),
+        last_seq: None,
+        before_window: 0,
+        more: page.next_cursor.is_some(),
+    };
     for (i, v) in page.items.into_iter().enumerate() {
         let seq = v.get("seq").and_then(serde_json::Value::as_u64);
         if let Some(seq) = seq {
@@ -47,6 +63,10 @@ pub(crate) fn event_page(tenant: &TenantId, resource: Resource, after_seq: u64, 
             _ => endpoint_event(tenant, &v, i),
         };
         match converted {
+            Ok(e) if occurred_after.is_some_and(|since| e.occurred_at < since) => {
+                tracing::debug!(tenant = %tenant, id = %e.source_id.as_str(), "business hub event occurred before the window; left out");
+                out.before_window += 1;
+            }
             Ok(e) => out.events.push(e),
             Err(m) => {
                 tracing::warn!(tenant = %tenant, id = %m.id, reason = %m.reason, "malformed business hub event skipped");

@@ -36,7 +36,7 @@
 //! let esc_status = KbhStatusSource::endpoint_cloud(client.clone());
 //! let o365_issues = KbhStatusSource::office365(client);
 //! for tenant in esc_events.tenants().await? {
-//!     let batch = esc_events.poll_events(&tenant.id, None, 100).await?;
+//!     let batch = esc_events.poll_events(&tenant.id, None, 100, None).await?;
 //!     // handle batch.events durably, then store batch.next for this tenant
 //! #   let _ = batch;
 //! }

@@ -8,12 +8,21 @@
 //! ```
 //!
 //! The event cursor is the decimal `seq` of the last event handled (`"0"`: before the first).
+//! `seq` is the service's **arrival order** (assigned when Business Hub stores the event), never
+//! the event's own time: a device that was offline delivers its events hours later with their
+//! original `occurred_at`, and they still arrive after the cursor (the Security Center adapter
+//! once lost such events with a time cursor, `ksc-api.md` §9). The read of a poll is bounded by
+//! the cursor (`after_seq`: only new arrivals, one page of at most `limit`) and by
+//! `window_start` (`occurred_after`: an event that occurred before it can never become a ticket,
+//! so a first poll does not page through old history). Left-out events still move the cursor.
+//!
 //! The sources keep no position of their own: the daemon stores [`EventBatch::next`] once it
 //! has durably handled the batch, and passes it back.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use ticketing_core::model::{Product, StatusSnapshot, Tenant, TenantId};
 use ticketing_core::ports::{Cursor, EventBatch, EventSource, PortError, StatusSource};
 
@@ -78,11 +87,12 @@ impl KbhEventSource {
         &self,
         cursors: &HashMap<TenantId, Cursor>,
         limit: usize,
+        window_start: Option<DateTime<Utc>>,
     ) -> Result<Vec<TenantResult<EventBatch>>, PortError> {
         let tenants = self.tenants().await?;
         let mut out = Vec::with_capacity(tenants.len());
         for tenant in tenants {
-            let result = self.poll_events(&tenant.id, cursors.get(&tenant.id), limit).await;
+            let result = self.poll_events(&tenant.id, cursors.get(&tenant.id), limit, window_start).await;
             if let Err(e) = &result {
                 tracing::warn!(tenant = %tenant.id, product = %self.product.code(), error = %e, "business hub event poll failed");
             }
@@ -107,13 +117,14 @@ impl EventSource for KbhEventSource {
         tenant: &TenantId,
         cursor: Option<&Cursor>,
         limit: usize,
+        window_start: Option<DateTime<Utc>>,
     ) -> Result<EventBatch, PortError> {
         let company = CompanyId::from_tenant(tenant)?;
         let after = cursor_seq(cursor)?;
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         let page = match self.product {
-            Product::Office365 => self.client.o365_events(&company, after, limit).await?,
-            _ => self.client.events(&company, after, limit).await?,
+            Product::Office365 => self.client.o365_events(&company, after, limit, window_start).await?,
+            _ => self.client.events(&company, after, limit, window_start).await?,
         };
         Ok(EventBatch {
             events: page.events,

@@ -215,7 +215,7 @@ async fn endpoint_events_request_mapping_and_malformed_record_skipped() {
     let source = KbhEventSource::endpoint_cloud(client(&server));
     assert_eq!(EventSource::product(&source), Product::EndpointCloud);
     let tenant = TenantId::new("kbh:c-7f3a");
-    let batch = source.poll_events(&tenant, Some(&Cursor("1042".into())), 50).await.unwrap();
+    let batch = source.poll_events(&tenant, Some(&Cursor("1042".into())), 50, None).await.unwrap();
 
     let req = &server.received_requests().await.unwrap()[0];
     assert_eq!(req.method.as_str(), "GET");
@@ -259,19 +259,47 @@ async fn empty_page_keeps_the_cursor_and_bad_input_is_rejected_before_sending() 
         .mount(&server)
         .await;
     let source = KbhEventSource::endpoint_cloud(client(&server));
-    let batch = source.poll_events(&TenantId::new("kbh:c-1"), Some(&Cursor("77".into())), 10).await.unwrap();
+    let batch = source.poll_events(&TenantId::new("kbh:c-1"), Some(&Cursor("77".into())), 10, None).await.unwrap();
     assert_eq!(batch.next, Cursor("77".into()));
     assert!(!batch.more);
-    let batch = source.poll_events(&TenantId::new("kbh:c-1"), None, 10_000).await.unwrap();
+    let batch = source.poll_events(&TenantId::new("kbh:c-1"), None, 10_000, None).await.unwrap();
     assert_eq!(batch.next, Cursor("0".into()));
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(query(&reqs[1]), pairs(&[("after_seq", "0"), ("limit", "500")]));
 
-    let err = source.poll_events(&TenantId::new("ksc:main/vs:1"), None, 10).await.unwrap_err();
+    let err = source.poll_events(&TenantId::new("ksc:main/vs:1"), None, 10, None).await.unwrap_err();
     assert_eq!(err.kind, PortErrorKind::Invalid);
-    let err = source.poll_events(&TenantId::new("kbh:c-1"), Some(&Cursor("s12".into())), 10).await.unwrap_err();
+    let err = source.poll_events(&TenantId::new("kbh:c-1"), Some(&Cursor("s12".into())), 10, None).await.unwrap_err();
     assert_eq!(err.kind, PortErrorKind::Invalid);
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn window_start_is_asked_of_the_server_and_enforced_when_it_is_ignored() {
+    let server = MockServer::start().await;
+    // a server that ignores occurred_after: the adapter leaves the old event out itself, and the
+    // cursor still moves past it (arrival order, not event time)
+    Mock::given(method("GET"))
+        .and(path("/api/v1/companies/c-1/events"))
+        .respond_with(page(
+            json!([
+                {"id":"e-new","seq":11,"occurred_at":"2026-11-20T09:00:00Z","severity":"Critical","event_type":"X"},
+                {"id":"e-old","seq":12,"occurred_at":"2026-11-18T09:00:00Z","severity":"Critical","event_type":"X"},
+                {"id":"e-late","seq":13,"occurred_at":"2026-11-19T10:00:00Z","severity":"Critical","event_type":"X"}
+            ]),
+            None,
+        ))
+        .mount(&server)
+        .await;
+    let source = KbhEventSource::endpoint_cloud(client(&server));
+    let window = "2026-11-19T09:30:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let batch = source.poll_events(&TenantId::new("kbh:c-1"), Some(&seq_cursor(10)), 100, Some(window)).await.unwrap();
+    let req = &server.received_requests().await.unwrap()[0];
+    assert_eq!(query(req), pairs(&[("after_seq", "10"), ("limit", "100"), ("occurred_after", "2026-11-19T09:30:00Z")]));
+    let ids: Vec<&str> = batch.events.iter().map(|e| e.source_id.as_str()).collect();
+    assert_eq!(ids, ["e-new", "e-late"]);
+    assert!(batch.malformed.is_empty());
+    assert_eq!(batch.next, seq_cursor(13));
 }
 
 #[tokio::test]
@@ -292,7 +320,7 @@ async fn every_office365_event_type_is_mapped() {
 
     let source = KbhEventSource::office365(client(&server));
     assert_eq!(EventSource::product(&source), Product::Office365);
-    let batch = source.poll_events(&TenantId::new("kbh:c-7f3a"), Some(&seq_cursor(79)), 100).await.unwrap();
+    let batch = source.poll_events(&TenantId::new("kbh:c-7f3a"), Some(&seq_cursor(79)), 100, None).await.unwrap();
     let req = &server.received_requests().await.unwrap()[0];
     assert_eq!(req.url.path(), "/api/v1/companies/c-7f3a/o365/events");
     assert_eq!(query(req), pairs(&[("after_seq", "79"), ("limit", "100")]));
@@ -448,7 +476,7 @@ async fn non_json_error_and_bad_success_bodies() {
     let err = c.devices(&company("c-1")).await.unwrap_err();
     assert!(matches!(&err, KbhError::Api { status: 502, code, message, .. }
         if code == "unknown" && message == "Bad gateway from proxy"));
-    let err = c.events(&company("c-1"), 0, 10).await.unwrap_err();
+    let err = c.events(&company("c-1"), 0, 10, None).await.unwrap_err();
     assert!(matches!(err, KbhError::Decode { status: 200, .. }));
 }
 
@@ -479,6 +507,41 @@ async fn request_timeout_is_transient() {
     let err = KbhClient::new(config).unwrap().companies().await.unwrap_err();
     assert!(matches!(err, KbhError::Timeout(_)), "{err:?}");
     assert_eq!(err.kind(), PortErrorKind::Transient);
+}
+
+#[tokio::test]
+async fn one_timeout_setting_bounds_connect_and_request() {
+    // the daemon's single `business_hub.timeout_secs` goes through `with_timeout`
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(page(json!([]), None).set_delay(Duration::from_millis(500)))
+        .mount(&server)
+        .await;
+    let config = KbhConfig::new(&server.uri(), KbhAuth::Token(Secret::new(TOKEN)))
+        .unwrap()
+        .with_retry(RetryPolicy::NONE)
+        .with_timeout(Duration::from_millis(50));
+    assert_eq!(config.request_timeout, Duration::from_millis(50));
+    assert_eq!(config.connect_timeout, Duration::from_millis(50), "connect never waits longer than a request");
+    let err = KbhClient::new(config).unwrap().companies().await.unwrap_err();
+    assert!(matches!(err, KbhError::Timeout(_)), "{err:?}");
+    // a long timeout keeps the default connect timeout
+    let config = KbhConfig::new(&server.uri(), KbhAuth::Token(Secret::new(TOKEN)))
+        .unwrap()
+        .with_timeout(Duration::from_secs(120));
+    assert_eq!(config.request_timeout, Duration::from_secs(120));
+    assert_eq!(config.connect_timeout, Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn zero_timeouts_are_a_config_error() {
+    for (connect, request) in [(Duration::ZERO, Duration::from_secs(1)), (Duration::from_secs(1), Duration::ZERO)] {
+        let config = KbhConfig::new("http://127.0.0.1:9", KbhAuth::Token(Secret::new(TOKEN)))
+            .unwrap()
+            .with_timeouts(connect, request);
+        let err = KbhClient::new(config).unwrap_err();
+        assert!(matches!(&err, KbhError::Config(m) if m.contains("timeout")), "{err:?}");
+    }
 }
 
 #[tokio::test]
@@ -628,7 +691,7 @@ async fn poll_all_isolates_a_failing_company() {
     let c = client_with(&server, KbhAuth::Token(Secret::new(TOKEN)), RetryPolicy::NONE);
     let mut cursors = HashMap::new();
     cursors.insert(TenantId::new("kbh:c-ok"), seq_cursor(4));
-    let results = KbhEventSource::endpoint_cloud(c.clone()).poll_all(&cursors, 100).await.unwrap();
+    let results = KbhEventSource::endpoint_cloud(c.clone()).poll_all(&cursors, 100, None).await.unwrap();
     assert_eq!(results.len(), 2);
     assert_eq!(results[0].tenant.id.as_str(), "kbh:c-ok");
     let ok = results[0].result.as_ref().unwrap();
@@ -722,7 +785,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
         texts.push(port.to_string());
     }
     let port = KbhEventSource::endpoint_cloud(login_client)
-        .poll_events(&TenantId::new("kbh:c-1"), None, 10)
+        .poll_events(&TenantId::new("kbh:c-1"), None, 10, None)
         .await
         .unwrap_err();
     texts.push(format!("{port:?}"));

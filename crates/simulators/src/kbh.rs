@@ -5,7 +5,12 @@
 //! `{"error":{"code","message"}}`, a per-token request limit answered with 429 and
 //! `Retry-After`, paging with `limit`/`cursor`, companies, devices, events ordered by `seq` with
 //! `after_seq`, Office 365 events and issues — and the control API of §6 plus the common one of
-//! [`crate::common`].
+//! [`crate::common`]. The whole model, call by call, is `docs/protocols/business-hub.md`.
+//!
+//! Events are stored in **arrival order**: `seq` is assigned when an event is posted, so an
+//! event posted now with an old `occurred_at` (a device that was offline) sorts after every
+//! earlier arrival. Event lists also take `occurred_after=<RFC 3339>` (our model's extension,
+//! not in `business-hub-api.md`): only events with `occurred_at >= occurred_after` are listed.
 //!
 //! # Control routes (no credentials)
 //!
@@ -192,16 +197,26 @@ impl IssueRec {
     }
 }
 
+/// One event as the service stored it. `seq` is handed out when the event *arrives* (is posted
+/// to `/_sim/events`), whatever its `occurred_at`: an event a device delivers late, with an old
+/// time, gets a higher `seq` than every earlier arrival, as a real service stores it.
+#[derive(Debug, Clone)]
+struct StoredEvent {
+    seq: u64,
+    occurred_at: DateTime<Utc>,
+    json: Value,
+}
+
 #[derive(Debug, Clone)]
 struct CompanyRec {
     id: String,
     name: String,
     products: Vec<String>,
     devices: Vec<DeviceRec>,
-    /// Endpoint Security Cloud events, ascending `seq`.
-    events: Vec<(u64, Value)>,
-    /// Office 365 events, ascending `seq`.
-    o365_events: Vec<(u64, Value)>,
+    /// Endpoint Security Cloud events in arrival order (ascending `seq`).
+    events: Vec<StoredEvent>,
+    /// Office 365 events in arrival order (ascending `seq`).
+    o365_events: Vec<StoredEvent>,
     issues: Vec<IssueRec>,
     /// Last `seq` handed out (shared by both event lists, so each is strictly increasing).
     seq: u64,
@@ -394,8 +409,9 @@ fn offset_page(items: &[Value], q: &HashMap<String, String>) -> ApiResult {
     Ok(Json(json!({"items": page, "next_cursor": next})).into_response())
 }
 
-/// One page of an event list: `seq > max(after_seq, cursor)`, ascending, at most `limit`.
-fn event_page(events: &[(u64, Value)], q: &HashMap<String, String>) -> ApiResult {
+/// One page of an event list: `seq > max(after_seq, cursor)` and, with `occurred_after`,
+/// `occurred_at >= occurred_after`; ascending `seq` (arrival order), at most `limit`.
+fn event_page(events: &[StoredEvent], q: &HashMap<String, String>) -> ApiResult {
     let limit = parse_limit(q)?;
     let after = match q.get("after_seq") {
         None => 0,
@@ -410,14 +426,22 @@ fn event_page(events: &[(u64, Value)], q: &HashMap<String, String>) -> ApiResult
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or_else(|| bad_request(format!("invalid cursor {c:?}")))?,
     };
+    let occurred_after = match q.get("occurred_after") {
+        None => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| bad_request(format!("occurred_after must be an RFC 3339 time, got {s:?}")))?,
+        ),
+    };
     let after = after.max(from_cursor);
-    let mut rest = events.iter().filter(|(seq, _)| *seq > after);
-    let page: Vec<&(u64, Value)> = rest.by_ref().take(limit).collect();
+    let mut rest = events.iter().filter(|e| e.seq > after && occurred_after.is_none_or(|since| e.occurred_at >= since));
+    let page: Vec<&StoredEvent> = rest.by_ref().take(limit).collect();
     let next = match (rest.next(), page.last()) {
-        (Some(_), Some((last, _))) => Some(format!("s{last}")),
+        (Some(_), Some(last)) => Some(format!("s{}", last.seq)),
         _ => None,
     };
-    let items: Vec<&Value> = page.iter().map(|(_, v)| v).collect();
+    let items: Vec<&Value> = page.iter().map(|e| &e.json).collect();
     Ok(Json(json!({"items": items, "next_cursor": next})).into_response())
 }
 
@@ -613,7 +637,8 @@ fn add_event(data: &mut Data, b: EventBody, now: DateTime<Utc>) -> Result<(Strin
     let Some(c) = data.company_mut(&b.company) else {
         return Err(ctl_error(StatusCode::NOT_FOUND, format!("company {} not found", b.company)));
     };
-    let occurred_at = fmt_time(b.occurred_at.unwrap_or(now));
+    let occurred = b.occurred_at.unwrap_or(now);
+    let occurred_at = fmt_time(occurred);
     let text = b.text.unwrap_or_default();
     match b.product.as_str() {
         "kes_cloud" => {
@@ -641,14 +666,15 @@ fn add_event(data: &mut Data, b: EventBody, now: DateTime<Utc>) -> Result<(Strin
             c.seq += 1;
             let seq = c.seq;
             let id = format!("e-{seq}");
-            c.events.push((
+            c.events.push(StoredEvent {
                 seq,
-                json!({
+                occurred_at: occurred,
+                json: json!({
                     "id": id, "seq": seq, "occurred_at": occurred_at, "severity": severity,
                     "event_type": event_type, "display_name": display_name,
                     "device_id": b.device, "device_name": device_name, "description": text,
                 }),
-            ));
+            });
             Ok((id, seq))
         }
         "ksmo365" => {
@@ -656,7 +682,7 @@ fn add_event(data: &mut Data, b: EventBody, now: DateTime<Utc>) -> Result<(Strin
                 return Err(ctl_error(StatusCode::BAD_REQUEST, "event_type is required for ksmo365"));
             };
             let display_name = b.display_name.unwrap_or_else(|| o365_display_name(&event_type));
-            Ok(push_o365_event(c, event_type, display_name, b.mailbox, occurred_at, text))
+            Ok(push_o365_event(c, event_type, display_name, b.mailbox, occurred, text))
         }
         other => Err(ctl_error(StatusCode::BAD_REQUEST, format!("unknown product {other:?}"))),
     }
@@ -674,19 +700,20 @@ fn push_o365_event(
     event_type: String,
     display_name: String,
     mailbox: Option<String>,
-    occurred_at: String,
+    occurred_at: DateTime<Utc>,
     text: String,
 ) -> (String, u64) {
     c.seq += 1;
     let seq = c.seq;
     let id = format!("m-{seq}");
-    c.o365_events.push((
+    c.o365_events.push(StoredEvent {
         seq,
-        json!({
-            "id": id, "seq": seq, "occurred_at": occurred_at, "event_type": event_type,
+        occurred_at,
+        json: json!({
+            "id": id, "seq": seq, "occurred_at": fmt_time(occurred_at), "event_type": event_type,
             "display_name": display_name, "mailbox": mailbox, "description": text,
         }),
-    ));
+    });
     (id, seq)
 }
 
@@ -746,7 +773,7 @@ async fn ctl_issue(State(sim): State<Shared>, body: Bytes) -> ApiResult {
         issue.since = now;
         issue.resolved_at = None;
         issue.message.clone_from(&message);
-        let (id, seq) = push_o365_event(c, b.kind.clone(), o365_display_name(&b.kind), None, fmt_time(now), message);
+        let (id, seq) = push_o365_event(c, b.kind.clone(), o365_display_name(&b.kind), None, now, message);
         event = json!({"id": id, "seq": seq});
     } else if active {
         if let Some(m) = b.message {

@@ -246,6 +246,77 @@ async fn events_are_ordered_by_seq_and_page_with_after_seq() {
     assert_error(status, &body, 400, "bad_request");
 }
 
+/// An event that occurred `age_secs` before now but is posted (arrives) now.
+async fn post_aged_event(api: &Api, company: &str, product: &str, age_secs: i64) -> (String, u64) {
+    let occurred_at = chrono::Utc::now() - chrono::Duration::seconds(age_secs);
+    let r = api
+        .post(
+            "/_sim/events",
+            json!({"company":company,"product":product,"severity":"critical","event_type":"malware_detected",
+                   "occurred_at":occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+        )
+        .await;
+    (r["id"].as_str().unwrap().to_owned(), r["seq"].as_u64().unwrap())
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn events_are_stored_in_arrival_order_whatever_their_event_time() {
+    let sim = start(Config::default()).await;
+    let api = Api::new(&sim);
+    api.company("c-1", &["kes_cloud", "ksmo365"]).await;
+    for list in ["events", "o365/events"] {
+        let product = if list == "events" { "kes_cloud" } else { "ksmo365" };
+        let (now_id, now_seq) = post_aged_event(&api, "c-1", product, 0).await;
+        // an offline device delivers an event that happened 23 h ago: it arrives later, so it
+        // gets the higher seq and sorts after the earlier arrival
+        let (late_id, late_seq) = post_aged_event(&api, "c-1", product, 23 * 3600).await;
+        assert!(late_seq > now_seq);
+        let page = api.ok(&format!("/api/v1/companies/c-1/{list}?after_seq={}", now_seq - 1)).await;
+        assert_eq!(ids(&page), [now_id, late_id.clone()]);
+        let after = api.ok(&format!("/api/v1/companies/c-1/{list}?after_seq={now_seq}")).await;
+        assert_eq!(ids(&after), [late_id]);
+    }
+}
+
+#[tokio::test]
+async fn occurred_after_leaves_out_events_that_happened_earlier() {
+    let sim = start(Config::default()).await;
+    let api = Api::new(&sim);
+    api.company("c-1", &["kes_cloud", "ksmo365"]).await;
+    for list in ["events", "o365/events"] {
+        let product = if list == "events" { "kes_cloud" } else { "ksmo365" };
+        let mut inside = Vec::new();
+        let mut first_seq = None;
+        for age_h in [48, 1, 25, 23, 0] {
+            let (id, seq) = post_aged_event(&api, "c-1", product, age_h * 3600).await;
+            first_seq.get_or_insert(seq);
+            if age_h < 24 {
+                inside.push(id);
+            }
+        }
+        let window =
+            (chrono::Utc::now() - chrono::Duration::hours(24)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let after = first_seq.unwrap() - 1;
+        let page = api.ok(&format!("/api/v1/companies/c-1/{list}?after_seq={after}&occurred_after={window}")).await;
+        assert_eq!(ids(&page), inside, "{list}");
+        // paging continues over the filtered list
+        let first =
+            api.ok(&format!("/api/v1/companies/c-1/{list}?after_seq={after}&occurred_after={window}&limit=2")).await;
+        assert_eq!(ids(&first), inside[..2]);
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let rest =
+            api.ok(&format!("/api/v1/companies/c-1/{list}?cursor={cursor}&occurred_after={window}&limit=2")).await;
+        assert_eq!(ids(&rest), inside[2..]);
+        assert_eq!(rest["next_cursor"], Value::Null);
+    }
+    let (status, body, _) = api.get("/api/v1/companies/c-1/events?occurred_after=yesterday", Some(TOKEN)).await;
+    assert_error(status, &body, 400, "bad_request");
+}
+
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after_per_token() {
     let sim = start(Config { requests_per_minute: 3, ..Config::default() }).await;
