@@ -139,9 +139,16 @@ impl ClientBuilder {
         self
     }
 
-    /// Discovers the zone from this root instead of `webservices.autotask.net`.
-    pub fn discovery_url(mut self, url: impl Into<String>) -> Self {
-        self.discovery_url = Some(url.into());
+    /// Discovers the zone from this root instead of Autotask's
+    /// [`DEFAULT_DISCOVERY_URL`](crate::zone::DEFAULT_DISCOVERY_URL)
+    /// (`https://webservices.autotask.net/atservicesrest`; the lookup is
+    /// `GET {root}/v1.0/zoneInformation?user=…`). Takes a `&str`, `String` or [`Url`]; a URL
+    /// without a path gets `/ATServicesRest`, a trailing `/v1.0` is dropped. The host of an
+    /// explicitly configured discovery URL is trusted like a [`Self::base_url`]: a zone answer
+    /// pointing back at it (a simulator, a proxy) receives credentials; any other host must
+    /// still be an Autotask zone or on the allow-list.
+    pub fn discovery_url(mut self, url: impl AsRef<str>) -> Self {
+        self.discovery_url = Some(url.as_ref().to_owned());
         self
     }
 
@@ -243,8 +250,18 @@ impl ClientBuilder {
             }
             ZoneSource::BaseUrl(root)
         } else {
-            let raw = self.discovery_url.as_deref().unwrap_or(DEFAULT_DISCOVERY_URL);
-            let url = Url::parse(raw).map_err(|e| Error::InvalidRequest(format!("bad discovery url {raw:?}: {e}")))?;
+            let url = match &self.discovery_url {
+                Some(raw) => {
+                    let url = normalise_root(raw)
+                        .map_err(|e| Error::InvalidRequest(format!("bad discovery url {raw:?}: {e}")))?;
+                    // configured by the operator, like a base URL: trusted
+                    if let Some(host) = url.host_str() {
+                        self.config.hosts.extra_hosts.push(host.to_owned());
+                    }
+                    url
+                }
+                None => Url::parse(DEFAULT_DISCOVERY_URL).unwrap_or_else(|_| unreachable!("constant url parses")),
+            };
             ZoneSource::Discover(url)
         };
         self.config.max_concurrency_per_entity =

@@ -3,11 +3,13 @@
 //! Autotask allows 3 concurrent requests per (integration code × entity endpoint) and about
 //! 10,000 requests per hour per database (autotask-api.md §4). The client keeps under both:
 //! a semaphore per entity (default 2 permits, never more than 3), and a [`RequestBudget`]
-//! that counts requests in a one-hour window, is re-synchronised from `ThresholdInformation`
-//! now and then, slows down as usage passes 50 % and 75 % ([`Pacing`]), and refuses to send
-//! once the budget is spent.
+//! that counts its own requests in a sliding one-hour window against the configured budget,
+//! learns the server's threshold and count from `ThresholdInformation` now and then, slows
+//! down as either usage passes 50 % and 75 % ([`Pacing`]), and refuses to send (with a
+//! `retry_after`) once the stricter of the two limits is reached. The server's threshold only
+//! ever tightens the configured budget, never raises it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,26 +95,79 @@ impl Pacing {
 }
 
 /// Budget usage, for metrics.
+///
+/// Two limits apply and the stricter one wins: the configured budget (this process's share,
+/// counted over its own requests in a sliding window) and the server's `ThresholdInformation`
+/// (the whole database, counted by Autotask). The server's figure never raises the configured
+/// one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetUsage {
-    /// Requests counted in the current window.
+    /// Requests this budget sent in the current window.
     pub used: u64,
-    /// The budget for the window.
+    /// The effective limit: the smaller of `configured_limit` and `server_limit`.
     pub limit: u64,
+    /// The configured budget for the window.
+    pub configured_limit: u64,
+    /// `externalRequestThreshold` from the last `ThresholdInformation`, if any.
+    pub server_limit: Option<u64>,
+    /// The server's count at the last sync plus what this budget sent since (the whole
+    /// database's usage as far as we know), while that sync is younger than its timeframe.
+    pub server_used: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ServerView {
+    limit: u64,
+    used_at_sync: u64,
+    synced_at: Instant,
+    window: Duration,
 }
 
 #[derive(Debug)]
 struct BudgetState {
-    used: u64,
-    limit: u64,
+    configured: u64,
     window: Duration,
-    window_start: Instant,
+    /// Send times of this budget's requests within `window`, oldest first.
+    sent: VecDeque<Instant>,
+    server: Option<ServerView>,
     last_sync: Option<Instant>,
     syncing: bool,
 }
 
-/// The hourly request budget. Share one (`Arc`) between every client of the same Autotask
-/// database: the threshold is per database, not per client.
+impl BudgetState {
+    fn prune(&mut self, now: Instant) {
+        while self.sent.front().is_some_and(|t| now.saturating_duration_since(*t) >= self.window) {
+            self.sent.pop_front();
+        }
+        if self.server.is_some_and(|v| now.saturating_duration_since(v.synced_at) >= v.window) {
+            // the server's window has moved on since it told us its count: forget it until the
+            // next sync (its limit stays known)
+            if let Some(v) = self.server.as_mut() {
+                v.used_at_sync = 0;
+            }
+        }
+    }
+
+    fn server_used(&self) -> Option<u64> {
+        let v = self.server?;
+        let since = self.sent.iter().rev().take_while(|t| **t >= v.synced_at).count() as u64;
+        Some(v.used_at_sync.saturating_add(since))
+    }
+
+    fn usage(&self) -> BudgetUsage {
+        let server_limit = self.server.map(|v| v.limit);
+        BudgetUsage {
+            used: self.sent.len() as u64,
+            limit: server_limit.map_or(self.configured, |l| l.min(self.configured)),
+            configured_limit: self.configured,
+            server_limit,
+            server_used: self.server_used(),
+        }
+    }
+}
+
+/// The hourly request budget. Share one (`Arc`) between every client that should draw on the
+/// same allowance.
 #[derive(Debug)]
 pub struct RequestBudget {
     state: Mutex<BudgetState>,
@@ -123,7 +178,7 @@ pub struct RequestBudget {
 pub(crate) enum Take {
     /// Counted; wait this long before sending.
     Go(Duration),
-    /// Spent; the window frees up after this long.
+    /// Spent; a slot frees up after this long.
     Exhausted { used: u64, limit: u64, retry_after: Duration },
 }
 
@@ -133,14 +188,14 @@ impl RequestBudget {
         Self::with_window(limit, Duration::from_secs(3600))
     }
 
-    /// A budget of `limit` requests per `window`.
+    /// A budget of `limit` requests per sliding `window`.
     pub fn with_window(limit: u64, window: Duration) -> Self {
         Self {
             state: Mutex::new(BudgetState {
-                used: 0,
-                limit,
+                configured: limit,
                 window,
-                window_start: Instant::now(),
+                sent: VecDeque::new(),
+                server: None,
                 last_sync: None,
                 syncing: false,
             }),
@@ -154,33 +209,47 @@ impl RequestBudget {
     /// Current usage.
     pub fn usage(&self) -> BudgetUsage {
         let mut s = self.lock();
-        roll(&mut s, Instant::now());
-        BudgetUsage { used: s.used, limit: s.limit }
+        s.prune(Instant::now());
+        s.usage()
     }
 
     /// Counts one request (or refuses it) and says how long to pace.
     pub(crate) fn take(&self, pacing: &Pacing) -> Take {
         let now = Instant::now();
         let mut s = self.lock();
-        roll(&mut s, now);
-        if s.used >= s.limit {
-            let retry_after = (s.window_start + s.window).saturating_duration_since(now);
-            return Take::Exhausted { used: s.used, limit: s.limit, retry_after };
+        s.prune(now);
+        let used = s.sent.len() as u64;
+        if used >= s.configured {
+            let retry_after = s
+                .sent
+                .front()
+                .map_or(Duration::ZERO, |t| (*t + s.window).saturating_duration_since(now))
+                .max(Duration::from_millis(1));
+            return Take::Exhausted { used, limit: s.configured, retry_after };
         }
-        let delay = pacing.delay(s.used, s.limit);
-        s.used += 1;
+        let mut delay = pacing.delay(used, s.configured);
+        if let (Some(v), Some(server_used)) = (s.server, s.server_used()) {
+            if server_used >= v.limit {
+                // Autotask's window slides and we only see its count when we sync: wait for the
+                // sync interval's worth, at most a minute, then let the next sync tell
+                let retry_after = Duration::from_secs(60).min(v.window);
+                return Take::Exhausted { used: server_used, limit: v.limit, retry_after };
+            }
+            delay = delay.max(pacing.delay(server_used, v.limit));
+        }
+        s.sent.push_back(now);
         Take::Go(delay)
     }
 
-    /// Adopts the server's figures (`ThresholdInformation`).
+    /// Records the server's figures (`ThresholdInformation`): its threshold, its count and its
+    /// timeframe. They tighten the budget when the server is the stricter side; they never
+    /// replace the configured limit.
     pub fn sync(&self, limit: u64, used: u64, timeframe: Option<Duration>) {
+        let now = Instant::now();
         let mut s = self.lock();
-        s.limit = limit;
-        s.used = used;
-        if let Some(w) = timeframe.filter(|w| !w.is_zero()) {
-            s.window = w;
-        }
-        s.last_sync = Some(Instant::now());
+        let window = timeframe.filter(|w| !w.is_zero()).unwrap_or(s.window);
+        s.server = Some(ServerView { limit, used_at_sync: used, synced_at: now, window });
+        s.last_sync = Some(now);
         s.syncing = false;
     }
 
@@ -203,12 +272,5 @@ impl RequestBudget {
         let mut s = self.lock();
         s.syncing = false;
         s.last_sync = Some(Instant::now());
-    }
-}
-
-fn roll(s: &mut BudgetState, now: Instant) {
-    if now.saturating_duration_since(s.window_start) >= s.window {
-        s.window_start = now;
-        s.used = 0;
     }
 }

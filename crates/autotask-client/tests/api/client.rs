@@ -141,7 +141,8 @@ async fn count_update_and_threshold_calls() {
     let t = c.threshold_information().await.unwrap();
     assert_eq!(t.current_timeframe_request_count, Some(124));
     let usage = c.budget_usage();
-    assert_eq!((usage.used, usage.limit), (124, 10000));
+    // the server's count is reported beside ours; it never replaces ours or the configured limit
+    assert_eq!((usage.used, usage.limit, usage.server_used, usage.server_limit), (3, 10000, Some(124), Some(10000)));
 }
 
 #[tokio::test]
