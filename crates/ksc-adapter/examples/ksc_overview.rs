@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut cursor = None;
         let mut latest = Vec::new();
         loop {
-            let batch = ksc.poll_events(&tenant.id, cursor.as_ref(), 500).await?;
+            let batch = ksc.poll_events(&tenant.id, cursor.as_ref(), 500, None).await?;
             for m in &batch.malformed {
                 println!("  malformed event {}: {}", m.id, m.reason);
             }

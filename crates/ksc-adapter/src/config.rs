@@ -87,11 +87,14 @@ pub struct KscConfig {
     pub retry: RetryPolicy,
     /// Whether the main server (virtual server 0) is a tenant too.
     pub include_main_server: bool,
-    /// Records per `EventProcessing.GetRecordRange`.
+    /// Records per `EventProcessing.GetRecordRange` (at most [`crate::events::MAX_PAGE`]).
     pub event_page_size: usize,
-    /// How far before the cursor's instant the next poll starts, to catch late events.
+    /// Only for cursors of the earlier `rise_time` form (see [`crate::events`] on the
+    /// migration): how far before that cursor's instant its one migration read starts. The
+    /// `dbid:` cursor needs no overlap.
     pub event_overlap: Duration,
-    /// Without a cursor, how far back the first poll reaches (`None`: from the beginning).
+    /// Without a cursor and without a `window_start` from the caller, how far back the first
+    /// poll reaches (`None`: from the beginning).
     pub initial_lookback: Option<Duration>,
     /// `lifetimeSec` of an event iterator.
     pub event_iterator_lifetime: Duration,

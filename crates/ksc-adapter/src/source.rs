@@ -142,6 +142,7 @@ impl KscSource {
         tenant: &TenantId,
         cursor: Option<&Cursor>,
         limit: usize,
+        window_start: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<EventBatch, KscError> {
         let vserver = self.vserver_name(tenant).await?;
         let initial_since = self
@@ -152,6 +153,7 @@ impl KscSource {
             page_size: self.config.event_page_size,
             overlap: self.config.event_overlap,
             initial_since,
+            window_start,
             lifetime: self.config.event_iterator_lifetime,
             severities: &self.config.severities,
         };
@@ -205,8 +207,9 @@ impl EventSource for KscSource {
         tenant: &TenantId,
         cursor: Option<&Cursor>,
         limit: usize,
+        window_start: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<EventBatch, PortError> {
-        Ok(self.events(tenant, cursor, limit).await?)
+        Ok(self.events(tenant, cursor, limit, window_start).await?)
     }
 }
 

@@ -65,9 +65,9 @@ async fn events_come_out_in_order_exactly_once_across_polls_and_restarts() {
         [("ksc:lab/vs:0", "lab (main server)"), ("ksc:lab/vs:1", "Customer A")]
     );
     let tenant = tenant_id("lab", 1);
-    let b1 = ksc.poll_events(&tenant, None, 3).await.unwrap();
+    let b1 = ksc.poll_events(&tenant, None, 3, None).await.unwrap();
     assert!(b1.more);
-    let b2 = ksc.poll_events(&tenant, Some(&b1.next), 3).await.unwrap();
+    let b2 = ksc.poll_events(&tenant, Some(&b1.next), 3, None).await.unwrap();
     assert!(!b2.more);
     let all: Vec<_> = b1.events.iter().chain(&b2.events).collect();
     assert_eq!(all.iter().map(|e| e.source_id.as_str()).collect::<Vec<_>>(), [&e1, &e2, &e3, &e4]);
@@ -82,7 +82,7 @@ async fn events_come_out_in_order_exactly_once_across_polls_and_restarts() {
     assert!(b1.malformed.is_empty() && b2.malformed.is_empty());
 
     // Nothing new: nothing again.
-    let idle = ksc.poll_events(&tenant, Some(&b2.next), 10).await.unwrap();
+    let idle = ksc.poll_events(&tenant, Some(&b2.next), 10, None).await.unwrap();
     assert!(idle.events.is_empty());
 
     // The daemon persisted b2.next as a string; a new process picks it up.
@@ -95,10 +95,10 @@ async fn events_come_out_in_order_exactly_once_across_polls_and_restarts() {
     let e7 = event(&sim, 1, "info", "2024-05-01T10:05:00Z").await;
     let e8 = event(&sim, 1, "functional_failure", "2024-05-01T10:05:00Z").await;
     let restarted = adapter(&sim);
-    let b3 = restarted.poll_events(&tenant, Some(&Cursor(persisted)), 100).await.unwrap();
-    // Order is the server's (rise_time, event_db_id); every event exactly once overall.
-    assert_eq!(b3.events.iter().map(|e| e.source_id.as_str()).collect::<Vec<_>>(), [&e6, &e5, &e7, &e8]);
-    let b4 = restarted.poll_events(&tenant, Some(&b3.next), 100).await.unwrap();
+    let b3 = restarted.poll_events(&tenant, Some(&Cursor(persisted)), 100, None).await.unwrap();
+    // Arrival (event_db_id) order, whatever the rise times; every event exactly once overall.
+    assert_eq!(b3.events.iter().map(|e| e.source_id.as_str()).collect::<Vec<_>>(), [&e5, &e6, &e7, &e8]);
+    let b4 = restarted.poll_events(&tenant, Some(&b3.next), 100, None).await.unwrap();
     assert!(b4.events.is_empty(), "{:?}", b4.events);
     assert!(!b4.more);
 
@@ -199,4 +199,134 @@ async fn an_expired_session_is_replaced_transparently() {
     let c = KscConfig::new(sim.base_url(), "ksc-admin", Secret::new("wrong"));
     let err = KscSource::new(c).unwrap().snapshot(&tenant_id("main", 0)).await.unwrap_err();
     assert_eq!(err.kind, ticketing_core::ports::PortErrorKind::Auth);
+}
+
+fn ago(hours: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn ids(batch: &ticketing_core::ports::EventBatch) -> Vec<&str> {
+    batch.events.iter().map(|e| e.source_id.as_str()).collect()
+}
+
+/// Regression: the cursor was the last `rise_time` minus 60 s, so an event that reached the
+/// server late (an offline laptop delivering with its original time) was never read.
+#[tokio::test]
+async fn late_arriving_events_are_read_after_the_cursor_and_never_twice() {
+    let sim = sim().await;
+    let ksc = adapter(&sim);
+    let tenant = tenant_id("lab", 0);
+    let window = || Some(chrono::Utc::now() - chrono::Duration::hours(24));
+    let a = event(&sim, 0, "critical", &ago(0)).await;
+    let first = ksc.poll_events(&tenant, None, 100, window()).await.unwrap();
+    assert_eq!(ids(&first), [&a]);
+
+    // Arrive now, happened earlier: 1 h, 23 h and 25 h ago.
+    let b = event(&sim, 0, "warning", &ago(1)).await;
+    let c = event(&sim, 0, "info", &ago(23)).await;
+    let _d = event(&sim, 0, "critical", &ago(25)).await;
+    let second = ksc.poll_events(&tenant, Some(&first.next), 100, window()).await.unwrap();
+    assert_eq!(ids(&second), [&b, &c], "late events inside the window, in arrival order; D is outside");
+    assert!(!second.more);
+
+    // Polling again, and from a new process with the stored cursor, returns nothing twice.
+    let again = ksc.poll_events(&tenant, Some(&second.next), 100, window()).await.unwrap();
+    assert!(again.events.is_empty(), "{:?}", ids(&again));
+    let stored = Cursor(second.next.0.clone());
+    drop(ksc);
+    let restarted = adapter(&sim);
+    let after_restart = restarted.poll_events(&tenant, Some(&stored), 100, window()).await.unwrap();
+    assert!(after_restart.events.is_empty(), "{:?}", ids(&after_restart));
+    let e = event(&sim, 0, "info", &ago(2)).await;
+    let last = restarted.poll_events(&tenant, Some(&after_restart.next), 100, window()).await.unwrap();
+    assert_eq!(ids(&last), [&e]);
+    assert_eq!(last.next.0, format!("dbid:{e}"), "self-describing high-water mark");
+}
+
+fn at(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A cursor stored by the earlier adapter (`{"v":1,"rise_time":..,"seen":[..]}`) is read once
+/// by time (old instant minus the overlap, seen ids dropped), then replaced by a `dbid:` mark.
+#[tokio::test]
+async fn an_old_form_cursor_returns_exactly_the_unread_events_then_a_dbid_cursor() {
+    let sim = sim().await;
+    let tenant = tenant_id("lab", 0);
+    let t = chrono::Utc::now() - chrono::Duration::hours(2);
+    let s = chrono::Duration::seconds;
+    let e1 = event(&sim, 0, "info", &at(t)).await;
+    let e2 = event(&sim, 0, "info", &at(t + s(1))).await;
+    // What the old adapter stored after handing on e1 and e2 (overlap 60 s).
+    let old = Cursor(
+        json!({"v": 1, "rise_time": at(t + s(1)),
+               "seen": [{"id": e1.parse::<i64>().unwrap(), "at": at(t)}, {"id": e2.parse::<i64>().unwrap(), "at": at(t + s(1))}]})
+        .to_string(),
+    );
+    let e3 = event(&sim, 0, "warning", &at(t + s(1))).await;
+    let e4 = event(&sim, 0, "critical", &at(t - s(30))).await; // late, inside the old overlap
+    let e5 = event(&sim, 0, "info", &at(t + s(300))).await;
+    let ksc = adapter(&sim);
+    let window = Some(chrono::Utc::now() - chrono::Duration::hours(24));
+    let batch = ksc.poll_events(&tenant, Some(&old), 100, window).await.unwrap();
+    let mut got = ids(&batch);
+    got.sort_by_key(|id| id.parse::<i64>().unwrap());
+    assert_eq!(got, [&e3, &e4, &e5], "exactly the unread events");
+    assert_eq!(batch.next.0, format!("dbid:{e5}"));
+    let idle = ksc.poll_events(&tenant, Some(&batch.next), 100, window).await.unwrap();
+    assert!(idle.events.is_empty(), "{:?}", ids(&idle));
+    let e6 = event(&sim, 0, "info", &at(t - s(3600))).await;
+    let next = ksc.poll_events(&tenant, Some(&idle.next), 100, window).await.unwrap();
+    assert_eq!(ids(&next), [&e6]);
+}
+
+/// The read per poll is the new events plus a few one-record probes, not the whole window.
+#[tokio::test]
+async fn a_poll_reads_the_new_events_and_a_few_probes_not_the_window() {
+    let sim = sim().await;
+    let tenant = tenant_id("lab", 0);
+    let now = chrono::Utc::now();
+    for i in 0..200 {
+        event(&sim, 0, "info", &at(now - chrono::Duration::seconds(i))).await;
+    }
+    let mut c = adapter(&sim).config().clone();
+    c.event_page_size = 50;
+    let ksc = KscSource::new(c).unwrap();
+    let window = Some(now - chrono::Duration::hours(24));
+    let mut cursor = None;
+    let mut total = 0;
+    loop {
+        let b = ksc.poll_events(&tenant, cursor.as_ref(), 70, window).await.unwrap();
+        total += b.events.len();
+        cursor = Some(b.next);
+        if !b.more {
+            break;
+        }
+    }
+    assert_eq!(total, 200);
+    let read = |sim: &SimHandle, from: usize| -> (usize, i64) {
+        let ranges: Vec<Value> = sim.requests()[from..]
+            .iter()
+            .filter(|e| e.path.ends_with("GetRecordRange"))
+            .filter_map(|e| e.json())
+            .collect();
+        let records = ranges.iter().map(|b| b["nEnd"].as_i64().unwrap() - b["nStart"].as_i64().unwrap()).sum();
+        (ranges.len(), records)
+    };
+    // Idle: one probe of the newest record.
+    let before = sim.requests().len();
+    let idle = ksc.poll_events(&tenant, cursor.as_ref(), 70, window).await.unwrap();
+    assert!(idle.events.is_empty());
+    assert_eq!(read(&sim, before), (1, 1));
+    // Three new events: probes (newest, oldest, binary search ≤ 8) plus one page of 3.
+    let news = [
+        event(&sim, 0, "info", &at(now)).await,
+        event(&sim, 0, "info", &at(now)).await,
+        event(&sim, 0, "info", &at(now)).await,
+    ];
+    let before = sim.requests().len();
+    let b = ksc.poll_events(&tenant, Some(&idle.next), 70, window).await.unwrap();
+    assert_eq!(ids(&b), news.iter().map(String::as_str).collect::<Vec<_>>());
+    let (calls, records) = read(&sim, before);
+    assert!(calls <= 11 && records <= 13, "{calls} range calls reading {records} records");
 }
