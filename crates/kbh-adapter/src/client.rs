@@ -127,17 +127,12 @@ impl KbhClient {
         }
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, reqwest::header::HeaderValue::from_static("application/json"));
-        let mut builder = reqwest::Client::builder()
+        let builder = tls_builder(&config)?
             .user_agent(config.user_agent.clone())
             .default_headers(headers)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .https_only(config.base_url.scheme() == "https");
-        if let Some(pem) = &config.ca_pem {
-            let cert =
-                reqwest::Certificate::from_pem(pem).map_err(|e| KbhError::Config(format!("ca certificate: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
         let http = builder.build().map_err(|e| KbhError::Config(format!("http client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -416,6 +411,42 @@ impl KbhClient {
             }
         }
     }
+}
+
+/// The HTTP client builder with the configured TLS verification.
+///
+/// Without TLS options: reqwest's own verification against the built-in web roots. With any
+/// option: [`pinned_tls`], so that the pinned certificate is accepted as the server's own even
+/// when it is a `CA:TRUE` self-signed certificate (which plain WebPKI refuses as
+/// `CaUsedAsEndEntity`):
+/// - `ca_pem` alone: its certificates are pins, and also extra roots next to the web roots;
+/// - `cert_sha256` (with or without `ca_pem`): pins only, nothing else is accepted;
+/// - `accept_invalid_hostnames`: no host-name check, for pins and roots alike.
+fn tls_builder(config: &KbhConfig) -> Result<reqwest::ClientBuilder, KbhError> {
+    if config.ca_pem.is_none() && config.cert_sha256.is_none() && !config.accept_invalid_hostnames {
+        return Ok(reqwest::Client::builder());
+    }
+    let mut pins = Vec::new();
+    let mut extra_roots = Vec::new();
+    if let Some(pem) = &config.ca_pem {
+        let certs = pinned_tls::certs_from_pem(pem).map_err(|e| KbhError::Config(format!("ca certificate: {e}")))?;
+        pins.extend(certs.iter().cloned().map(pinned_tls::Pin::Certificate));
+        extra_roots = certs;
+    }
+    let fallback_roots = match &config.cert_sha256 {
+        Some(text) => {
+            let fp = pinned_tls::parse_fingerprint(text).map_err(|e| KbhError::Config(format!("cert_sha256: {e}")))?;
+            pins.push(pinned_tls::Pin::Sha256(fp));
+            None
+        }
+        None => Some(extra_roots),
+    };
+    if config.accept_invalid_hostnames {
+        tracing::warn!(url = %config.base_url, "business hub: host names of the server certificate are not checked (accept_invalid_hostnames)");
+    }
+    let options =
+        pinned_tls::Options { pins, accept_invalid_hostnames: config.accept_invalid_hostnames, fallback_roots };
+    pinned_tls::reqwest_builder(&options).map_err(|e| KbhError::Config(format!("tls: {e}")))
 }
 
 /// Parses a success body. Serde's messages quote no input beyond a token's worth, and our

@@ -103,9 +103,19 @@ pub struct KbhConfig {
     pub base_url: Url,
     /// Credentials.
     pub auth: KbhAuth,
-    /// An extra trusted CA certificate in PEM (a private CA in front of the API). TLS
-    /// verification itself is always on.
+    /// The daemon's `business_hub.ca_file`: PEM certificates, each of which is accepted as
+    /// **the server's own certificate** exactly (a pin, so a self-signed certificate marked
+    /// `CA:TRUE` works too), and which also serve as extra trusted CAs next to the built-in web
+    /// roots (a private CA that issued the server's certificate). Host names are still checked.
     pub ca_pem: Option<Vec<u8>>,
+    /// The daemon's `business_hub.cert_sha256`: the SHA-256 fingerprint of the server's
+    /// certificate (`AB:CD:…`, plain hex or `sha256:…`, any case). When set, only pinned
+    /// certificates are accepted (this one, and those of [`KbhConfig::ca_pem`]); web roots and
+    /// CA chains no longer are.
+    pub cert_sha256: Option<String>,
+    /// The daemon's `business_hub.accept_invalid_hostnames`: skip the host-name check
+    /// (default off; a warning is logged when on). The certificate itself is still verified.
+    pub accept_invalid_hostnames: bool,
     /// Longest wait for a TCP (and TLS) connection to be established (default 10 s; must not
     /// be zero).
     pub connect_timeout: Duration,
@@ -131,6 +141,8 @@ impl KbhConfig {
             base_url,
             auth,
             ca_pem: None,
+            cert_sha256: None,
+            accept_invalid_hostnames: false,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             page_size: 100,
@@ -139,9 +151,21 @@ impl KbhConfig {
         })
     }
 
-    /// Sets the extra trusted CA certificate (PEM).
+    /// Sets the pinned server certificate / extra CA (PEM, see [`KbhConfig::ca_pem`]).
     pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Pins the server certificate's SHA-256 fingerprint (see [`KbhConfig::cert_sha256`]).
+    pub fn with_cert_sha256(mut self, fingerprint: impl Into<String>) -> Self {
+        self.cert_sha256 = Some(fingerprint.into());
+        self
+    }
+
+    /// Turns the host-name check off or on (see [`KbhConfig::accept_invalid_hostnames`]).
+    pub fn with_accept_invalid_hostnames(mut self, accept: bool) -> Self {
+        self.accept_invalid_hostnames = accept;
         self
     }
 

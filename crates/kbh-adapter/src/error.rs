@@ -24,6 +24,11 @@ pub enum KbhError {
     /// The request timed out. It MAY have been sent and processed.
     #[error("business hub request timed out: {0}")]
     Timeout(String),
+    /// The server's certificate was refused (not pinned, not trusted, or not valid for the
+    /// host name). Nothing was sent: the request never left the TLS handshake. Not worth
+    /// repeating until the configuration or the server changes.
+    #[error("business hub certificate refused: {0}")]
+    Tls(String),
     /// The connection could not be made or broke before an answer arrived. The request MAY have
     /// been sent (for a broken connection).
     #[error("cannot reach business hub: {0}")]
@@ -90,7 +95,7 @@ impl KbhError {
     /// Classifies the error for the daemon.
     pub fn kind(&self) -> PortErrorKind {
         match self {
-            Self::Config(_) => PortErrorKind::Other,
+            Self::Config(_) | Self::Tls(_) => PortErrorKind::Other,
             Self::Tenant(_) | Self::Cursor(_) => PortErrorKind::Invalid,
             Self::Timeout(_) | Self::Transport(_) => PortErrorKind::Transient,
             Self::Api { status, .. } => match status {
@@ -129,7 +134,13 @@ pub(crate) fn from_reqwest(err: &reqwest::Error) -> KbhError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    if err.is_timeout() { KbhError::Timeout(message) } else { KbhError::Transport(message) }
+    if err.is_timeout() {
+        KbhError::Timeout(message)
+    } else if message.contains("invalid peer certificate") || message.contains(pinned_tls::UNPINNED) {
+        KbhError::Tls(message)
+    } else {
+        KbhError::Transport(message)
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +165,7 @@ mod tests {
             (KbhError::Timeout("t".into()), PortErrorKind::Transient),
             (KbhError::Transport("t".into()), PortErrorKind::Transient),
             (KbhError::Tenant("x".into()), PortErrorKind::Invalid),
+            (KbhError::Tls("x".into()), PortErrorKind::Other),
             (KbhError::Cursor("x".into()), PortErrorKind::Invalid),
             (KbhError::Decode { status: 200, message: "m".into() }, PortErrorKind::Other),
         ];
