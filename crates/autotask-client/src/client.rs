@@ -524,7 +524,7 @@ impl AutotaskClient {
                 Err(e) => e,
             };
             if let (Outcome::Unknown, Some(key)) = (err.outcome(), external.as_deref()) {
-                warn!(error = %err, "ambiguous ticket create; looking it up by externalID");
+                warn!(idempotency_key = %key, attempt, error = %err, "ambiguous ticket create; looking it up by externalID");
                 match self.find_ticket_by_external_id(key).await {
                     Ok(Some(found)) => {
                         if let Some(id) = found.id {
@@ -534,7 +534,7 @@ impl AutotaskClient {
                     Ok(None) => {}
                     // cannot tell whether it landed: give the ambiguous error back
                     Err(lookup) => {
-                        warn!(error = %lookup, "lookup after ambiguous create failed");
+                        warn!(idempotency_key = %key, error = %lookup, "lookup after ambiguous create failed");
                         return Err(err);
                     }
                 }

@@ -32,7 +32,8 @@ pub enum ErrorClass {
     MethodNotAllowed,
     /// The zone lookup did not know the user (500 `Zone information could not be determined`).
     ZoneNotFound,
-    /// The server rejected the request's content: 500 (or 400) with an `errors` array.
+    /// The server rejected the request's content: 400 with an `errors` array, or 500 with an
+    /// `errors` array whose text is a validation refusal ([`is_validation_refusal`]).
     Validation,
     /// HTTP 429: the hourly request threshold (or an unspecified throttle), or our own local
     /// budget refusing to send.
@@ -42,7 +43,8 @@ pub enum ErrorClass {
     ThreadLimited,
     /// Worth retrying: 502/503/504, connect failures, timeouts, connections lost mid-request.
     Transient,
-    /// Another 5xx without a usable message.
+    /// Another 5xx: no usable message, or a 500 whose `errors` are not a validation refusal
+    /// (it MAY have been processed).
     Server,
     /// The request could not be built or was refused locally (bad query, host not allowed).
     Invalid,
@@ -283,10 +285,48 @@ pub fn classify_response(status: u16, messages: &[String], structured: bool) -> 
         502..=504 => ErrorClass::Transient,
         400 | 500 if text.contains("integrationcode is invalid") => ErrorClass::Auth,
         500 if text.contains("zone information could not be determined") => ErrorClass::ZoneNotFound,
-        400 | 500 if structured && !messages.is_empty() => ErrorClass::Validation,
+        400 if structured && !messages.is_empty() => ErrorClass::Validation,
+        500 if structured && is_validation_refusal(&text) => ErrorClass::Validation,
         400..=499 => ErrorClass::Other,
         _ => ErrorClass::Server,
     }
+}
+
+/// Wordings by which Autotask refuses a request's content (lower case; autotask-api.md §2.11
+/// and §7.8–7.11). Autotask answers business and validation failures with `500 {"errors":[…]}`,
+/// but a 500 with `errors` can also be a genuine server fault ("An unexpected error has
+/// occurred", a database timeout): only a message matching one of these is taken as a refusal.
+/// Anything else stays a server error, whose outcome is unknown.
+pub const VALIDATION_MARKERS: &[&str] = &[
+    "is required",                           // `dueDateTime is required.; on record number [0].` (live)
+    "on record number [",                    // the suffix of the live required-field texts
+    "does not reference an existing entity", // invalid picklist value (live)
+    "does not exist or is invalid",          // reference errors, both formats (live)
+    "when assigning a resource",             // resource without role (live)
+    "data violation",                        // queue/resource rule (SOAP ancestor)
+    "exceeds the maximum length",            // lengths (modelled)
+    "does not belong to",                    // sub-issue type vs issue type (modelled)
+    "not found.",                            // `Ticket with id N not found.` on PATCH (modelled)
+    "does not match",                        // note ticketID vs parent (modelled)
+    "is invalid",                            // `Impersonation resource is invalid.` and the like
+    "invalid json",                          // unparseable body (modelled)
+    "invalid query",                         // query syntax (modelled)
+    "invalid operator",                      // unknown query operator (modelled)
+    "is not queryable",                      // non-queryable field (modelled)
+    "unable to find",                        // unknown field in a query (modelled)
+    "only one user-defined field",           // two UDF conditions (modelled)
+    "queries are limited to",                // 500 OR conditions (SOAP)
+    "maxrecords must be",                    // page size (modelled)
+    "must be empty or 0",                    // id on create (modelled)
+    "does not exist.",                       // unknown UDF name (modelled)
+    "is not a valid",                        // bad date-time value (modelled)
+    "must be an array",                      // IncludeFields shape (modelled)
+    "invalid paging",                        // bad nextPageUrl paging parameter (modelled)
+];
+
+/// Whether a lower-cased error text is Autotask refusing the request's content.
+pub fn is_validation_refusal(text: &str) -> bool {
+    VALIDATION_MARKERS.iter().any(|m| text.contains(m))
 }
 
 /// Builds the [`Error::Api`] for an error answer.

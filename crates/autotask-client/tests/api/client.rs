@@ -260,9 +260,14 @@ async fn timed_out_create_is_found_by_external_id_and_not_created_twice() {
         .expect(1)
         .mount(&server)
         .await;
+    let (logs, _guard) = crate::common::capture_warnings();
     let c = builder_for(&server.uri()).timeout(Duration::from_millis(300)).build().unwrap();
     let created = c.create_ticket(&new_ticket()).await.unwrap();
     assert_eq!(created.id, 128926);
+    // the warning names the record it is about
+    let text = logs.text();
+    let line = text.lines().find(|l| l.contains("ambiguous ticket create")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("idempotency_key=kmsp-abc-1"), "{line}");
     assert!(created.found_existing);
     assert_eq!(created.ticket_number.as_deref(), Some("T20300115.0001"));
 }

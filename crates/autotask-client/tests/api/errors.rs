@@ -81,6 +81,42 @@ fn cases() -> Vec<(u16, &'static str, ErrorClass, PortErrorKind, Outcome)> {
         (503, "", ErrorClass::Transient, PortErrorKind::Transient, Outcome::Unknown),
         (504, "", ErrorClass::Transient, PortErrorKind::Transient, Outcome::Unknown),
         (500, "", ErrorClass::Server, PortErrorKind::Transient, Outcome::Unknown),
+        // a 500 with errors[] that is not a validation refusal (an unexpected server fault)
+        (
+            500,
+            r#"{"errors":["An unexpected error has occurred. Please contact support."]}"#,
+            ErrorClass::Server,
+            PortErrorKind::Transient,
+            Outcome::Unknown,
+        ),
+        (
+            500,
+            r#"{"errors":["Timeout expired.  The timeout period elapsed prior to completion of the operation."]}"#,
+            ErrorClass::Server,
+            PortErrorKind::Transient,
+            Outcome::Unknown,
+        ),
+        (
+            500,
+            r#"{"errors":["When assigning a Resource, you must assign both a assignedResourceID and assignedResourceRoleID."]}"#,
+            ErrorClass::Validation,
+            PortErrorKind::Invalid,
+            Outcome::Rejected,
+        ),
+        (
+            500,
+            r#"{"errors":["title exceeds the maximum length of 255."]}"#,
+            ErrorClass::Validation,
+            PortErrorKind::Invalid,
+            Outcome::Rejected,
+        ),
+        (
+            400,
+            r#"{"errors":["Something the server did not like."]}"#,
+            ErrorClass::Validation,
+            PortErrorKind::Invalid,
+            Outcome::Rejected,
+        ),
         (418, "", ErrorClass::Other, PortErrorKind::Other, Outcome::Rejected),
     ]
 }

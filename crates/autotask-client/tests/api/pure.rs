@@ -248,7 +248,14 @@ fn error_body_parsing() {
     assert!(parse_error_messages("").is_empty());
     assert_eq!(parse_error_messages("Bad Gateway"), ["Bad Gateway"]);
     assert_eq!(classify_response(500, &["Bad Gateway".to_owned()], false), ErrorClass::Server);
-    assert_eq!(classify_response(500, &["x".to_owned()], true), ErrorClass::Validation);
+    // a 500 with errors[] is a refusal only when its text says so
+    assert_eq!(classify_response(500, &["x".to_owned()], true), ErrorClass::Server);
+    assert_eq!(
+        classify_response(500, &["title is required.; on record number [0].".to_owned()], true),
+        ErrorClass::Validation
+    );
+    assert_eq!(classify_response(500, &["title is required.".to_owned()], false), ErrorClass::Server);
+    assert_eq!(classify_response(400, &["x".to_owned()], true), ErrorClass::Validation);
     assert_eq!(classify_response(403, &["thread threshold exceeded".to_owned()], true), ErrorClass::ThreadLimited);
 }
 

@@ -389,3 +389,101 @@ async fn closed_among_asks_once_per_500_tickets_with_an_in_filter() {
     );
     assert_eq!(body["IncludeFields"], json!(["id", "status"]));
 }
+
+/// A create the PSA refuses is `Invalid` with the PSA's own message (and no secret), so the
+/// daemon records it as failed; a 500 whose text is not a validation refusal is `Transient`
+/// (the create MAY have happened: it is looked up before anything is sent again).
+#[tokio::test]
+async fn create_refused_by_the_psa_is_invalid_but_an_unexplained_500_is_transient() {
+    let server = MockServer::start().await;
+    api("POST", "Tickets")
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"errors":[
+            "Reference value on field: companyID of type: Company does not exist or is invalid.",
+            "dueDateTime is required.; on record number [0]."]})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s = sink(&server, SinkOptions::default());
+    let e = s.create_ticket(&draft()).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::Invalid, "{e:?}");
+    assert!(e.message.contains("companyID of type: Company does not exist or is invalid."), "{}", e.message);
+    assert!(e.message.contains("dueDateTime is required."), "{}", e.message);
+    assert!(!e.message.contains(crate::common::SECRET) && !e.message.contains(crate::common::CODE));
+    assert!(!e.is_retryable());
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "a refusal is neither retried nor looked up");
+
+    let server = MockServer::start().await;
+    api("POST", "Tickets")
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"errors":["An unexpected error has occurred. Please contact support."]})),
+        )
+        .mount(&server)
+        .await;
+    api("POST", "Tickets/query")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[],
+            "pageDetails":{"count":0,"requestCount":1,"prevPageUrl":null,"nextPageUrl":null}})))
+        .mount(&server)
+        .await;
+    let c = crate::common::builder_for(&server.uri())
+        .retry(autotask_client::RetryPolicy { max_attempts: 1, ..autotask_client::RetryPolicy::fast() })
+        .build()
+        .unwrap();
+    let e = AutotaskSink::new(c, SinkOptions::default()).create_ticket(&draft()).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::Transient, "{e:?}");
+    assert!(e.is_retryable());
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs[1].url.path(), "/ATServicesRest/V1.0/Tickets/query", "looked up by externalID: it may exist");
+}
+
+/// A PSA that echoes a secret back never gets it into a PortError.
+#[tokio::test]
+async fn secrets_echoed_by_the_server_are_blanked() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets")
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({"errors":[format!("secret {} is required.; on record number [0].", crate::common::SECRET)]}),
+        ))
+        .mount(&server)
+        .await;
+    let e =
+        sink(&server, SinkOptions::default()).close_ticket(&TicketRef { id: PsaId(1), number: None }, PsaId(5)).await;
+    let e = e.unwrap_err();
+    assert!(!e.message.contains(crate::common::SECRET), "{}", e.message);
+    assert!(e.message.contains("***"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn timed_out_close_and_note_warnings_name_the_ticket() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets")
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"itemId":128926}))
+                .set_delay(std::time::Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    api("POST", "Tickets/128926/Notes")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"itemId":1})).set_delay(std::time::Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    let (logs, _guard) = crate::common::capture_warnings();
+    let c = crate::common::builder_for(&server.uri())
+        .timeout(std::time::Duration::from_millis(200))
+        .retry(autotask_client::RetryPolicy { max_attempts: 1, ..autotask_client::RetryPolicy::fast() })
+        .build()
+        .unwrap();
+    let s = AutotaskSink::new(c, SinkOptions::default());
+    let t = TicketRef { id: PsaId(128926), number: None };
+    assert_eq!(s.close_ticket(&t, PsaId(5)).await.unwrap_err().kind, PortErrorKind::Transient);
+    assert_eq!(s.add_note(&t, &note(), false).await.unwrap_err().kind, PortErrorKind::Transient);
+    let text = logs.text();
+    let close = text.lines().find(|l| l.contains("close")).unwrap_or_else(|| panic!("{text}"));
+    assert!(close.contains("ticket_id=128926"), "{close}");
+    let n = text.lines().find(|l| l.contains("note")).unwrap_or_else(|| panic!("{text}"));
+    assert!(n.contains("ticket_id=128926") && n.contains("marker=kmsp-abc-1/close"), "{n}");
+}
