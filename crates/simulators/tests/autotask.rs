@@ -719,3 +719,68 @@ async fn clock_moves_ticket_dates() {
     let day = (chrono::Utc::now() + chrono::Duration::days(2)).format("%Y%m%d").to_string();
     assert_eq!(v["item"]["ticketNumber"], format!("T{day}.0001"));
 }
+
+/// The listing the sink's `owned_tickets` sends: `externalID beginsWith` AND an `or` group of
+/// "still open" and "active since", with date comparisons on `lastActivityDate` and
+/// `IncludeFields`.
+#[tokio::test]
+async fn owned_tickets_query_shape() {
+    let s = Sim::start().await;
+    let key = |k: &str| with(ticket(), "externalID", json!(k));
+    let old = s.create_ok(key("kmsp-old-1")).await;
+    s.call(Method::PATCH, "Tickets", Some(json!({"id":old,"status":5}))).await;
+    s.control("clock", json!({"advance_secs": 3 * 86_400})).await;
+    let now = s.control("clock", json!({})).await["now"].as_str().unwrap().to_owned();
+    let since = (chrono::DateTime::parse_from_rfc3339(&now).unwrap() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let open = s.create_ok(key("KMSP-open-1")).await;
+    let recent = s.create_ok(key("kmsp-recent-2")).await;
+    s.call(Method::PATCH, "Tickets", Some(json!({"id":recent,"status":5}))).await;
+    s.create_ok(key("other-1")).await;
+    for open_cond in
+        [json!({"op":"notExist","field":"completedDate"}), json!({"op":"noteq","field":"status","value":5})]
+    {
+        let (st, v) = s
+            .post(
+                "Tickets/query",
+                json!({"filter":[
+                    {"op":"beginsWith","field":"externalID","value":"kmsp-"},
+                    {"op":"or","items":[open_cond, {"op":"gte","field":"lastActivityDate","value":since}]}],
+                 "IncludeFields":["id","externalID","description","status","completedDate"],"MaxRecords":500}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let ids: Vec<i64> = v["items"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+        // beginsWith compares case-insensitively (SQL Server collation)
+        assert_eq!(ids, vec![open, recent], "{v}");
+        let first = &v["items"][0];
+        assert_eq!(first["description"], "Job 42 failed");
+        assert!(first["completedDate"].is_null());
+        assert!(v["items"][1]["completedDate"].is_string(), "Complete stamps completedDate");
+        assert!(first.get("title").is_none(), "projection");
+    }
+}
+
+/// The note lookup `add_note` makes after an unknown outcome: `TicketNotes/query` on
+/// `ticketID` and `description contains` the marker.
+#[tokio::test]
+async fn note_lookup_by_ticket_and_description() {
+    let s = Sim::start().await;
+    let a = s.create_ok(ticket()).await;
+    let b = s.create_ok(ticket()).await;
+    let note = |t: i64| json!({"ticketID":t,"title":"Closed automatically","description":"Fixed.\n[kmsp-x-1/close]","noteType":1,"publish":1});
+    assert_eq!(s.post(&format!("Tickets/{a}/Notes"), note(a)).await.0, 200);
+    assert_eq!(s.post(&format!("Tickets/{b}/Notes"), note(b)).await.0, 200);
+    let look = |t: i64, m: &str| {
+        json!({"filter":[{"op":"eq","field":"ticketID","value":t},{"op":"contains","field":"description","value":m}],
+               "IncludeFields":["id","ticketID","description"]})
+    };
+    let (st, v) = s.post("TicketNotes/query", look(a, "[kmsp-x-1/close]")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    assert_eq!(v["items"][0]["ticketID"], a);
+    assert_eq!(v["items"][0]["description"], "Fixed.\n[kmsp-x-1/close]");
+    let (_, v) = s.post("TicketNotes/query", look(a, "[kmsp-x-2/close]")).await;
+    assert_eq!(v["items"], json!([]));
+}
