@@ -140,7 +140,7 @@ impl ClientBuilder {
     }
 
     /// Discovers the zone from this root instead of Autotask's
-    /// [`DEFAULT_DISCOVERY_URL`](crate::zone::DEFAULT_DISCOVERY_URL)
+    /// [`crate::zone::DEFAULT_DISCOVERY_URL`]
     /// (`https://webservices.autotask.net/atservicesrest`; the lookup is
     /// `GET {root}/v1.0/zoneInformation?user=…`). Takes a `&str`, `String` or [`Url`]; a URL
     /// without a path gets `/ATServicesRest`, a trailing `/v1.0` is dropped. The host of an

@@ -1,10 +1,17 @@
 //! Autotask PSA REST client and the msp-ticketing [`TicketSink`](ticketing_core::ports::TicketSink)
 //! backend.
 //!
+//! The wire protocol, call by call (request, answer, errors, and whether each fact is verified
+//! in a public source or modelled), is written down in `docs/protocols/autotask.md` at the root
+//! of this repository (next to the workspace `Cargo.toml`); autotask-sim answers the same calls.
+//!
 //! What it does:
-//! - **Zone discovery** (`zoneInformation`, no credentials), URL normalisation, a per-user cache
-//!   and a host allow-list checked before credentials are attached (also for `nextPageUrl`); or
-//!   an explicit base URL ([`ClientBuilder::base_url`]) for simulators and tests.
+//! - **Zone discovery** (`zoneInformation`, no credentials) from
+//!   [`ClientBuilder::discovery_url`] (default `https://webservices.autotask.net/atservicesrest`),
+//!   URL normalisation, a per-user cache owned by the client ([`zone::ZoneCache`], shared only
+//!   on request) and a host allow-list checked before credentials are attached (also for
+//!   `nextPageUrl`); or an explicit base URL ([`ClientBuilder::base_url`]) for simulators and
+//!   tests.
 //! - **Auth headers** on every call but zone discovery: `ApiIntegrationCode`, `UserName`,
 //!   `Secret`, optional `ImpersonationResourceId`, held in [`Secret`](ticketing_core::secret::Secret)s.
 //! - **Queries** with a typed builder ([`query`]), always POST, paged by `id > last` or by
@@ -14,8 +21,9 @@
 //! - **Catalog** of picklists for the core ([`catalog`]), cached with a TTL.
 //! - **Errors** ([`Error`]) that keep the HTTP status and the server's own messages, are
 //!   classified, and record whether the request may have been processed.
-//! - **Throttling**: per-entity concurrency caps, a shared hourly budget with pacing, and a pure
-//!   retry policy ([`retry`]) that never repeats a create blindly.
+//! - **Throttling**: per-entity concurrency caps, an hourly budget with pacing whose configured
+//!   limit the server's `ThresholdInformation` can only tighten ([`AutotaskClient::budget_usage`]
+//!   shows both), and a pure retry policy ([`retry`]) that never repeats a create blindly.
 //! - [`AutotaskSink`], the `TicketSink` implementation.
 //!
 //! What it does not do: persist anything (the zone and catalog caches are in memory), decide

@@ -419,3 +419,46 @@ async fn independent_clients_do_not_share_zone_answers() {
         c.clone().root().await.unwrap();
     }
 }
+
+/// `.timeout(Duration)` bounds every request (default 120 s); the daemon wires
+/// `autotask.timeout_secs` to it.
+#[tokio::test]
+async fn request_timeout_is_configurable() {
+    let server = MockServer::start().await;
+    api("GET", "Tickets/1")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"item":{"id":1}})).set_delay(Duration::from_millis(800)),
+        )
+        .mount(&server)
+        .await;
+    let default = AutotaskClient::builder(credentials()).base_url(server.uri()).build().unwrap();
+    assert_eq!(default.config().timeout, Duration::from_secs(120));
+    let c = builder_for(&server.uri())
+        .timeout(Duration::from_millis(150))
+        .retry(RetryPolicy { max_attempts: 1, ..RetryPolicy::fast() })
+        .build()
+        .unwrap();
+    assert_eq!(c.config().timeout, Duration::from_millis(150));
+    let started = Instant::now();
+    let err = c.get_ticket(1).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(700), "{:?}", started.elapsed());
+    assert_eq!(ticketing_core::ports::PortError::from(&err).kind, ticketing_core::ports::PortErrorKind::Transient);
+}
+
+#[test]
+fn default_discovery_is_the_documented_zone_information_call() {
+    let c = AutotaskClient::builder(credentials()).build().unwrap();
+    let autotask_client::ZoneSource::Discover(root) = &c.config().zone else { panic!("{:?}", c.config().zone) };
+    let lookup = autotask_client::zone::zone_lookup_url(root, USER).unwrap();
+    assert_eq!(
+        lookup.as_str(),
+        "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation?user=api%40sim.local"
+    );
+    // a discovery URL given with a trailing slash or version segment means the same root
+    for raw in ["https://example.test/atservicesrest/", "https://example.test/atservicesrest/v1.0"] {
+        let c = AutotaskClient::builder(credentials()).discovery_url(raw).build().unwrap();
+        let autotask_client::ZoneSource::Discover(root) = &c.config().zone else { panic!() };
+        assert_eq!(root.as_str(), "https://example.test/atservicesrest", "{raw}");
+    }
+}
