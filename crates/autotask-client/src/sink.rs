@@ -158,11 +158,11 @@ impl AutotaskSink {
 #[async_trait]
 impl TicketSink for AutotaskSink {
     async fn catalog(&self) -> Result<Catalog, PortError> {
-        Ok(self.client.catalog().await?)
+        self.client.catalog().await.map_err(|e| self.port_error(&e))
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, PortError> {
-        let companies = self.client.companies().await?;
+        let companies = self.client.companies().await.map_err(|e| self.port_error(&e))?;
         Ok(companies
             .into_iter()
             .filter_map(|c| {
@@ -208,12 +208,14 @@ impl TicketSink for AutotaskSink {
     }
 
     async fn find_ticket(&self, key: &IdempotencyKey) -> Result<Option<TicketRef>, PortError> {
-        let found = self.client.find_ticket_by_external_id(key.as_str()).await?;
+        let found = self.client.find_ticket_by_external_id(key.as_str()).await.map_err(|e| self.port_error(&e))?;
         Ok(found.and_then(|t| Some(TicketRef { id: PsaId(t.id?), number: t.ticket_number })))
     }
 
     async fn ticket(&self, ticket: PsaId) -> Result<Option<RemoteTicket>, PortError> {
-        let Some(t) = self.client.get_ticket(ticket.0).await? else { return Ok(None) };
+        let Some(t) = self.client.get_ticket(ticket.0).await.map_err(|e| self.port_error(&e))? else {
+            return Ok(None);
+        };
         let status = t.status.ok_or_else(|| {
             PortError::new(PortErrorKind::Other, format!("ticket {} came back without a status", ticket))
         })?;
@@ -232,7 +234,7 @@ impl TicketSink for AutotaskSink {
             let query = crate::query::Query::new()
                 .filter(crate::query::Filter::is_in("id", ids.iter().copied()))
                 .include_fields(["id", "status"]);
-            let found: Vec<Ticket> = self.client.query_all(query).await?;
+            let found: Vec<Ticket> = self.client.query_all(query).await.map_err(|e| self.port_error(&e))?;
             for id in &ids {
                 match found.iter().find(|t| t.id == Some(*id)) {
                     Some(t) if t.status != Some(closed.0) => {}

@@ -100,3 +100,27 @@ async fn threshold_information_refreshes_budget_once_per_interval() {
     assert_eq!(usage.used, 21, "ours: the threshold call and the 20 GETs");
     assert_eq!((usage.limit, usage.server_limit), (10000, Some(10000)));
 }
+
+/// The budget's window slides: a slot frees up one window after the request that used it, and
+/// the refusal says how long that is.
+#[tokio::test]
+async fn budget_window_slides_and_refusal_says_when() {
+    let server = MockServer::start().await;
+    api("GET", "Tickets/1")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"item":{"id":1}})))
+        .mount(&server)
+        .await;
+    let budget = Arc::new(RequestBudget::with_window(3, Duration::from_millis(400)));
+    let c = builder_for(&server.uri()).shared_budget(Arc::clone(&budget)).build().unwrap();
+    for _ in 0..3 {
+        c.get_ticket(1).await.unwrap();
+    }
+    let err = c.get_ticket(1).await.unwrap_err();
+    let wait = err.retry_after().unwrap();
+    assert!(wait > Duration::ZERO && wait <= Duration::from_millis(400), "{wait:?}");
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    c.get_ticket(1).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+    let u = c.budget_usage();
+    assert_eq!((u.configured_limit, u.server_limit, u.server_used), (3, None, None), "{u:?}");
+}
