@@ -16,7 +16,7 @@ use msp_ticketing::catalog::{Catalog, PicklistValue};
 use msp_ticketing::decide::{Context, EventDecision, decide_event};
 use msp_ticketing::ledger::{Ledger, Transition};
 use msp_ticketing::model::*;
-use msp_ticketing::ports::{Account, PortError, PortErrorKind, RemoteTicket, TicketSink};
+use msp_ticketing::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink};
 use msp_ticketing::rules::{RowId, RuleSet};
 use msp_ticketing::ticket::{IdempotencyKey, TicketDraft, TicketRef};
 
@@ -69,12 +69,35 @@ impl TicketSink for MemoryPsa {
             .map(|(_, status)| RemoteTicket { ticket: TicketRef { id: ticket, number: None }, status: *status }))
     }
 
-    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId, _note: &str) -> Result<(), PortError> {
+    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError> {
         let mut tickets = self.tickets.lock().map_err(|_| PortError::new(PortErrorKind::Other, "poisoned"))?;
         let entry =
             tickets.get_mut(&ticket.id.0).ok_or_else(|| PortError::new(PortErrorKind::NotFound, "no such ticket"))?;
         entry.1 = status;
         Ok(())
+    }
+
+    // `add_note` keeps its default (this backend has no notes). `owned_tickets` lets the daemon
+    // rebuild a lost ledger from the PSA instead of creating tickets twice: list every ticket
+    // carrying an idempotency key with the prefix (a real backend: one paged query).
+    async fn owned_tickets(
+        &self,
+        prefix: &str,
+        _closed_since: chrono::DateTime<Utc>,
+    ) -> Result<Option<Vec<OwnedTicket>>, PortError> {
+        let tickets = self.tickets.lock().map_err(|_| PortError::new(PortErrorKind::Other, "poisoned"))?;
+        Ok(Some(
+            tickets
+                .iter()
+                .filter(|(_, (d, _))| d.idempotency_key.as_str().starts_with(prefix))
+                .map(|(id, (d, status))| OwnedTicket {
+                    ticket: TicketRef { id: PsaId(*id), number: Some(format!("MEM-{id:04}")) },
+                    idempotency_key: d.idempotency_key.clone(),
+                    description: d.description.clone(),
+                    open: *status != PsaId(5),
+                })
+                .collect(),
+        ))
     }
 }
 

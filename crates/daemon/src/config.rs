@@ -155,6 +155,9 @@ const fn d2() -> usize {
 const fn d30() -> u32 {
     30
 }
+const fn d30u64() -> u64 {
+    30
+}
 const fn d60() -> u64 {
     60
 }
@@ -214,6 +217,10 @@ pub struct AutotaskConfig {
     /// ticket; without it they show the ticket id.
     #[serde(default)]
     pub fetch_ticket_number: bool,
+    /// Seconds one Autotask request may take before it counts as failed (a create that timed
+    /// out is looked up by its idempotency key before it is tried again).
+    #[serde(default = "d60")]
+    pub timeout_secs: u64,
 }
 
 /// `[[security_center]]`: one Administration Server.
@@ -237,6 +244,9 @@ pub struct SecurityCenterConfig {
     /// Treat the main server as a tenant too.
     #[serde(default)]
     pub include_main_server: bool,
+    /// Seconds one request may take.
+    #[serde(default = "d30u64")]
+    pub timeout_secs: u64,
 }
 
 /// `[business_hub]`
@@ -254,9 +264,19 @@ pub struct BusinessHubConfig {
     /// Login password.
     #[serde(default)]
     pub password: Option<SecretRef>,
-    /// PEM file of an extra trusted CA.
+    /// PEM file of a trusted CA, or of the server's own (pinned) certificate, also a
+    /// self-signed one marked CA:TRUE.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Pins the server certificate by its SHA-256 fingerprint (hex, colons optional).
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
+    /// Accept a pinned certificate whose names do not match the host (logged as a warning).
+    #[serde(default)]
+    pub accept_invalid_hostnames: bool,
+    /// Seconds one request may take.
+    #[serde(default = "d30u64")]
+    pub timeout_secs: u64,
 }
 
 /// `[[mapping]]`: one tenant → one PSA account, by id or by name.

@@ -21,17 +21,20 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, error, info, warn};
 
+use tokio::task::JoinSet;
+
 use ticketing_core::catalog::Catalog;
-use ticketing_core::decide::{Action, Context, EventDecision, SkipReason, decide_event, reconcile};
+use ticketing_core::decide::{Action, Context, EventDecision, SkipReason, decide_event, reconcile, replan};
 use ticketing_core::edit::RuleBook;
 use ticketing_core::ledger::{Ledger, LedgerEntry, Recovery, TicketState, Transition};
-use ticketing_core::model::{PsaId, Tenant, TenantId};
-use ticketing_core::ports::{Account, EventBatch, EventSource, PortError, PortErrorKind, StatusSource, TicketSink};
-use ticketing_core::ticket::{TicketKey, TicketRef};
+use ticketing_core::model::{Product, PsaId, Tenant, TenantId};
+use ticketing_core::ports::{
+    Account, EventBatch, EventSource, OwnedTicket, PortError, PortErrorKind, StatusSource, TicketSink,
+};
+use ticketing_core::ticket::{IDEMPOTENCY_PREFIX, TicketKey, TicketRef};
 
 use crate::config::{MappingEntry, PollingConfig};
 use crate::metrics::Metrics;
@@ -44,6 +47,8 @@ pub struct NamedEventSource {
     pub name: String,
     /// The source.
     pub source: Arc<dyn EventSource>,
+    /// Bound on one read (the source's configured timeout).
+    pub timeout: Duration,
 }
 
 /// A status source with a stable name.
@@ -53,6 +58,8 @@ pub struct NamedStatusSource {
     pub name: String,
     /// The source.
     pub source: Arc<dyn StatusSource>,
+    /// Bound on one read (the source's configured timeout).
+    pub timeout: Duration,
 }
 
 /// Something worth telling an operator (the demo prints these; logs carry them too).
@@ -153,8 +160,8 @@ impl Shared {
     }
 }
 
-/// Reads the PSA request budget (used, limit) from the backend, for metrics.
-pub type BudgetProbe = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
+/// Reads the PSA request budget from the backend, for metrics.
+pub type BudgetProbe = Box<dyn Fn() -> crate::metrics::Budget + Send + Sync>;
 
 /// Everything that can go wrong in a tick that the engine cannot absorb.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +192,63 @@ pub struct TickReport {
     pub ready: bool,
 }
 
+/// What a source read brought back.
+enum Fetched {
+    Events(Result<EventBatch, PortError>),
+    Snapshot(Result<ticketing_core::model::StatusSnapshot, PortError>),
+}
+
+/// What a PSA call brought back.
+enum Outcome {
+    /// Created now, or found by its idempotency key (`true`).
+    Created(TicketRef, bool),
+    /// Looked up before a stale create and not found: drop it.
+    StaleNotFound,
+    /// The PSA refused the create.
+    Refused(String),
+    /// Closed (or gone from the PSA).
+    Closed,
+    /// The close note landed.
+    Noted,
+    /// The PSA refused the note.
+    NoteRefused(String),
+    /// Anything to retry later.
+    Failed(PortError),
+}
+
+/// A finished background task of the engine. Every task only talks to a port; its result is
+/// applied to the ledger by the engine's own loop, so the ledger keeps one owner.
+enum Done {
+    Refreshed {
+        catalog: Result<Catalog, PortError>,
+        accounts: Result<Vec<Account>, PortError>,
+        listings: Vec<(Job, String, Result<Vec<Tenant>, PortError>)>,
+    },
+    Rebuilt(Result<Option<Vec<OwnedTicket>>, PortError>),
+    Fetched {
+        job: Job,
+        tenant: Tenant,
+        fetched: Fetched,
+    },
+    Delivered {
+        key: TicketKey,
+        op: &'static str,
+        outcome: Outcome,
+    },
+    Synced {
+        open: BTreeMap<PsaId, TicketKey>,
+        result: Result<Vec<PsaId>, PortError>,
+    },
+}
+
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
+
 /// The engine. Drive it with [`Engine::run`], or tick by tick with [`Engine::tick`].
+///
+/// Every port call (catalog, source reads, PSA creates, closes and notes, the technician-close
+/// check, the ledger rebuild) runs as its own task; the engine's loop applies each result as it
+/// comes. So one hung call holds up only its own ticket or tenant: everything else keeps
+/// flowing, and at most `deliver_concurrency` PSA deliveries are in flight at once.
 pub struct Engine {
     shared: Arc<Shared>,
     sink: Arc<dyn TicketSink>,
@@ -193,20 +256,34 @@ pub struct Engine {
     status_sources: Vec<NamedStatusSource>,
     mapping: Vec<MappingEntry>,
     polling: PollingConfig,
+    psa_timeout: Duration,
     ledger: Ledger,
     ctx: Option<Context>,
     catalog: Option<Catalog>,
     accounts: Vec<Account>,
     ctx_rules_version: u64,
+    windows: HashMap<Product, Option<chrono::Duration>>,
     refresh_due: DateTime<Utc>,
+    refreshing: bool,
     sync_due: DateTime<Utc>,
+    syncing: bool,
+    /// Whether the ledger has been checked against the PSA's own tickets since the start.
+    rebuilt: bool,
+    rebuilding: bool,
+    rebuild_due: DateTime<Utc>,
+    /// The backend cannot list its tickets: look every create up first.
+    look_up_every_create: bool,
     tenants: HashMap<Job, Vec<Tenant>>,
     due: HashMap<(Job, TenantId), DateTime<Utc>>,
     failures: HashMap<(Job, TenantId), u32>,
+    polling_now: HashSet<(Job, TenantId)>,
+    delivering: HashSet<TicketKey>,
     uncertain: HashSet<TicketKey>,
-    condition_skips: HashMap<(ticketing_core::model::Product, TenantId), BTreeMap<String, u64>>,
+    uncertain_notes: HashSet<TicketKey>,
+    condition_skips: HashMap<(Product, TenantId), BTreeMap<String, u64>>,
     psa_not_before: DateTime<Utc>,
     psa_failures: u32,
+    tasks: JoinSet<Done>,
     notices: Option<UnboundedSender<Notice>>,
     budget: Option<BudgetProbe>,
 }
@@ -218,6 +295,10 @@ fn secs(n: u64) -> chrono::Duration {
 fn backoff(failures: u32, cap_secs: u64) -> chrono::Duration {
     let s = 1u64.checked_shl(failures.min(16)).unwrap_or(u64::MAX).min(cap_secs.max(1));
     secs(s)
+}
+
+fn timed_out(what: &str, after: Duration) -> PortError {
+    PortError::new(PortErrorKind::Transient, format!("{what} timed out after {} s", after.as_secs()))
 }
 
 impl Engine {
@@ -237,7 +318,16 @@ impl Engine {
             .into_iter()
             .filter_map(|r| match r {
                 Recovery::LookUpThenCreate(k) => Some(k),
-                Recovery::RetryClose(_) => None,
+                _ => None,
+            })
+            .collect();
+        // Likewise every close note still to add.
+        let uncertain_notes = ledger
+            .recovery()
+            .into_iter()
+            .filter_map(|r| match r {
+                Recovery::AddNote(k) => Some(k),
+                _ => None,
             })
             .collect();
         let epoch = DateTime::<Utc>::MIN_UTC;
@@ -248,20 +338,32 @@ impl Engine {
             status_sources,
             mapping,
             polling,
+            psa_timeout: Duration::from_secs(120),
             ledger,
             ctx: None,
             catalog: None,
             accounts: Vec::new(),
             ctx_rules_version: 0,
+            windows: HashMap::new(),
             refresh_due: epoch,
+            refreshing: false,
             sync_due: epoch,
+            syncing: false,
+            rebuilt: false,
+            rebuilding: false,
+            rebuild_due: epoch,
+            look_up_every_create: false,
             tenants: HashMap::new(),
             due: HashMap::new(),
             failures: HashMap::new(),
+            polling_now: HashSet::new(),
+            delivering: HashSet::new(),
             uncertain,
+            uncertain_notes,
             condition_skips: HashMap::new(),
             psa_not_before: epoch,
             psa_failures: 0,
+            tasks: JoinSet::new(),
             notices: None,
             budget: None,
         })
@@ -279,35 +381,58 @@ impl Engine {
         self
     }
 
+    /// Bounds every PSA call (default 120 s; the client's own timeout should be shorter).
+    pub fn with_psa_timeout(mut self, timeout: Duration) -> Self {
+        self.psa_timeout = timeout;
+        self
+    }
+
     /// The in-memory ledger (mirrors the store).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
-    /// Runs until `shutdown` resolves, ticking every `every`. The tick in progress finishes
-    /// (every transition is durable as it happens, so stopping between ticks loses nothing).
+    /// Runs until `shutdown` resolves: starts due work every `every`, and applies each result
+    /// as it arrives. On shutdown, calls still in flight get a short grace period; one that does
+    /// not finish is abandoned exactly as a crash would (its entry stays in the outbox and is
+    /// looked up before anything is created again).
     pub async fn run(
         mut self,
         every: Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), EngineError> {
         tokio::pin!(shutdown);
+        let mut pace = tokio::time::interval(every);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.tick().await?;
             tokio::select! {
                 () = &mut shutdown => break,
-                () = tokio::time::sleep(every) => {}
+                _ = pace.tick() => {
+                    self.start_due_work(Utc::now())?;
+                }
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Ok(done) = done {
+                        self.finish(done, &mut TickReport::default())?;
+                        self.start_deliveries(Utc::now())?;
+                    }
+                }
             }
         }
-        info!(outbox = self.outbox_len(), "engine stopped; pending PSA work stays in the store's outbox");
+        let grace = tokio::time::sleep(Duration::from_secs(5));
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                () = &mut grace => break,
+                done = self.tasks.join_next() => match done {
+                    Some(Ok(done)) => self.finish(done, &mut TickReport::default())?,
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+            }
+        }
+        self.tasks.abort_all();
+        info!(outbox = self.ledger.pending_len(), "engine stopped; pending PSA work stays in the store's outbox");
         Ok(())
-    }
-
-    fn outbox_len(&self) -> usize {
-        self.ledger
-            .entries()
-            .filter(|e| matches!(e.state, TicketState::Planned { .. } | TicketState::Closing { .. }))
-            .count()
     }
 
     fn notice(&self, n: Notice) {
@@ -316,41 +441,119 @@ impl Engine {
         }
     }
 
-    /// One pass: refresh the PSA context when due, poll every due tenant, deliver pending PSA
-    /// work (Critical first), and check open tickets for technician closes when due.
+    /// One pass: starts everything that is due (PSA context refresh, the ledger check against
+    /// the PSA after a start, polls of due tenants, PSA deliveries Critical first, the
+    /// technician-close check) and waits until all of it, and the deliveries it leads to, is
+    /// done.
     pub async fn tick(&mut self) -> Result<TickReport, EngineError> {
-        let now = Utc::now();
         let mut report = TickReport::default();
-        let rules_version = self.shared.rules_version.load(Ordering::SeqCst);
-        if self.ctx.is_none() || now >= self.refresh_due {
-            self.refresh(now).await;
-        } else if rules_version != self.ctx_rules_version {
-            self.rebuild_context(rules_version);
-        }
-        report.ready = self.ctx.is_some();
-        if self.ctx.is_some() {
-            self.poll(now, &mut report).await?;
-            if self.polling.ticket_sync_secs > 0 && now >= self.sync_due {
-                self.sync_technician_closes(now).await?;
-                self.sync_due = now + secs(self.polling.ticket_sync_secs);
+        self.start_due_work(Utc::now())?;
+        while let Some(done) = self.tasks.join_next().await {
+            if let Ok(done) = done {
+                self.finish(done, &mut report)?;
             }
+            // A refreshed context or a finished rebuild lets polls start; answers free slots.
+            self.start_due_work(Utc::now())?;
         }
-        report.transitions += self.deliver().await?;
-        report.outbox = self.outbox_len();
-        self.shared.metrics.outbox.store(report.outbox as u64, Ordering::Relaxed);
-        if let Some(probe) = &self.budget {
-            let (used, limit) = probe();
-            self.shared.metrics.budget_used.store(used, Ordering::Relaxed);
-            self.shared.metrics.budget_limit.store(limit, Ordering::Relaxed);
-        }
+        report.ready = self.ctx.is_some() && self.rebuilt;
+        report.outbox = self.ledger.pending_len();
         Ok(report)
     }
 
-    /// Reads catalog, accounts and tenant lists; rebuilds the decision context.
-    async fn refresh(&mut self, now: DateTime<Utc>) {
-        let catalog = self.sink.catalog().await;
+    /// Starts whatever is due and not already running.
+    fn start_due_work(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        self.shared.store.verify()?;
+        let rules_version = self.shared.rules_version.load(Ordering::SeqCst);
+        if !self.refreshing && (self.ctx.is_none() || now >= self.refresh_due) {
+            self.start_refresh();
+        } else if self.ctx.is_some() && rules_version != self.ctx_rules_version {
+            self.rebuild_context(rules_version);
+        }
+        if self.ctx.is_some() && !self.rebuilt && !self.rebuilding && now >= self.rebuild_due {
+            self.start_rebuild(now);
+        }
+        if self.ctx.is_some() && self.rebuilt {
+            self.take_retry_requests(now)?;
+            self.start_polls(now)?;
+            if self.polling.ticket_sync_secs > 0 && !self.syncing && now >= self.sync_due {
+                self.start_sync();
+            }
+            self.start_deliveries(now)?;
+        }
+        self.publish_gauges();
+        Ok(())
+    }
+
+    fn publish_gauges(&self) {
+        self.shared.metrics.outbox.store(self.ledger.pending_len() as u64, Ordering::Relaxed);
+        if let Some(probe) = &self.budget {
+            let b = probe();
+            self.shared.metrics.set_budget(b);
+        }
+    }
+
+    /// Applies one finished task.
+    fn finish(&mut self, done: Done, report: &mut TickReport) -> Result<(), EngineError> {
+        let now = Utc::now();
+        match done {
+            Done::Refreshed { catalog, accounts, listings } => self.refreshed(catalog, accounts, listings, now),
+            Done::Rebuilt(result) => self.rebuilt(result, now)?,
+            Done::Fetched { job, tenant, fetched } => self.fetched(job, tenant, fetched, now, report)?,
+            Done::Delivered { key, op, outcome } => {
+                self.delivering.remove(&key);
+                report.transitions += self.delivered(key, op, outcome, now)?;
+            }
+            Done::Synced { open, result } => {
+                self.syncing = false;
+                self.sync_due = now + secs(self.polling.ticket_sync_secs);
+                self.synced(&open, result, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads catalog, accounts and tenant lists in the background.
+    fn start_refresh(&mut self) {
+        self.refreshing = true;
+        let sink = self.sink.clone();
+        let timeout = self.psa_timeout;
+        let events: Vec<(Job, NamedEventSource)> =
+            self.event_sources.iter().cloned().enumerate().map(|(i, s)| (Job::Events(i), s)).collect();
+        let statuses: Vec<(Job, NamedStatusSource)> =
+            self.status_sources.iter().cloned().enumerate().map(|(i, s)| (Job::Statuses(i), s)).collect();
+        self.tasks.spawn(async move {
+            let catalog = tokio::time::timeout(timeout, sink.catalog())
+                .await
+                .unwrap_or_else(|_| Err(timed_out("catalog", timeout)));
+            let accounts = tokio::time::timeout(timeout, sink.accounts())
+                .await
+                .unwrap_or_else(|_| Err(timed_out("accounts", timeout)));
+            let mut listings = Vec::new();
+            for (job, s) in events {
+                let r = tokio::time::timeout(s.timeout, s.source.tenants())
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out("listing tenants", s.timeout)));
+                listings.push((job, s.name.clone(), r));
+            }
+            for (job, s) in statuses {
+                let r = tokio::time::timeout(s.timeout, s.source.tenants())
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out("listing tenants", s.timeout)));
+                listings.push((job, s.name.clone(), r));
+            }
+            Done::Refreshed { catalog, accounts, listings }
+        });
+    }
+
+    fn refreshed(
+        &mut self,
+        catalog: Result<Catalog, PortError>,
+        accounts: Result<Vec<Account>, PortError>,
+        listings: Vec<(Job, String, Result<Vec<Tenant>, PortError>)>,
+        now: DateTime<Utc>,
+    ) {
+        self.refreshing = false;
         self.count_psa("catalog", &catalog);
-        let accounts = self.sink.accounts().await;
         self.count_psa("accounts", &accounts);
         match (catalog, accounts) {
             (Ok(catalog), Ok(accounts)) => {
@@ -364,13 +567,6 @@ impl Engine {
                 warn!(error = %e, "cannot read the PSA catalog or accounts; retrying soon");
                 self.refresh_due = now + backoff(self.psa_failures + 2, 60);
             }
-        }
-        let mut listings = Vec::new();
-        for (i, s) in self.event_sources.iter().enumerate() {
-            listings.push((Job::Events(i), s.name.clone(), s.source.tenants().await));
-        }
-        for (i, s) in self.status_sources.iter().enumerate() {
-            listings.push((Job::Statuses(i), s.name.clone(), s.source.tenants().await));
         }
         for (job, name, listed) in listings {
             match listed {
@@ -391,6 +587,109 @@ impl Engine {
             Ok(n) => debug!(rows = n, "pruned event history"),
             Err(e) => warn!(error = %e, "cannot prune the event history"),
         }
+    }
+
+    /// Asks the PSA for every ticket this system made (open, or closed within the longest
+    /// lifetime) so that a ledger that lost them (an empty, replaced or restored store) takes
+    /// them over instead of creating them again. Runs once per start, before any poll.
+    fn start_rebuild(&mut self, now: DateTime<Utc>) {
+        self.rebuilding = true;
+        let longest = self.windows.values().map(|w| w.unwrap_or(chrono::Duration::days(1))).max();
+        let closed_since = now - longest.unwrap_or(chrono::Duration::days(1)) - chrono::Duration::days(1);
+        let sink = self.sink.clone();
+        let timeout = self.psa_timeout;
+        self.tasks.spawn(async move {
+            let r = tokio::time::timeout(timeout * 4, sink.owned_tickets(IDEMPOTENCY_PREFIX, closed_since))
+                .await
+                .unwrap_or_else(|_| Err(timed_out("listing the PSA's tickets", timeout * 4)));
+            Done::Rebuilt(r)
+        });
+    }
+
+    fn rebuilt(
+        &mut self,
+        result: Result<Option<Vec<OwnedTicket>>, PortError>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        self.rebuilding = false;
+        self.count_psa("owned_tickets", &result);
+        match result {
+            Ok(Some(owned)) => {
+                let (adoptions, unreadable) = self.ledger.adoptions(&owned);
+                let mut applied = Vec::new();
+                for t in adoptions {
+                    if self.ledger.apply(&t, now).is_ok() {
+                        if let Transition::Adopted { key, .. } = &t {
+                            self.uncertain.remove(key);
+                        }
+                        applied.push(t);
+                    }
+                }
+                self.commit(&applied, &[], None, now)?;
+                self.shared.metrics.tickets_adopted.fetch_add(applied.len() as u64, Ordering::Relaxed);
+                if applied.is_empty() {
+                    info!(listed = owned.len(), "ledger matches the PSA's tickets");
+                } else {
+                    warn!(
+                        listed = owned.len(),
+                        adopted = applied.len(),
+                        "the ledger lacked tickets the PSA has (a new, lost or restored store): took them over instead of creating them again"
+                    );
+                }
+                if unreadable > 0 {
+                    warn!(
+                        unreadable,
+                        "PSA tickets with this system's idempotency prefix but no readable key line (edited, or made by an older version)"
+                    );
+                }
+                self.rebuilt = true;
+            }
+            Ok(None) => {
+                warn!("the PSA backend cannot list its tickets: every create is looked up by idempotency key first");
+                self.look_up_every_create = true;
+                self.rebuilt = true;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot list the PSA's tickets to check the ledger; nothing is polled or created until it succeeds");
+                self.rebuild_due = now + backoff(self.psa_failures + 2, 60);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-plans refused creates an operator asked to retry (`msp-ticketd ledger retry`, the API).
+    fn take_retry_requests(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let requests = self.shared.store.take_retry_requests()?;
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let Some(ctx) = self.ctx.as_ref() else { return Ok(()) };
+        let mut transitions = Vec::new();
+        for entry in self.ledger.entries() {
+            let TicketState::Failed { draft, .. } = &entry.state else { continue };
+            let wanted = requests
+                .iter()
+                .any(|r| r == "*" || *r == entry.key.canonical() || *r == entry.idempotency_key.as_str());
+            if !wanted {
+                continue;
+            }
+            let Some(draft) = draft else {
+                warn!(key = %entry.key, "cannot retry: the refused draft was stored by an older version");
+                continue;
+            };
+            match replan(draft, entry.key.tenant(), ctx, now) {
+                Ok(draft) => transitions.push(Transition::Retry { key: entry.key.clone(), draft }),
+                Err(reason) => warn!(key = %entry.key, reason = %reason, "cannot retry the refused ticket yet"),
+            }
+        }
+        let mut applied = Vec::new();
+        for t in transitions {
+            if self.ledger.apply(&t, now).is_ok() {
+                info!(key = %t.key(), "refused ticket re-planned by an operator");
+                applied.push(t);
+            }
+        }
+        self.commit(&applied, &[], None, now)
     }
 
     fn rebuild_context(&mut self, rules_version: u64) {
@@ -443,6 +742,10 @@ impl Engine {
         for e in &errors {
             warn!(problem = %e, "saved rules do not resolve against the PSA catalog; affected rows skip with rule_invalid");
         }
+        self.windows = [Product::SecurityCenter, Product::EndpointCloud, Product::Office365]
+            .into_iter()
+            .map(|p| (p, saved.longest_lifetime_days(p).map(|d| chrono::Duration::days(i64::from(d)))))
+            .collect();
         self.ctx = Some(Context::new(&saved, catalog, pairs, self.accounts.iter().cloned()));
         self.ctx_rules_version = rules_version;
     }
@@ -455,91 +758,102 @@ impl Engine {
         self.shared.metrics.psa_call(op, &outcome);
     }
 
-    /// Polls every due tenant. Reads run concurrently (a slow or failing tenant delays no one:
-    /// each read has a timeout); results are then decided and committed one by one.
-    async fn poll(&mut self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), EngineError> {
+    /// Starts a read of every due tenant not already being read. Each read has its source's
+    /// timeout; a slow or failing tenant delays no one.
+    fn start_polls(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let mut jobs: Vec<(Job, Tenant)> = Vec::new();
         for (job, tenants) in &self.tenants {
             for t in tenants {
-                if self.due.get(&(*job, t.id.clone())).is_none_or(|d| now >= *d) {
+                let k = (*job, t.id.clone());
+                if !self.polling_now.contains(&k) && self.due.get(&k).is_none_or(|d| now >= *d) {
                     jobs.push((*job, t.clone()));
                 }
             }
         }
         jobs.sort_by(|a, b| (matches!(a.0, Job::Events(_)), &a.1.id).cmp(&(matches!(b.0, Job::Events(_)), &b.1.id)));
-        enum Fetched {
-            Events(Result<EventBatch, PortError>),
-            Snapshot(Result<ticketing_core::model::StatusSnapshot, PortError>),
-        }
-        let timeout = Duration::from_secs(120);
         let limit = self.polling.batch_size;
-        let mut fetches = Vec::new();
         for (job, tenant) in jobs {
-            let fut: std::pin::Pin<Box<dyn std::future::Future<Output = Fetched> + Send>> = match job {
+            self.polling_now.insert((job, tenant.id.clone()));
+            let task: Task = match job {
                 Job::Events(i) => {
                     let src = self.event_sources[i].clone();
                     let ck = CursorKey { source: src.name.clone(), tenant: tenant.id.clone() };
                     let cursor = self.shared.store.cursor(&ck)?;
-                    let tid = tenant.id.clone();
+                    let window_start = self
+                        .windows
+                        .get(&src.source.product())
+                        .copied()
+                        .unwrap_or(Some(chrono::Duration::days(1)))
+                        .map(|w| now - w);
                     Box::pin(async move {
-                        let r =
-                            tokio::time::timeout(timeout, src.source.poll_events(&tid, cursor.as_ref(), limit)).await;
-                        Fetched::Events(
-                            r.unwrap_or_else(|_| Err(PortError::new(PortErrorKind::Transient, "timed out"))),
+                        let r = tokio::time::timeout(
+                            src.timeout,
+                            src.source.poll_events(&tenant.id, cursor.as_ref(), limit, window_start),
                         )
+                        .await
+                        .unwrap_or_else(|_| Err(timed_out("reading events", src.timeout)));
+                        Done::Fetched { job, tenant, fetched: Fetched::Events(r) }
                     })
                 }
                 Job::Statuses(i) => {
                     let src = self.status_sources[i].clone();
-                    let tid = tenant.id.clone();
                     Box::pin(async move {
-                        let r = tokio::time::timeout(timeout, src.source.snapshot(&tid)).await;
-                        Fetched::Snapshot(
-                            r.unwrap_or_else(|_| Err(PortError::new(PortErrorKind::Transient, "timed out"))),
-                        )
+                        let r = tokio::time::timeout(src.timeout, src.source.snapshot(&tenant.id))
+                            .await
+                            .unwrap_or_else(|_| Err(timed_out("reading statuses", src.timeout)));
+                        Done::Fetched { job, tenant, fetched: Fetched::Snapshot(r) }
                     })
                 }
             };
-            fetches.push(async move { (job, tenant, fut.await) });
+            self.tasks.spawn(task);
         }
-        let results: Vec<(Job, Tenant, Fetched)> = futures::stream::iter(fetches).buffer_unordered(4).collect().await;
-        let mut results = results;
-        results.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-        for (job, tenant, fetched) in results {
-            let key = (job, tenant.id.clone());
-            let (name, interval) = match job {
-                Job::Events(i) => (self.event_sources[i].name.clone(), self.polling.events_secs),
-                Job::Statuses(i) => (self.status_sources[i].name.clone(), self.polling.statuses_secs),
-            };
-            let outcome = match fetched {
-                Fetched::Events(Ok(batch)) => {
-                    report.events += batch.events.len();
-                    let more = batch.more;
-                    let n = self.handle_events(&name, &tenant.id, batch, now)?;
-                    report.transitions += n;
-                    Ok(more)
-                }
-                Fetched::Snapshot(Ok(snapshot)) => {
-                    report.snapshots += 1;
-                    report.transitions += self.handle_snapshot(&snapshot, now)?;
-                    Ok(false)
-                }
-                Fetched::Events(Err(e)) | Fetched::Snapshot(Err(e)) => Err(e),
-            };
-            match outcome {
-                Ok(more) => {
-                    self.failures.remove(&key);
-                    let next = if more { now } else { now + secs(interval) };
-                    self.due.insert(key, next);
-                }
-                Err(e) => {
-                    self.shared.metrics.source_error(&name);
-                    let n = self.failures.entry(key.clone()).or_default();
-                    *n += 1;
-                    let wait = backoff(*n, interval);
-                    warn!(source = %name, tenant = %tenant.id, error = %e, retry_in_secs = wait.num_seconds(), "source read failed");
-                    self.due.insert(key, now + wait);
-                }
+        Ok(())
+    }
+
+    fn fetched(
+        &mut self,
+        job: Job,
+        tenant: Tenant,
+        fetched: Fetched,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), EngineError> {
+        let key = (job, tenant.id.clone());
+        self.polling_now.remove(&key);
+        let (name, interval) = match job {
+            Job::Events(i) => (self.event_sources[i].name.clone(), self.polling.events_secs),
+            Job::Statuses(i) => (self.status_sources[i].name.clone(), self.polling.statuses_secs),
+        };
+        if self.ctx.is_none() {
+            return Ok(());
+        }
+        let outcome = match fetched {
+            Fetched::Events(Ok(batch)) => {
+                report.events += batch.events.len();
+                let more = batch.more;
+                report.transitions += self.handle_events(&name, &tenant.id, batch, now)?;
+                Ok(more)
+            }
+            Fetched::Snapshot(Ok(snapshot)) => {
+                report.snapshots += 1;
+                report.transitions += self.handle_snapshot(&snapshot, now)?;
+                Ok(false)
+            }
+            Fetched::Events(Err(e)) | Fetched::Snapshot(Err(e)) => Err(e),
+        };
+        match outcome {
+            Ok(more) => {
+                self.failures.remove(&key);
+                let next = if more { now } else { now + secs(interval) };
+                self.due.insert(key, next);
+            }
+            Err(e) => {
+                self.shared.metrics.source_error(&name);
+                let n = self.failures.entry(key.clone()).or_default();
+                *n += 1;
+                let wait = backoff(*n, interval);
+                warn!(source = %name, tenant = %tenant.id, error = %e, retry_in_secs = wait.num_seconds(), "source read failed");
+                self.due.insert(key, now + wait);
             }
         }
         Ok(())
@@ -640,142 +954,204 @@ impl Engine {
         Ok(transitions.len())
     }
 
-    /// Makes the PSA calls the ledger is waiting for, most urgent first, a few at a time. Each
-    /// answer is committed as its own transition.
-    async fn deliver(&mut self) -> Result<usize, EngineError> {
-        let now = Utc::now();
-        if now < self.psa_not_before {
-            return Ok(0);
+    /// Starts the PSA calls the ledger waits for, most urgent first, while fewer than
+    /// `deliver_concurrency` are in flight. A planned create whose event outlived its lifetime is
+    /// dropped as stale instead (after a lookup, when an earlier attempt may have reached the
+    /// PSA); a create is sent with its due time counted from now.
+    fn start_deliveries(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        if now < self.psa_not_before || !self.rebuilt {
+            return Ok(());
         }
-        let work: Vec<Recovery> = self.ledger.recovery().into_iter().take(500).collect();
-        if work.is_empty() {
-            return Ok(0);
-        }
-        enum Outcome {
-            Created(TicketRef, bool),
-            Refused(String),
-            Closed,
-            Failed(PortError),
-        }
-        let mut calls = Vec::new();
-        let mut titles: HashMap<TicketKey, String> = HashMap::new();
-        // Creates that reached the point of calling the PSA. One that started and got no answer
-        // recorded (the batch was cut short) is uncertain: looked up before the next create.
-        let started: Arc<Mutex<HashSet<TicketKey>>> = Arc::default();
-        for item in work {
-            let sink = self.sink.clone();
-            match item {
-                Recovery::LookUpThenCreate(key) => {
-                    let Some(entry) = self.ledger.get(&key) else { continue };
-                    let TicketState::Planned { draft } = &entry.state else { continue };
-                    let draft = draft.clone();
-                    titles.insert(key.clone(), draft.title.clone());
-                    let look_up = self.uncertain.contains(&key);
-                    let started = started.clone();
-                    calls.push(Box::pin(async move {
-                        started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone());
-                        if look_up {
-                            match sink.find_ticket(&draft.idempotency_key).await {
-                                Ok(Some(t)) => return (key, "find", Outcome::Created(t, true)),
-                                Ok(None) => {}
-                                Err(e) => return (key, "find", Outcome::Failed(e)),
-                            }
-                        }
-                        match sink.create_ticket(&draft).await {
-                            Ok(t) => (key, "create", Outcome::Created(t, false)),
-                            Err(e) if e.kind == PortErrorKind::Invalid => (key, "create", Outcome::Refused(e.message)),
-                            Err(e) => (key, "create", Outcome::Failed(e)),
-                        }
-                    })
-                        as std::pin::Pin<
-                            Box<dyn std::future::Future<Output = (TicketKey, &'static str, Outcome)> + Send>,
-                        >);
-                }
-                Recovery::RetryClose(key) => {
-                    let Some(entry) = self.ledger.get(&key) else { continue };
-                    let TicketState::Closing { ticket, status, note } = &entry.state else { continue };
-                    let (ticket, status, note) = (ticket.clone(), *status, note.clone());
-                    calls.push(Box::pin(async move {
-                        match sink.close_ticket(&ticket, status, &note).await {
-                            Ok(()) => (key, "close", Outcome::Closed),
-                            // The ticket is gone from the PSA: nothing is left open.
-                            Err(e) if e.kind == PortErrorKind::NotFound => (key, "close", Outcome::Closed),
-                            Err(e) => (key, "close", Outcome::Failed(e)),
-                        }
-                    }));
-                }
+        let free = self.polling.deliver_concurrency.max(1).saturating_sub(self.delivering.len());
+        let mut calls: Vec<(TicketKey, &'static str, Task)> = Vec::new();
+        let mut stale = Vec::new();
+        let timeout = self.psa_timeout;
+        for work in self.ledger.pending_work() {
+            if calls.len() >= free {
+                break;
             }
-        }
-        let conc = self.polling.deliver_concurrency.max(1);
-        let mut stream = futures::stream::iter(calls).buffered(conc);
-        let mut applied = 0;
-        let mut throttled: Option<PortError> = None;
-        let mut answered: HashSet<TicketKey> = HashSet::new();
-        while let Some((key, op, outcome)) = stream.next().await {
-            let now = Utc::now();
-            answered.insert(key.clone());
-            let transition = match outcome {
-                Outcome::Created(ticket, recovered) => {
-                    self.shared.metrics.psa_call(op, "ok");
-                    self.uncertain.remove(&key);
-                    if recovered {
-                        self.shared.metrics.tickets_recovered.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        self.shared.metrics.tickets_created.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Transition::Opened { key: key.clone(), ticket }
-                }
-                Outcome::Refused(reason) => {
-                    self.uncertain.remove(&key);
-                    self.shared.metrics.psa_call(op, "invalid");
-                    error!(key = %key, reason = %reason, "the PSA refused the ticket; giving it up (see the ledger)");
-                    Transition::Abandoned { key: key.clone(), reason }
-                }
-                Outcome::Closed => {
-                    self.shared.metrics.psa_call(op, "ok");
-                    self.shared.metrics.tickets_closed.fetch_add(1, Ordering::Relaxed);
-                    Transition::Closed { key: key.clone() }
-                }
-                Outcome::Failed(e) => {
-                    if op != "close" {
-                        // The create MAY have happened: look the key up before trying again.
-                        self.uncertain.insert(key.clone());
-                    }
-                    self.shared.metrics.psa_call(op, &format!("{:?}", e.kind).to_lowercase());
-                    warn!(key = %key, op, error = %e, "PSA call failed; will retry");
-                    if e.is_retryable() || e.kind == PortErrorKind::Auth || e.kind == PortErrorKind::Other {
-                        throttled = Some(e);
-                        break;
-                    }
-                    continue;
-                }
-            };
-            if let Err(e) = self.ledger.apply(&transition, now) {
-                error!(error = %e, "PSA answer does not fit the ledger");
+            let key = work.key().clone();
+            if self.delivering.contains(&key) {
                 continue;
             }
-            self.commit(std::slice::from_ref(&transition), &[], None, now)?;
-            applied += 1;
-            self.log_delivery(&transition, titles.get(&key).map(String::as_str).unwrap_or_default());
-        }
-        drop(stream);
-        for key in started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain() {
-            if !answered.contains(&key) {
-                self.uncertain.insert(key);
-            }
-        }
-        match throttled {
-            Some(e) => {
-                self.psa_failures += 1;
-                let mut wait = backoff(self.psa_failures, 300);
-                if let Some(after) = e.retry_after {
-                    wait = wait.max(chrono::Duration::from_std(after).unwrap_or(wait));
+            let Some(entry) = self.ledger.get(&key) else { continue };
+            let sink = self.sink.clone();
+            match (&work, &entry.state) {
+                (Recovery::LookUpThenCreate(_), TicketState::Planned { draft }) => {
+                    let look_up = self.look_up_every_create || self.uncertain.contains(&key);
+                    let expired = draft.is_expired(now);
+                    if expired && !look_up {
+                        stale.push(key);
+                        continue;
+                    }
+                    let draft = draft.at(now);
+                    let k = key.clone();
+                    let task: Task = Box::pin(async move {
+                        let call = async {
+                            if look_up {
+                                match sink.find_ticket(&draft.idempotency_key).await {
+                                    Ok(Some(t)) => return ("find", Outcome::Created(t, true)),
+                                    Ok(None) if expired => return ("find", Outcome::StaleNotFound),
+                                    Ok(None) => {}
+                                    Err(e) => return ("find", Outcome::Failed(e)),
+                                }
+                            }
+                            match sink.create_ticket(&draft).await {
+                                Ok(t) => ("create", Outcome::Created(t, false)),
+                                Err(e) if e.kind == PortErrorKind::Invalid => ("create", Outcome::Refused(e.message)),
+                                Err(e) => ("create", Outcome::Failed(e)),
+                            }
+                        };
+                        let (op, outcome) = tokio::time::timeout(timeout, call)
+                            .await
+                            .unwrap_or_else(|_| ("create", Outcome::Failed(timed_out("create", timeout))));
+                        Done::Delivered { key: k, op, outcome }
+                    });
+                    calls.push((key, "create", task));
                 }
-                self.psa_not_before = Utc::now() + wait;
+                (Recovery::RetryClose(_), TicketState::Closing { ticket, status, .. }) => {
+                    let (ticket, status) = (ticket.clone(), *status);
+                    let k = key.clone();
+                    let task: Task = Box::pin(async move {
+                        let outcome = match tokio::time::timeout(timeout, sink.close_ticket(&ticket, status)).await {
+                            Ok(Ok(())) => Outcome::Closed,
+                            // The ticket is gone from the PSA: nothing is left open.
+                            Ok(Err(e)) if e.kind == PortErrorKind::NotFound => Outcome::Closed,
+                            Ok(Err(e)) => Outcome::Failed(e),
+                            Err(_) => Outcome::Failed(timed_out("close", timeout)),
+                        };
+                        Done::Delivered { key: k, op: "close", outcome }
+                    });
+                    calls.push((key, "close", task));
+                }
+                (Recovery::AddNote(_), TicketState::Closed { ticket: Some(ticket), note: Some(note), .. }) => {
+                    let (ticket, note) = (ticket.clone(), note.clone());
+                    let look_up = self.uncertain_notes.contains(&key);
+                    let k = key.clone();
+                    let task: Task = Box::pin(async move {
+                        let outcome = match tokio::time::timeout(timeout, sink.add_note(&ticket, &note, look_up)).await
+                        {
+                            Ok(Ok(())) => Outcome::Noted,
+                            Ok(Err(e)) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
+                                Outcome::NoteRefused(e.message)
+                            }
+                            Ok(Err(e)) => Outcome::Failed(e),
+                            Err(_) => Outcome::Failed(timed_out("note", timeout)),
+                        };
+                        Done::Delivered { key: k, op: "note", outcome }
+                    });
+                    calls.push((key, "note", task));
+                }
+                _ => {}
             }
-            None => self.psa_failures = 0,
         }
-        Ok(applied)
+        for (key, op, task) in calls {
+            // From here on the call may reach the PSA: until its answer is applied, a create or
+            // note counts as uncertain (looked up before it is tried again, also after a crash).
+            match op {
+                "create" => {
+                    self.uncertain.insert(key.clone());
+                }
+                "note" => {
+                    self.uncertain_notes.insert(key.clone());
+                }
+                _ => {}
+            }
+            self.delivering.insert(key);
+            self.tasks.spawn(task);
+        }
+        if !stale.is_empty() {
+            let transitions: Vec<Transition> =
+                stale.into_iter().map(|key| Transition::Dropped { key, reason: "stale".to_owned() }).collect();
+            let mut applied = Vec::new();
+            for t in transitions {
+                if self.ledger.apply(&t, now).is_ok() {
+                    self.shared.metrics.skip("stale");
+                    info!(key = %t.key(), "planned ticket dropped: its event outlived its lifetime before the PSA could be reached");
+                    applied.push(t);
+                }
+            }
+            self.commit(&applied, &[], None, now)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one PSA answer as its own committed transition.
+    fn delivered(
+        &mut self,
+        key: TicketKey,
+        op: &'static str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
+        let title = match self.ledger.get(&key).map(|e| &e.state) {
+            Some(TicketState::Planned { draft }) => draft.title.clone(),
+            _ => String::new(),
+        };
+        let transition = match outcome {
+            Outcome::Created(ticket, recovered) => {
+                self.shared.metrics.psa_call(op, "ok");
+                self.uncertain.remove(&key);
+                if recovered {
+                    self.shared.metrics.tickets_recovered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.shared.metrics.tickets_created.fetch_add(1, Ordering::Relaxed);
+                }
+                Transition::Opened { key: key.clone(), ticket }
+            }
+            Outcome::StaleNotFound => {
+                self.shared.metrics.psa_call(op, "ok");
+                self.uncertain.remove(&key);
+                self.shared.metrics.skip("stale");
+                info!(key = %key, "planned ticket dropped: its event outlived its lifetime before the PSA could be reached");
+                Transition::Dropped { key: key.clone(), reason: "stale".to_owned() }
+            }
+            Outcome::Refused(reason) => {
+                self.uncertain.remove(&key);
+                self.shared.metrics.psa_call(op, "invalid");
+                self.shared.metrics.ticket_failed("invalid");
+                error!(key = %key, reason = %reason, "the PSA refused the ticket; kept as failed (fix the rule, then `msp-ticketd ledger retry`)");
+                Transition::Abandoned { key: key.clone(), reason }
+            }
+            Outcome::Closed => {
+                self.shared.metrics.psa_call(op, "ok");
+                self.shared.metrics.tickets_closed.fetch_add(1, Ordering::Relaxed);
+                Transition::Closed { key: key.clone() }
+            }
+            Outcome::Noted => {
+                self.shared.metrics.psa_call(op, "ok");
+                self.uncertain_notes.remove(&key);
+                Transition::NoteAdded { key: key.clone() }
+            }
+            Outcome::NoteRefused(reason) => {
+                self.shared.metrics.psa_call(op, "invalid");
+                self.uncertain_notes.remove(&key);
+                error!(key = %key, reason = %reason, "the PSA refused the close note; the ticket is closed without it");
+                Transition::NoteAdded { key: key.clone() }
+            }
+            Outcome::Failed(e) => {
+                self.shared.metrics.psa_call(op, &format!("{:?}", e.kind).to_lowercase());
+                let ticket = self.ledger.get(&key).and_then(LedgerEntry::ticket).map(|t| t.id.to_string());
+                warn!(key = %key, ticket = ticket.as_deref().unwrap_or("-"), op, error = %e, "PSA call failed; will retry");
+                if e.is_retryable() || e.kind == PortErrorKind::Auth || e.kind == PortErrorKind::Other {
+                    self.psa_failures += 1;
+                    let mut wait = backoff(self.psa_failures, 300);
+                    if let Some(after) = e.retry_after {
+                        wait = wait.max(chrono::Duration::from_std(after).unwrap_or(wait));
+                    }
+                    self.psa_not_before = self.psa_not_before.max(now + wait);
+                }
+                return Ok(0);
+            }
+        };
+        self.psa_failures = 0;
+        if let Err(e) = self.ledger.apply(&transition, now) {
+            error!(error = %e, "PSA answer does not fit the ledger");
+            return Ok(0);
+        }
+        self.commit(std::slice::from_ref(&transition), &[], None, now)?;
+        self.log_delivery(&transition, &title);
+        Ok(1)
     }
 
     fn log_delivery(&self, transition: &Transition, title: &str) {
@@ -798,9 +1174,10 @@ impl Engine {
 
     /// Notices tickets a technician closed: an open ticket whose PSA status is the closed
     /// status (or that the PSA no longer has) is marked closed by a technician, so it is not
-    /// re-created while its condition persists. One batched PSA question per pass.
-    async fn sync_technician_closes(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let Some(closed) = self.ctx.as_ref().and_then(Context::closed_status) else { return Ok(()) };
+    /// re-created while its condition persists. One batched PSA question per pass, in the
+    /// background.
+    fn start_sync(&mut self) {
+        let Some(closed) = self.ctx.as_ref().and_then(Context::closed_status) else { return };
         // Only condition tickets matter: an event ticket is never re-created anyway.
         let open: BTreeMap<PsaId, TicketKey> = self
             .ledger
@@ -812,12 +1189,29 @@ impl Engine {
             })
             .collect();
         if open.is_empty() {
-            return Ok(());
+            self.sync_due = Utc::now() + secs(self.polling.ticket_sync_secs);
+            return;
         }
-        let ids: Vec<PsaId> = open.keys().copied().collect();
-        let r = self.sink.closed_among(&ids, closed).await;
-        self.count_psa("closed_among", &r);
-        let closed_ids = match r {
+        self.syncing = true;
+        let sink = self.sink.clone();
+        let timeout = self.psa_timeout;
+        self.tasks.spawn(async move {
+            let ids: Vec<PsaId> = open.keys().copied().collect();
+            let result = tokio::time::timeout(timeout, sink.closed_among(&ids, closed))
+                .await
+                .unwrap_or_else(|_| Err(timed_out("reading tickets", timeout)));
+            Done::Synced { open, result }
+        });
+    }
+
+    fn synced(
+        &mut self,
+        open: &BTreeMap<PsaId, TicketKey>,
+        result: Result<Vec<PsaId>, PortError>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        self.count_psa("closed_among", &result);
+        let closed_ids = match result {
             Ok(ids) => ids,
             Err(e) => {
                 warn!(error = %e, "cannot read tickets for technician closes; trying later");

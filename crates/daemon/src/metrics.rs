@@ -15,6 +15,8 @@ pub struct Metrics {
     psa_calls: Mutex<BTreeMap<(String, String), u64>>,
     source_errors: Mutex<BTreeMap<String, u64>>,
     conditions_not_ticketed: Mutex<BTreeMap<String, u64>>,
+    tickets_failed: Mutex<BTreeMap<String, u64>>,
+    budget: Mutex<Budget>,
     /// Tickets created in the PSA.
     pub tickets_created: AtomicU64,
     /// Tickets closed in the PSA.
@@ -25,12 +27,23 @@ pub struct Metrics {
     pub tickets_closed_by_technician: AtomicU64,
     /// Status descriptions not in the catalogue, as last reported.
     pub unknown_descriptions: AtomicU64,
-    /// PSA request budget used, as last reported by the client.
-    pub budget_used: AtomicU64,
-    /// PSA request budget limit.
-    pub budget_limit: AtomicU64,
+    /// Tickets the PSA had that the ledger lacked (a new, lost or restored store), taken over.
+    pub tickets_adopted: AtomicU64,
     /// Ledger entries waiting for a PSA call (planned + closing).
     pub outbox: AtomicU64,
+}
+
+/// The PSA request budget as the backend reports it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Requests used in the current window.
+    pub used: u64,
+    /// The limit configured for this daemon (`0`: none).
+    pub configured: u64,
+    /// The limit the PSA reports (`0`: not known yet).
+    pub server: u64,
+    /// The limit in force: the smaller of the two known ones.
+    pub effective: u64,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K, n: u64) {
@@ -61,6 +74,21 @@ impl Metrics {
     /// Counts a PSA call by operation and outcome (`ok`, or the error kind).
     pub fn psa_call(&self, op: &str, outcome: &str) {
         bump(&self.psa_calls, (op.to_owned(), outcome.to_owned()), 1);
+    }
+
+    /// Counts a create the PSA refused, by reason.
+    pub fn ticket_failed(&self, reason: &str) {
+        bump(&self.tickets_failed, reason.to_owned(), 1);
+    }
+
+    /// Sets the PSA budget gauges.
+    pub fn set_budget(&self, budget: Budget) {
+        *self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = budget;
+    }
+
+    /// The PSA budget as last reported.
+    pub fn budget(&self) -> Budget {
+        *self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Counts a failed source call.
@@ -147,8 +175,30 @@ impl Metrics {
             "counter",
             labelled("source", snapshot(&self.source_errors)),
         );
-        family("msp_psa_budget_used", "PSA requests used in the current hour.", "gauge", plain(&self.budget_used));
-        family("msp_psa_budget_limit", "PSA requests allowed per hour.", "gauge", plain(&self.budget_limit));
+        family(
+            "msp_tickets_failed_total",
+            "Creates the PSA refused (kept in the ledger as failed; retry with `msp-ticketd ledger retry`), by reason.",
+            "counter",
+            labelled("reason", snapshot(&self.tickets_failed)),
+        );
+        family(
+            "msp_tickets_adopted_total",
+            "Tickets found in the PSA that the ledger lacked (new, lost or restored store), taken over instead of created again.",
+            "counter",
+            plain(&self.tickets_adopted),
+        );
+        let b = self.budget();
+        family("msp_psa_budget_used", "PSA requests used in the current hour.", "gauge", vec![(String::new(), b.used)]);
+        family(
+            "msp_psa_budget_limit",
+            "PSA requests allowed per hour: configured (this daemon's share), server (what the PSA reports), effective (the smaller).",
+            "gauge",
+            vec![
+                ("{source=\"configured\"}".to_owned(), b.configured),
+                ("{source=\"server\"}".to_owned(), b.server),
+                ("{source=\"effective\"}".to_owned(), b.effective),
+            ],
+        );
         family("msp_outbox_entries", "Ledger entries waiting for a PSA call.", "gauge", plain(&self.outbox));
         family(
             "msp_unknown_status_descriptions",

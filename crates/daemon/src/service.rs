@@ -131,7 +131,9 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
         config.mapping.clone(),
         config.polling.clone(),
     )?
-    .with_budget_probe(wired.budget_probe());
+    .with_budget_probe(wired.budget_probe())
+    // A create may take a lookup and a create, each bounded by the client's own timeout.
+    .with_psa_timeout(Duration::from_secs(config.autotask.timeout_secs.saturating_mul(3).max(1)));
     if let Some(tx) = notices {
         engine = engine.with_notices(tx);
     }

@@ -3,6 +3,7 @@
 //! and statuses, Office 365 events and issues).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use autotask_client::{AutotaskClient, AutotaskSink, Credentials, SinkOptions};
@@ -34,7 +35,7 @@ impl Wired {
         let client = self.autotask.clone();
         Box::new(move || {
             let u = client.budget_usage();
-            (u.used, u.limit)
+            crate::metrics::Budget { used: u.used, configured: 0, server: 0, effective: u.limit }
         })
     }
 
@@ -46,6 +47,12 @@ impl Wired {
             }
         }
     }
+}
+
+/// How long one poll of a source may take in all: a poll is several requests, each bounded by
+/// the source's `timeout_secs`.
+fn poll_bound(timeout_secs: u64) -> Duration {
+    Duration::from_secs(timeout_secs.saturating_mul(4).max(1))
 }
 
 /// Builds every adapter of `config`.
@@ -91,9 +98,12 @@ pub fn wire(config: &Config) -> Result<Wired> {
             (Some(path), false) => TlsVerification::CaFile(path.clone()),
             (None, false) => TlsVerification::System,
         };
+        kc.request_timeout = Duration::from_secs(k.timeout_secs);
         let source = Arc::new(KscSource::new(kc).with_context(|| format!("security center {:?}", k.name))?);
-        events.push(NamedEventSource { name: format!("ksc:{}/events", k.name), source: source.clone() });
-        statuses.push(NamedStatusSource { name: format!("ksc:{}/statuses", k.name), source: source.clone() });
+        // A poll is a few requests (open an iterator, read pages, release it).
+        let timeout = poll_bound(k.timeout_secs);
+        events.push(NamedEventSource { name: format!("ksc:{}/events", k.name), source: source.clone(), timeout });
+        statuses.push(NamedStatusSource { name: format!("ksc:{}/statuses", k.name), source: source.clone(), timeout });
         ksc.push(source);
     }
     if let Some(b) = &config.business_hub {
@@ -109,22 +119,37 @@ pub fn wire(config: &Config) -> Result<Wired> {
         if let Some(ca) = &b.ca_file {
             kc = kc.with_ca_pem(std::fs::read(ca).with_context(|| format!("business_hub.ca_file {}", ca.display()))?);
         }
+        if let Some(fp) = &b.cert_sha256 {
+            kc = kc.with_cert_sha256(fp.clone());
+        }
+        if b.accept_invalid_hostnames {
+            warn!(
+                "business_hub.accept_invalid_hostnames is on: the server's certificate is not checked against its host name"
+            );
+            kc = kc.with_accept_invalid_hostnames(true);
+        }
+        let kc = kc.with_timeout(Duration::from_secs(b.timeout_secs));
         let client = KbhClient::new(kc).context("building the Business Hub client")?;
+        let timeout = poll_bound(b.timeout_secs);
         events.push(NamedEventSource {
             name: "kbh/endpoint_cloud/events".into(),
             source: Arc::new(KbhEventSource::endpoint_cloud(client.clone())),
+            timeout,
         });
         events.push(NamedEventSource {
             name: "kbh/office365/events".into(),
             source: Arc::new(KbhEventSource::office365(client.clone())),
+            timeout,
         });
         statuses.push(NamedStatusSource {
             name: "kbh/endpoint_cloud/statuses".into(),
             source: Arc::new(KbhStatusSource::endpoint_cloud(client.clone())),
+            timeout,
         });
         statuses.push(NamedStatusSource {
             name: "kbh/office365/issues".into(),
             source: Arc::new(KbhStatusSource::office365(client)),
+            timeout,
         });
     }
     Ok(Wired { autotask, sink, events, statuses, ksc })

@@ -62,7 +62,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
     let ck = CursorKey { source: "ksc:main/events".into(), tenant };
     {
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
         let pairs = transitions.iter().zip(&entries).map(|(t, e)| (t, e.as_ref())).collect();
         store
             .commit(&Commit {
@@ -87,7 +87,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
     }
     // Reopen: migrations are idempotent, everything is back.
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     assert_eq!(store.load_ledger().unwrap(), ledger);
     assert_eq!(store.cursor(&ck).unwrap(), Some(Cursor("7".into())));
     let history = store.events_since(now - chrono::Duration::days(1)).unwrap();

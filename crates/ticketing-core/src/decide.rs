@@ -166,6 +166,7 @@ impl Create {
 /// The outcome for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // short-lived values, most of them creates: boxing would only add an allocation each
 pub enum EventDecision {
     /// Create a ticket.
     Create(Create),
@@ -317,7 +318,12 @@ fn build_draft(
 /// text, key and lifetime, and takes queue, priority, due time, work, issue and sub-issue type,
 /// statuses, source and account from the row's current settings as of `now`. A draft stored by
 /// an older version (no row) is sent as it was.
-pub fn replan(draft: &TicketDraft, tenant: &TenantId, ctx: &Context, now: DateTime<Utc>) -> Result<TicketDraft, SkipReason> {
+pub fn replan(
+    draft: &TicketDraft,
+    tenant: &TenantId,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<TicketDraft, SkipReason> {
     let Some(row) = &draft.row else { return Ok(draft.at(now)) };
     let rule = ctx.enabled_rule(row).ok_or(SkipReason::RuleOff)?;
     let (account, general, resolved) = ctx.admit(tenant, rule)?;
@@ -350,6 +356,7 @@ pub struct Close {
 /// One thing to do after a reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // as for EventDecision
 pub enum Action {
     /// Record `Planned`, then create.
     Create(Create),

@@ -146,7 +146,9 @@ impl LedgerEntry {
     pub fn allows_new_generation(&self) -> bool {
         matches!(
             self.state,
-            TicketState::Closed { cleared: true, note: None, .. } | TicketState::Failed { .. } | TicketState::Dropped { .. }
+            TicketState::Closed { cleared: true, note: None, .. }
+                | TicketState::Failed { .. }
+                | TicketState::Dropped { .. }
         )
     }
 
@@ -328,8 +330,7 @@ impl Ledger {
     /// Rebuilds a ledger from stored entries.
     pub fn from_entries(entries: impl IntoIterator<Item = LedgerEntry>) -> Self {
         let entries: BTreeMap<TicketKey, LedgerEntry> = entries.into_iter().map(|e| (e.key.clone(), e)).collect();
-        let pending =
-            entries.values().filter(|e| e.pending().is_some()).map(|e| (e.urgency, e.key.clone())).collect();
+        let pending = entries.values().filter(|e| e.pending().is_some()).map(|e| (e.urgency, e.key.clone())).collect();
         Self { entries, pending }
     }
 
@@ -472,7 +473,12 @@ impl Ledger {
                     // Closed by whom, the listing cannot say: take it as a technician's close, so
                     // a persisting condition is not ticketed again (nothing twice); once it
                     // clears, the next occurrence gets a new generation as usual.
-                    TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Technician, cleared: false, note: None }
+                    TicketState::Closed {
+                        ticket: Some(ticket.clone()),
+                        by: ClosedBy::Technician,
+                        cleared: false,
+                        note: None,
+                    }
                 };
                 let urgency = self.entries.get(key).map_or(Urgency::Normal, |e| e.urgency);
                 let entry = LedgerEntry {
@@ -500,7 +506,12 @@ impl Ledger {
             (
                 Transition::ClosedByTechnician { .. },
                 Some(TicketState::Open { ticket } | TicketState::Closing { ticket, .. }),
-            ) => TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Technician, cleared: false, note: None },
+            ) => TicketState::Closed {
+                ticket: Some(ticket.clone()),
+                by: ClosedBy::Technician,
+                cleared: false,
+                note: None,
+            },
             (Transition::ClosedByTechnician { .. }, _) => return Err(err("closed_by_technician")),
             (Transition::Cleared { .. }, Some(TicketState::Closed { ticket, by, note, .. })) => {
                 TicketState::Closed { ticket: ticket.clone(), by: *by, cleared: true, note: note.clone() }
@@ -534,7 +545,10 @@ impl Ledger {
             None => true,
             Some(e) if e.generation < generation => true,
             Some(e) if e.generation == generation => {
-                matches!(e.state, TicketState::Planned { .. } | TicketState::Failed { .. } | TicketState::Dropped { .. })
+                matches!(
+                    e.state,
+                    TicketState::Planned { .. } | TicketState::Failed { .. } | TicketState::Dropped { .. }
+                )
             }
             Some(_) => false,
         }
@@ -562,7 +576,12 @@ impl Ledger {
         let transitions = best
             .into_iter()
             .filter(|(key, (generation, _))| self.adoptable(key, *generation))
-            .map(|(key, (generation, t))| Transition::Adopted { key, generation, ticket: t.ticket.clone(), open: t.open })
+            .map(|(key, (generation, t))| Transition::Adopted {
+                key,
+                generation,
+                ticket: t.ticket.clone(),
+                open: t.open,
+            })
             .collect();
         (transitions, unreadable)
     }

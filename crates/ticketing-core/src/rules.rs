@@ -322,6 +322,22 @@ impl RuleSet {
         self.rows.get(row)
     }
 
+    /// How far back an event of `product` can still become a ticket: the longest lifetime of
+    /// its enabled event rows, in days. `None` when an enabled row has no lifetime (Office 365),
+    /// so no event is too old. With no row enabled, the guide's default lifetime: a row turned on
+    /// later still sees the last day's events.
+    pub fn longest_lifetime_days(&self, product: Product) -> Option<u32> {
+        let mut longest = None;
+        for (row, rule) in &self.rows {
+            if !rule.enabled || !matches!(row, RowId::Event(p, _) if *p == product) {
+                continue;
+            }
+            let days = rule.lifetime_days?;
+            longest = Some(longest.map_or(days, |l: u32| l.max(days)));
+        }
+        Some(longest.unwrap_or(DEFAULT_LIFETIME_DAYS))
+    }
+
     /// Fills rows a partial rule set lacks with their defaults.
     pub fn complete(mut self) -> Self {
         for row in Section::all().into_iter().flat_map(Section::rows) {

@@ -64,7 +64,9 @@ fn a_close_note_is_outbox_work_until_it_lands() {
     let rec = reconcile(&snap, &ctx(&rules), &ledger, now());
     let key = rec.actions[0].transition().key().clone();
     ledger.apply(&rec.actions[0].transition(), now()).unwrap();
-    ledger.apply(&Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(7), number: None } }, now()).unwrap();
+    ledger
+        .apply(&Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(7), number: None } }, now())
+        .unwrap();
     let rec = reconcile(&snapshot(vec![device_status("d1", &[])]), &ctx(&rules), &ledger, now());
     ledger.apply(&rec.actions[0].transition(), now()).unwrap();
     ledger.apply(&Transition::Closed { key: key.clone() }, now()).unwrap();
@@ -139,7 +141,8 @@ fn foreign_or_edited_key_lines_are_not_trusted() {
     let (_, key, draft) = planned_event(Duration::hours(1));
     let other = TicketKey::Issue { tenant: "t".into(), event_type: Office365EventType::ALL[0] };
     // The line names another key than the idempotency key's hash.
-    let forged = OwnedTicket { idempotency_key: other.idempotency_key(1), ..owned(&key, 1, 1, true, draft.description) };
+    let forged =
+        OwnedTicket { idempotency_key: other.idempotency_key(1), ..owned(&key, 1, 1, true, draft.description) };
     let (adopt, unreadable) = Ledger::new().adoptions(&[forged]);
     assert!(adopt.is_empty());
     assert_eq!(unreadable, 1);

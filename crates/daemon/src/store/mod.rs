@@ -24,6 +24,12 @@ pub enum StoreError {
     /// The database said no.
     #[error("database error: {0}")]
     Database(String),
+    /// The store's file is gone or was replaced while the daemon ran: stop, never write on.
+    #[error("{0}")]
+    Lost(String),
+    /// A file-system error, naming the file.
+    #[error("store I/O error: {0}")]
+    Io(String),
     /// A stored row could not be read back.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -32,6 +38,19 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+}
+
+impl StoreError {
+    /// The same error, naming the store's file.
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            Self::Database(m) => Self::Database(format!("{}: {m}", path.display())),
+            Self::Corrupt { table, detail } => {
+                Self::Corrupt { table, detail: format!("{} ({})", detail, path.display()) }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Which source a cursor belongs to: the source's name (e.g. `ksc:main/events`) and the tenant.
@@ -88,6 +107,19 @@ pub trait Store: Send + Sync {
 
     /// Drops history older than `before`; returns how many rows went.
     fn prune_history(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// Checks that the store is still the one opened (its file not removed or replaced).
+    fn verify(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Asks the engine to re-plan refused creates: `target` is a ticket key (canonical or
+    /// idempotency key) or `*` for every failed entry. Durable, so the CLI can ask while the
+    /// daemon runs; the engine takes requests on its next tick.
+    fn request_retry(&self, target: &str) -> Result<(), StoreError>;
+
+    /// Takes (and removes) the pending retry requests.
+    fn take_retry_requests(&self) -> Result<Vec<String>, StoreError>;
 
     /// The last `limit` ledger transitions, newest first, as (time, key, transition JSON).
     fn recent_transitions(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError>;

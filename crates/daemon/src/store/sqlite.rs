@@ -3,7 +3,7 @@
 //! Rows hold the core's serde JSON (ledger entries, rule sets, events) next to the columns that
 //! queries need; the JSON is the source of truth, the columns are indexes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -63,6 +63,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (product, tenant, source_id)
     );
     CREATE INDEX event_history_seen ON event_history(seen_at);",
+    // 2: close notes are outbox work too; operator retry requests for refused creates
+    "DROP VIEW outbox;
+    CREATE VIEW outbox AS
+        SELECT key, tenant, state, idempotency_key, urgency, updated_at FROM ledger
+        WHERE state IN ('planned', 'closing')
+           OR (state = 'closed' AND json_extract(entry, '$.state.note') IS NOT NULL);
+    CREATE TABLE retry_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        requested_at TEXT NOT NULL
+    );",
 ];
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -84,6 +95,17 @@ fn parse_ts(table: &'static str, s: &str) -> Result<DateTime<Utc>, StoreError> {
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The file, for error messages and the identity check (`None`: in memory).
+    path: Option<PathBuf>,
+    /// The file's (device, inode) when opened: a different one later means the file was
+    /// replaced under the daemon.
+    identity: Option<(u64, u64)>,
+}
+
+fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -95,13 +117,25 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and migrates it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db)?;
-        Self::init(conn, true)
+        let named = |e: StoreError| e.in_file(path);
+        let conn = Connection::open(path).map_err(db).map_err(named)?;
+        let mut store = Self::init(conn, true).map_err(named)?;
+        store.identity = Some(identity_of(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?);
+        store.path = Some(path.to_owned());
+        Ok(store)
     }
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory().map_err(db)?, false)
+    }
+
+    /// Names the file in a database error.
+    fn named<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &self.path {
+            Some(p) => r.map_err(|e| e.in_file(p)),
+            None => r,
+        }
     }
 
     fn init(conn: Connection, wal: bool) -> Result<Self, StoreError> {
@@ -112,7 +146,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
-        let store = Self { conn: Mutex::new(conn) };
+        let store = Self { conn: Mutex::new(conn), path: None, identity: None };
         store.migrate()?;
         Ok(store)
     }
@@ -177,138 +211,198 @@ fn write_entry(tx: &rusqlite::Transaction<'_>, entry: &LedgerEntry) -> Result<()
 }
 
 impl Store for SqliteStore {
-    fn load_ledger(&self) -> Result<Ledger, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT entry FROM ledger").map_err(db)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let json = row.map_err(db)?;
-            entries.push(serde_json::from_str::<LedgerEntry>(&json).map_err(|e| corrupt("ledger", e))?);
+    fn verify(&self) -> Result<(), StoreError> {
+        let (Some(path), Some(opened)) = (&self.path, self.identity) else { return Ok(()) };
+        match identity_of(path) {
+            Ok(now) if now == opened => Ok(()),
+            Ok(_) => Err(StoreError::Lost(format!(
+                "the store file {} was replaced while the daemon runs; stopping rather than writing to the old, unlinked file (restart to rebuild from the new file and the PSA)",
+                path.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Lost(format!(
+                "the store file {} was removed while the daemon runs; stopping rather than writing to an unlinked file (restart to rebuild the ledger from the PSA)",
+                path.display()
+            ))),
+            Err(e) => Err(StoreError::Io(format!("{}: {e}", path.display()))),
         }
-        Ok(Ledger::from_entries(entries))
+    }
+
+    fn request_retry(&self, target: &str) -> Result<(), StoreError> {
+        self.named((|| {
+            let conn = self.lock();
+            conn.execute(
+                "INSERT INTO retry_requests (target, requested_at) VALUES (?1, ?2)",
+                params![target, ts(Utc::now())],
+            )
+            .map_err(db)?;
+            Ok(())
+        })())
+    }
+
+    fn take_retry_requests(&self) -> Result<Vec<String>, StoreError> {
+        self.named((|| {
+            let mut conn = self.lock();
+            let tx = conn.transaction().map_err(db)?;
+            let targets = {
+                let mut stmt = tx.prepare("SELECT target FROM retry_requests ORDER BY id").map_err(db)?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+            };
+            tx.execute("DELETE FROM retry_requests", []).map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(targets)
+        })())
+    }
+
+    fn load_ledger(&self) -> Result<Ledger, StoreError> {
+        self.named((|| {
+            let conn = self.lock();
+            let mut stmt = conn.prepare("SELECT entry FROM ledger").map_err(db)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let json = row.map_err(db)?;
+                entries.push(serde_json::from_str::<LedgerEntry>(&json).map_err(|e| corrupt("ledger", e))?);
+            }
+            Ok(Ledger::from_entries(entries))
+        })())
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
-        let at = commit.at.unwrap_or_else(Utc::now);
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db)?;
-        for (transition, entry) in &commit.transitions {
-            match entry {
-                Some(entry) => write_entry(&tx, entry)?,
-                None => {
-                    tx.execute("DELETE FROM ledger WHERE key = ?1", params![transition.key().canonical()])
-                        .map_err(db)?;
+        self.named((|| {
+            let at = commit.at.unwrap_or_else(Utc::now);
+            let mut conn = self.lock();
+            let tx = conn.transaction().map_err(db)?;
+            for (transition, entry) in &commit.transitions {
+                match entry {
+                    Some(entry) => write_entry(&tx, entry)?,
+                    None => {
+                        tx.execute("DELETE FROM ledger WHERE key = ?1", params![transition.key().canonical()])
+                            .map_err(db)?;
+                    }
                 }
+                let json = serde_json::to_string(transition).map_err(|e| corrupt("transitions", e))?;
+                tx.execute(
+                    "INSERT INTO transitions (key, transition, at) VALUES (?1, ?2, ?3)",
+                    params![transition.key().canonical(), json, ts(at)],
+                )
+                .map_err(db)?;
             }
-            let json = serde_json::to_string(transition).map_err(|e| corrupt("transitions", e))?;
-            tx.execute(
-                "INSERT INTO transitions (key, transition, at) VALUES (?1, ?2, ?3)",
-                params![transition.key().canonical(), json, ts(at)],
-            )
-            .map_err(db)?;
-        }
-        for event in commit.events {
-            let json = serde_json::to_string(event).map_err(|e| corrupt("event_history", e))?;
-            tx.execute(
-                "INSERT INTO event_history (product, tenant, source_id, occurred_at, seen_at, event)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                params![
-                    event.product.code(),
-                    event.tenant.as_str(),
-                    event.source_id.as_str(),
-                    ts(event.occurred_at),
-                    ts(at),
-                    json
-                ],
-            )
-            .map_err(db)?;
-        }
-        if let Some((key, cursor)) = commit.cursor {
-            tx.execute(
-                "INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-                params![key.source, key.tenant.as_str(), cursor.0, ts(at)],
-            )
-            .map_err(db)?;
-        }
-        tx.commit().map_err(db)
+            for event in commit.events {
+                let json = serde_json::to_string(event).map_err(|e| corrupt("event_history", e))?;
+                tx.execute(
+                    "INSERT INTO event_history (product, tenant, source_id, occurred_at, seen_at, event)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                    params![
+                        event.product.code(),
+                        event.tenant.as_str(),
+                        event.source_id.as_str(),
+                        ts(event.occurred_at),
+                        ts(at),
+                        json
+                    ],
+                )
+                .map_err(db)?;
+            }
+            if let Some((key, cursor)) = commit.cursor {
+                tx.execute(
+                    "INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                    params![key.source, key.tenant.as_str(), cursor.0, ts(at)],
+                )
+                .map_err(db)?;
+            }
+            tx.commit().map_err(db)
+        })())
     }
 
     fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, StoreError> {
-        let conn = self.lock();
-        conn.query_row(
-            "SELECT cursor FROM cursors WHERE source = ?1 AND tenant = ?2",
-            params![key.source, key.tenant.as_str()],
-            |r| r.get::<_, String>(0),
-        )
-        .optional()
-        .map(|c| c.map(Cursor))
-        .map_err(db)
+        self.named({
+            let conn = self.lock();
+            conn.query_row(
+                "SELECT cursor FROM cursors WHERE source = ?1 AND tenant = ?2",
+                params![key.source, key.tenant.as_str()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map(|c| c.map(Cursor))
+            .map_err(db)
+        })
     }
 
     fn rulebook(&self) -> Result<Option<RuleBook>, StoreError> {
-        let conn = self.lock();
-        let row = conn
-            .query_row("SELECT saved, draft FROM rulebook WHERE id = 1", [], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .optional()
-            .map_err(db)?;
-        let Some((saved, draft)) = row else { return Ok(None) };
-        let saved: ticketing_core::rules::RuleSet = serde_json::from_str(&saved).map_err(|e| corrupt("rulebook", e))?;
-        let draft: ticketing_core::rules::RuleSet = serde_json::from_str(&draft).map_err(|e| corrupt("rulebook", e))?;
-        Ok(Some(RuleBook { saved: saved.complete(), draft: draft.complete() }))
+        self.named((|| {
+            let conn = self.lock();
+            let row = conn
+                .query_row("SELECT saved, draft FROM rulebook WHERE id = 1", [], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+                .map_err(db)?;
+            let Some((saved, draft)) = row else { return Ok(None) };
+            let saved: ticketing_core::rules::RuleSet =
+                serde_json::from_str(&saved).map_err(|e| corrupt("rulebook", e))?;
+            let draft: ticketing_core::rules::RuleSet =
+                serde_json::from_str(&draft).map_err(|e| corrupt("rulebook", e))?;
+            Ok(Some(RuleBook { saved: saved.complete(), draft: draft.complete() }))
+        })())
     }
 
     fn save_rulebook(&self, book: &RuleBook) -> Result<(), StoreError> {
-        let saved = serde_json::to_string(&book.saved).map_err(|e| corrupt("rulebook", e))?;
-        let draft = serde_json::to_string(&book.draft).map_err(|e| corrupt("rulebook", e))?;
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO rulebook (id, saved, draft, updated_at) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET saved = excluded.saved, draft = excluded.draft, updated_at = excluded.updated_at",
-            params![saved, draft, ts(Utc::now())],
-        )
-        .map_err(db)?;
-        Ok(())
+        self.named((|| {
+            let saved = serde_json::to_string(&book.saved).map_err(|e| corrupt("rulebook", e))?;
+            let draft = serde_json::to_string(&book.draft).map_err(|e| corrupt("rulebook", e))?;
+            let conn = self.lock();
+            conn.execute(
+                "INSERT INTO rulebook (id, saved, draft, updated_at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET saved = excluded.saved, draft = excluded.draft, updated_at = excluded.updated_at",
+                params![saved, draft, ts(Utc::now())],
+            )
+            .map_err(db)?;
+            Ok(())
+        })())
     }
 
     fn events_since(&self, since: DateTime<Utc>) -> Result<Vec<SeenEvent>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT event, seen_at FROM event_history WHERE seen_at >= ?1 ORDER BY seen_at, rowid")
-            .map_err(db)?;
-        let rows =
-            stmt.query_map(params![ts(since)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(db)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (json, seen) = row.map_err(db)?;
-            let event: Event = serde_json::from_str(&json).map_err(|e| corrupt("event_history", e))?;
-            out.push(SeenEvent { event, seen_at: parse_ts("event_history", &seen)? });
-        }
-        Ok(out)
+        self.named((|| {
+            let conn = self.lock();
+            let mut stmt = conn
+                .prepare("SELECT event, seen_at FROM event_history WHERE seen_at >= ?1 ORDER BY seen_at, rowid")
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![ts(since)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (json, seen) = row.map_err(db)?;
+                let event: Event = serde_json::from_str(&json).map_err(|e| corrupt("event_history", e))?;
+                out.push(SeenEvent { event, seen_at: parse_ts("event_history", &seen)? });
+            }
+            Ok(out)
+        })())
     }
 
     fn prune_history(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let conn = self.lock();
-        conn.execute("DELETE FROM event_history WHERE seen_at < ?1", params![ts(before)]).map_err(db)
+        self.named(conn.execute("DELETE FROM event_history WHERE seen_at < ?1", params![ts(before)]).map_err(db))
     }
 
     fn recent_transitions(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError> {
-        let conn = self.lock();
-        let mut stmt =
-            conn.prepare("SELECT at, key, transition FROM transitions ORDER BY id DESC LIMIT ?1").map_err(db)?;
-        let rows = stmt
-            .query_map(params![limit as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-            })
-            .map_err(db)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (at, key, t) = row.map_err(db)?;
-            out.push((parse_ts("transitions", &at)?, key, t));
-        }
-        Ok(out)
+        self.named((|| {
+            let conn = self.lock();
+            let mut stmt =
+                conn.prepare("SELECT at, key, transition FROM transitions ORDER BY id DESC LIMIT ?1").map_err(db)?;
+            let rows = stmt
+                .query_map(params![limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (at, key, t) = row.map_err(db)?;
+                out.push((parse_ts("transitions", &at)?, key, t));
+            }
+            Ok(out)
+        })())
     }
 }
