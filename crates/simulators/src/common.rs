@@ -7,7 +7,9 @@
 //!   injected [`FaultSpec`]s and a movable [`Clock`].
 //! * [`finish`]: wraps a simulator's API router with the journal/fault middleware and adds
 //!   the common control routes under `/_sim/`.
-//! * [`run_binary`]: the `main` tail of every simulator binary.
+//! * [`run_binary`]: the `main` tail of every simulator binary; [`JournalArgs`]: their
+//!   `--journal N` flag (the journal keeps the newest N requests, default 10,000, 0 = none;
+//!   also settable for every simulator with the `SIM_JOURNAL` environment variable).
 //!
 //! # Control routes added by [`finish`]
 //!
@@ -120,6 +122,16 @@ impl Drop for SimHandle {
 /// Must be called inside a tokio runtime. Fails only if the listener has no local address.
 pub fn serve(listener: TcpListener, router: Router) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
+    Ok(serve_on(listener, addr, base_url_for(addr), router))
+}
+
+/// Serves `router` on any axum listener (e.g. a TLS one) in a background task with graceful
+/// shutdown; `base_url` is what [`SimHandle::base_url`] answers.
+pub fn serve_on<L>(listener: L, addr: SocketAddr, base_url: String, router: Router) -> SimHandle
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -129,7 +141,7 @@ pub fn serve(listener: TcpListener, router: Router) -> std::io::Result<SimHandle
             tracing::warn!(error = %e, "simulator server stopped with an error");
         }
     });
-    Ok(SimHandle { addr, base_url: base_url_for(addr), stop: Some(stop), task: Some(task), core: None })
+    SimHandle { addr, base_url, stop: Some(stop), task: Some(task), core: None }
 }
 
 /// `http://HOST:PORT` for a socket address (IPv6 hosts in brackets).
@@ -143,10 +155,18 @@ pub fn base_url_for(addr: SocketAddr) -> String {
 /// Prints `listening on http://HOST:PORT` as the first stdout line (flushed), then waits for
 /// SIGINT or SIGTERM and shuts the simulator down.
 pub async fn run_binary(handle: SimHandle) -> std::io::Result<()> {
+    run_binary_with(handle, "").await
+}
+
+/// [`run_binary`] printing `notice` (when not empty) right after the `listening on` line.
+pub async fn run_binary_with(handle: SimHandle, notice: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", handle.base_url())?;
+        if !notice.is_empty() {
+            writeln!(out, "{notice}")?;
+        }
         out.flush()?;
     }
     wait_for_signal().await?;
@@ -260,42 +280,145 @@ impl JournalEntry {
     }
 }
 
-/// Request journal, in arrival order. Cloning shares it.
-#[derive(Debug, Clone, Default)]
+/// How many entries a [`Journal`] keeps by default (the newest ones).
+pub const DEFAULT_JOURNAL_LIMIT: usize = 10_000;
+
+/// The process-wide default bound of new journals: [`DEFAULT_JOURNAL_LIMIT`], or the
+/// `SIM_JOURNAL` environment variable, or what [`set_default_journal_limit`] (the binaries'
+/// `--journal N` flag) set. `usize::MAX` = not yet decided.
+static DEFAULT_LIMIT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// Sets the bound of journals created from now on (0 = record nothing). The simulator
+/// binaries call it with their `--journal N` flag before starting.
+pub fn set_default_journal_limit(limit: usize) {
+    DEFAULT_LIMIT.store(limit.min(usize::MAX - 1), Ordering::SeqCst);
+}
+
+/// The bound new journals get (see [`set_default_journal_limit`]).
+pub fn default_journal_limit() -> usize {
+    match DEFAULT_LIMIT.load(Ordering::SeqCst) {
+        usize::MAX => {
+            std::env::var("SIM_JOURNAL").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_JOURNAL_LIMIT)
+        }
+        n => n,
+    }
+}
+
+/// The `--journal N` flag every simulator binary takes (flatten it into the binary's clap
+/// arguments and call [`JournalArgs::apply`] before starting the simulator).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct JournalArgs {
+    /// Keep only the newest N requests in the request journal (0 = keep none). Default:
+    /// `SIM_JOURNAL` from the environment, else 10000.
+    #[arg(long = "journal", value_name = "N")]
+    pub journal: Option<usize>,
+}
+
+impl JournalArgs {
+    /// Makes the flag the default bound of every journal created afterwards.
+    pub fn apply(&self) {
+        if let Some(n) = self.journal {
+            set_default_journal_limit(n);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct JournalInner {
+    /// (sequence number, entry), oldest first; at most `limit` of them.
+    entries: std::collections::VecDeque<(u64, JournalEntry)>,
+    next_seq: u64,
+    limit: usize,
+    dropped: u64,
+}
+
+/// Request journal, in arrival order, bounded to the newest `limit` entries (a long-running
+/// simulator must not grow without end). Cloning shares it.
+#[derive(Debug, Clone)]
 pub struct Journal {
-    entries: Arc<Mutex<Vec<JournalEntry>>>,
+    inner: Arc<Mutex<JournalInner>>,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self::with_limit(default_journal_limit())
+    }
 }
 
 impl Journal {
-    /// Snapshot of every entry.
+    /// An empty journal keeping at most `limit` entries (0 = none).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(JournalInner {
+                entries: std::collections::VecDeque::new(),
+                next_seq: 0,
+                limit,
+                dropped: 0,
+            })),
+        }
+    }
+
+    /// Snapshot of every entry kept.
     pub fn entries(&self) -> Vec<JournalEntry> {
-        lock(&self.entries).clone()
+        lock(&self.inner).entries.iter().map(|(_, e)| e.clone()).collect()
     }
 
-    /// Number of recorded requests.
+    /// Number of entries kept.
     pub fn len(&self) -> usize {
-        lock(&self.entries).len()
+        lock(&self.inner).entries.len()
     }
 
-    /// True when nothing was recorded.
+    /// True when nothing is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The bound.
+    pub fn limit(&self) -> usize {
+        lock(&self.inner).limit
+    }
+
+    /// Changes the bound, dropping the oldest entries beyond it.
+    pub fn set_limit(&self, limit: usize) {
+        let mut g = lock(&self.inner);
+        g.limit = limit;
+        g.trim();
+    }
+
+    /// How many entries were dropped to stay within the bound (since the last clear).
+    pub fn dropped(&self) -> u64 {
+        lock(&self.inner).dropped
+    }
+
     /// Forgets everything.
     pub fn clear(&self) {
-        lock(&self.entries).clear();
+        let mut g = lock(&self.inner);
+        g.entries.clear();
+        g.dropped = 0;
     }
 
-    fn push(&self, e: JournalEntry) -> usize {
-        let mut g = lock(&self.entries);
-        g.push(e);
-        g.len() - 1
+    fn push(&self, e: JournalEntry) -> u64 {
+        let mut g = lock(&self.inner);
+        let seq = g.next_seq;
+        g.next_seq += 1;
+        g.entries.push_back((seq, e));
+        g.trim();
+        seq
     }
 
-    fn set_status(&self, idx: usize, status: u16) {
-        if let Some(e) = lock(&self.entries).get_mut(idx) {
+    fn set_status(&self, seq: u64, status: u16) {
+        let mut g = lock(&self.inner);
+        if let Some((_, e)) = g.entries.iter_mut().rev().find(|(s, _)| *s == seq) {
             e.status = status;
+        }
+    }
+}
+
+impl JournalInner {
+    fn trim(&mut self) {
+        while self.entries.len() > self.limit {
+            self.entries.pop_front();
+            self.dropped += 1;
         }
     }
 }

@@ -1,36 +1,45 @@
 //! Kaspersky Security Center (KSC) Open API simulator.
 //!
-//! Implements `ksc-api.md` §9 exactly: `POST /api/v1.0/Class.Method` with JSON bodies,
-//! session tokens (`Session.StartSession` with `Authorization: KSCBasic ...` and
-//! `X-KSC-VServer: <b64(display name)>`, then `X-KSC-Session` on every call), the
-//! `PxgRetVal` / `PxgError` envelope and typed values, virtual servers, event iterators, host
-//! searches with chunk accessors, and per-virtual-server Critical/Warning status masks.
+//! Implements the wire rules of `docs/protocols/security-center.md` (from `ksc-api.md` §9 and
+//! §10): `POST /api/v1.0/Class.Method` with JSON bodies; two login paths, `Session.StartSession`
+//! (then `X-KSC-Session` on every call) and `POST /api/v1.0/login` (then a session cookie),
+//! both with `Authorization: KSCBasic ...` or `KSCT <token>` and `X-KSC-VServer: <b64(display
+//! name)>`; the `PxgRetVal` / `PxgError` envelope and typed values, virtual servers, event
+//! iterators, host searches with chunk accessors, and per-virtual-server Critical/Warning
+//! status masks. Plain HTTP by default; HTTPS with a generated self-signed certificate
+//! through [`start_tls`] (`--tls`).
 //!
 //! | Situation | Answer |
 //! |---|---|
-//! | bad or missing credentials at `Session.StartSession` | 401, plain text `Authentication failed` |
+//! | bad or missing credentials (`KSCBasic`, `KSCT`) at `Session.StartSession` or `login` | 401, plain text `Authentication failed` |
 //! | `X-KSC-VServer` naming no virtual server | 401, plain text `Unknown virtual server` (stricter than a real server, which may fall back to the main server) |
-//! | unknown, ended or idle-expired session (`session_idle`) | 403, plain text `Forbidden` |
-//! | API-level failure (bad arguments, unknown iterator, unsupported filter, unknown method) | 500, `{"PxgError":{"code","module","message","file","line"}}` |
+//! | unknown, ended or idle-expired session (`session_idle`), by header or cookie | 403, plain text `Forbidden` |
+//! | API-level failure (bad arguments, unknown iterator, unsupported filter, unknown method, `GetRecordRange` with `nEnd - nStart >= 65536`) | 500, `{"PxgError":{"code","module","message","file","line"}}` |
 //!
 //! Event iterators expire after `lifetimeSec` idle, host accessors after `lMaxLifeTime`
 //! (≤ 7200) idle, both on the simulated clock (`POST /_sim/clock`); ending a session drops them.
+//! Events are stored in arrival order: each seeded event gets the next, higher 64-bit
+//! `event_db_id`, whatever its `occurred_at`. NULL fields (no host, no description, no task)
+//! are left out of a record.
 //!
 //! # Control routes (no credentials)
 //!
 //! | Route | Body | Effect |
 //! |---|---|---|
 //! | `POST /_sim/vservers` | `{"id","name","critical"?:[codes],"warning"?:[codes]}` | creates or renames a virtual server (id 0 = main server, masks only); the optional lists set its status masks |
-//! | `POST /_sim/events` | `{"vserver","severity","event_type","host","occurred_at"?,"text","display_name"?}` | records an event, answers `{"id": <event_db_id>}` |
-//! | `PUT /_sim/hosts/{vserver}/{host}` | `{"status"?,"name"?,"descriptions":[codes]}` | creates or updates a host: mask from the codes (`unknown:<bit>` sets a raw bit), status from the masks when omitted |
+//! | `POST /_sim/events` | `{"vserver","severity","event_type","host"?,"occurred_at"?,"text"?,"display_name"?,"params"?:[..],"task"?,"event_db_id"?}` | records an event, answers `{"id": <event_db_id>}`; 400 naming the field when `display_name` > 100, `text` > 1000 or a `params` item > 512 characters, or when `event_db_id` is not above the last one |
+//! | `PUT /_sim/hosts/{vserver}/{host}` | `{"status"?,"name"?,"descriptions":[codes],"wks_status"?,"antivirus_not_needed"?,"rtp_state"?}` | creates or updates a host: mask from the codes (`unknown:<bit>` sets a raw bit), status from the masks when omitted; answers the mask and `unknown_bits` (set bits without a known description) |
 //! | `DELETE /_sim/hosts/{vserver}/{host}` | none | removes a host |
 //! | `POST /_sim/reset`, `GET /_sim/requests`, `POST /_sim/faults`, `POST /_sim/clock` | | common ([`crate::common`]) |
 //!
-//! `severity` is `critical|functional_failure|warning|info` (`GNRL_EA_SEVERITY` 4, 3, 2, 1);
-//! `status` is `ok|warning|critical` (`KLHST_WKS_STATUS_ID` 0, 2, 1). A host's
-//! `KLHST_WKS_HOSTNAME` is the `{host}` path segment, its `KLHST_WKS_DN` the `name` (default:
-//! the same), its `KLHST_WKS_GROUPID` the virtual server's managed-computers group (main
-//! server 0, virtual server N: 1000 + N).
+//! `severity` is `critical|functional_failure|warning|info|invalid` or the number
+//! (`GNRL_EA_SEVERITY` 4, 3, 2, 1, 0); `status` is `ok|warning|critical` (`KLHST_WKS_STATUS_ID`
+//! 0, 2, 1). `wks_status` is `KLHST_WKS_STATUS` (default 29, see [`wks_status`]); with bit
+//! 0x200 (antivirus not needed, or `antivirus_not_needed: true`) mask bit 5 "security
+//! application not installed" is never set. `rtp_state` is `KLHST_WKS_RTP_STATE`, 0..=9 or a
+//! name of [`RTP_STATES`] (default 4, running). A host's `KLHST_WKS_HOSTNAME` is the `{host}`
+//! path segment, its `KLHST_WKS_DN` the `name` (default: the same), its `KLHST_WKS_GROUPID` the
+//! virtual server's managed-computers group (main server 0, virtual server N: 1000 + N).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +62,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::common::{self, SimCore, SimHandle, lock};
+
+/// Name of the session cookie `POST /api/v1.0/login` sets (modelled: the real name is not
+/// in the public sources).
+pub const SESSION_COOKIE: &str = "KSC_SESSION";
+/// How long a `Session.CreateToken` token is usable (`ksc-api.md` §1: 3 minutes by default).
+pub const TOKEN_LIFETIME_SECS: i64 = 180;
 
 /// Default account name.
 pub const DEFAULT_USER: &str = "ksc-admin";
@@ -165,7 +180,57 @@ struct HostRec {
     mask: u64,
     group: i64,
     last_visible: DateTime<Utc>,
+    wks_status: i64,
+    rtp_state: i64,
 }
+
+/// `KLHST_WKS_STATUS` bits (`ksc-api.md` §10).
+pub mod wks_status {
+    /// Visible in the network.
+    pub const VISIBLE: i64 = 0x1;
+    /// Added to an administration group.
+    pub const IN_GROUP: i64 = 0x2;
+    /// Network Agent installed.
+    pub const AGENT_INSTALLED: i64 = 0x4;
+    /// Network Agent alive.
+    pub const AGENT_ALIVE: i64 = 0x8;
+    /// Real-time protection installed.
+    pub const RTP_INSTALLED: i64 = 0x10;
+    /// Temporarily switched by an NLA profile.
+    pub const NLA_SWITCHED: i64 = 0x20;
+    /// A cluster.
+    pub const CLUSTER: i64 = 0x40;
+    /// An appliance.
+    pub const APPLIANCE: i64 = 0x80;
+    /// Heartbeat pending.
+    pub const HEARTBEAT_PENDING: i64 = 0x100;
+    /// Antivirus not needed: such a computer never has "antivirus not installed" (mask
+    /// bit 5) as a problem.
+    pub const ANTIVIRUS_NOT_NEEDED: i64 = 0x200;
+    /// The default of a seeded host: visible, agent installed and alive, protection
+    /// installed (29, as in the public `FindHosts` sample).
+    pub const DEFAULT: i64 = VISIBLE | AGENT_INSTALLED | AGENT_ALIVE | RTP_INSTALLED;
+}
+
+/// `KLHST_WKS_RTP_STATE` values 0..=9: unknown, stopped, suspended, starting, running,
+/// running with maximum protection, running for maximum performance, running with
+/// recommended settings, running with custom settings, failure.
+pub const RTP_STATES: [&str; 10] = [
+    "unknown",
+    "stopped",
+    "suspended",
+    "starting",
+    "running",
+    "running_max_protection",
+    "running_max_performance",
+    "running_recommended",
+    "running_custom",
+    "failure",
+];
+
+/// Mask bit of "security application not installed" (never set with
+/// [`wks_status::ANTIVIRUS_NOT_NEEDED`]).
+const BIT_AV_NOT_INSTALLED: u32 = 5;
 
 impl HostRec {
     fn to_params(&self) -> Map<String, Value> {
@@ -178,7 +243,8 @@ impl HostRec {
         m.insert("KLHST_WKS_STATUS_MASK".into(), mask);
         m.insert("KLHST_WKS_GROUPID".into(), json!(self.group));
         m.insert("KLHST_WKS_LAST_VISIBLE".into(), datetime(self.last_visible));
-        m.insert("KLHST_WKS_STATUS".into(), json!(29));
+        m.insert("KLHST_WKS_STATUS".into(), json!(self.wks_status));
+        m.insert("KLHST_WKS_RTP_STATE".into(), json!(self.rtp_state));
         m
     }
 }
@@ -190,14 +256,18 @@ struct EventRec {
     severity: i64,
     event_type: String,
     display_name: String,
-    hostname: String,
-    hostdn: String,
+    hostname: Option<String>,
+    hostdn: Option<String>,
     rise_time: DateTime<Utc>,
     registered: DateTime<Utc>,
-    text: String,
+    text: Option<String>,
+    params: Vec<String>,
+    task: Option<String>,
 }
 
 impl EventRec {
+    /// The record; NULL fields (no host, no description, no task) are left out, as the
+    /// server does (`ksc-api.md` §10).
     fn to_params(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("event_db_id".into(), json!({"type": "long", "value": self.id}));
@@ -206,12 +276,23 @@ impl EventRec {
         m.insert("GNRL_EA_SEVERITY".into(), json!(self.severity));
         m.insert("event_type".into(), json!(self.event_type));
         m.insert("event_type_display_name".into(), json!(self.display_name));
-        m.insert("GNRL_EA_DESCRIPTION".into(), json!(self.text));
-        m.insert("hostname".into(), json!(self.hostname));
-        m.insert("hostdn".into(), json!(self.hostdn));
+        if let Some(t) = &self.text {
+            m.insert("GNRL_EA_DESCRIPTION".into(), json!(t));
+        }
+        for (i, p) in self.params.iter().enumerate() {
+            m.insert(format!("GNRL_EA_PARAM_{}", i + 1), json!(p));
+        }
+        if let Some(h) = &self.hostname {
+            m.insert("hostname".into(), json!(h));
+        }
+        if let Some(h) = &self.hostdn {
+            m.insert("hostdn".into(), json!(h));
+        }
         m.insert("product_name".into(), json!("KES"));
         m.insert("product_version".into(), json!("12.0.0.0"));
-        m.insert("task_display_name".into(), json!(""));
+        if let Some(t) = &self.task {
+            m.insert("task_display_name".into(), json!(t));
+        }
         m
     }
 }
@@ -238,6 +319,8 @@ struct Data {
     events: Vec<EventRec>,
     next_event_id: i64,
     sessions: HashMap<String, SessionRec>,
+    /// One-time `KSCT` tokens → expiry.
+    tokens: HashMap<String, DateTime<Utc>>,
     iterators: HashMap<String, ResultSet>,
     accessors: HashMap<String, ResultSet>,
 }
@@ -270,8 +353,7 @@ fn token() -> String {
         .collect()
 }
 
-/// Starts the simulator on `addr` (port 0 = ephemeral) inside the current tokio runtime.
-pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<SimHandle> {
+fn build(config: Config) -> (Router, SimCore) {
     let core = SimCore::new();
     let sim = Arc::new(Sim { config, core: core.clone(), data: Mutex::new(Data::fresh(core.clock.now())) });
     let api = Router::new()
@@ -280,11 +362,164 @@ pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<SimHandl
         .route("/_sim/events", post(add_event))
         .route("/_sim/hosts/{vserver}/{host}", put(put_host).delete(delete_host))
         .with_state(sim.clone());
-    let reset = sim.clone();
-    common::start_router(addr, api, core, move || {
+    let reset = sim;
+    let router = common::finish(api, &core, move || {
         *lock(&reset.data) = Data::fresh(reset.core.clock.now());
-    })
-    .await
+    });
+    (router, core)
+}
+
+/// Starts the simulator on `addr` (port 0 = ephemeral) inside the current tokio runtime,
+/// serving plain HTTP.
+pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<SimHandle> {
+    let (router, core) = build(config);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(common::serve(listener, router)?.with_core(core))
+}
+
+/// Starts the simulator serving HTTPS with a freshly generated self-signed certificate
+/// ([`TlsOptions`]); the handle's base URL is `https://127.0.0.1:PORT` (or the bound
+/// address), and the certificate is returned for the client to pin.
+pub async fn start_tls(addr: SocketAddr, config: Config, tls: &TlsOptions) -> std::io::Result<(SimHandle, SimCert)> {
+    let (cert, server_config) = tls::generate(tls)?;
+    let (router, core) = build(config);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let base_url = common::base_url_for(local).replacen("http://", "https://", 1);
+    let tls_listener = tls::TlsListener::new(listener, server_config);
+    Ok((common::serve_on(tls_listener, local, base_url, router).with_core(core), cert))
+}
+
+/// How [`start_tls`] makes its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Mark the certificate `CA:TRUE` (basic constraints), as a Security Center server's own
+    /// self-signed certificate commonly is (`--tls`); `false` for a plain end-entity
+    /// certificate (`--tls-ca-false`).
+    pub ca: bool,
+    /// Subject alternative names (DNS names, or IP addresses when they parse as one).
+    pub hostnames: Vec<String>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self { ca: true, hostnames: vec!["localhost".to_owned(), "127.0.0.1".to_owned()] }
+    }
+}
+
+/// The certificate a TLS simulator serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCert {
+    /// PEM text (one `CERTIFICATE` section), what an operator would save as `klserver.cer`.
+    pub pem: String,
+    /// DER bytes.
+    pub der: Vec<u8>,
+    /// SHA-256 of the DER bytes, `AB:CD:...`.
+    pub sha256: String,
+}
+
+mod tls {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::server::TlsStream;
+
+    use super::{SimCert, TlsOptions};
+
+    fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+        std::io::Error::other(e.to_string())
+    }
+
+    /// A self-signed certificate and the rustls server configuration serving it.
+    pub(super) fn generate(opts: &TlsOptions) -> std::io::Result<(SimCert, rustls::ServerConfig)> {
+        let key = rcgen::KeyPair::generate().map_err(io_err)?;
+        let mut params = rcgen::CertificateParams::new(opts.hostnames.clone()).map_err(io_err)?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, "ksc-sim Administration Server");
+        if opts.ca {
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        let cert = params.self_signed(&key).map_err(io_err)?;
+        let der = cert.der().to_vec();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+        let sha256 = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io_err)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .map_err(io_err)?;
+        Ok((SimCert { pem: cert.pem(), der, sha256 }, config))
+    }
+
+    /// An axum listener handing out TLS streams. A background task accepts TCP connections
+    /// and runs each handshake in its own task (a slow or failing client delays nobody); it
+    /// stops when the listener is dropped.
+    pub(super) struct TlsListener {
+        rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+        addr: SocketAddr,
+    }
+
+    impl TlsListener {
+        pub(super) fn new(listener: TcpListener, config: rustls::ServerConfig) -> Self {
+            let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let acceptor = TlsAcceptor::from(Arc::new(config));
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        () = tx.closed() => break,
+                        r = listener.accept() => r,
+                    };
+                    let (tcp, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    let acceptor = acceptor.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => {
+                                let _ = tx.send((stream, peer)).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
+                        }
+                    });
+                }
+            });
+            Self { rx, addr }
+        }
+    }
+
+    impl axum::serve::Listener for TlsListener {
+        type Io = TlsStream<TcpStream>;
+        type Addr = SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            match self.rx.recv().await {
+                Some(conn) => conn,
+                // The accept task only ends after this listener is gone; never reached.
+                None => std::future::pending().await,
+            }
+        }
+
+        fn local_addr(&self) -> std::io::Result<Self::Addr> {
+            Ok(self.addr)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,6 +553,15 @@ impl IntoResponse for Pxg {
     }
 }
 
+/// `GetRecordRange` refuses `nEnd - nStart` at or above this (`0 <= nEnd - nStart < 65536`).
+pub const MAX_RANGE: i64 = 65_536;
+/// Longest `event_type_display_name` the server stores (characters).
+pub const MAX_DISPLAY_NAME: usize = 100;
+/// Longest `GNRL_EA_DESCRIPTION` (characters).
+pub const MAX_DESCRIPTION: usize = 1000;
+/// Longest `GNRL_EA_PARAM_n` (characters).
+pub const MAX_PARAM: usize = 512;
+
 const E_NOT_FOUND: i64 = 1184;
 const E_INVALID_ARG: i64 = 1187;
 const E_NOT_IMPLEMENTED: i64 = 1160;
@@ -332,6 +576,8 @@ fn control_error(status: StatusCode, message: impl Into<String>) -> Response {
 // API dispatch
 // ---------------------------------------------------------------------------------------------
 
+/// `KSCBasic user="<b64>", pass="<b64>", domain="<b64, raw or empty>", internal="0|1"`; only
+/// `user` and `pass` are required. `internal` other than `0`/`1` is refused.
 fn parse_kscbasic(value: &str) -> Option<(String, String)> {
     let rest = value.trim().strip_prefix("KSCBasic")?;
     let mut user = None;
@@ -342,10 +588,24 @@ fn parse_kscbasic(value: &str) -> Option<(String, String)> {
         match k.trim() {
             "user" => user = Some(String::from_utf8(B64.decode(v).ok()?).ok()?),
             "pass" => pass = Some(String::from_utf8(B64.decode(v).ok()?).ok()?),
+            "internal" if v != "0" && v != "1" => return None,
             _ => {}
         }
     }
     Some((user?, pass?))
+}
+
+/// The session id a call carries: `X-KSC-Session`, else the `/login` cookie.
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get("x-ksc-session").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_owned());
+    }
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == SESSION_COOKIE).then(|| v.to_owned())
+        })
+    })
 }
 
 async fn api(State(sim): State<Shared>, Path(method): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
@@ -359,9 +619,21 @@ async fn api(State(sim): State<Shared>, Path(method): Path<String>, headers: Hea
     };
     let now = sim.core.clock.now();
     if method == "Session.StartSession" {
-        return start_session(&sim, &headers, now);
+        return match open_session(&sim, &headers, now) {
+            Ok(id) => Json(json!({"PxgRetVal": id})).into_response(),
+            Err((status, body)) => text(status, body),
+        };
     }
-    let Some(session) = headers.get("x-ksc-session").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+    if method == "login" {
+        return match open_session(&sim, &headers, now) {
+            Ok(id) => {
+                let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict");
+                (StatusCode::OK, [(header::SET_COOKIE, cookie)], Json(json!({}))).into_response()
+            }
+            Err((status, body)) => text(status, body),
+        };
+    }
+    let Some(session) = session_of(&headers) else {
         return text(StatusCode::FORBIDDEN, "Forbidden");
     };
     let mut data = lock(&sim.data);
@@ -385,6 +657,11 @@ async fn api(State(sim): State<Shared>, Path(method): Path<String>, headers: Hea
     let ctx = Ctx { session: &session, vserver, now };
     let result = match method.as_str() {
         "Session.Ping" => Ok(json!({})),
+        "Session.CreateToken" => {
+            let t = token();
+            data.tokens.insert(t.clone(), now + chrono::Duration::seconds(TOKEN_LIFETIME_SECS));
+            Ok(json!({"PxgRetVal": t}))
+        }
         "Session.EndSession" => {
             drop_session(&mut data, &session);
             Ok(json!({}))
@@ -402,6 +679,12 @@ async fn api(State(sim): State<Shared>, Path(method): Path<String>, headers: Hea
             let end = int_arg(args, "nEnd")?;
             if start < 0 || end < start {
                 return Err(pxg(E_INVALID_ARG, format!("invalid range {start}..{end}")));
+            }
+            if end - start >= MAX_RANGE {
+                return Err(pxg(
+                    E_INVALID_ARG,
+                    format!("nEnd - nStart must be below {MAX_RANGE}, got {}", end - start),
+                ));
             }
             let rows = slice(&set.rows, start, end - start);
             Ok(json!({"pParamsEvents": {"KLEVP_EVENT_RANGE_ARRAY": rows}}))
@@ -437,31 +720,41 @@ struct Ctx<'a> {
     now: DateTime<Utc>,
 }
 
-fn start_session(sim: &Sim, headers: &HeaderMap, now: DateTime<Utc>) -> Response {
-    let creds = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(parse_kscbasic);
-    match creds {
-        Some((user, pass)) if user == sim.config.user && pass == sim.config.password => {}
-        _ => return text(StatusCode::UNAUTHORIZED, "Authentication failed"),
+/// Authenticates `Session.StartSession` or `/login` (`KSCBasic`, or a one-time `KSCT`
+/// token from `Session.CreateToken`), picks the virtual server from `X-KSC-VServer`, and
+/// opens a session; an error is the 401 status and plain-text body.
+fn open_session(sim: &Sim, headers: &HeaderMap, now: DateTime<Utc>) -> Result<String, (StatusCode, &'static str)> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut data = lock(&sim.data);
+    if let Some(t) = auth.trim().strip_prefix("KSCT ") {
+        data.tokens.retain(|_, expires| *expires >= now);
+        if data.tokens.remove(t.trim()).is_none() {
+            return Err((StatusCode::UNAUTHORIZED, "Authentication failed"));
+        }
+    } else {
+        match parse_kscbasic(auth) {
+            Some((user, pass)) if user == sim.config.user && pass == sim.config.password => {}
+            _ => return Err((StatusCode::UNAUTHORIZED, "Authentication failed")),
+        }
     }
     let vs_name = match headers.get("x-ksc-vserver").map(|v| v.as_bytes()) {
         None => String::new(),
         Some(raw) => match B64.decode(raw.trim_ascii()).ok().and_then(|b| String::from_utf8(b).ok()) {
             Some(name) => name,
-            None => return text(StatusCode::UNAUTHORIZED, "Unknown virtual server"),
+            None => return Err((StatusCode::UNAUTHORIZED, "Unknown virtual server")),
         },
     };
-    let mut data = lock(&sim.data);
     let vserver = if vs_name.is_empty() {
         0
     } else {
         match data.vservers.values().find(|v| v.id != 0 && v.name == vs_name) {
             Some(v) => v.id,
-            None => return text(StatusCode::UNAUTHORIZED, "Unknown virtual server"),
+            None => return Err((StatusCode::UNAUTHORIZED, "Unknown virtual server")),
         }
     };
     let id = token();
     data.sessions.insert(id.clone(), SessionRec { vserver, last_used: now });
-    Json(json!({"PxgRetVal": id})).into_response()
+    Ok(id)
 }
 
 fn drop_session(data: &mut Data, session: &str) {
@@ -822,7 +1115,7 @@ async fn put_vserver(State(sim): State<Shared>, body: Bytes) -> Response {
 #[derive(Deserialize)]
 struct EventBody {
     vserver: i64,
-    severity: String,
+    severity: Value,
     event_type: String,
     #[serde(default)]
     host: Option<String>,
@@ -832,6 +1125,35 @@ struct EventBody {
     text: Option<String>,
     #[serde(default)]
     display_name: Option<String>,
+    #[serde(default)]
+    params: Vec<String>,
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    event_db_id: Option<i64>,
+}
+
+/// `critical|functional_failure|warning|info|invalid`, or the number 0..4.
+fn severity_of(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::String(s) => match s.as_str() {
+            "critical" => Ok(4),
+            "functional_failure" => Ok(3),
+            "warning" => Ok(2),
+            "info" => Ok(1),
+            "invalid" => Ok(0),
+            other => Err(format!("unknown severity {other:?}")),
+        },
+        Value::Number(n) => {
+            n.as_i64().filter(|n| (0..=4).contains(n)).ok_or_else(|| format!("severity {n} is not 0..4"))
+        }
+        other => Err(format!("severity {other} is not a name or 0..4")),
+    }
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), String> {
+    let n = value.chars().count();
+    if n > max { Err(format!("{field} is {n} characters long, at most {max} are allowed")) } else { Ok(()) }
 }
 
 fn display_name_of(event_type: &str) -> String {
@@ -851,13 +1173,21 @@ async fn add_event(State(sim): State<Shared>, body: Bytes) -> Response {
         Ok(b) => b,
         Err(e) => return control_error(StatusCode::BAD_REQUEST, format!("bad body: {e}")),
     };
-    let severity = match b.severity.as_str() {
-        "critical" => 4,
-        "functional_failure" => 3,
-        "warning" => 2,
-        "info" => 1,
-        other => return control_error(StatusCode::BAD_REQUEST, format!("unknown severity {other:?}")),
+    let severity = match severity_of(&b.severity) {
+        Ok(n) => n,
+        Err(e) => return control_error(StatusCode::BAD_REQUEST, e),
     };
+    let display_name = b.display_name.unwrap_or_else(|| display_name_of(&b.event_type));
+    let mut checks = vec![
+        check_len("display_name (event_type_display_name)", &display_name, MAX_DISPLAY_NAME),
+        check_len("text (GNRL_EA_DESCRIPTION)", b.text.as_deref().unwrap_or(""), MAX_DESCRIPTION),
+    ];
+    for (i, p) in b.params.iter().enumerate() {
+        checks.push(check_len(&format!("params[{i}] (GNRL_EA_PARAM_{})", i + 1), p, MAX_PARAM));
+    }
+    if let Some(Err(e)) = checks.into_iter().find(Result::is_err) {
+        return control_error(StatusCode::BAD_REQUEST, e);
+    }
     let now = sim.core.clock.now();
     let rise_time = match &b.occurred_at {
         None => now,
@@ -870,21 +1200,35 @@ async fn add_event(State(sim): State<Shared>, body: Bytes) -> Response {
     if !data.vservers.contains_key(&b.vserver) {
         return control_error(StatusCode::NOT_FOUND, format!("virtual server {} not found", b.vserver));
     }
-    let hostname = b.host.unwrap_or_default();
-    let hostdn = data.hosts.get(&(b.vserver, hostname.clone())).map_or_else(|| hostname.clone(), |h| h.name.clone());
-    let id = data.next_event_id;
-    data.next_event_id += 1;
+    // Arrival order: a seeded id must be above every id so far; later events follow it.
+    let id = match b.event_db_id {
+        None => data.next_event_id,
+        Some(id) if id >= data.next_event_id => id,
+        Some(id) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                format!("event_db_id {id} is not above the last one ({})", data.next_event_id - 1),
+            );
+        }
+    };
+    data.next_event_id = id.saturating_add(1);
+    let hostname = b.host.filter(|h| !h.is_empty());
+    let hostdn = hostname
+        .as_ref()
+        .map(|h| data.hosts.get(&(b.vserver, h.clone())).map_or_else(|| h.clone(), |rec| rec.name.clone()));
     data.events.push(EventRec {
         id,
         vserver: b.vserver,
         severity,
-        display_name: b.display_name.unwrap_or_else(|| display_name_of(&b.event_type)),
+        display_name,
         event_type: b.event_type,
         hostname,
         hostdn,
         rise_time,
         registered: now,
-        text: b.text.unwrap_or_default(),
+        text: b.text,
+        params: b.params,
+        task: b.task,
     });
     Json(json!({"id": id})).into_response()
 }
@@ -897,6 +1241,30 @@ struct HostBody {
     name: Option<String>,
     #[serde(default)]
     descriptions: Vec<String>,
+    /// `KLHST_WKS_STATUS` (default [`wks_status::DEFAULT`]).
+    #[serde(default)]
+    wks_status: Option<i64>,
+    /// Sets [`wks_status::ANTIVIRUS_NOT_NEEDED`].
+    #[serde(default)]
+    antivirus_not_needed: bool,
+    /// `KLHST_WKS_RTP_STATE`, 0..=9 or a name of [`RTP_STATES`] (default 4, running).
+    #[serde(default)]
+    rtp_state: Option<Value>,
+}
+
+fn rtp_state_of(v: Option<&Value>) -> Result<i64, String> {
+    match v {
+        None => Ok(4),
+        Some(Value::Number(n)) => {
+            n.as_i64().filter(|n| (0..=9).contains(n)).ok_or_else(|| format!("rtp_state {n} is not 0..9"))
+        }
+        Some(Value::String(s)) => RTP_STATES
+            .iter()
+            .position(|name| name == s)
+            .map(|i| i as i64)
+            .ok_or_else(|| format!("unknown rtp_state {s:?}")),
+        Some(other) => Err(format!("rtp_state {other} is not 0..9 or a name")),
+    }
 }
 
 async fn put_host(State(sim): State<Shared>, Path((vserver, host)): Path<(i64, String)>, body: Bytes) -> Response {
@@ -904,10 +1272,24 @@ async fn put_host(State(sim): State<Shared>, Path((vserver, host)): Path<(i64, S
         Ok(b) => b,
         Err(e) => return control_error(StatusCode::BAD_REQUEST, format!("bad body: {e}")),
     };
-    let mask = match mask_of(&b.descriptions) {
+    let mut mask = match mask_of(&b.descriptions) {
         Ok(m) => m,
         Err(e) => return control_error(StatusCode::BAD_REQUEST, e),
     };
+    let rtp_state = match rtp_state_of(b.rtp_state.as_ref()) {
+        Ok(n) => n,
+        Err(e) => return control_error(StatusCode::BAD_REQUEST, e),
+    };
+    let mut wks = b.wks_status.unwrap_or(wks_status::DEFAULT);
+    if b.antivirus_not_needed {
+        wks |= wks_status::ANTIVIRUS_NOT_NEEDED;
+    }
+    if wks & wks_status::ANTIVIRUS_NOT_NEEDED != 0 {
+        // Such a computer never reports "antivirus not installed".
+        mask &= !(1 << BIT_AV_NOT_INSTALLED);
+    }
+    let unknown_bits =
+        (0..64).filter(|b| mask & 1 << b != 0 && !DESCRIPTIONS.iter().any(|(_, bit, _)| bit == b)).count();
     let now = sim.core.clock.now();
     let mut data = lock(&sim.data);
     let Some(vs) = data.vservers.get(&vserver) else {
@@ -925,8 +1307,10 @@ async fn put_host(State(sim): State<Shared>, Path((vserver, host)): Path<(i64, S
     let group = vs.group();
     let key = (vserver, host.clone());
     let name = b.name.or_else(|| data.hosts.get(&key).map(|h| h.name.clone())).unwrap_or_else(|| host.clone());
-    let rec = HostRec { vserver, hostname: host, name, status, mask, group, last_visible: now };
-    let out = json!({"hostname": rec.hostname, "name": rec.name, "status_id": rec.status, "mask": rec.mask});
+    let rec =
+        HostRec { vserver, hostname: host, name, status, mask, group, last_visible: now, wks_status: wks, rtp_state };
+    let out = json!({"hostname": rec.hostname, "name": rec.name, "status_id": rec.status, "mask": rec.mask,
+        "wks_status": rec.wks_status, "rtp_state": rec.rtp_state, "unknown_bits": unknown_bits});
     data.hosts.insert(key, rec);
     Json(out).into_response()
 }
@@ -1239,6 +1623,8 @@ mod tests {
             mask: 0x80,
             group: 0,
             last_visible: "2024-05-01T10:00:00Z".parse().unwrap(),
+            wks_status: wks_status::DEFAULT,
+            rtp_state: 4,
         }
         .to_params()
     }

@@ -163,3 +163,24 @@ async fn drop_stops_server() {
     let r = reqwest::Client::new().get(url).send().await;
     assert!(r.is_err());
 }
+
+#[tokio::test]
+async fn journal_keeps_only_the_newest_entries() {
+    let (h, _) = start().await;
+    let journal = &h.core().unwrap().journal;
+    assert_eq!(journal.limit(), simulators::common::DEFAULT_JOURNAL_LIMIT);
+    journal.set_limit(3);
+    let http = reqwest::Client::new();
+    for i in 0..5 {
+        http.post(format!("{}/api/echo", h.base_url())).body(format!("{i}")).send().await.unwrap();
+    }
+    let bodies: Vec<String> = h.requests().iter().map(|e| String::from_utf8_lossy(&e.body).into_owned()).collect();
+    assert_eq!(bodies, ["2", "3", "4"]);
+    assert!(h.requests().iter().all(|e| e.status == 200), "statuses still land on the kept entries");
+    assert_eq!(journal.dropped(), 2);
+    journal.set_limit(0);
+    http.get(format!("{}/api/hello", h.base_url())).send().await.unwrap();
+    assert!(journal.is_empty(), "0 = journal off");
+    // A bounded journal without a limit set explicitly still has the default bound.
+    assert_eq!(simulators::common::Journal::with_limit(2).limit(), 2);
+}

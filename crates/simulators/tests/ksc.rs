@@ -411,3 +411,334 @@ async fn journal_faults_and_reset() {
     assert_eq!(c.ok(&s, "VServers.GetVServers", json!({"lParentGroup": -1})).await, json!({"PxgRetVal": []}));
     assert_eq!(c.event(0, "info", "2024-05-01T10:00:00Z", "h").await, 1, "ids start again");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fidelity facts (`ksc-api.md` §9, §10): one test each
+// ---------------------------------------------------------------------------------------------
+
+impl Client {
+    async fn seed(&self, body: Value) -> (u16, Value) {
+        self.control(reqwest::Method::POST, "/_sim/events", body).await
+    }
+
+    /// Every record of the session's events, ordered by `event_db_id`.
+    async fn records(&self, session: &str) -> Vec<Value> {
+        let it = self
+            .ok(
+                session,
+                "EventProcessingFactory.CreateEventProcessing2",
+                json!({"pFilter": {}, "vecFieldsToOrder": [{"type": "params", "value": {"Name": "event_db_id", "Asc": true}}],
+                       "lifetimeSec": 60}),
+            )
+            .await["strIteratorId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let v = self
+            .ok(session, "EventProcessing.GetRecordRange", json!({"strIteratorId": it, "nStart": 0, "nEnd": 1000}))
+            .await;
+        self.ok(session, "EventProcessing.ReleaseIterator", json!({"strIteratorId": it})).await;
+        v["pParamsEvents"]["KLEVP_EVENT_RANGE_ARRAY"].as_array().unwrap().iter().map(|r| r["value"].clone()).collect()
+    }
+}
+
+fn seed_body(severity: Value) -> Value {
+    json!({"vserver": 0, "severity": severity, "event_type": "GNRL_EV_VIRUS_FOUND", "host": "h1"})
+}
+
+#[tokio::test]
+async fn login_path_sets_a_session_cookie_that_authenticates_calls() {
+    let (h, c) = sim().await;
+    c.control(reqwest::Method::POST, "/_sim/vservers", json!({"id": 3, "name": "Tenant C"})).await;
+    c.host(3, "g-1", json!({"name": "pc-1", "descriptions": []})).await;
+    c.event(3, "warning", "2024-05-01T10:00:00Z", "g-1").await;
+    let url = |m: &str| format!("{}/api/v1.0/{m}", h.base_url());
+    for internal in ["0", "1"] {
+        let jar = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let auth = format!(
+            "KSCBasic user=\"{}\", pass=\"{}\", domain=\"\", internal=\"{internal}\"",
+            B64.encode("ksc-admin"),
+            B64.encode("ksc-secret")
+        );
+        // Empty body, as the vendor's Python client sends it.
+        let r = jar
+            .post(url("login"))
+            .header("Authorization", &auth)
+            .header("X-KSC-VServer", B64.encode("Tenant C"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+        assert!(cookie.starts_with(&format!("{}=", ksc::SESSION_COOKIE)), "{cookie}");
+        // The cookie alone authenticates, scoped to the virtual server chosen at login.
+        let hosts = jar
+            .post(url("HostGroup.FindHosts"))
+            .json(&json!({"wstrFilter": "", "vecFieldsToReturn": ["KLHST_WKS_DN"], "lMaxLifeTime": 60}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(hosts.status(), 200);
+        assert_eq!(hosts.json::<Value>().await.unwrap()["PxgRetVal"], 1);
+        let it = jar
+            .post(url("EventProcessingFactory.CreateEventProcessing2"))
+            .json(&json!({"pFilter": {}, "lifetimeSec": 60}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(it.status(), 200);
+        let id = it.json::<Value>().await.unwrap()["strIteratorId"].as_str().unwrap().to_owned();
+        let n =
+            jar.post(url("EventProcessing.GetRecordCount")).json(&json!({"strIteratorId": id})).send().await.unwrap();
+        assert_eq!(n.json::<Value>().await.unwrap()["PxgRetVal"], 1);
+    }
+    // Bad credentials: 401; no session: 403.
+    let jar = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let bad = jar.post(url("login")).header("Authorization", kscbasic("ksc-admin", "nope")).send().await.unwrap();
+    assert_eq!(bad.status(), 401);
+    assert_eq!(jar.post(url("Session.Ping")).json(&json!({})).send().await.unwrap().status(), 403);
+    // A one-time KSCT token (Session.CreateToken) logs in once.
+    let s = c.login("").await;
+    let t = c.ok(&s, "Session.CreateToken", json!({})).await["PxgRetVal"].as_str().unwrap().to_owned();
+    let r = jar.post(url("login")).header("Authorization", format!("KSCT {t}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(jar.post(url("Session.Ping")).json(&json!({})).send().await.unwrap().status(), 200);
+    let again =
+        reqwest::Client::new().post(url("login")).header("Authorization", format!("KSCT {t}")).send().await.unwrap();
+    assert_eq!(again.status(), 401, "a token is usable once");
+    // The cookie session expires after the same idle time as X-KSC-Session ones: 403.
+    c.control(reqwest::Method::POST, "/_sim/clock", json!({"advance_secs": ksc::DEFAULT_SESSION_IDLE_SECS + 1})).await;
+    assert_eq!(jar.post(url("Session.Ping")).json(&json!({})).send().await.unwrap().status(), 403);
+    // internal must be 0 or 1.
+    let odd =
+        format!("KSCBasic user=\"{}\", pass=\"{}\", internal=\"2\"", B64.encode("ksc-admin"), B64.encode("ksc-secret"));
+    assert_eq!(
+        reqwest::Client::new().post(url("login")).header("Authorization", odd).send().await.unwrap().status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn severities_are_0_to_4_by_name_or_number() {
+    let (_h, c) = sim().await;
+    for (given, want) in
+        [(json!("invalid"), 0), (json!("info"), 1), (json!("warning"), 2), (json!(3), 3), (json!("critical"), 4)]
+    {
+        let (s, v) = c.seed(seed_body(given.clone())).await;
+        assert_eq!(s, 200, "{given}: {v}");
+        let _ = want;
+    }
+    for bad in [json!(5), json!(-1), json!("fatal")] {
+        assert_eq!(c.seed(seed_body(bad.clone())).await.0, 400, "{bad}");
+    }
+    let s = c.login("").await;
+    let got: Vec<i64> = c.records(&s).await.iter().map(|r| r["GNRL_EA_SEVERITY"].as_i64().unwrap()).collect();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn event_text_limits_are_enforced_on_seeding() {
+    let (_h, c) = sim().await;
+    let with = |k: &str, v: Value| {
+        let mut b = seed_body(json!("info"));
+        b[k] = v;
+        b
+    };
+    assert_eq!(c.seed(with("display_name", json!("d".repeat(100)))).await.0, 200);
+    assert_eq!(c.seed(with("text", json!("é".repeat(1000)))).await.0, 200, "characters, not bytes");
+    assert_eq!(c.seed(with("params", json!(["p".repeat(512), "q"]))).await.0, 200);
+    for (body, field) in [
+        (with("display_name", json!("d".repeat(101))), "event_type_display_name"),
+        (with("text", json!("t".repeat(1001))), "GNRL_EA_DESCRIPTION"),
+        (with("params", json!(["ok", "p".repeat(513)])), "GNRL_EA_PARAM_2"),
+    ] {
+        let (s, v) = c.seed(body).await;
+        assert_eq!(s, 400);
+        assert!(v["error"].as_str().unwrap().contains(field), "{v}");
+    }
+    let s = c.login("").await;
+    let recs = c.records(&s).await;
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[2]["GNRL_EA_PARAM_1"].as_str().unwrap().len(), 512);
+    assert_eq!(recs[2]["GNRL_EA_PARAM_2"], "q");
+}
+
+#[tokio::test]
+async fn event_db_id_is_64_bit_seedable_and_follows_arrival_order() {
+    let (_h, c) = sim().await;
+    let first = c.event(0, "info", "2024-05-01T10:00:00Z", "h").await;
+    let big = (1_i64 << 32) + 5;
+    let mut b = seed_body(json!("info"));
+    b["event_db_id"] = json!(big);
+    assert_eq!(c.seed(b.clone()).await.1["id"], big);
+    // Next arrival: the next id, although it happened long before.
+    let late = c.event(0, "info", "2020-01-01T00:00:00Z", "h").await;
+    assert_eq!(late, big + 1);
+    b["event_db_id"] = json!(first);
+    assert_eq!(c.seed(b).await.0, 400, "an id at or below the last is refused");
+    let s = c.login("").await;
+    let ids: Vec<Value> = c.records(&s).await.iter().map(|r| r["event_db_id"].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            json!({"type": "long", "value": first}),
+            json!({"type": "long", "value": big}),
+            json!({"type": "long", "value": big + 1})
+        ]
+    );
+}
+
+#[tokio::test]
+async fn get_record_range_refuses_65536_records_or_more() {
+    let (_h, c) = sim().await;
+    c.event(0, "info", "2024-05-01T10:00:00Z", "h").await;
+    let s = c.login("").await;
+    let it = c.ok(&s, "EventProcessingFactory.CreateEventProcessing2", json!({"pFilter": {}, "lifetimeSec": 60})).await
+        ["strIteratorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ok = c
+        .ok(&s, "EventProcessing.GetRecordRange", json!({"strIteratorId": it, "nStart": 10, "nEnd": 10 + 65535}))
+        .await;
+    assert!(ok["pParamsEvents"]["KLEVP_EVENT_RANGE_ARRAY"].as_array().unwrap().is_empty());
+    let a =
+        c.call(&s, "EventProcessing.GetRecordRange", json!({"strIteratorId": it, "nStart": 0, "nEnd": 65536})).await;
+    let e = pxg_error(&a);
+    assert!(e["message"].as_str().unwrap().contains("65536"), "{e}");
+}
+
+#[tokio::test]
+async fn null_fields_are_left_out_of_event_records() {
+    let (_h, c) = sim().await;
+    let (s, _) = c.seed(json!({"vserver": 0, "severity": "info", "event_type": "KLPRCI_TaskState"})).await;
+    assert_eq!(s, 200);
+    c.seed(json!({"vserver": 0, "severity": "info", "event_type": "X", "host": "g", "text": "t", "task": "Update"}))
+        .await;
+    let session = c.login("").await;
+    let recs = c.records(&session).await;
+    for absent in ["hostname", "hostdn", "GNRL_EA_DESCRIPTION", "task_display_name", "GNRL_EA_PARAM_1"] {
+        assert!(recs[0].get(absent).is_none(), "{absent} in {}", recs[0]);
+    }
+    assert_eq!((recs[1]["hostname"].as_str(), recs[1]["task_display_name"].as_str()), (Some("g"), Some("Update")));
+}
+
+async fn host_row(c: &Client, host: &str) -> Value {
+    let s = c.login("").await;
+    let fields = ["KLHST_WKS_HOSTNAME", "KLHST_WKS_STATUS", "KLHST_WKS_STATUS_MASK", "KLHST_WKS_RTP_STATE"];
+    let acc = c
+        .ok(
+            &s,
+            "HostGroup.FindHosts",
+            json!({"wstrFilter": format!("(KLHST_WKS_HOSTNAME=\"{host}\")"),
+            "vecFieldsToReturn": fields, "lMaxLifeTime": 60}),
+        )
+        .await["strAccessor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = c.ok(&s, "ChunkAccessor.GetItemsChunk", json!({"strAccessor": acc, "nStart": 0, "nCount": 10})).await;
+    v["pChunk"]["KLCSP_ITERATOR_ARRAY"][0]["value"].clone()
+}
+
+#[tokio::test]
+async fn wks_status_bits_and_antivirus_not_needed() {
+    let (_h, c) = sim().await;
+    c.host(0, "plain", json!({"descriptions": []})).await;
+    assert_eq!(host_row(&c, "plain").await["KLHST_WKS_STATUS"], ksc::wks_status::DEFAULT);
+    assert_eq!(ksc::wks_status::DEFAULT, 29);
+    // 0x200: antivirus not needed; such a computer never reports "not installed" (bit 5).
+    let v = c
+        .host(
+            0,
+            "appliance",
+            json!({"antivirus_not_needed": true,
+            "descriptions": ["security_application_not_installed", "restart_required"]}),
+        )
+        .await;
+    assert_eq!(v["mask"], 1 << 11, "{v}");
+    let row = host_row(&c, "appliance").await;
+    assert_eq!(row["KLHST_WKS_STATUS"].as_i64().unwrap() & 0x200, 0x200);
+    assert_eq!(row["KLHST_WKS_STATUS_MASK"], 1 << 11);
+    let v = c.host(0, "raw", json!({"wks_status": 0x1 | 0x2 | 0x40 | 0x80 | 0x100 | 0x200, "descriptions": ["security_application_not_installed"]})).await;
+    assert_eq!((v["wks_status"].as_i64(), v["mask"].as_i64()), (Some(0x3C3), Some(0)));
+}
+
+#[tokio::test]
+async fn rtp_state_takes_0_to_9() {
+    let (_h, c) = sim().await;
+    for (i, name) in ksc::RTP_STATES.iter().enumerate() {
+        c.host(0, &format!("n{i}"), json!({"rtp_state": name})).await;
+        assert_eq!(host_row(&c, &format!("n{i}")).await["KLHST_WKS_RTP_STATE"], i);
+    }
+    c.host(0, "num", json!({"rtp_state": 9})).await;
+    assert_eq!(host_row(&c, "num").await["KLHST_WKS_RTP_STATE"], 9);
+    for bad in [json!(10), json!(-1), json!("sleeping")] {
+        let (s, _) = c.control(reqwest::Method::PUT, "/_sim/hosts/0/bad", json!({"rtp_state": bad})).await;
+        assert_eq!(s, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_mask_bits_are_kept_and_counted() {
+    let (_h, c) = sim().await;
+    let v = c.host(0, "odd", json!({"descriptions": ["restart_required", "unknown:23", "unknown:40"]})).await;
+    assert_eq!(v["unknown_bits"], 2);
+    let row = host_row(&c, "odd").await;
+    assert_eq!(row["KLHST_WKS_STATUS_MASK"], json!({"type": "long", "value": (1u64 << 40) | (1 << 23) | (1 << 11)}));
+}
+
+#[tokio::test]
+async fn tls_serves_a_self_signed_certificate_ca_true_or_false() {
+    for ca in [true, false] {
+        let opts = ksc::TlsOptions { ca, ..ksc::TlsOptions::default() };
+        let (h, cert) = ksc::start_tls("127.0.0.1:0".parse().unwrap(), Config::default(), &opts).await.unwrap();
+        assert!(h.base_url().starts_with("https://127.0.0.1:"), "{}", h.base_url());
+        assert_eq!(cert.sha256, pinned_tls::format_fingerprint(&pinned_tls::sha256(&cert.der)));
+        let pins = pinned_tls::pins_from_pem(cert.pem.as_bytes()).unwrap();
+        let http =
+            pinned_tls::reqwest_builder(&pinned_tls::Options { pins, ..Default::default() }).unwrap().build().unwrap();
+        let c = Client { http, base: h.base_url().to_owned() };
+        let s = c.login("").await;
+        c.ok(&s, "Session.Ping", json!({})).await;
+        // Plain HTTP to the TLS port gets no answer.
+        let plain = h.base_url().replacen("https://", "http://", 1);
+        assert!(reqwest::Client::new().post(format!("{plain}/api/v1.0/Session.Ping")).send().await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn binary_with_tls_prints_the_certificate_path_and_fingerprint() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksc-sim"))
+        .args(["--listen", "127.0.0.1:0", "--tls", "--tls-ca-false", "--journal", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = [String::new(), String::new(), String::new()];
+    for l in &mut lines {
+        out.read_line(l).unwrap();
+    }
+    let url = lines[0].trim().strip_prefix("listening on ").unwrap().to_owned();
+    let path = lines[1].trim().strip_prefix("certificate ").unwrap().to_owned();
+    let fp = lines[2].trim().strip_prefix("sha256 ").unwrap().to_owned();
+    assert!(url.starts_with("https://"), "{url}");
+    let pem = std::fs::read(&path).unwrap();
+    let der = pinned_tls::certs_from_pem(&pem).unwrap().remove(0);
+    assert_eq!(pinned_tls::format_fingerprint(&pinned_tls::sha256(&der)), fp);
+    let pin = pinned_tls::Pin::Sha256(pinned_tls::parse_fingerprint(&fp).unwrap());
+    let http = pinned_tls::reqwest_builder(&pinned_tls::Options { pins: vec![pin], ..Default::default() })
+        .unwrap()
+        .build()
+        .unwrap();
+    let c = Client { http, base: url.clone() };
+    let s = c.login("").await;
+    c.ok(&s, "Session.Ping", json!({})).await;
+    // --journal 1: only the newest request is kept.
+    let journal: Value = c.http.get(format!("{url}/_sim/requests")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(journal.as_array().unwrap().len(), 1, "{journal}");
+    assert_eq!(journal[0]["path"], "/api/v1.0/Session.Ping");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(path);
+}
