@@ -121,35 +121,13 @@ impl KscClient {
             return Err(KscError::Config(format!("base url {base:?} must start with http:// or https://")));
         }
         base.push_str("/api/v1.0/");
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout);
-        let pem = match &config.tls {
-            TlsVerification::System => None,
-            TlsVerification::CaFile(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| KscError::Config(format!("cannot read CA bundle {}: {e}", path.display())))?,
-            ),
-            TlsVerification::CaPem(bytes) => Some(bytes.clone()),
-            TlsVerification::Disabled => {
-                tracing::warn!(
-                    url = %config.base_url,
-                    "TLS certificate verification of Security Center is DISABLED by configuration"
-                );
-                builder = builder.danger_accept_invalid_certs(true);
-                None
-            }
-        };
-        if let Some(pem) = pem {
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| KscError::Config(format!("invalid CA bundle: {e}")))?;
-            if certs.is_empty() {
-                return Err(KscError::Config("the CA bundle holds no certificate".to_owned()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        let mut builder = tls_builder(config)?.timeout(config.request_timeout).connect_timeout(config.connect_timeout);
+        if matches!(config.tls, TlsVerification::Disabled) {
+            tracing::warn!(
+                url = %config.base_url,
+                "TLS certificate verification of Security Center is DISABLED by configuration"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
         }
         let http = builder.build().map_err(|e| KscError::Config(format!("http client: {e}")))?;
         Ok(Self {
@@ -309,6 +287,53 @@ impl KscClient {
     pub async fn open_sessions(&self) -> usize {
         self.sessions.lock().await.len()
     }
+}
+
+/// The HTTP client builder with the certificate checks of `config` (`ksc-api.md` §9 TLS):
+///
+/// - `System`, no `cert_sha256`, hostnames checked: reqwest's own rustls with the web roots;
+/// - `CaFile`/`CaPem`: the file's certificates are pinned as the server's own (whether
+///   `CA:TRUE` or not) and also trusted as roots;
+/// - `cert_sha256`: that fingerprint is pinned too;
+/// - `accept_invalid_hostnames`: host names are not checked (a warning is logged);
+/// - `Disabled`: nothing is checked (the caller adds `danger_accept_invalid_certs`).
+fn tls_builder(config: &KscConfig) -> Result<reqwest::ClientBuilder, KscError> {
+    let pem = match &config.tls {
+        TlsVerification::System | TlsVerification::Disabled => None,
+        TlsVerification::CaFile(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| KscError::Config(format!("cannot read CA file {}: {e}", path.display())))?,
+        ),
+        TlsVerification::CaPem(bytes) => Some(bytes.clone()),
+    };
+    if matches!(config.tls, TlsVerification::Disabled) {
+        return Ok(reqwest::Client::builder().use_rustls_tls());
+    }
+    let mut options =
+        pinned_tls::Options { accept_invalid_hostnames: config.accept_invalid_hostnames, ..Default::default() };
+    if let Some(pem) = pem {
+        let certs = pinned_tls::certs_from_pem(&pem).map_err(|e| KscError::Config(format!("CA file: {e}")))?;
+        options.pins.extend(certs.iter().cloned().map(pinned_tls::Pin::Certificate));
+        options.fallback_roots = Some(certs);
+    }
+    if let Some(fp) = &config.cert_sha256 {
+        let fp = pinned_tls::parse_fingerprint(fp).map_err(|e| KscError::Config(format!("cert_sha256: {e}")))?;
+        options.pins.push(pinned_tls::Pin::Sha256(fp));
+    }
+    if config.accept_invalid_hostnames {
+        tracing::warn!(
+            url = %config.base_url,
+            "host name check of the Security Center certificate is OFF (accept_invalid_hostnames)"
+        );
+        if options.fallback_roots.is_none() && options.pins.is_empty() {
+            // Web roots, without the name check.
+            options.fallback_roots = Some(Vec::new());
+        }
+    }
+    if options.pins.is_empty() && options.fallback_roots.is_none() {
+        return Ok(reqwest::Client::builder().use_rustls_tls());
+    }
+    pinned_tls::reqwest_builder(&options).map_err(|e| KscError::Config(format!("tls: {e}")))
 }
 
 fn jitter(d: Duration) -> Duration {

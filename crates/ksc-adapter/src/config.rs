@@ -16,8 +16,10 @@ pub enum TlsVerification {
     /// Verify against the built-in web roots (the default).
     #[default]
     System,
-    /// Verify against the built-in roots plus a CA bundle or the server's own `klserver.cer`,
-    /// PEM encoded, read from a file.
+    /// A PEM file (`ca_file`): its certificates are **pinned** (the server may present exactly
+    /// one of them, `CA:TRUE` or not, as a Security Center server's self-signed `klserver.cer`
+    /// usually is), and also trusted as CAs on top of the built-in roots (so a real CA bundle
+    /// keeps working).
     CaFile(PathBuf),
     /// Same, with the PEM bytes given directly.
     CaPem(Vec<u8>),
@@ -79,9 +81,15 @@ pub struct KscConfig {
     pub password: Secret,
     /// Certificate checking.
     pub tls: TlsVerification,
-    /// Timeout of one HTTP request.
+    /// `cert_sha256`: pin the server certificate by its SHA-256 fingerprint (hex, colons
+    /// optional, case-insensitive), in addition to what [`KscConfig::tls`] accepts.
+    pub cert_sha256: Option<String>,
+    /// `accept_invalid_hostnames`: accept a (pinned or CA-signed) certificate whose names do not
+    /// match the URL's host. Off by default; the client logs a warning when it is on.
+    pub accept_invalid_hostnames: bool,
+    /// Timeout of one HTTP request, answer included (`security_center[].timeout_secs`).
     pub request_timeout: Duration,
-    /// Timeout of establishing a connection.
+    /// Timeout of establishing a connection (TCP and TLS).
     pub connect_timeout: Duration,
     /// Retries of read calls.
     pub retry: RetryPolicy,
@@ -122,6 +130,8 @@ impl KscConfig {
             user: user.into(),
             password,
             tls: TlsVerification::System,
+            cert_sha256: None,
+            accept_invalid_hostnames: false,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
@@ -137,5 +147,40 @@ impl KscConfig {
             level_source: LevelSource::GroupMasks,
             level_overrides: BTreeMap::new(),
         }
+    }
+
+    /// Sets [`KscConfig::request_timeout`].
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`KscConfig::connect_timeout`].
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`KscConfig::tls`].
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsVerification) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets [`KscConfig::cert_sha256`].
+    #[must_use]
+    pub fn with_cert_sha256(mut self, fingerprint: impl Into<String>) -> Self {
+        self.cert_sha256 = Some(fingerprint.into());
+        self
+    }
+
+    /// Sets [`KscConfig::accept_invalid_hostnames`].
+    #[must_use]
+    pub fn with_accept_invalid_hostnames(mut self, accept: bool) -> Self {
+        self.accept_invalid_hostnames = accept;
+        self
     }
 }

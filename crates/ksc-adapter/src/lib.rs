@@ -3,9 +3,18 @@
 //! with an opaque cursor) and [`StatusSource`](ticketing_core::ports::StatusSource) (complete
 //! per-virtual-server snapshots of computer statuses with their status descriptions).
 //!
-//! Wire facts follow `ksc-api.md` (section 9 is binding): session tokens per virtual server
-//! (`Session.StartSession` with `KSCBasic` and `X-KSC-VServer`), the `PxgRetVal`/`PxgError`
-//! envelope, typed values, event iterators and host chunk accessors that are always released.
+//! The wire protocol, call by call (request, answer, errors, and which facts are verified
+//! against the vendor's public documentation and which are modelled), is in
+//! [`docs/protocols/security-center.md`](../../../docs/protocols/security-center.md) in the
+//! repository: session tokens per virtual server (`Session.StartSession` with `KSCBasic` and
+//! `X-KSC-VServer`), the `PxgRetVal`/`PxgError` envelope, typed values, event iterators and
+//! host chunk accessors that are always released.
+//!
+//! Events are resumed from a `dbid:<event_db_id>` high-water mark (arrival order, so events
+//! that reach the server late are still read); see [`events`] for the read and the migration
+//! of the earlier `rise_time` cursors. A self-signed server certificate (commonly `CA:TRUE`)
+//! is accepted when pinned: [`KscConfig::tls`] `CaFile` or [`KscConfig::cert_sha256`]
+//! (through the `pinned-tls` crate).
 //!
 //! What it does not do: no ticket decisions (that is `ticketing-core`), no persistence (the
 //! daemon stores the cursor), no background tasks (every call is driven by the caller).
@@ -30,7 +39,7 @@ pub mod value;
 pub use client::{KscClient, Reply};
 pub use config::{KscConfig, LevelSource, RetryPolicy, TlsVerification};
 pub use error::{ErrorClass, KscError, PxgError};
-pub use events::EventCursor;
+pub use events::{EventCursor, LegacyCursor};
 pub use source::{KscSource, VServer};
 pub use tenant::{parse_tenant_id, tenant_id};
 pub use value::Value;

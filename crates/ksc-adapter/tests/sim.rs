@@ -330,3 +330,195 @@ async fn a_poll_reads_the_new_events_and_a_few_probes_not_the_window() {
     let (calls, records) = read(&sim, before);
     assert!(calls <= 11 && records <= 13, "{calls} range calls reading {records} records");
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS against `ksc-sim --tls`
+// ---------------------------------------------------------------------------------------------
+
+async fn tls_sim(ca: bool, hostnames: &[&str]) -> (SimHandle, ksc::SimCert) {
+    let mut opts = ksc::TlsOptions { ca, ..ksc::TlsOptions::default() };
+    if !hostnames.is_empty() {
+        opts.hostnames = hostnames.iter().map(|h| (*h).to_owned()).collect();
+    }
+    ksc::start_tls("127.0.0.1:0".parse().unwrap(), ksc::Config::default(), &opts).await.unwrap()
+}
+
+fn pem_file(cert: &ksc::SimCert, name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("ksc-adapter-{}-{name}.pem", std::process::id()));
+    std::fs::write(&path, &cert.pem).unwrap();
+    path
+}
+
+fn tls_adapter(sim: &SimHandle, tweak: impl FnOnce(&mut KscConfig)) -> KscSource {
+    let mut c = KscConfig::new(sim.base_url(), ksc::DEFAULT_USER, Secret::new(ksc::DEFAULT_PASSWORD));
+    c.retry = RetryPolicy::NONE;
+    tweak(&mut c);
+    KscSource::new(c).unwrap()
+}
+
+#[tokio::test]
+async fn a_ca_true_server_certificate_pinned_by_ca_file_is_accepted() {
+    let (sim, cert) = tls_sim(true, &[]).await;
+    let path = pem_file(&cert, "ca-true");
+    let ksc = tls_adapter(&sim, |c| c.tls = ksc_adapter::TlsVerification::CaFile(path.clone()));
+    ksc.client().ping("").await.unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_ca_false_server_certificate_given_as_ca_file_is_accepted() {
+    let (sim, cert) = tls_sim(false, &[]).await;
+    let path = pem_file(&cert, "ca-false");
+    let ksc = tls_adapter(&sim, |c| c.tls = ksc_adapter::TlsVerification::CaFile(path.clone()));
+    ksc.client().ping("").await.unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_server_certificate_pinned_by_sha256_is_accepted_and_a_wrong_pin_refused() {
+    let (sim, cert) = tls_sim(true, &[]).await;
+    let lower = cert.sha256.to_lowercase().replace(':', "");
+    tls_adapter(&sim, |c| c.cert_sha256 = Some(lower)).client().ping("").await.unwrap();
+    tls_adapter(&sim, |c| c.cert_sha256 = Some(cert.sha256.clone())).client().ping("").await.unwrap();
+    let wrong = "00".repeat(32);
+    let err = tls_adapter(&sim, |c| c.cert_sha256 = Some(wrong)).client().ping("").await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("not pinned") && text.contains(&cert.sha256), "{text}");
+    // Without any pin the self-signed certificate is not trusted at all.
+    assert!(tls_adapter(&sim, |_| {}).client().ping("").await.is_err());
+    // A malformed fingerprint is a configuration error at build time.
+    let mut c = KscConfig::new(sim.base_url(), "u", Secret::new("p"));
+    c.cert_sha256 = Some("AB:CD".into());
+    assert!(matches!(KscSource::new(c), Err(ksc_adapter::KscError::Config(m)) if m.contains("fingerprint")));
+}
+
+#[tokio::test]
+async fn a_host_name_mismatch_is_refused_unless_accept_invalid_hostnames() {
+    let (sim, cert) = tls_sim(true, &["ksc.example.invalid"]).await;
+    let path = pem_file(&cert, "mismatch");
+    let err = tls_adapter(&sim, |c| c.tls = ksc_adapter::TlsVerification::CaFile(path.clone()))
+        .client()
+        .ping("")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not valid for name"), "{err}");
+    let err = tls_adapter(&sim, |c| c.cert_sha256 = Some(cert.sha256.clone())).client().ping("").await.unwrap_err();
+    assert!(err.to_string().contains("not valid for name"), "{err}");
+    let lax = tls_adapter(&sim, |c| {
+        c.tls = ksc_adapter::TlsVerification::CaFile(path.clone());
+        c.accept_invalid_hostnames = true;
+    });
+    lax.client().ping("").await.unwrap();
+    let lax =
+        tls_adapter(&sim, |c| *c = c.clone().with_cert_sha256(cert.sha256.clone()).with_accept_invalid_hostnames(true));
+    lax.client().ping("").await.unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn request_and_connect_timeouts_are_configurable() {
+    let sim = sim().await;
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "/_sim/faults",
+        json!({"path_regex": "Session.StartSession", "delay_ms": 3000, "count": 1}),
+    )
+    .await;
+    let mut c = KscConfig::new(sim.base_url(), ksc::DEFAULT_USER, Secret::new(ksc::DEFAULT_PASSWORD))
+        .with_request_timeout(Duration::from_millis(300))
+        .with_connect_timeout(Duration::from_millis(300));
+    c.retry = RetryPolicy::NONE;
+    let started = std::time::Instant::now();
+    let err = KscSource::new(c).unwrap().client().ping("").await.unwrap_err();
+    assert!(matches!(err, ksc_adapter::KscError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // A server that takes the TCP connection but never answers the TLS handshake.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let mut c = KscConfig::new(url, "u", Secret::new("p"))
+        .with_connect_timeout(Duration::from_millis(300))
+        .with_request_timeout(Duration::from_secs(30));
+    c.retry = RetryPolicy::NONE;
+    let started = std::time::Instant::now();
+    let err = KscSource::new(c).unwrap().client().ping("").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}: {err}", started.elapsed());
+    assert_eq!(err.class(), ksc_adapter::ErrorClass::Transient, "{err:?}");
+    drop(silent);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simulator facts the adapter depends on (`ksc-api.md` §10)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_severity_0_record_is_reported_malformed_by_id_and_the_mark_moves_past_it() {
+    let sim = sim().await;
+    let tenant = tenant_id("lab", 0);
+    let ok1 = event(&sim, 0, "info", &ago(0)).await;
+    let bad = control(
+        &sim,
+        reqwest::Method::POST,
+        "/_sim/events",
+        json!({"vserver": 0, "severity": "invalid", "event_type": "X", "host": "guid-pc1"}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let ok2 = event(&sim, 0, "warning", &ago(0)).await;
+    let b = adapter(&sim).poll_events(&tenant, None, 10, None).await.unwrap();
+    assert_eq!(ids(&b), [&ok1, &ok2]);
+    assert_eq!(b.malformed.len(), 1);
+    assert_eq!(b.malformed[0].id, bad);
+    assert!(b.malformed[0].reason.contains("GNRL_EA_SEVERITY 0"), "{}", b.malformed[0].reason);
+    assert_eq!(b.next.0, format!("dbid:{ok2}"));
+}
+
+#[tokio::test]
+async fn event_db_ids_above_32_bits_survive_into_events_and_the_cursor() {
+    let sim = sim().await;
+    let tenant = tenant_id("lab", 0);
+    let big = (1_i64 << 33) + 7;
+    control(
+        &sim,
+        reqwest::Method::POST,
+        "/_sim/events",
+        json!({"vserver": 0, "severity": "critical", "event_type": "X", "event_db_id": big}),
+    )
+    .await;
+    let ksc = adapter(&sim);
+    let b = ksc.poll_events(&tenant, None, 10, None).await.unwrap();
+    assert_eq!(ids(&b), [big.to_string()]);
+    assert_eq!(b.next.0, format!("dbid:{big}"));
+    let next = event(&sim, 0, "info", &ago(0)).await;
+    assert_eq!(next, (big + 1).to_string());
+    let b = ksc.poll_events(&tenant, Some(&b.next), 10, None).await.unwrap();
+    assert_eq!(ids(&b), [&next]);
+}
+
+#[tokio::test]
+async fn records_with_null_fields_left_out_convert_and_pages_stay_under_65536() {
+    let sim = sim().await;
+    let tenant = tenant_id("lab", 0);
+    control(&sim, reqwest::Method::POST, "/_sim/events", json!({"vserver": 0, "severity": "info", "event_type": "X"}))
+        .await;
+    let mut c = adapter(&sim).config().clone();
+    c.event_page_size = 1_000_000; // clamped to events::MAX_PAGE; the server refuses >= 65536
+    // An old-form cursor: its read pages without knowing the count, so the clamp matters.
+    let old = Cursor(json!({"v": 1, "rise_time": ago(1), "seen": []}).to_string());
+    let b = KscSource::new(c).unwrap().poll_events(&tenant, Some(&old), 10, None).await.unwrap();
+    assert!(b.malformed.is_empty(), "{:?}", b.malformed);
+    assert_eq!(b.events.len(), 1);
+    assert_eq!((b.events[0].device.as_ref(), b.events[0].text.as_str()), (None, ""));
+    let widest = sim
+        .requests()
+        .iter()
+        .filter(|e| e.path.ends_with("GetRecordRange"))
+        .filter_map(|e| e.json())
+        .map(|b| b["nEnd"].as_i64().unwrap() - b["nStart"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(widest, ksc_adapter::events::MAX_PAGE as i64);
+}
