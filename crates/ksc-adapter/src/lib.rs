@@ -5,10 +5,10 @@
 //!
 //! The wire protocol, call by call (request, answer, errors, and which facts are verified
 //! against the vendor's public documentation and which are modelled), is in
-//! [`docs/protocols/security-center.md`](../../../docs/protocols/security-center.md) in the
-//! repository: session tokens per virtual server (`Session.StartSession` with `KSCBasic` and
-//! `X-KSC-VServer`), the `PxgRetVal`/`PxgError` envelope, typed values, event iterators and
-//! host chunk accessors that are always released.
+//! `docs/protocols/security-center.md` at the root of this repository: session tokens per
+//! virtual server (`Session.StartSession` with `KSCBasic` and `X-KSC-VServer`), the
+//! `PxgRetVal`/`PxgError` envelope, typed values, event iterators and host chunk accessors
+//! that are always released.
 //!
 //! Events are resumed from a `dbid:<event_db_id>` high-water mark (arrival order, so events
 //! that reach the server late are still read); see [`events`] for the read and the migration
