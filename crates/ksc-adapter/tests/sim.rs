@@ -522,3 +522,29 @@ async fn records_with_null_fields_left_out_convert_and_pages_stay_under_65536() 
         .unwrap();
     assert_eq!(widest, ksc_adapter::events::MAX_PAGE as i64);
 }
+
+/// The mark's position is found for every possible mark, ids with gaps included.
+#[tokio::test]
+async fn every_mark_resumes_exactly_after_itself() {
+    let sim = sim().await;
+    let tenant = tenant_id("lab", 0);
+    let mut all = Vec::new();
+    for i in 0..23_i64 {
+        let mut body = json!({"vserver": 0, "severity": "info", "event_type": "X", "occurred_at": ago(i % 5)});
+        if i == 11 {
+            body["event_db_id"] = json!(1_i64 << 35); // a gap, and above 32 bits
+        }
+        all.push(control(&sim, reqwest::Method::POST, "/_sim/events", body).await["id"].as_i64().unwrap());
+    }
+    let ksc = adapter(&sim);
+    let window = Some(chrono::Utc::now() - chrono::Duration::hours(24));
+    let mut marks: Vec<i64> = all.clone();
+    marks.extend([0, all[10] + 1, (1_i64 << 35) - 1, i64::MAX]);
+    for mark in marks {
+        let b = ksc.poll_events(&tenant, Some(&Cursor(format!("dbid:{mark}"))), 1000, window).await.unwrap();
+        let want: Vec<String> = all.iter().filter(|id| **id > mark).map(ToString::to_string).collect();
+        assert_eq!(ids(&b), want.iter().map(String::as_str).collect::<Vec<_>>(), "mark {mark}");
+        let next = if want.is_empty() { format!("dbid:{mark}") } else { format!("dbid:{}", want.last().unwrap()) };
+        assert_eq!(b.next.0, next, "mark {mark}");
+    }
+}
