@@ -184,3 +184,40 @@ async fn journal_keeps_only_the_newest_entries() {
     // A bounded journal without a limit set explicitly still has the default bound.
     assert_eq!(simulators::common::Journal::with_limit(2).limit(), 2);
 }
+
+/// Every simulator binary honours the journal bound from `SIM_JOURNAL` (and `ksc-sim` also
+/// takes `--journal N`).
+#[tokio::test]
+async fn every_binary_bounds_its_journal() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    let binaries = [
+        (env!("CARGO_BIN_EXE_autotask-sim"), vec![]),
+        (env!("CARGO_BIN_EXE_kbh-sim"), vec![]),
+        (env!("CARGO_BIN_EXE_ksc-sim"), vec![]),
+        (env!("CARGO_BIN_EXE_ksc-sim"), vec!["--journal", "2"]),
+    ];
+    for (bin, extra) in binaries {
+        let flag = !extra.is_empty();
+        let mut cmd = Command::new(bin);
+        cmd.args(["--listen", "127.0.0.1:0"]).args(&extra).stdout(Stdio::piped());
+        if !flag {
+            cmd.env("SIM_JOURNAL", "2");
+        } else {
+            cmd.env("SIM_JOURNAL", "100");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+        let http = reqwest::Client::new();
+        for i in 0..5 {
+            let _ = http.get(format!("{url}/journal-probe-{i}")).send().await.unwrap();
+        }
+        let journal: Value = http.get(format!("{url}/_sim/requests")).send().await.unwrap().json().await.unwrap();
+        let paths: Vec<&str> = journal.as_array().unwrap().iter().filter_map(|e| e["path"].as_str()).collect();
+        assert_eq!(paths, ["/journal-probe-3", "/journal-probe-4"], "{bin} {extra:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
