@@ -354,5 +354,8 @@ fn transport_error(method: &str, e: &reqwest::Error) -> KscError {
         message.push_str(&s.to_string());
         source = s.source();
     }
+    if message.contains("invalid peer certificate") || message.contains(pinned_tls::UNPINNED) {
+        return KscError::Tls { method: method.to_owned(), message };
+    }
     KscError::Connect { method: method.to_owned(), message }
 }

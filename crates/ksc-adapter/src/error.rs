@@ -52,6 +52,16 @@ pub enum KscError {
         /// Transport detail.
         message: String,
     },
+    /// The server's certificate was refused (not pinned, wrong host name, untrusted). The
+    /// request was not sent. Not retried: only the configuration (`ca_file`, `cert_sha256`,
+    /// `accept_invalid_hostnames`) or the server's certificate can change it.
+    #[error("security center certificate refused calling {method}: {message}")]
+    Tls {
+        /// The API method.
+        method: String,
+        /// Transport detail, with the server's SHA-256 fingerprint when it was not pinned.
+        message: String,
+    },
     /// No answer in time. The request MAY have been received.
     #[error("timed out calling {method}")]
     Timeout {
@@ -131,6 +141,8 @@ pub enum ErrorClass {
     RateLimited,
     /// Our own configuration or input is wrong.
     Config,
+    /// The server's certificate was refused.
+    Tls,
 }
 
 impl KscError {
@@ -149,6 +161,7 @@ impl KscError {
             Self::Malformed { .. } => ErrorClass::Malformed,
             Self::UnknownTenant(_) => ErrorClass::NotFound,
             Self::Config(_) => ErrorClass::Config,
+            Self::Tls { .. } => ErrorClass::Tls,
         }
     }
 
@@ -185,7 +198,7 @@ impl From<KscError> for PortError {
             ErrorClass::RateLimited => PortErrorKind::RateLimited,
             ErrorClass::NotFound => PortErrorKind::NotFound,
             ErrorClass::Config => PortErrorKind::Invalid,
-            ErrorClass::Malformed | ErrorClass::Api => PortErrorKind::Other,
+            ErrorClass::Malformed | ErrorClass::Api | ErrorClass::Tls => PortErrorKind::Other,
         };
         Self::new(kind, e.to_string())
     }

@@ -384,6 +384,9 @@ async fn a_server_certificate_pinned_by_sha256_is_accepted_and_a_wrong_pin_refus
     let err = tls_adapter(&sim, |c| c.cert_sha256 = Some(wrong)).client().ping("").await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("not pinned") && text.contains(&cert.sha256), "{text}");
+    assert!(matches!(err, ksc_adapter::KscError::Tls { .. }) && !err.is_transient(), "{err:?}");
+    let port: ticketing_core::ports::PortError = err.into();
+    assert_eq!(port.kind, ticketing_core::ports::PortErrorKind::Other);
     // Without any pin the self-signed certificate is not trusted at all.
     assert!(tls_adapter(&sim, |_| {}).client().ping("").await.is_err());
     // A malformed fingerprint is a configuration error at build time.
@@ -402,6 +405,7 @@ async fn a_host_name_mismatch_is_refused_unless_accept_invalid_hostnames() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not valid for name"), "{err}");
+    assert_eq!(err.class(), ksc_adapter::ErrorClass::Tls);
     let err = tls_adapter(&sim, |c| c.cert_sha256 = Some(cert.sha256.clone())).client().ping("").await.unwrap_err();
     assert!(err.to_string().contains("not valid for name"), "{err}");
     let lax = tls_adapter(&sim, |c| {
