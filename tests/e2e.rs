@@ -3,115 +3,23 @@
 //!
 //! What a technician would see in the PSA is checked in the Autotask simulator's tickets.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use daemon::demo::{ACME, ADMIN_TOKEN, KBH_COMPANY, Lab, OLD_CO};
-use daemon::service::{self, Running, StartOptions};
+use daemon::demo::{ACME, KBH_COMPANY, Lab, OLD_CO};
+use daemon::service;
 use serde_json::{Value, json};
+use support::*;
 use ticketing_core::catalog::Catalog;
 use ticketing_core::ledger::TicketState;
 use ticketing_core::model::PsaId;
 use ticketing_core::ports::{Account, OwnedTicket, PortError, RemoteTicket, TicketSink};
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
-
-const TICK: Duration = Duration::from_millis(100);
-
-async fn start(lab: &Lab, rules: &str, polling: &[(&str, &str)]) -> Result<Running> {
-    start_with(lab, rules, polling, None).await
-}
-
-async fn start_with(
-    lab: &Lab,
-    rules: &str,
-    polling: &[(&str, &str)],
-    wrap: Option<service::SinkWrapper>,
-) -> Result<Running> {
-    let mut toml = lab.config_toml(rules, "127.0.0.1:0");
-    for (k, v) in polling {
-        let re = format!("{k} = ");
-        let start = toml.find(&re).expect("a polling key of the lab config");
-        let end = start + toml[start..].find('\n').unwrap();
-        toml.replace_range(start..end, &format!("{k} = {v}"));
-    }
-    let config = daemon::config::Config::parse(&toml, "e2e.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
-    service::start_with(&config, StartOptions { tick: TICK, notices: None, wrap_sink: wrap }).await
-}
-
-/// Polls `check` until it returns `Some`, or fails after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_tickets(lab: &Lab, n: usize, secs: u64) -> Result<Vec<Value>> {
-    eventually(secs, &format!("{n} tickets"), || async {
-        let t = lab.tickets().await?;
-        Ok((t.len() >= n).then_some(t))
-    })
-    .await
-}
-
-fn by_external_id(tickets: &[Value]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for t in tickets {
-        *m.entry(t["externalID"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
-    }
-    m
-}
-
-fn find<'a>(tickets: &'a [Value], title_part: &str) -> &'a Value {
-    let hits: Vec<&Value> =
-        tickets.iter().filter(|t| t["title"].as_str().unwrap_or_default().contains(title_part)).collect();
-    assert_eq!(hits.len(), 1, "exactly one ticket titled like {title_part:?} in {tickets:#?}");
-    hits[0]
-}
-
-fn time(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).map(|t| t.with_timezone(&Utc)).expect("a timestamp")
-}
-
-/// Due time = creation + the rule's due hours (within the test's own runtime).
-fn assert_due(t: &Value, hours: i64) {
-    let due = time(&t["dueDateTime"]);
-    let created = time(&t["createDate"]);
-    let delta = due - created - chrono::Duration::hours(hours);
-    assert!(delta.num_seconds().abs() < 120, "due {due} vs created {created} + {hours}h in {t}");
-}
-
-async fn metrics(running: &Running) -> Result<String> {
-    let addr = running.admin_addr.expect("admin listener");
-    let text = reqwest::Client::new()
-        .get(format!("http://{addr}/metrics"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    Ok(text)
-}
-
-fn metric(text: &str, line_start: &str) -> u64 {
-    text.lines().find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
-}
 
 const GUIDE_RULES: &str = r#"
 [rules.general]

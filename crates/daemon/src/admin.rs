@@ -103,6 +103,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rules/preview", get(preview))
         .route("/api/mapping", get(mapping))
         .route("/api/ledger", get(ledger))
+        .route("/api/ledger/retry", post(retry))
         .route("/api/transitions", get(transitions))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(|| async { "ok" })).merge(api).with_state(state)
@@ -187,9 +188,32 @@ async fn ledger(
     Query(q): Query<LedgerQuery>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let ledger = s.shared.store.load_ledger().map_err(OpError::from)?;
-    let entries: Vec<_> =
-        ledger.entries().filter(|e| q.state.as_deref().is_none_or(|st| e.state.name() == st)).cloned().collect();
+    let entries: Vec<_> = crate::ledger_ops::entries(&ledger, q.state.as_deref()).cloned().collect();
     Ok(Json(json!({ "count": entries.len(), "entries": entries })))
+}
+
+/// `POST /api/ledger/retry`: `{"key": "<ticket key or idempotency key>"}` or
+/// `{"all_failed": true}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryBody {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    all_failed: bool,
+}
+
+async fn retry(
+    State(s): State<AdminState>,
+    Json(b): Json<RetryBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let target = match (b.key, b.all_failed) {
+        (Some(k), false) => crate::ledger_ops::Retry::Key(k),
+        (None, true) => crate::ledger_ops::Retry::AllFailed,
+        _ => return Err(OpError::Invalid("give exactly one of key or all_failed".to_owned()).into()),
+    };
+    let n = crate::ledger_ops::request_retry(s.shared.store.as_ref(), &target)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "requested": n }))))
 }
 
 #[derive(Deserialize)]

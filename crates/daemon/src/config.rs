@@ -195,6 +195,10 @@ pub struct AutotaskConfig {
     /// Explicit base URL (simulators, tests); without it the zone is discovered.
     #[serde(default)]
     pub base_url: Option<String>,
+    /// Where the zone is discovered (`zoneInformation`), when `base_url` is not given. Default:
+    /// Autotask's own `https://webservices.autotask.net/atservicesrest`.
+    #[serde(default)]
+    pub discovery_url: Option<String>,
     /// API user name.
     pub username: String,
     /// API user secret.

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod ledger_ops;
 pub mod metrics;
 pub mod rules_ops;
 pub mod service;

@@ -49,6 +49,33 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Look at the ticket ledger and act on it (retry refused creates).
+    Ledger {
+        /// The configuration file (for the store's location).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerAction {
+    /// List ledger entries, optionally of one state (`failed` shows the PSA's reason).
+    List {
+        /// `planned`, `open`, `closing`, `closed`, `failed` or `dropped`.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Re-plan a create the PSA refused, once its rule is fixed (the running daemon picks the
+    /// request up on its next tick).
+    Retry {
+        /// The entry's ticket key (as `list` shows it) or idempotency key.
+        key: Option<String>,
+        /// Every failed entry.
+        #[arg(long, conflicts_with = "key")]
+        all_failed: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +191,34 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             let config = load(&config)?;
             init_logging("human", "warn");
             rules(&config, action).await
+        }
+        Command::Ledger { config, action } => {
+            let config = load(&config)?;
+            init_logging("human", "warn");
+            ledger(&config, action)
+        }
+    }
+}
+
+fn ledger(config: &Config, action: LedgerAction) -> Result<ExitCode> {
+    let (store, _) = service::open_store(config)?;
+    match action {
+        LedgerAction::List { state } => {
+            let ledger = store.load_ledger()?;
+            for e in daemon::ledger_ops::entries(&ledger, state.as_deref()) {
+                println!("{}", serde_json::to_string(e)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerAction::Retry { key, all_failed } => {
+            let target = match (key, all_failed) {
+                (Some(k), false) => daemon::ledger_ops::Retry::Key(k),
+                (None, true) => daemon::ledger_ops::Retry::AllFailed,
+                _ => anyhow::bail!("give a KEY or --all-failed"),
+            };
+            let n = daemon::ledger_ops::request_retry(store.as_ref(), &target)?;
+            println!("retry requested for {n} failed ticket(s); the running daemon re-plans them on its next tick");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

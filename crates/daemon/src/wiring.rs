@@ -35,7 +35,12 @@ impl Wired {
         let client = self.autotask.clone();
         Box::new(move || {
             let u = client.budget_usage();
-            crate::metrics::Budget { used: u.used, configured: 0, server: 0, effective: u.limit }
+            crate::metrics::Budget {
+                used: u.used,
+                configured: u.configured_limit,
+                server: u.server_limit.unwrap_or(0),
+                effective: u.limit,
+            }
         })
     }
 
@@ -68,6 +73,10 @@ pub fn wire(config: &Config) -> Result<Wired> {
     if let Some(url) = &at.base_url {
         builder = builder.base_url(url.clone());
     }
+    if let Some(url) = &at.discovery_url {
+        builder = builder.discovery_url(url);
+    }
+    builder = builder.timeout(Duration::from_secs(at.timeout_secs.max(1)));
     if let Some(n) = at.max_concurrency {
         builder = builder.max_concurrency_per_entity(n);
     }

@@ -113,7 +113,7 @@ fn owned(key: &TicketKey, generation: u32, id: i64, open: bool, description: Str
 fn a_lost_ledger_is_rebuilt_from_the_tickets_key_lines() {
     let (_, key, draft) = planned_event(Duration::hours(1));
     let fresh = Ledger::new();
-    let listing = vec![owned(&key, 1, 500, true, draft.description.clone())];
+    let listing = vec![owned(&key, 1, 500, true, draft.description)];
     let (adopt, unreadable) = fresh.adoptions(&listing);
     assert_eq!(unreadable, 0);
     assert_eq!(adopt.len(), 1);

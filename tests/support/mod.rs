@@ -1,0 +1,125 @@
+//! What the end-to-end test binaries share: starting the daemon against the lab, waiting for
+//! what the simulators show, reading `/metrics`.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+use daemon::demo::{ADMIN_TOKEN, Lab};
+use daemon::service::{self, Running, StartOptions};
+use serde_json::Value;
+
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+pub(crate) async fn start(lab: &Lab, rules: &str, polling: &[(&str, &str)]) -> Result<Running> {
+    start_with(lab, rules, polling, None).await
+}
+
+pub(crate) async fn start_with(
+    lab: &Lab,
+    rules: &str,
+    polling: &[(&str, &str)],
+    wrap: Option<service::SinkWrapper>,
+) -> Result<Running> {
+    let mut toml = lab.config_toml(rules, "127.0.0.1:0");
+    // A bare key is a `[polling]` key.
+    let keys: Vec<(String, &str)> = polling
+        .iter()
+        .map(|(k, v)| (if k.contains('.') { (*k).to_owned() } else { format!("polling.{k}") }, *v))
+        .collect();
+    set_keys(&mut toml, &keys.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>());
+    let config = daemon::config::Config::parse(&toml, "e2e.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    service::start_with(&config, StartOptions { tick: TICK, notices: None, wrap_sink: wrap }).await
+}
+
+/// Polls `check` until it returns `Some`, or fails after `secs`.
+pub(crate) async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub(crate) async fn wait_tickets(lab: &Lab, n: usize, secs: u64) -> Result<Vec<Value>> {
+    eventually(secs, &format!("{n} tickets"), || async {
+        let t = lab.tickets().await?;
+        Ok((t.len() >= n).then_some(t))
+    })
+    .await
+}
+
+pub(crate) fn by_external_id(tickets: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for t in tickets {
+        *m.entry(t["externalID"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    m
+}
+
+pub(crate) fn find<'a>(tickets: &'a [Value], title_part: &str) -> &'a Value {
+    let hits: Vec<&Value> =
+        tickets.iter().filter(|t| t["title"].as_str().unwrap_or_default().contains(title_part)).collect();
+    assert_eq!(hits.len(), 1, "exactly one ticket titled like {title_part:?} in {tickets:#?}");
+    hits[0]
+}
+
+pub(crate) fn time(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).map(|t| t.with_timezone(&Utc)).expect("a timestamp")
+}
+
+/// Due time = creation + the rule's due hours (within the test's own runtime).
+pub(crate) fn assert_due(t: &Value, hours: i64) {
+    let due = time(&t["dueDateTime"]);
+    let created = time(&t["createDate"]);
+    let delta = due - created - chrono::Duration::hours(hours);
+    assert!(delta.num_seconds().abs() < 120, "due {due} vs created {created} + {hours}h in {t}");
+}
+
+pub(crate) async fn metrics(running: &Running) -> Result<String> {
+    let addr = running.admin_addr.expect("admin listener");
+    let text = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(text)
+}
+
+pub(crate) fn metric(text: &str, line_start: &str) -> u64 {
+    text.lines().find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
+}
+
+/// Replaces `key = …` lines (the first of each) in a lab configuration, or appends the line to
+/// the section `[section]` when the key is not there: `("autotask.hourly_budget", "20")`.
+pub(crate) fn set_keys(toml: &mut String, keys: &[(&str, &str)]) {
+    for (path, value) in keys {
+        let (section, key) = path.rsplit_once('.').expect("section.key");
+        let header = format!("[{section}]\n");
+        let at = toml.find(&header).expect("a section of the lab config") + header.len();
+        let line = format!("{key} = ");
+        let end_of_section = toml[at..].find("\n[").map_or(toml.len(), |i| at + i + 1);
+        match toml[at..end_of_section].find(&line) {
+            Some(i) => {
+                let start = at + i;
+                let end = start + toml[start..].find('\n').unwrap();
+                toml.replace_range(start..end, &format!("{key} = {value}"));
+            }
+            None => toml.insert_str(at, &format!("{key} = {value}\n")),
+        }
+    }
+}
