@@ -170,7 +170,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Check { config } => {
             init_logging("human", "warn");
-            let problems = service::check(&config).await;
+            let problems = daemon::check::check(&config).await;
             if problems.is_empty() {
                 println!("{}: ok", config.display());
                 Ok(ExitCode::SUCCESS)
