@@ -239,10 +239,17 @@ pub struct SecurityCenterConfig {
     pub user: String,
     /// Password.
     pub password: SecretRef,
-    /// PEM file of the server's certificate or CA.
+    /// PEM file of the server's own certificate (pinned: accepted as the server's even when
+    /// self-signed and marked CA:TRUE, as `klserver.cer` is) or of a CA.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Turn TLS verification off (logged as a warning at start).
+    /// Pins the server certificate by its SHA-256 fingerprint (hex, colons optional).
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
+    /// Accept a pinned certificate whose names do not match the host (logged as a warning).
+    #[serde(default)]
+    pub accept_invalid_hostnames: bool,
+    /// Turn TLS verification off (logged as a warning at start; prefer pinning).
     #[serde(default)]
     pub accept_invalid_certs: bool,
     /// Treat the main server as a tenant too.

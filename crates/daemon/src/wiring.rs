@@ -107,6 +107,12 @@ pub fn wire(config: &Config) -> Result<Wired> {
             (Some(path), false) => TlsVerification::CaFile(path.clone()),
             (None, false) => TlsVerification::System,
         };
+        if let Some(fp) = &k.cert_sha256 {
+            kc = kc.with_cert_sha256(fp.clone());
+        }
+        if k.accept_invalid_hostnames {
+            kc = kc.with_accept_invalid_hostnames(true);
+        }
         kc.request_timeout = Duration::from_secs(k.timeout_secs);
         let source = Arc::new(KscSource::new(kc).with_context(|| format!("security center {:?}", k.name))?);
         // A poll is a few requests (open an iterator, read pages, release it).

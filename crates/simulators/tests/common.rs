@@ -196,6 +196,8 @@ async fn every_binary_bounds_its_journal() {
         (env!("CARGO_BIN_EXE_kbh-sim"), vec![]),
         (env!("CARGO_BIN_EXE_ksc-sim"), vec![]),
         (env!("CARGO_BIN_EXE_ksc-sim"), vec!["--journal", "2"]),
+        (env!("CARGO_BIN_EXE_autotask-sim"), vec!["--journal", "2"]),
+        (env!("CARGO_BIN_EXE_kbh-sim"), vec!["--journal", "2"]),
     ];
     for (bin, extra) in binaries {
         let flag = !extra.is_empty();

@@ -35,11 +35,14 @@ struct Args {
     /// Time every request holds its thread slot, in milliseconds.
     #[arg(long)]
     hold_ms: Option<u64>,
+    #[command(flatten)]
+    journal: simulators::common::JournalArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    args.journal.apply();
     let mut cfg =
         Config { user: args.user, secret: args.secret, integration_code: args.integration_code, ..Config::default() };
     if let Some(v) = args.thread_limit {

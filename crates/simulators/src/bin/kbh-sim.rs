@@ -33,11 +33,14 @@ struct Args {
     /// Start with a demo company, devices and events.
     #[arg(long)]
     seed: bool,
+    #[command(flatten)]
+    journal: simulators::common::JournalArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    args.journal.apply();
     let config = Config {
         token: args.token,
         email: args.email,
