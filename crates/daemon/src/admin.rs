@@ -57,6 +57,16 @@ impl IntoResponse for AppError {
                 (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": OpError::NoCatalog.to_string() })))
                     .into_response()
             }
+            OpError::Conflict { section, revision } => {
+                let msg =
+                    format!("{section}: the rules changed elsewhere (now revision {revision}); reload and try again");
+                (
+                    StatusCode::CONFLICT,
+                    [(header::ETAG, etag(revision))],
+                    Json(json!({ "error": msg, "section": section, "revision": revision })),
+                )
+                    .into_response()
+            }
             OpError::Store(e) => {
                 error!(error = %e, "admin request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response()
@@ -113,18 +123,44 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.shared.metrics.render())
 }
 
-async fn get_rules(State(s): State<AdminState>) -> Json<serde_json::Value> {
+async fn get_rules(State(s): State<AdminState>) -> Response {
+    // Sync first, so the revision handed out is the store's newest.
+    let _ = rules_ops::sync_from_store(&s.shared);
     let book = s.shared.rules().clone();
+    let revision = s.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
     let catalog = s.shared.catalog();
     let problems = catalog.as_ref().map(|c| book.draft.validate(c)).unwrap_or_default();
     let dirty: Vec<String> =
         Section::all().into_iter().filter(|sec| book.is_dirty(*sec)).map(|sec| sec.to_string()).collect();
-    Json(json!({ "saved": book.saved, "draft": book.draft, "dirty": dirty, "problems": problems, "catalog": catalog }))
+    let body = json!({ "revision": revision, "saved": book.saved, "draft": book.draft, "dirty": dirty, "problems": problems, "catalog": catalog });
+    ([(header::ETAG, etag(revision))], Json(body)).into_response()
 }
 
-async fn put_draft(State(s): State<AdminState>, Json(draft): Json<RuleSet>) -> Result<StatusCode, AppError> {
-    rules_ops::put_draft(&s.shared, draft)?;
-    Ok(StatusCode::NO_CONTENT)
+fn etag(revision: u64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// The revision a writer based its change on: `If-Match: "N"` (from `GET /api/rules`'s ETag or
+/// its `revision`). Without the header the change applies on top of the newest rules.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
+    let Some(v) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = v.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
+    text.parse()
+        .map(Some)
+        .map_err(|_| OpError::Invalid(format!("If-Match must be a rules revision such as \"7\", not {text:?}")).into())
+}
+
+/// A successful edit: 204 with the new revision as the ETag.
+fn edited(revision: u64) -> Response {
+    (StatusCode::NO_CONTENT, [(header::ETAG, etag(revision))]).into_response()
+}
+
+async fn put_draft(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(draft): Json<RuleSet>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::put_draft(&s.shared, draft, if_match(&headers)?)?))
 }
 
 #[derive(Deserialize)]
@@ -134,14 +170,20 @@ struct BulkEdit {
     patch: RulePatch,
 }
 
-async fn bulk_edit(State(s): State<AdminState>, Json(b): Json<BulkEdit>) -> Result<StatusCode, AppError> {
-    rules_ops::bulk_edit(&s.shared, &b.rows, &b.patch)?;
-    Ok(StatusCode::NO_CONTENT)
+async fn bulk_edit(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(b): Json<BulkEdit>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::bulk_edit(&s.shared, &b.rows, &b.patch, if_match(&headers)?)?))
 }
 
-async fn edit_general(State(s): State<AdminState>, Json(p): Json<GeneralPatch>) -> Result<StatusCode, AppError> {
-    rules_ops::edit_general(&s.shared, &p)?;
-    Ok(StatusCode::NO_CONTENT)
+async fn edit_general(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(p): Json<GeneralPatch>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::edit_general(&s.shared, &p, if_match(&headers)?)?))
 }
 
 #[derive(Deserialize)]
@@ -150,19 +192,28 @@ struct SectionBody {
     section: Section,
 }
 
-async fn save(State(s): State<AdminState>, Json(b): Json<SectionBody>) -> Result<StatusCode, AppError> {
-    rules_ops::save(&s.shared, b.section)?;
-    Ok(StatusCode::NO_CONTENT)
+async fn save(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(b): Json<SectionBody>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::save(&s.shared, b.section, if_match(&headers)?)?))
 }
 
-async fn cancel(State(s): State<AdminState>, Json(b): Json<SectionBody>) -> Result<StatusCode, AppError> {
-    rules_ops::cancel(&s.shared, b.section)?;
-    Ok(StatusCode::NO_CONTENT)
+async fn cancel(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(b): Json<SectionBody>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::cancel(&s.shared, b.section, if_match(&headers)?)?))
 }
 
-async fn reset(State(s): State<AdminState>, Json(b): Json<SectionBody>) -> Result<StatusCode, AppError> {
-    rules_ops::reset(&s.shared, b.section)?;
-    Ok(StatusCode::NO_CONTENT)
+async fn reset(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(b): Json<SectionBody>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::reset(&s.shared, b.section, if_match(&headers)?)?))
 }
 
 #[derive(Deserialize)]

@@ -27,7 +27,7 @@ pub async fn check(path: &Path) -> Vec<ConfigProblem> {
         }
     };
     let rules = match SqliteStore::open(&config.store.path).ok().and_then(|s| s.rulebook().ok().flatten()) {
-        Some(book) => book.saved,
+        Some((book, _)) => book.saved,
         None => config.rules.to_rule_set(),
     };
     match wired.sink.catalog().await {

@@ -115,6 +115,8 @@ pub struct Shared {
     pub rules: Mutex<RuleBook>,
     /// Bumped whenever `rules.saved` changes, so the engine rebuilds its context.
     pub rules_version: AtomicU64,
+    /// The store revision `rules` corresponds to (compare-and-swap writes, see `rules_ops`).
+    pub rules_revision: AtomicU64,
     /// The last catalog read from the PSA.
     pub catalog: RwLock<Option<Catalog>>,
     /// The last accounts read from the PSA.
@@ -128,10 +130,13 @@ pub struct Shared {
 impl Shared {
     /// Shared state over a store and the rules found in it.
     pub fn new(store: Arc<dyn Store>, rules: RuleBook) -> Arc<Self> {
+        // A store that cannot say starts this process behind: the first write syncs first.
+        let revision = store.rules_revision().unwrap_or(0);
         Arc::new(Self {
             store,
             rules: Mutex::new(rules),
             rules_version: AtomicU64::new(0),
+            rules_revision: AtomicU64::new(revision),
             catalog: RwLock::new(None),
             accounts: RwLock::new(Vec::new()),
             mapping: RwLock::new(Vec::new()),
@@ -463,6 +468,15 @@ impl Engine {
     /// Starts whatever is due and not already running.
     fn start_due_work(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         self.shared.store.verify()?;
+        // A save made elsewhere (the CLI on the store, another daemon) takes effect here.
+        match crate::rules_ops::sync_from_store(&self.shared) {
+            Ok(Some((revision, sections))) if !sections.is_empty() => {
+                let sections: Vec<String> = sections.iter().map(ToString::to_string).collect();
+                info!(sections = %sections.join(", "), revision, "saved rules changed elsewhere; applying them");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot read the rules' revision from the store"),
+        }
         let rules_version = self.shared.rules_version.load(Ordering::SeqCst);
         if !self.refreshing && (self.ctx.is_none() || now >= self.refresh_due) {
             self.start_refresh();

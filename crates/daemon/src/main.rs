@@ -46,6 +46,10 @@ enum Command {
         /// The configuration file (for the store's location and the PSA connection).
         #[arg(long)]
         config: PathBuf,
+        /// The rules revision this change is based on (from `rules show`); if the store holds
+        /// a newer one, the change is refused with exit code 3 instead of applied.
+        #[arg(long)]
+        revision: Option<u64>,
         #[command(subcommand)]
         action: RulesAction,
     },
@@ -187,10 +191,19 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             daemon::demo::run(keep_running).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules { config, action } => {
+        Command::Rules { config, revision, action } => {
             let config = load(&config)?;
             init_logging("human", "warn");
-            rules(&config, action).await
+            match rules(&config, action, revision).await {
+                Err(e) => match e.downcast_ref::<rules_ops::OpError>() {
+                    Some(conflict @ rules_ops::OpError::Conflict { .. }) => {
+                        eprintln!("{conflict}");
+                        Ok(ExitCode::from(3))
+                    }
+                    _ => Err(e),
+                },
+                ok => ok,
+            }
         }
         Command::Ledger { config, action } => {
             let config = load(&config)?;
@@ -227,13 +240,18 @@ fn load(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn rules(config: &Config, action: RulesAction) -> Result<ExitCode> {
+/// `msp-ticketd rules …`: the same operations as the admin API and the UI, on the store
+/// directly (a running daemon picks a save up within one tick). Every write is a
+/// compare-and-swap on the rules revision.
+async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> Result<ExitCode> {
     let (store, book) = service::open_store(config)?;
     let shared = Shared::new(store, book);
+    let wrote = |revision: u64| println!("draft updated (revision {revision})");
     let parse_patch = |s: &str| serde_json::from_str::<RulePatch>(s).context("the patch");
     match action {
         RulesAction::Show { section } => {
             let book = shared.rules().clone();
+            println!("revision {}", shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst));
             let sections = section.map_or_else(Section::all, |s| vec![s]);
             for s in sections {
                 let dirty = if book.is_dirty(s) { "  (draft differs from saved)" } else { "" };
@@ -253,17 +271,21 @@ async fn rules(config: &Config, action: RulesAction) -> Result<ExitCode> {
                 }
             }
         }
-        RulesAction::Set { row, patch } => rules_ops::bulk_edit(&shared, &[row], &parse_patch(&patch)?)?,
-        RulesAction::BulkEdit { patch, rows } => rules_ops::bulk_edit(&shared, &rows, &parse_patch(&patch)?)?,
+        RulesAction::Set { row, patch } => {
+            wrote(rules_ops::bulk_edit(&shared, &[row], &parse_patch(&patch)?, expected)?)
+        }
+        RulesAction::BulkEdit { patch, rows } => {
+            wrote(rules_ops::bulk_edit(&shared, &rows, &parse_patch(&patch)?, expected)?)
+        }
         RulesAction::General { patch } => {
             let p: GeneralPatch = serde_json::from_str(&patch).context("the patch")?;
-            rules_ops::edit_general(&shared, &p)?;
+            wrote(rules_ops::edit_general(&shared, &p, expected)?);
         }
         RulesAction::Save { section } => {
             let wired = daemon::wiring::wire(config)?;
             let catalog = wired.sink.catalog().await.context("reading the PSA catalog")?;
-            match rules_ops::save_with(&shared, section, &catalog) {
-                Ok(()) => println!("saved {section}"),
+            match rules_ops::save_with(&shared, section, &catalog, expected) {
+                Ok(revision) => println!("saved {section} (revision {revision})"),
                 Err(rules_ops::OpError::Refused { problems, .. }) => {
                     for p in &problems {
                         println!("{p}");
@@ -274,8 +296,8 @@ async fn rules(config: &Config, action: RulesAction) -> Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             }
         }
-        RulesAction::Cancel { section } => rules_ops::cancel(&shared, section)?,
-        RulesAction::Reset { section } => rules_ops::reset(&shared, section)?,
+        RulesAction::Cancel { section } => wrote(rules_ops::cancel(&shared, section, expected)?),
+        RulesAction::Reset { section } => wrote(rules_ops::reset(&shared, section, expected)?),
         RulesAction::Preview { days } => {
             let wired = daemon::wiring::wire(config)?;
             let catalog = wired.sink.catalog().await.context("reading the PSA catalog")?;

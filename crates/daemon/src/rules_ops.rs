@@ -15,6 +15,8 @@ use ticketing_core::model::{PsaId, TenantId};
 use ticketing_core::ports::Account;
 use ticketing_core::rules::{RowId, RuleSet, Section, ValidationError};
 
+use tracing::info;
+
 use crate::engine::Shared;
 use crate::store::{Store, StoreError};
 
@@ -35,67 +37,134 @@ pub enum OpError {
     /// The PSA catalog has not been read yet, so values cannot be checked.
     #[error("the PSA catalog is not loaded yet; try again shortly")]
     NoCatalog,
+    /// Another writer (the CLI, the API, the UI, another daemon) saved a newer revision than
+    /// the one this change was based on: reload, then edit again.
+    #[error("{section}: the rules changed elsewhere (now revision {revision}); reload and try again")]
+    Conflict {
+        /// The section the refused change was for.
+        section: String,
+        /// The stored revision.
+        revision: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Applies `change` to a copy of the rule book, stores the copy, and only then makes it the
-/// book in memory: a refused change or a failed write leaves both untouched.
-fn update(shared: &Shared, change: impl FnOnce(&mut RuleBook) -> Result<(), OpError>) -> Result<(), OpError> {
+/// Takes the store's rule book when another writer changed it since this process last read or
+/// wrote it. Returns the new revision and the sections whose saved rules changed (empty when
+/// only drafts did), or `None` when nothing changed. The engine calls this every tick, so a
+/// save made anywhere takes effect within one.
+pub fn sync_from_store(shared: &Shared) -> Result<Option<(u64, Vec<Section>)>, OpError> {
     let mut book = shared.rules();
+    sync_locked(shared, &mut book)
+}
+
+fn sync_locked(shared: &Shared, book: &mut RuleBook) -> Result<Option<(u64, Vec<Section>)>, OpError> {
+    let stored = shared.store.rules_revision()?;
+    if stored == shared.rules_revision.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    let Some((theirs, revision)) = shared.store.rulebook()? else { return Ok(None) };
+    let changed = changed_sections(&book.saved, &theirs.saved);
+    *book = theirs;
+    shared.rules_revision.store(revision, Ordering::SeqCst);
+    if !changed.is_empty() {
+        shared.rules_version.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(Some((revision, changed)))
+}
+
+fn changed_sections(old: &RuleSet, new: &RuleSet) -> Vec<Section> {
+    let mut out: Vec<Section> =
+        Section::all().into_iter().filter(|s| s.rows().iter().any(|r| old.rule(r) != new.rule(r))).collect();
+    if old.general != new.general {
+        out.insert(0, Section::General);
+    }
+    out
+}
+
+/// Applies `change` to a copy of the rule book and stores the copy with a compare-and-swap on
+/// the revision; only then is it the book in memory. A refused change, a conflict or a failed
+/// write leaves both untouched. `expected` is the revision the writer last saw (the UI's page,
+/// an API client's `If-Match`, the CLI's `--revision`); without one, the change applies on top
+/// of the newest stored rules (it is a patch, so nothing another writer saved is lost).
+fn update(
+    shared: &Shared,
+    section: &str,
+    expected: Option<u64>,
+    change: impl FnOnce(&mut RuleBook) -> Result<(), OpError>,
+) -> Result<u64, OpError> {
+    let mut book = shared.rules();
+    sync_locked(shared, &mut book)?;
+    let current = shared.rules_revision.load(Ordering::SeqCst);
+    let conflict = |revision| OpError::Conflict { section: section.to_owned(), revision };
+    if expected.is_some_and(|e| e != current) {
+        return Err(conflict(current));
+    }
     let mut next = book.clone();
     change(&mut next)?;
-    shared.store.save_rulebook(&next)?;
+    let saved_changed = next.saved != book.saved;
+    let revision = match shared.store.save_rulebook(&next, current) {
+        Ok(r) => r,
+        Err(StoreError::Conflict { current }) => return Err(conflict(current)),
+        Err(e) => return Err(e.into()),
+    };
     *book = next;
-    Ok(())
+    shared.rules_revision.store(revision, Ordering::SeqCst);
+    if saved_changed {
+        shared.rules_version.fetch_add(1, Ordering::SeqCst);
+        info!(section, revision, "rules saved");
+    }
+    Ok(revision)
 }
 
 /// Applies one patch to several rows of the draft.
-pub fn bulk_edit(shared: &Shared, rows: &[RowId], patch: &RulePatch) -> Result<(), OpError> {
-    update(shared, |next| next.bulk_edit(rows, patch).map_err(|e| OpError::Invalid(e.to_string())))
+pub fn bulk_edit(shared: &Shared, rows: &[RowId], patch: &RulePatch, expected: Option<u64>) -> Result<u64, OpError> {
+    let section = rows.first().map_or_else(|| "rules".to_owned(), |r| r.section().to_string());
+    update(shared, &section, expected, |next| next.bulk_edit(rows, patch).map_err(|e| OpError::Invalid(e.to_string())))
 }
 
 /// Edits the draft's general settings.
-pub fn edit_general(shared: &Shared, patch: &GeneralPatch) -> Result<(), OpError> {
-    update(shared, |next| {
+pub fn edit_general(shared: &Shared, patch: &GeneralPatch, expected: Option<u64>) -> Result<u64, OpError> {
+    update(shared, &Section::General.to_string(), expected, |next| {
         next.edit_general(patch);
         Ok(())
     })
 }
 
 /// Replaces the whole draft.
-pub fn put_draft(shared: &Shared, draft: RuleSet) -> Result<(), OpError> {
-    update(shared, |next| {
+pub fn put_draft(shared: &Shared, draft: RuleSet, expected: Option<u64>) -> Result<u64, OpError> {
+    update(shared, "draft", expected, |next| {
         next.draft = draft.complete();
         Ok(())
     })
 }
 
 /// "Save changes" for a section: validated against the live catalog, then made active.
-pub fn save(shared: &Shared, section: Section) -> Result<(), OpError> {
+pub fn save(shared: &Shared, section: Section, expected: Option<u64>) -> Result<u64, OpError> {
     let catalog = shared.catalog().ok_or(OpError::NoCatalog)?;
-    save_with(shared, section, &catalog)
+    save_with(shared, section, &catalog, expected)
 }
 
 /// [`save`] against a given catalog (the CLI reads it from the PSA itself).
-pub fn save_with(shared: &Shared, section: Section, catalog: &Catalog) -> Result<(), OpError> {
-    update(shared, |next| next.save(section, catalog).map_err(|e| OpError::Refused { section, problems: e.errors }))?;
-    shared.rules_version.fetch_add(1, Ordering::SeqCst);
-    Ok(())
+pub fn save_with(shared: &Shared, section: Section, catalog: &Catalog, expected: Option<u64>) -> Result<u64, OpError> {
+    update(shared, &section.to_string(), expected, |next| {
+        next.save(section, catalog).map_err(|e| OpError::Refused { section, problems: e.errors })
+    })
 }
 
 /// "Cancel changes" for a section.
-pub fn cancel(shared: &Shared, section: Section) -> Result<(), OpError> {
-    update(shared, |next| {
+pub fn cancel(shared: &Shared, section: Section, expected: Option<u64>) -> Result<u64, OpError> {
+    update(shared, &section.to_string(), expected, |next| {
         next.cancel(section);
         Ok(())
     })
 }
 
 /// "Reset to defaults" for a section (into the draft).
-pub fn reset(shared: &Shared, section: Section) -> Result<(), OpError> {
-    update(shared, |next| {
+pub fn reset(shared: &Shared, section: Section, expected: Option<u64>) -> Result<u64, OpError> {
+    update(shared, &section.to_string(), expected, |next| {
         next.reset(section);
         Ok(())
     })

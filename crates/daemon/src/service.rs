@@ -22,11 +22,17 @@ pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, RuleBook)> {
     let store = SqliteStore::open(&config.store.path)
         .with_context(|| format!("opening the store {}", config.store.path.display()))?;
     let book = match store.rulebook()? {
-        Some(book) => book,
+        Some((book, _)) => book,
         None => {
             let book = RuleBook::new(config.rules.to_rule_set());
-            store.save_rulebook(&book)?;
-            book
+            match store.save_rulebook(&book, 0) {
+                Ok(_) => book,
+                // Another process seeded it first: theirs stands.
+                Err(crate::store::StoreError::Conflict { .. }) => {
+                    store.rulebook()?.map(|(b, _)| b).context("the rule book vanished")?
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     Ok((Arc::new(store), book))

@@ -62,7 +62,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
     let ck = CursorKey { source: "ksc:main/events".into(), tenant };
     {
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), SqliteStore::SCHEMA_VERSION);
         let pairs = transitions.iter().zip(&entries).map(|(t, e)| (t, e.as_ref())).collect();
         store
             .commit(&Commit {
@@ -87,7 +87,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
     }
     // Reopen: migrations are idempotent, everything is back.
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), SqliteStore::SCHEMA_VERSION);
     assert_eq!(store.load_ledger().unwrap(), ledger);
     assert_eq!(store.cursor(&ck).unwrap(), Some(Cursor("7".into())));
     let history = store.events_since(now - chrono::Duration::days(1)).unwrap();
@@ -147,7 +147,7 @@ async fn the_admin_api_needs_the_token_and_edits_rules_like_the_guide() {
     assert_eq!(r.status(), 204);
     assert!(shared.rules().saved.rows.values().filter(|r| r.enabled).count() == 3);
     assert!(
-        shared.store.rulebook().unwrap().unwrap().saved.rows.values().filter(|r| r.enabled).count() == 3,
+        shared.store.rulebook().unwrap().unwrap().0.saved.rows.values().filter(|r| r.enabled).count() == 3,
         "persisted"
     );
     assert_eq!(shared.rules_version.load(std::sync::atomic::Ordering::SeqCst), 1, "the engine is told");

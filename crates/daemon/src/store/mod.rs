@@ -27,6 +27,12 @@ pub enum StoreError {
     /// The store's file is gone or was replaced while the daemon ran: stop, never write on.
     #[error("{0}")]
     Lost(String),
+    /// A compare-and-swap write found a newer revision than the writer held.
+    #[error("the rules changed elsewhere (now revision {current})")]
+    Conflict {
+        /// The stored revision.
+        current: u64,
+    },
     /// A file-system error, naming the file.
     #[error("store I/O error: {0}")]
     Io(String),
@@ -96,11 +102,17 @@ pub trait Store: Send + Sync {
     /// The stored cursor of a source and tenant.
     fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, StoreError>;
 
-    /// The saved and draft rule sets, if any were stored.
-    fn rulebook(&self) -> Result<Option<RuleBook>, StoreError>;
+    /// The saved and draft rule sets with their revision, if any were stored.
+    fn rulebook(&self) -> Result<Option<(RuleBook, u64)>, StoreError>;
 
-    /// Stores the rule sets.
-    fn save_rulebook(&self, book: &RuleBook) -> Result<(), StoreError>;
+    /// The rule book's revision (`0`: none stored yet). Cheap: the engine asks every tick, so a
+    /// change written by another process (the CLI, another daemon) takes effect within one.
+    fn rules_revision(&self) -> Result<u64, StoreError>;
+
+    /// Stores the rule sets if the stored revision is still `expected` (compare-and-swap), and
+    /// returns the new revision; otherwise [`StoreError::Conflict`] with the current one. No
+    /// writer ever overwrites a change it has not seen.
+    fn save_rulebook(&self, book: &RuleBook, expected: u64) -> Result<u64, StoreError>;
 
     /// Events seen at or after `since`, oldest first.
     fn events_since(&self, since: DateTime<Utc>) -> Result<Vec<SeenEvent>, StoreError>;

@@ -74,6 +74,8 @@ const MIGRATIONS: &[&str] = &[
         target TEXT NOT NULL,
         requested_at TEXT NOT NULL
     );",
+    // 3: the rule book's revision, for compare-and-swap writes
+    "ALTER TABLE rulebook ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
 ];
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -150,6 +152,9 @@ impl SqliteStore {
         store.migrate()?;
         Ok(store)
     }
+
+    /// The schema version this build migrates to.
+    pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
     /// The schema version after migration.
     pub fn schema_version(&self) -> Result<usize, StoreError> {
@@ -330,36 +335,58 @@ impl Store for SqliteStore {
         })
     }
 
-    fn rulebook(&self) -> Result<Option<RuleBook>, StoreError> {
+    fn rulebook(&self) -> Result<Option<(RuleBook, u64)>, StoreError> {
         self.named((|| {
             let conn = self.lock();
             let row = conn
-                .query_row("SELECT saved, draft FROM rulebook WHERE id = 1", [], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                .query_row("SELECT saved, draft, revision FROM rulebook WHERE id = 1", [], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
                 })
                 .optional()
                 .map_err(db)?;
-            let Some((saved, draft)) = row else { return Ok(None) };
+            let Some((saved, draft, revision)) = row else { return Ok(None) };
             let saved: ticketing_core::rules::RuleSet =
                 serde_json::from_str(&saved).map_err(|e| corrupt("rulebook", e))?;
             let draft: ticketing_core::rules::RuleSet =
                 serde_json::from_str(&draft).map_err(|e| corrupt("rulebook", e))?;
-            Ok(Some(RuleBook { saved: saved.complete(), draft: draft.complete() }))
+            Ok(Some((RuleBook { saved: saved.complete(), draft: draft.complete() }, revision as u64)))
         })())
     }
 
-    fn save_rulebook(&self, book: &RuleBook) -> Result<(), StoreError> {
+    fn rules_revision(&self) -> Result<u64, StoreError> {
+        self.named((|| {
+            let conn = self.lock();
+            let rev = conn
+                .query_row("SELECT revision FROM rulebook WHERE id = 1", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(db)?;
+            Ok(rev.map_or(0, |r| r as u64))
+        })())
+    }
+
+    fn save_rulebook(&self, book: &RuleBook, expected: u64) -> Result<u64, StoreError> {
         self.named((|| {
             let saved = serde_json::to_string(&book.saved).map_err(|e| corrupt("rulebook", e))?;
             let draft = serde_json::to_string(&book.draft).map_err(|e| corrupt("rulebook", e))?;
-            let conn = self.lock();
-            conn.execute(
-                "INSERT INTO rulebook (id, saved, draft, updated_at) VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET saved = excluded.saved, draft = excluded.draft, updated_at = excluded.updated_at",
-                params![saved, draft, ts(Utc::now())],
+            let mut conn = self.lock();
+            let tx = conn.transaction().map_err(db)?;
+            let current: u64 = tx
+                .query_row("SELECT revision FROM rulebook WHERE id = 1", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(db)?
+                .map_or(0, |r| r as u64);
+            if current != expected {
+                return Err(StoreError::Conflict { current });
+            }
+            tx.execute(
+                "INSERT INTO rulebook (id, saved, draft, updated_at, revision) VALUES (1, ?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET saved = excluded.saved, draft = excluded.draft,
+                    updated_at = excluded.updated_at, revision = excluded.revision",
+                params![saved, draft, ts(Utc::now()), (expected + 1) as i64],
             )
             .map_err(db)?;
-            Ok(())
+            tx.commit().map_err(db)?;
+            Ok(expected + 1)
         })())
     }
 

@@ -221,9 +221,30 @@ fn number(v: &str, what: &str, row: &RowId) -> Result<u32, String> {
 /// changes, so a value the PSA lost (shown blank) stays as stored unless the user picks one.
 /// Returns how many rows (or settings) changed, and the edits refused.
 fn apply_inline(shared: &Shared, section: Section, form: &FormData) -> (usize, Vec<String>) {
+    let draft = shared.rules().draft.clone();
+    inline_edits(shared, &draft, section, form, &mut |edit| match edit {
+        Edit::General(patch) => rules_ops::edit_general(shared, &patch, None).map(drop),
+        Edit::Row(row, patch) => rules_ops::bulk_edit(shared, std::slice::from_ref(&row), &patch, None).map(drop),
+    })
+}
+
+/// One inline edit of a section page.
+enum Edit {
+    General(GeneralPatch),
+    Row(RowId, RulePatch),
+}
+
+/// Turns the inline edits of a section's form into [`Edit`]s against `draft` and hands each to
+/// `write` (the store, or a scratch copy to show a refused page with the user's edits kept).
+fn inline_edits(
+    shared: &Shared,
+    draft: &ticketing_core::rules::RuleSet,
+    section: Section,
+    form: &FormData,
+    write: &mut dyn FnMut(Edit) -> Result<(), OpError>,
+) -> (usize, Vec<String>) {
     let catalog = shared.catalog();
     let cat = catalog.as_ref();
-    let draft = shared.rules().draft.clone();
     let mut errors = Vec::new();
     if section == Section::General {
         let g = &draft.general;
@@ -243,7 +264,7 @@ fn apply_inline(shared: &Shared, section: Section, form: &FormData) -> (usize, V
             }
         }
         if changed > 0 {
-            if let Err(e) = rules_ops::edit_general(shared, &patch) {
+            if let Err(e) = write(Edit::General(patch)) {
                 errors.push(op_error(e).text);
             }
         }
@@ -298,7 +319,7 @@ fn apply_inline(shared: &Shared, section: Section, form: &FormData) -> (usize, V
         if bad || patch == RulePatch::default() {
             continue;
         }
-        match rules_ops::bulk_edit(shared, std::slice::from_ref(&row), &patch) {
+        match write(Edit::Row(row, patch)) {
             Ok(()) => changed += 1,
             Err(e) => errors.push(op_error(e).text),
         }
@@ -339,8 +360,50 @@ async fn with_section(
         Ok(v) => v,
         Err(r) => return *r,
     };
+    if let Some(page) = stale_page(s, &session, section, &form) {
+        return page;
+    }
     op(s, &session, section, &form);
     back_to(section)
+}
+
+/// When the page the form came from shows an older rules revision than the store has (another
+/// writer saved meanwhile), nothing is applied: the answer is the section as it is now, with
+/// the user's inline edits still filled in, and a "changed elsewhere, reload" message.
+fn stale_page(s: &UiState, session: &SessionView, section: Section, form: &FormData) -> Option<Response> {
+    let shown: u64 = form.get("revision")?.parse().ok()?;
+    let shared = &s.admin.shared;
+    if let Err(e) = rules_ops::sync_from_store(shared) {
+        tracing::warn!(error = %e, "cannot read the rules' revision");
+    }
+    let current = shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    if shown == current {
+        return None;
+    }
+    let mut book = shared.rules().clone();
+    let mut scratch = book.draft.clone();
+    let draft = book.draft.clone();
+    let _ = inline_edits(shared, &draft, section, form, &mut |edit| {
+        match edit {
+            Edit::General(p) => p.apply(&mut scratch.general),
+            Edit::Row(row, p) => {
+                if let Some(rule) = scratch.rows.get_mut(&row) {
+                    p.apply(rule);
+                }
+            }
+        }
+        Ok(())
+    });
+    book.draft = scratch;
+    let flash = vec![error(
+        format!(
+            "Changed elsewhere: the rules were saved by someone else meanwhile (now revision {current}). Nothing was applied. Your edits are still filled in below; check them against the newest rules (reload to drop them), then submit again."
+        ),
+        Vec::new(),
+    )];
+    let mut page = section_response(s, session, section, &book, &flash, 7);
+    *page.status_mut() = StatusCode::CONFLICT;
+    Some(page)
 }
 
 async fn rows(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
@@ -398,8 +461,8 @@ async fn bulk_edit(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Fo
                 "The Edit window changes nothing: every field was left at \u{201c}keep as is\u{201d}.",
                 Vec::new(),
             ),
-            Ok(p) => match rules_ops::bulk_edit(shared, &selected, &p) {
-                Ok(()) => ok(format!(
+            Ok(p) => match rules_ops::bulk_edit(shared, &selected, &p, None) {
+                Ok(_) => ok(format!(
                     "Applied to {} row(s): {}. Save changes to apply them.",
                     selected.len(),
                     selected.iter().map(RowId::label).collect::<Vec<_>>().join(", ")
@@ -421,8 +484,8 @@ async fn save(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Ve
             s.sessions.flash(&session.id, error("Not saved: fix the edits above first.", Vec::new()));
             return;
         }
-        let flash = match rules_ops::save(shared, section) {
-            Ok(()) => ok(format!("Saved: {} now uses these rules.", section.title())),
+        let flash = match rules_ops::save(shared, section, None) {
+            Ok(_) => ok(format!("Saved: {} now uses these rules.", section.title())),
             Err(e) => op_error(e),
         };
         s.sessions.flash(&session.id, flash);
@@ -432,8 +495,8 @@ async fn save(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Ve
 
 async fn cancel(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
     with_section(&s, &headers, pairs, |s, session, section, _| {
-        let flash = match rules_ops::cancel(&s.admin.shared, section) {
-            Ok(()) => ok("Changes cancelled: the section is back to the last saved rules."),
+        let flash = match rules_ops::cancel(&s.admin.shared, section, None) {
+            Ok(_) => ok("Changes cancelled: the section is back to the last saved rules."),
             Err(e) => op_error(e),
         };
         s.sessions.flash(&session.id, flash);
@@ -443,8 +506,8 @@ async fn cancel(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<
 
 async fn reset(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {
     with_section(&s, &headers, pairs, |s, session, section, _| {
-        let flash = match rules_ops::reset(&s.admin.shared, section) {
-            Ok(()) => ok("Defaults put into the draft: Save changes to apply them, or Cancel changes to undo."),
+        let flash = match rules_ops::reset(&s.admin.shared, section, None) {
+            Ok(_) => ok("Defaults put into the draft: Save changes to apply them, or Cancel changes to undo."),
             Err(e) => op_error(e),
         };
         s.sessions.flash(&session.id, flash);
@@ -473,27 +536,43 @@ async fn section_page(State(s): State<UiState>, headers: HeaderMap, Query(q): Qu
         Err(e) => return refused(StatusCode::NOT_FOUND, &e.to_string()),
     };
     let shared = &s.admin.shared;
-    let days = q.days.unwrap_or(7).clamp(1, 365);
+    if let Err(e) = rules_ops::sync_from_store(shared) {
+        tracing::warn!(error = %e, "cannot read the rules' revision");
+    }
+    let book = shared.rules().clone();
+    let flash = s.sessions.take_flash(&session.id);
+    section_response(&s, &session, section, &book, &flash, q.days.unwrap_or(7).clamp(1, 365))
+}
+
+/// A section page showing `book` (the stored one, or a copy with a refused form's edits).
+fn section_response(
+    s: &UiState,
+    session: &SessionView,
+    section: Section,
+    book: &ticketing_core::edit::RuleBook,
+    flash: &[Flash],
+    days: u32,
+) -> Response {
+    let shared = &s.admin.shared;
     let catalog = shared.catalog();
     let preview = match rules_ops::preview_draft(shared, days) {
         Ok(p) => Ok((p, catalog.as_ref().and_then(|c| preview_saved(shared, c, days)))),
         Err(e) => Err(format!("No preview: {e}")),
     };
-    let book = shared.rules().clone();
     let problems = catalog.as_ref().map(|c| book.draft.validate_section(section, c)).unwrap_or_default();
     let dirty: Vec<Section> = Section::all().into_iter().filter(|x| book.is_dirty(*x)).collect();
-    let flash = s.sessions.take_flash(&session.id);
     let body = render::section_body(&SectionView {
         section,
-        book: &book,
+        book,
         catalog: catalog.as_ref(),
         csrf: &session.csrf,
+        revision: shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst),
         problems: &problems,
         preview,
     });
     let title = section.title();
     Html(render::page(
-        &Frame { title: &title, current: Some(section), dirty: &dirty, csrf: Some(&session.csrf), flash: &flash },
+        &Frame { title: &title, current: Some(section), dirty: &dirty, csrf: Some(&session.csrf), flash },
         &body,
     ))
     .into_response()

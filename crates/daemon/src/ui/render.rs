@@ -243,15 +243,18 @@ pub(crate) struct SectionView<'a> {
     pub(crate) catalog: Option<&'a Catalog>,
     /// The CSRF token.
     pub(crate) csrf: &'a str,
+    /// The rules revision the page shows: every form sends it back, so a change based on a page
+    /// that another writer has since outdated is refused rather than applied blindly.
+    pub(crate) revision: u64,
     /// The draft's problems in this section.
     pub(crate) problems: &'a [ValidationError],
     /// Preview of the draft (and of the saved rules), or why there is none.
     pub(crate) preview: Result<(Preview, Option<Preview>), String>,
 }
 
-fn hidden(csrf: &str, section: Section) -> String {
+fn hidden(csrf: &str, section: Section, revision: u64) -> String {
     format!(
-        r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="section" value="{}">"#,
+        r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="section" value="{}"><input type="hidden" name="revision" value="{revision}">"#,
         esc(csrf),
         esc(&section.to_string())
     )
@@ -281,13 +284,13 @@ pub(crate) fn section_body(v: &SectionView<'_>) -> String {
     let _ = write!(
         out,
         r#"<form id="cancel-form" method="post" action="/ui/cancel">{h}</form><form id="reset-form" method="post" action="/ui/reset">{h}</form>"#,
-        h = hidden(v.csrf, s)
+        h = hidden(v.csrf, s, v.revision)
     );
     let _ = write!(
         out,
         r#"<form id="rules-form" method="post" action="{}">{}"#,
         if s == Section::General { "/ui/general" } else { "/ui/rows" },
-        hidden(v.csrf, s)
+        hidden(v.csrf, s, v.revision)
     );
     if s == Section::General {
         out.push_str(&general_fields(v));
