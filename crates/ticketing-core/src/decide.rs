@@ -292,7 +292,7 @@ fn build_draft(
     // The key line ends every description, so a listing of the PSA can tell whose ticket it is.
     let key_line = key.key_line();
     let room = TicketDraft::DESCRIPTION_MAX.saturating_sub(key_line.chars().count() + 2);
-    let description = format!("{}\n\n{key_line}", truncate_chars(&description, room));
+    let description = format!("{}\n\n{key_line}", truncate_chars(description.trim_end(), room));
     TicketDraft {
         account,
         title: truncate_chars(&title, TicketDraft::TITLE_MAX),

@@ -147,6 +147,9 @@ impl SqliteStore {
         // FULL: a committed transition survives power loss, which exactly-once relies on.
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        // Several processes share the file (the daemon, `msp-ticketd rules` and `ledger`): every
+        // write transaction begins IMMEDIATE, taking the write lock up front, so a second writer
+        // waits here instead of failing when its read snapshot went stale mid-transaction.
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
         let store = Self { conn: Mutex::new(conn), path: None, identity: None };
         store.migrate()?;
@@ -178,7 +181,7 @@ impl SqliteStore {
         let current: i64 =
             conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(db)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let tx = conn.transaction().map_err(db)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             tx.execute_batch(sql).map_err(db)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
@@ -247,7 +250,7 @@ impl Store for SqliteStore {
     fn take_retry_requests(&self) -> Result<Vec<String>, StoreError> {
         self.named((|| {
             let mut conn = self.lock();
-            let tx = conn.transaction().map_err(db)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             let targets = {
                 let mut stmt = tx.prepare("SELECT target FROM retry_requests ORDER BY id").map_err(db)?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
@@ -277,7 +280,7 @@ impl Store for SqliteStore {
         self.named((|| {
             let at = commit.at.unwrap_or_else(Utc::now);
             let mut conn = self.lock();
-            let tx = conn.transaction().map_err(db)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             for (transition, entry) in &commit.transitions {
                 match entry {
                     Some(entry) => write_entry(&tx, entry)?,
@@ -369,7 +372,7 @@ impl Store for SqliteStore {
             let saved = serde_json::to_string(&book.saved).map_err(|e| corrupt("rulebook", e))?;
             let draft = serde_json::to_string(&book.draft).map_err(|e| corrupt("rulebook", e))?;
             let mut conn = self.lock();
-            let tx = conn.transaction().map_err(db)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             let current: u64 = tx
                 .query_row("SELECT revision FROM rulebook WHERE id = 1", [], |r| r.get::<_, i64>(0))
                 .optional()
