@@ -29,11 +29,15 @@ enum Command {
         config: PathBuf,
     },
     /// Check the file, the rules against the live PSA catalog, the mapping and every source;
-    /// print every problem at once; exit 1 if there is any.
+    /// print every problem at once (`FILE:LINE:COL: key: reason`, or one JSON object each when
+    /// the file sets `logging.format = "json"`); exit 1 if there is any error.
     Check {
         /// The configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Check the file alone: no network, no store.
+        #[arg(long)]
+        offline: bool,
     },
     /// The main job with no setup: simulators in-process, real daemon, a short scenario.
     Demo {
@@ -172,19 +176,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             service::run(config).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => {
+        Command::Check { config, offline } => {
             init_logging("human", "warn");
-            let problems = daemon::check::check(&config).await;
-            if problems.is_empty() {
-                println!("{}: ok", config.display());
-                Ok(ExitCode::SUCCESS)
-            } else {
-                for p in &problems {
-                    println!("{p}");
-                }
-                println!("{} problem(s)", problems.len());
-                Ok(ExitCode::FAILURE)
-            }
+            let report = daemon::check::check(&config, &daemon::check::Options::new(offline)).await;
+            print!("{}", report.render());
+            Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         Command::Demo { keep_running } => {
             init_logging("human", "warn");
