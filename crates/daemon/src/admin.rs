@@ -114,6 +114,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/mapping", get(mapping))
         .route("/api/ledger", get(ledger))
         .route("/api/ledger/retry", post(retry))
+        .route("/api/reload", post(reload))
         .route("/api/transitions", get(transitions))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(|| async { "ok" })).merge(api).with_state(state)
@@ -265,6 +266,23 @@ async fn retry(
     };
     let n = crate::ledger_ops::request_retry(s.shared.store.as_ref(), &target)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "requested": n }))))
+}
+
+/// `POST /api/reload`: re-reads the configuration file, as `SIGHUP` does. 200 when applied;
+/// 422 with every problem when refused (the daemon keeps its previous configuration).
+async fn reload(State(s): State<AdminState>) -> Response {
+    let Some(reloader) = s.shared.reloader.get() else {
+        let msg = "this daemon was started without a configuration file: nothing to reload";
+        return (StatusCode::CONFLICT, Json(json!({ "error": msg }))).into_response();
+    };
+    match reloader.reload().await {
+        Ok(()) => Json(json!({ "reloaded": true })).into_response(),
+        Err(problems) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": "configuration not reloaded: still running on the previous one", "problems": problems })),
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@
 //! PSA outages, 429s and timeouts leave entries in `Planned`/`Closing` and are retried with
 //! backoff; a create whose outcome is unknown is marked uncertain and looked up first.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -125,6 +125,9 @@ pub struct Shared {
     pub mapping: RwLock<Vec<MappedTenant>>,
     /// Counters.
     pub metrics: Metrics,
+    /// Re-reads the configuration file (`SIGHUP`, `POST /api/reload`), when the daemon was
+    /// started from one.
+    pub reloader: std::sync::OnceLock<Arc<crate::service::Reloader>>,
 }
 
 impl Shared {
@@ -141,6 +144,7 @@ impl Shared {
             accounts: RwLock::new(Vec::new()),
             mapping: RwLock::new(Vec::new()),
             metrics: Metrics::default(),
+            reloader: std::sync::OnceLock::new(),
         })
     }
 
@@ -180,6 +184,25 @@ pub enum EngineError {
 enum Job {
     Events(usize),
     Statuses(usize),
+}
+
+/// A new configuration's adapters and settings, handed to the running engine by a reload
+/// (`SIGHUP`, `POST /api/reload`). The ledger, the outbox and the stored cursors carry over.
+pub struct Reload {
+    /// The PSA sink.
+    pub sink: Arc<dyn TicketSink>,
+    /// Event sources.
+    pub event_sources: Vec<NamedEventSource>,
+    /// Status sources.
+    pub status_sources: Vec<NamedStatusSource>,
+    /// Tenant → account mapping.
+    pub mapping: Vec<MappingEntry>,
+    /// Intervals and sizes.
+    pub polling: PollingConfig,
+    /// Bound on one PSA call.
+    pub psa_timeout: Duration,
+    /// The new backend's budget, for metrics.
+    pub budget: Option<BudgetProbe>,
 }
 
 /// What one tick did (tests and the demo wait on these).
@@ -225,12 +248,14 @@ enum Outcome {
 /// applied to the ledger by the engine's own loop, so the ledger keeps one owner.
 enum Done {
     Refreshed {
+        generation: u64,
         catalog: Result<Catalog, PortError>,
         accounts: Result<Vec<Account>, PortError>,
         listings: Vec<(Job, String, Result<Vec<Tenant>, PortError>)>,
     },
     Rebuilt(Result<Option<Vec<OwnedTicket>>, PortError>),
     Fetched {
+        generation: u64,
         job: Job,
         tenant: Tenant,
         fetched: Fetched,
@@ -289,6 +314,9 @@ pub struct Engine {
     psa_not_before: DateTime<Utc>,
     psa_failures: u32,
     tasks: JoinSet<Done>,
+    /// Bumped by every configuration reload: results of reads started before it are dropped.
+    generation: u64,
+    reloads: Option<tokio::sync::mpsc::UnboundedReceiver<Reload>>,
     notices: Option<UnboundedSender<Notice>>,
     budget: Option<BudgetProbe>,
 }
@@ -369,6 +397,8 @@ impl Engine {
             psa_not_before: epoch,
             psa_failures: 0,
             tasks: JoinSet::new(),
+            generation: 0,
+            reloads: None,
             notices: None,
             budget: None,
         })
@@ -384,6 +414,47 @@ impl Engine {
     pub fn with_budget_probe(mut self, probe: BudgetProbe) -> Self {
         self.budget = Some(probe);
         self
+    }
+
+    /// Takes configuration reloads from a channel (applied at the start of the next pass).
+    pub fn with_reloads(mut self, rx: tokio::sync::mpsc::UnboundedReceiver<Reload>) -> Self {
+        self.reloads = Some(rx);
+        self
+    }
+
+    /// Switches to a reloaded configuration. Calls in flight finish against the old adapters
+    /// (PSA answers still apply: the ledger keys are the same); reads in flight are dropped and
+    /// redone, so a removed source stops cleanly and a new one starts from its stored cursor.
+    fn apply_reload(&mut self, r: Reload) {
+        let names = |e: &[NamedEventSource], s: &[NamedStatusSource]| -> BTreeSet<String> {
+            e.iter().map(|x| x.name.clone()).chain(s.iter().map(|x| x.name.clone())).collect()
+        };
+        let before = names(&self.event_sources, &self.status_sources);
+        let after = names(&r.event_sources, &r.status_sources);
+        for gone in before.difference(&after) {
+            info!(source = %gone, "source removed by the reload: stopped (its cursors stay in the store)");
+        }
+        for new in after.difference(&before) {
+            info!(source = %new, "source added by the reload: starts from its stored or initial cursor");
+        }
+        self.sink = r.sink;
+        self.event_sources = r.event_sources;
+        self.status_sources = r.status_sources;
+        self.mapping = r.mapping;
+        self.polling = r.polling;
+        self.psa_timeout = r.psa_timeout;
+        if r.budget.is_some() {
+            self.budget = r.budget;
+        }
+        self.generation += 1;
+        self.tenants.clear();
+        self.due.clear();
+        self.failures.clear();
+        self.polling_now.clear();
+        self.condition_skips.clear();
+        // Read catalog, accounts and tenant lists through the new adapters right away.
+        self.refreshing = false;
+        self.refresh_due = DateTime::<Utc>::MIN_UTC;
     }
 
     /// Bounds every PSA call (default 120 s; the client's own timeout should be shorter).
@@ -468,6 +539,9 @@ impl Engine {
     /// Starts whatever is due and not already running.
     fn start_due_work(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         self.shared.store.verify()?;
+        while let Some(r) = self.reloads.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.apply_reload(r);
+        }
         // A save made elsewhere (the CLI on the store, another daemon) takes effect here.
         match crate::rules_ops::sync_from_store(&self.shared) {
             Ok(Some((revision, sections))) if !sections.is_empty() => {
@@ -510,9 +584,12 @@ impl Engine {
     fn finish(&mut self, done: Done, report: &mut TickReport) -> Result<(), EngineError> {
         let now = Utc::now();
         match done {
-            Done::Refreshed { catalog, accounts, listings } => self.refreshed(catalog, accounts, listings, now),
+            // Reads started before a configuration reload came from sources (or a sink) that may
+            // be gone: dropped unapplied. Nothing was committed for them, so they are redone.
+            Done::Refreshed { generation, .. } | Done::Fetched { generation, .. } if generation != self.generation => {}
+            Done::Refreshed { catalog, accounts, listings, .. } => self.refreshed(catalog, accounts, listings, now),
             Done::Rebuilt(result) => self.rebuilt(result, now)?,
-            Done::Fetched { job, tenant, fetched } => self.fetched(job, tenant, fetched, now, report)?,
+            Done::Fetched { job, tenant, fetched, .. } => self.fetched(job, tenant, fetched, now, report)?,
             Done::Delivered { key, op, outcome } => {
                 self.delivering.remove(&key);
                 report.transitions += self.delivered(key, op, outcome, now)?;
@@ -529,6 +606,7 @@ impl Engine {
     /// Reads catalog, accounts and tenant lists in the background.
     fn start_refresh(&mut self) {
         self.refreshing = true;
+        let generation = self.generation;
         let sink = self.sink.clone();
         let timeout = self.psa_timeout;
         let events: Vec<(Job, NamedEventSource)> =
@@ -555,7 +633,7 @@ impl Engine {
                     .unwrap_or_else(|_| Err(timed_out("listing tenants", s.timeout)));
                 listings.push((job, s.name.clone(), r));
             }
-            Done::Refreshed { catalog, accounts, listings }
+            Done::Refreshed { generation, catalog, accounts, listings }
         });
     }
 
@@ -786,6 +864,7 @@ impl Engine {
         }
         jobs.sort_by(|a, b| (matches!(a.0, Job::Events(_)), &a.1.id).cmp(&(matches!(b.0, Job::Events(_)), &b.1.id)));
         let limit = self.polling.batch_size;
+        let generation = self.generation;
         for (job, tenant) in jobs {
             self.polling_now.insert((job, tenant.id.clone()));
             let task: Task = match job {
@@ -806,7 +885,7 @@ impl Engine {
                         )
                         .await
                         .unwrap_or_else(|_| Err(timed_out("reading events", src.timeout)));
-                        Done::Fetched { job, tenant, fetched: Fetched::Events(r) }
+                        Done::Fetched { generation, job, tenant, fetched: Fetched::Events(r) }
                     })
                 }
                 Job::Statuses(i) => {
@@ -815,7 +894,7 @@ impl Engine {
                         let r = tokio::time::timeout(src.timeout, src.source.snapshot(&tenant.id))
                             .await
                             .unwrap_or_else(|_| Err(timed_out("reading statuses", src.timeout)));
-                        Done::Fetched { job, tenant, fetched: Fetched::Snapshot(r) }
+                        Done::Fetched { generation, job, tenant, fetched: Fetched::Snapshot(r) }
                     })
                 }
             };

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod ledger_ops;
+pub mod logging;
 pub mod metrics;
 pub mod rules_ops;
 pub mod service;

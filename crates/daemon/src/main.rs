@@ -138,16 +138,8 @@ enum RulesAction {
     },
 }
 
-fn init_logging(format: &str, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+fn init_logging(format: &str, filter: &str) -> daemon::logging::FilterReload {
+    daemon::logging::init(format, filter)
 }
 
 fn main() -> ExitCode {
@@ -170,10 +162,10 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { config } => {
-            let config = load(&config)?;
-            init_logging(&config.logging.format, &config.logging.filter);
-            service::run(config).await?;
+        Command::Run { config: path } => {
+            let config = load(&path)?;
+            let filter = init_logging(&config.logging.format, &config.logging.filter);
+            service::run(path, config, filter).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, offline } => {

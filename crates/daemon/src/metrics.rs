@@ -16,6 +16,7 @@ pub struct Metrics {
     source_errors: Mutex<BTreeMap<String, u64>>,
     conditions_not_ticketed: Mutex<BTreeMap<String, u64>>,
     tickets_failed: Mutex<BTreeMap<String, u64>>,
+    config_reloads: Mutex<BTreeMap<String, u64>>,
     budget: Mutex<Budget>,
     /// Tickets created in the PSA.
     pub tickets_created: AtomicU64,
@@ -79,6 +80,11 @@ impl Metrics {
     /// Counts a create the PSA refused, by reason.
     pub fn ticket_failed(&self, reason: &str) {
         bump(&self.tickets_failed, reason.to_owned(), 1);
+    }
+
+    /// Counts a configuration reload by result (`ok`, `error`).
+    pub fn config_reload(&self, result: &str) {
+        bump(&self.config_reloads, result.to_owned(), 1);
     }
 
     /// Sets the PSA budget gauges.
@@ -186,6 +192,12 @@ impl Metrics {
             "Tickets found in the PSA that the ledger lacked (new, lost or restored store), taken over instead of created again.",
             "counter",
             plain(&self.tickets_adopted),
+        );
+        family(
+            "msp_config_reloads_total",
+            "Configuration reloads (SIGHUP, POST /api/reload), by result.",
+            "counter",
+            labelled("result", snapshot(&self.config_reloads)),
         );
         let b = self.budget();
         family("msp_psa_budget_used", "PSA requests used in the current hour.", "gauge", vec![(String::new(), b.used)]);

@@ -1,6 +1,7 @@
 //! `msp-ticketd run` and `msp-ticketd check`: the service, and the pre-flight check.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::engine::{Engine, Notice, Shared};
+use crate::engine::{Engine, Notice, Reload, Shared};
+use crate::logging::FilterReload;
 use crate::store::{SqliteStore, Store};
 use crate::wiring::{self, Wired};
 
@@ -98,13 +100,116 @@ pub struct StartOptions {
     pub notices: Option<tokio::sync::mpsc::UnboundedSender<Notice>>,
     /// Wraps the PSA sink.
     pub wrap_sink: Option<SinkWrapper>,
+    /// The file the configuration came from: with it, `SIGHUP` and `POST /api/reload` re-read it.
+    pub config_path: Option<PathBuf>,
+    /// Changes the log filter on a reload.
+    pub log_filter: Option<FilterReload>,
 }
 
 impl StartOptions {
     /// Ticking every `tick`, nothing else.
     pub fn every(tick: Duration) -> Self {
-        Self { tick, notices: None, wrap_sink: None }
+        Self { tick, notices: None, wrap_sink: None, config_path: None, log_filter: None }
     }
+}
+
+/// Re-reads the configuration file and hands the running engine its new adapters and settings:
+/// mapping, sources, polling intervals, PSA settings, logging filter. The new file is checked
+/// completely first; with any problem nothing changes and every problem is reported. What
+/// cannot change while running (the store location, the admin listener and token, the log
+/// format) is refused with a message saying so.
+pub struct Reloader {
+    path: PathBuf,
+    current: tokio::sync::Mutex<Config>,
+    engine: tokio::sync::mpsc::UnboundedSender<Reload>,
+    log_filter: Option<FilterReload>,
+    /// Every generation of adapters (Security Center sessions are ended at shutdown).
+    adapters: tokio::sync::Mutex<Vec<Wired>>,
+    shared: Arc<Shared>,
+}
+
+impl Reloader {
+    /// Reloads; on refusal, every problem (the daemon keeps running on the old configuration).
+    pub async fn reload(&self) -> Result<(), Vec<String>> {
+        let result = self.try_reload().await;
+        match &result {
+            Ok(()) => {
+                self.shared.metrics.config_reload("ok");
+                info!(file = %self.path.display(), "configuration reloaded");
+            }
+            Err(problems) => {
+                self.shared.metrics.config_reload("error");
+                for p in problems {
+                    warn!(file = %self.path.display(), problem = %p, "reload refused");
+                }
+                warn!(file = %self.path.display(), problems = problems.len(), "configuration not reloaded: still running on the previous one");
+            }
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<(), Vec<String>> {
+        let new = Config::load(&self.path).map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let mut current = self.current.lock().await;
+        let mut problems = Vec::new();
+        let restart = |what: &str, was: String| {
+            format!("{what} cannot change while the daemon runs (it runs with {was}): restart to change it")
+        };
+        if new.store.path != current.store.path {
+            problems.push(restart("store.path", current.store.path.display().to_string()));
+        }
+        if new.admin.listen != current.admin.listen {
+            problems.push(restart("admin.listen", current.admin.listen.to_string()));
+        }
+        let token = |c: &Config| c.admin.token.as_ref().map(|t| t.resolve().map(|s| s.expose().to_owned()));
+        if token(&new) != token(&current) {
+            problems.push("admin.token cannot change while the daemon runs: restart to change it".to_owned());
+        }
+        if new.logging.format != current.logging.format {
+            problems.push(restart("logging.format", current.logging.format.clone()));
+        }
+        if let Err(e) = crate::logging::parse_filter(&new.logging.filter) {
+            problems.push(e);
+        }
+        let wired = match wiring::wire(&new) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                None
+            }
+        };
+        let Some(wired) = wired.filter(|_| problems.is_empty()) else { return Err(problems) };
+        let reload = Reload {
+            sink: wired.sink.clone(),
+            event_sources: wired.events.clone(),
+            status_sources: wired.statuses.clone(),
+            mapping: new.mapping.clone(),
+            polling: new.polling.clone(),
+            psa_timeout: psa_timeout(&new),
+            budget: Some(wired.budget_probe()),
+        };
+        self.engine.send(reload).map_err(|_| vec!["the engine is not running".to_owned()])?;
+        if let Some(set) = &self.log_filter {
+            if let Err(e) = set(&new.logging.filter) {
+                warn!(error = %e, "cannot change the log filter");
+            }
+        }
+        self.adapters.lock().await.push(wired);
+        *current = new;
+        Ok(())
+    }
+
+    /// Ends the sessions of every generation of adapters.
+    async fn shutdown(&self) {
+        for w in self.adapters.lock().await.iter() {
+            w.shutdown().await;
+        }
+    }
+}
+
+/// A create may take a lookup and a create, each bounded by the client's own timeout.
+fn psa_timeout(config: &Config) -> Duration {
+    Duration::from_secs(config.autotask.timeout_secs.saturating_mul(3).max(1))
 }
 
 /// Starts the daemon described by `config`: store, adapters, engine, admin API (and UI).
@@ -114,12 +219,12 @@ pub async fn start(
     tick: Duration,
     notices: Option<tokio::sync::mpsc::UnboundedSender<Notice>>,
 ) -> Result<Running> {
-    start_with(config, StartOptions { tick, notices, wrap_sink: None }).await
+    start_with(config, StartOptions { notices, ..StartOptions::every(tick) }).await
 }
 
 /// [`start`] with every option.
 pub async fn start_with(config: &Config, options: StartOptions) -> Result<Running> {
-    let StartOptions { tick, notices, wrap_sink } = options;
+    let StartOptions { tick, notices, wrap_sink, config_path, log_filter } = options;
     let (store, book) = open_store(config)?;
     let shared = Shared::new(store, book);
     let wired = wiring::wire(config)?;
@@ -136,8 +241,9 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
         config.polling.clone(),
     )?
     .with_budget_probe(wired.budget_probe())
-    // A create may take a lookup and a create, each bounded by the client's own timeout.
-    .with_psa_timeout(Duration::from_secs(config.autotask.timeout_secs.saturating_mul(3).max(1)));
+    .with_psa_timeout(psa_timeout(config));
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    engine = engine.with_reloads(reload_rx);
     if let Some(tx) = notices {
         engine = engine.with_notices(tx);
     }
@@ -169,19 +275,30 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
             (None, None)
         }
     };
+    let reloader = Arc::new(Reloader {
+        path: config_path.unwrap_or_default(),
+        current: tokio::sync::Mutex::new(config.clone()),
+        engine: reload_tx,
+        log_filter,
+        adapters: tokio::sync::Mutex::new(vec![wired]),
+        shared: shared.clone(),
+    });
+    if !reloader.path.as_os_str().is_empty() {
+        let _ = shared.reloader.set(reloader.clone());
+    }
     let engine_shutdown = stopped(rx);
-    let engine = tokio::spawn(run_engine(engine, wired, tick, engine_shutdown));
+    let engine = tokio::spawn(run_engine(engine, reloader, tick, engine_shutdown));
     Ok(Running { shared, admin_addr, stop, engine, admin })
 }
 
 async fn run_engine(
     engine: Engine,
-    wired: Wired,
+    adapters: Arc<Reloader>,
     tick: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let r = engine.run(tick, shutdown).await;
-    wired.shutdown().await;
+    adapters.shutdown().await;
     r.map_err(Into::into)
 }
 
@@ -207,12 +324,38 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// `msp-ticketd run`: runs until SIGINT/SIGTERM, then stops cleanly.
-pub async fn run(config: Config) -> Result<()> {
-    let running = start(&config, Duration::from_secs(1), None).await?;
-    tokio::select! {
-        () = shutdown_signal() => info!("signal received; stopping"),
-        () = wait_finished(&running) => warn!("engine stopped by itself"),
+/// `msp-ticketd run`: runs until SIGINT/SIGTERM, then stops cleanly; `SIGHUP` re-reads the
+/// configuration file (see [`Reloader`]).
+pub async fn run(path: PathBuf, config: Config, log_filter: FilterReload) -> Result<()> {
+    let options = StartOptions {
+        config_path: Some(path),
+        log_filter: Some(log_filter),
+        ..StartOptions::every(Duration::from_secs(1))
+    };
+    let running = start_with(&config, options).await?;
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        #[cfg(unix)]
+        let hangup = hup.recv();
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<Option<()>>();
+        tokio::select! {
+            () = shutdown_signal() => {
+                info!("signal received; stopping");
+                break;
+            }
+            () = wait_finished(&running) => {
+                warn!("engine stopped by itself");
+                break;
+            }
+            _ = hangup => {
+                info!("SIGHUP: re-reading the configuration");
+                if let Some(r) = running.shared.reloader.get() {
+                    let _ = r.reload().await;
+                }
+            }
+        }
     }
     running.stop().await
 }
