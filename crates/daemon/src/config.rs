@@ -531,28 +531,33 @@ impl Config {
     /// the next pass, so one mistake never hides another. The typed value then goes through
     /// the semantic checks, except where a placeholder stands.
     pub fn diagnose(text: &str, file: &str) -> Diagnosis {
-        let (doc, syntax) = parse_recovering(text);
+        let Recovered { doc, errors, blanked } = parse_recovering(text);
         let mut problems: Vec<ConfigProblem> =
-            syntax.into_iter().map(|p| ConfigProblem { file: file.to_owned(), ..p }).collect();
+            errors.into_iter().map(|p| ConfigProblem { file: file.to_owned(), ..p }).collect();
         let Some(doc) = doc else {
             return Diagnosis { config: None, problems, file: file.to_owned(), doc: None };
         };
         let walked = walk::walk::<Self>(doc.as_table());
         for found in &walked.found {
+            let key = walk::display_path(&found.path);
+            if blanked.iter().any(|b| related(&key, b)) {
+                continue;
+            }
             let at = locate(doc.as_item(), &found.path, found.at_key);
             let (line, col) = line_col(doc.raw(), at.unwrap_or(0));
             problems.push(ConfigProblem {
                 file: file.to_owned(),
                 line: Some(line),
                 col: Some(col),
-                key: walk::display_path(&found.path),
-                reason: found.message.clone(),
+                key,
+                reason: rule_row_suggestion(&found.path).unwrap_or_else(|| found.message.clone()),
                 severity: Severity::Error,
             });
         }
         let mut diagnosis = Diagnosis { config: None, problems, file: file.to_owned(), doc: Some(doc) };
         if let Some(config) = walked.value {
-            let tainted: Vec<String> = walked.tainted.iter().map(|p| walk::display_path(p)).collect();
+            let tainted: Vec<String> =
+                walked.tainted.iter().map(|p| walk::display_path(p)).chain(blanked.iter().cloned()).collect();
             let mut sink = Sink { diagnosis: &diagnosis, tainted: &tainted, out: Vec::new() };
             config.semantic_problems(&mut sink);
             let found = sink.out;
@@ -780,10 +785,7 @@ struct Sink<'a> {
 
 impl Sink<'_> {
     fn push(&mut self, key: String, reason: String, severity: Severity) {
-        let related = |a: &str, b: &str| {
-            a.strip_prefix(b).is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
-        };
-        if self.tainted.iter().any(|t| related(&key, t) || related(t, &key)) {
+        if self.tainted.iter().any(|t| related(&key, t)) {
             return;
         }
         self.out.push(self.diagnosis.problem(&key, reason, severity));
@@ -816,6 +818,19 @@ impl Sink<'_> {
             }
         }
     }
+}
+
+/// For a misspelled rule row (`rules.rows."security_center/event/critcal"`), the message with
+/// the row it is close to.
+fn rule_row_suggestion(path: &[walk::Seg]) -> Option<String> {
+    let [walk::Seg::Key(rules), walk::Seg::Key(rows), walk::Seg::Key(row)] = path else { return None };
+    if rules != "rules" || rows != "rows" || row.parse::<RowId>().is_ok() {
+        return None;
+    }
+    let known: Vec<String> = RuleSet::default().rows.keys().map(ToString::to_string).collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let close = walk::did_you_mean(row, &known)?;
+    Some(format!("unknown rule row (did you mean `{close}`?)"))
 }
 
 /// What is wrong with a service URL, if anything.
@@ -911,16 +926,27 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// rather than reported as belonging to the table before it.
 const RECOVERED: &str = "__msp_ticketd_unparsable_line_";
 
+/// What [`parse_recovering`] made of a text.
+struct Recovered {
+    /// The document, when blanking lines made the text parse.
+    doc: Option<toml_edit::ImDocument<String>>,
+    /// Every syntax error (their `file` left empty).
+    errors: Vec<ConfigProblem>,
+    /// Keys of the key-value lines blanked: their absence is a consequence, not a problem.
+    blanked: Vec<String>,
+}
+
 /// Parses `text`, and after each syntax error parses it again with the offending line blanked
-/// (a broken table header becomes a table that is skipped): every syntax error (its `file`
-/// left empty), and the document when the blanking made it parse.
-fn parse_recovering(text: &str) -> (Option<toml_edit::ImDocument<String>>, Vec<ConfigProblem>) {
+/// (a broken table header becomes a table that is skipped; an error on an empty line, such as
+/// the end of the file after an unclosed string, blanks the nearest line above with text).
+fn parse_recovering(text: &str) -> Recovered {
     const MAX_SYNTAX_ERRORS: usize = 50;
     let mut text = text.to_owned();
     let mut errors = Vec::new();
+    let mut blanked = Vec::new();
     for _ in 0..MAX_SYNTAX_ERRORS {
         let e = match toml_edit::ImDocument::parse(text.clone()) {
-            Ok(doc) => return (Some(doc), errors),
+            Ok(doc) => return Recovered { doc: Some(doc), errors, blanked },
             Err(e) => e,
         };
         let (line, col) = line_col(&text, e.span().map_or(text.len(), |s| s.start));
@@ -933,16 +959,26 @@ fn parse_recovering(text: &str) -> (Option<toml_edit::ImDocument<String>>, Vec<C
             severity: Severity::Error,
         });
         let mut lines: Vec<&str> = text.split('\n').collect();
-        let Some(broken) = lines.get(line - 1).copied() else { break };
-        let replacement =
-            if broken.trim_start().starts_with('[') { format!("[{RECOVERED}{line}]") } else { String::new() };
-        if replacement == broken {
-            break;
-        }
-        lines[line - 1] = &replacement;
+        let Some(index) = (0..line.min(lines.len())).rev().find(|i| !lines[*i].trim().is_empty()) else { break };
+        let broken = lines[index];
+        let replacement = if broken.trim_start().starts_with('[') {
+            format!("[{RECOVERED}{}]", index + 1)
+        } else {
+            blanked.push(syntax_key(&text, index + 1));
+            String::new()
+        };
+        lines[index] = &replacement;
         text = lines.join("\n");
     }
-    (None, errors)
+    Recovered { doc: None, errors, blanked }
+}
+
+/// Whether one key path is the other or lies under it.
+fn related(a: &str, b: &str) -> bool {
+    let under = |a: &str, b: &str| {
+        a.strip_prefix(b).is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+    };
+    under(a, b) || under(b, a)
 }
 
 /// The key a syntax error is about, as far as the line says: the table header above it and
@@ -951,18 +987,20 @@ fn syntax_key(text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.split('\n').collect();
     let this = lines.get(line - 1).copied().unwrap_or_default().trim();
     let bare = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\"/ ".contains(c));
-    let header = |l: &str| {
-        let l = l.trim();
-        let inner = l
-            .strip_prefix("[[")
-            .and_then(|l| l.strip_suffix("]]"))
-            .or_else(|| l.strip_prefix('[').and_then(|l| l.strip_suffix(']')))?;
+    // The path a header line (at `index`) opens: `polling`, `security_center[1]`.
+    let header = |index: usize| {
+        let l = lines[index].trim();
+        if let Some(inner) = l.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            let nth = lines[..index].iter().filter(|o| o.trim() == l).count();
+            return bare(inner).then(|| format!("{}[{nth}]", inner.trim()));
+        }
+        let inner = l.strip_prefix('[').and_then(|l| l.strip_suffix(']'))?;
         bare(inner).then(|| inner.trim().to_owned())
     };
     if this.starts_with('[') {
-        return header(this).unwrap_or_else(|| "(table header)".to_owned());
+        return header(line - 1).unwrap_or_else(|| "(table header)".to_owned());
     }
-    let table = lines[..line - 1].iter().rev().find(|l| l.trim_start().starts_with('[')).and_then(|l| header(l));
+    let table = (0..line - 1).rev().find(|i| lines[*i].trim_start().starts_with('[')).and_then(header);
     let key = this.split_once('=').map(|(k, _)| k.trim()).filter(|k| bare(k));
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
@@ -1764,6 +1802,27 @@ integration_code = { value = "CODE", vaule = "x" }
             "{err}"
         );
         assert!(err.0[0].reason.starts_with("syntax error"), "{err}");
+    }
+
+    #[test]
+    fn a_line_blanked_after_a_syntax_error_is_not_also_missing() {
+        let text = "[autotask]\nusername = \"u\"\nsecret = { value = \"s3cret }\nintegration_code = { value = \"c\" }\n\n[[mapping]]\ntenant = \"kbh:c-1\"\n[[mapping]]\ntenant = = \"kbh:c-2\"\naccount_id = 2\n";
+        let err = Config::parse(text, "t.toml").unwrap_err();
+        let got: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "t.toml:3:29: autotask.secret: syntax error: invalid basic string",
+                "t.toml:6:1: mapping[0]: gives neither account_id nor account_name (expected exactly one)",
+                "t.toml:7:10: mapping[0].tenant: names a Business Hub company, but there is no [business_hub] (expected one)",
+                "t.toml:9:10: mapping[1].tenant: syntax error: invalid string (expected `\"`, `'`)",
+            ]
+        );
+        assert!(!err.to_string().contains("s3cret"));
+        // An unclosed multi-line string runs to the end of the file: its own line is blanked.
+        let text = format!("{MINIMAL}\n[polling]\nbatch_size = 0\nfoo = \"\"\"never closed\n\n");
+        let keys: Vec<String> = Config::parse(&text, "t.toml").unwrap_err().0.into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["polling.batch_size", "polling"]);
     }
 
     #[test]
