@@ -31,7 +31,7 @@ pub(crate) async fn start_with(
         .collect();
     set_keys(&mut toml, &keys.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>());
     let config = daemon::config::Config::parse(&toml, "e2e.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
-    service::start_with(&config, StartOptions { tick: TICK, notices: None, wrap_sink: wrap }).await
+    service::start_with(&config, StartOptions { wrap_sink: wrap, ..StartOptions::every(TICK) }).await
 }
 
 /// Polls `check` until it returns `Some`, or fails after `secs`.

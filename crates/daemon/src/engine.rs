@@ -311,6 +311,10 @@ pub struct Engine {
     uncertain: HashSet<TicketKey>,
     uncertain_notes: HashSet<TicketKey>,
     condition_skips: HashMap<(Product, TenantId), BTreeMap<String, u64>>,
+    condition_totals: BTreeMap<String, u64>,
+    /// Stored cursors, read once per source and tenant and kept in step with every commit (the
+    /// engine is their only writer).
+    cursors: HashMap<CursorKey, Option<ticketing_core::ports::Cursor>>,
     psa_not_before: DateTime<Utc>,
     psa_failures: u32,
     tasks: JoinSet<Done>,
@@ -394,6 +398,8 @@ impl Engine {
             uncertain,
             uncertain_notes,
             condition_skips: HashMap::new(),
+            condition_totals: BTreeMap::new(),
+            cursors: HashMap::new(),
             psa_not_before: epoch,
             psa_failures: 0,
             tasks: JoinSet::new(),
@@ -452,6 +458,7 @@ impl Engine {
         self.failures.clear();
         self.polling_now.clear();
         self.condition_skips.clear();
+        self.condition_totals.clear();
         // Read catalog, accounts and tenant lists through the new adapters right away.
         self.refreshing = false;
         self.refresh_due = DateTime::<Utc>::MIN_UTC;
@@ -871,7 +878,14 @@ impl Engine {
                 Job::Events(i) => {
                     let src = self.event_sources[i].clone();
                     let ck = CursorKey { source: src.name.clone(), tenant: tenant.id.clone() };
-                    let cursor = self.shared.store.cursor(&ck)?;
+                    let cursor = match self.cursors.get(&ck) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = self.shared.store.cursor(&ck)?;
+                            self.cursors.insert(ck, c.clone());
+                            c
+                        }
+                    };
                     let window_start = self
                         .windows
                         .get(&src.source.product())
@@ -961,6 +975,9 @@ impl Engine {
         cursor: Option<(&CursorKey, &ticketing_core::ports::Cursor)>,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
+        if transitions.is_empty() && events.is_empty() && cursor.is_none() {
+            return Ok(());
+        }
         let entries: Vec<Option<LedgerEntry>> = transitions.iter().map(|t| self.ledger.get(t.key()).cloned()).collect();
         let pairs = transitions.iter().zip(entries.iter()).map(|(t, e)| (t, e.as_ref())).collect();
         let result = self.shared.store.commit(&Commit { transitions: pairs, events, cursor, at: Some(now) });
@@ -1001,7 +1018,13 @@ impl Engine {
             warn!(source, tenant = %tenant, record = %m.id, reason = %m.reason, "malformed record skipped");
         }
         let ck = CursorKey { source: source.to_owned(), tenant: tenant.clone() };
-        self.commit(&transitions, &batch.events, Some((&ck, &batch.next)), now)?;
+        // An idle poll (nothing read, cursor unchanged) writes nothing: no fsync per tenant per
+        // pass when nothing happens.
+        let unchanged = self.cursors.get(&ck).is_some_and(|c| c.as_ref() == Some(&batch.next));
+        if !(transitions.is_empty() && batch.events.is_empty() && unchanged) {
+            self.commit(&transitions, &batch.events, Some((&ck, &batch.next)), now)?;
+            self.cursors.insert(ck, Some(batch.next.clone()));
+        }
         for (key, reason) in skipped {
             self.shared.metrics.skip(reason.label());
             debug!(tenant = %tenant, key = %key, reason = %reason, "event not ticketed");
@@ -1038,12 +1061,22 @@ impl Engine {
             *reasons.entry(reason.label().to_owned()).or_default() += 1;
             debug!(key = %key, reason = %reason, "condition not ticketed");
         }
-        self.condition_skips.insert((snapshot.product, snapshot.tenant.clone()), reasons);
-        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
-        for (reason, n) in self.condition_skips.values().flatten() {
-            *totals.entry(reason.clone()).or_default() += n;
+        // The gauge's totals change by this tenant's difference only (no pass over every tenant).
+        let key = (snapshot.product, snapshot.tenant.clone());
+        let old = self.condition_skips.get(&key);
+        if old != Some(&reasons) {
+            for (reason, n) in old.into_iter().flatten() {
+                if let Some(t) = self.condition_totals.get_mut(reason) {
+                    *t = t.saturating_sub(*n);
+                }
+            }
+            for (reason, n) in &reasons {
+                *self.condition_totals.entry(reason.clone()).or_default() += n;
+            }
+            self.condition_totals.retain(|_, n| *n > 0);
+            self.shared.metrics.set_conditions_not_ticketed(self.condition_totals.clone());
+            self.condition_skips.insert(key, reasons);
         }
-        self.shared.metrics.set_conditions_not_ticketed(totals);
         Ok(transitions.len())
     }
 
