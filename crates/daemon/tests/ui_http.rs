@@ -1,5 +1,7 @@
 //! The Ticketing tab over plain HTTP (no browser): login required, CSRF refused, escaping, and
-//! the form flows (inline edit, Edit window, save refused with the field named, cancel, reset).
+//! the form flows (inline edit, Edit window, save refused with the field named, cancel, reset),
+//! words instead of codes, the grouped left pane, the Edit dialog's markup, the status preview,
+//! and the PSA banner with Save refused while the catalog is stale.
 
 use std::sync::Arc;
 
@@ -67,6 +69,24 @@ impl Ui {
     fn saved_rule(&self, row: &str) -> ticketing_core::rules::Rule {
         self.shared.rules().saved.rule(&row.parse::<RowId>().unwrap()).unwrap().clone()
     }
+}
+
+/// The page's text as a reader sees it: tags dropped, a few entities decoded.
+fn visible(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
 fn csrf_of(html: &str) -> String {
@@ -250,12 +270,13 @@ async fn edit_window_save_refusal_cancel_and_reset() {
         ui.post(Some(&cookie), "/ui/bulk-edit", &[("csrf", &csrf), sec, ("select", WARN), ("b_queue", "!clear")]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
-    assert!(html.contains("Problems in this draft"));
-    assert!(html.contains("Queue is blank but required"));
+    assert!(html.contains("1 problem (Save changes is refused until it is fixed)"), "{html}");
+    assert!(html.contains("Queue is blank, but it is required"));
     ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), sec]).await;
     let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
-    assert!(html.contains("Save refused: 1 problem(s)"), "{html}");
-    assert!(html.contains("queue is blank but required"));
+    assert!(html.contains("Save refused: 1 problem in"), "{html}");
+    assert_eq!(visible(&html).matches("Queue is blank").count(), 1, "the problem is shown once: {html}");
+    assert!(visible(&html).contains("Event severity \u{201c}Warning\u{201d}: Queue is blank"), "{html}");
     assert!(!ui.saved_rule(CRIT).enabled, "nothing saved");
 
     // Inline edit fixes it; Save makes it the saved rules.
@@ -292,4 +313,257 @@ async fn edit_window_save_refusal_cancel_and_reset() {
     )
     .await;
     assert_eq!(ui.shared.rules().saved.general.new_status.as_deref(), Some("In Progress"));
+}
+
+/// Internal spellings that must not reach the reader.
+const CODES: [&str; 9] = [
+    "security_center",
+    "endpoint_cloud",
+    "office365/",
+    "new_status",
+    "closed_status",
+    "ticket_source",
+    "rule_off",
+    "tenant_unmapped",
+    "account_inactive",
+];
+
+fn assert_words(html: &str) {
+    let text = visible(html);
+    for code in CODES {
+        assert!(!text.contains(code), "{code:?} in the page's text: {text}");
+    }
+}
+
+#[tokio::test]
+async fn words_not_codes_and_each_problem_once() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    let csrf = csrf_of(&html);
+    for label in ["Ticket source", "New ticket status", "Closed ticket status"] {
+        assert!(html.contains(&format!(">{label}</label>")), "{label}");
+    }
+    // Blank the new ticket status: the problem is named as the field is labelled, once.
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "general"), ("general.new_status", "")]).await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    assert!(html.contains("Save refused: 1 problem in General"), "{html}");
+    assert_eq!(visible(&html).matches("New ticket status is blank, but it is required").count(), 1, "{html}");
+    assert!(html.contains(r#"aria-invalid="true" aria-describedby="problem-0""#), "the field points at its problem");
+    assert_words(&html);
+
+    // Every section page: no internal ids, no codes, in its text.
+    for section in ticketing_core::rules::Section::all() {
+        let (status, html) = ui.page(&cookie, &format!("/ui/section?s={section}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_words(&html);
+    }
+
+    // A status row's problems, named by the description's text.
+    let row = "security_center/status/critical/databases_out_of_date";
+    let known: RowId = row.parse().unwrap_or_else(|_| {
+        ticketing_core::rules::Section::Statuses(
+            ticketing_core::model::Product::SecurityCenter,
+            ticketing_core::model::StatusLevel::Critical,
+        )
+        .rows()[0]
+            .clone()
+    });
+    let r = known.to_string();
+    let q = format!("queue.{r}");
+    let on = format!("enabled.{r}");
+    let sec = known.section().to_string();
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", &sec), ("row", &r), (&on, "on"), (&q, "")]).await;
+    let (_, html) = ui.page(&cookie, &format!("/ui/section?s={sec}")).await;
+    let text = visible(&html);
+    assert!(text.contains(&format!("Status description \u{201c}{}\u{201d}: Queue is blank", known.label())), "{text}");
+    assert_eq!(text.matches("Queue is blank").count(), 1, "{text}");
+    assert_words(&html);
+    // An out-of-range due time is refused in words.
+    let due = format!("due.{r}");
+    ui.post(Some(&cookie), "/ui/rows", &[("csrf", &csrf), ("section", &sec), ("row", &r), (&on, "on"), (&due, "0")])
+        .await;
+    let (_, html) = ui.page(&cookie, &format!("/ui/section?s={sec}")).await;
+    assert!(html.contains("Due, hours must be a whole number from 1 to 8760"), "{html}");
+    assert_words(&html);
+}
+
+#[tokio::test]
+async fn left_pane_grouped_under_product_names() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/endpoint_cloud").await;
+    let nav = &html[html.find("<nav").unwrap()..html.find("</nav>").unwrap()];
+    let order = [
+        ">General</a>",
+        "Kaspersky Security Center</span>",
+        r#"s=events/security_center">Events</a>"#,
+        "Computer status</span>",
+        r#"s=statuses/security_center/critical">Critical</a>"#,
+        r#"s=statuses/security_center/warning">Warning</a>"#,
+        "Kaspersky Endpoint Security Cloud</span>",
+        r#"s=events/endpoint_cloud" aria-current="page">Events</a>"#,
+        r#"s=statuses/endpoint_cloud/critical">Critical</a>"#,
+        r#"s=statuses/endpoint_cloud/warning">Warning</a>"#,
+        "Kaspersky Security for Microsoft Office 365</span>",
+        r#"s=events/office365">Events</a>"#,
+    ];
+    let mut at = 0;
+    for item in order {
+        let found = nav[at..].find(item).unwrap_or_else(|| panic!("{item} after {at} in {nav}"));
+        at += found + item.len();
+    }
+    assert_eq!(nav.matches("Computer status").count(), 2, "Office 365 has no computer statuses");
+    assert!(html.contains(r#"id="nav-toggle""#) && html.contains(r#"aria-controls="nav""#), "the pane folds");
+}
+
+#[tokio::test]
+async fn edit_dialog_above_the_table_and_save_takes_the_inline_edits() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    for (section, title, lifetime) in [
+        ("events/security_center", "Ticketing settings for events", true),
+        ("events/office365", "Ticketing settings for events", false),
+        ("statuses/endpoint_cloud/warning", "Ticketing settings for computer status change", false),
+    ] {
+        let (_, html) = ui.page(&cookie, &format!("/ui/section?s={section}")).await;
+        let edit = html.find(r#"<button type="button" id="edit-open""#).expect("an Edit button");
+        assert!(edit < html.find(r#"id="rules-table""#).unwrap(), "{section}: Edit is above the table");
+        assert!(html.contains(r#"<dialog class="edit-window" id="edit-dialog""#), "{section}");
+        assert!(html.contains(&format!(r#"<h2 id="edit-title">{title}</h2>"#)), "{section}");
+        for field in ["b_enabled", "b_queue", "b_priority", "b_due", "b_work_type", "b_issue_type", "b_sub_issue_type"]
+        {
+            assert!(html.contains(&format!(r#"id="{field}""#)), "{section}: {field}");
+        }
+        assert_eq!(html.contains(r#"id="b_lifetime""#), lifetime, "{section}: lifetime where it applies");
+        assert!(html.contains(">On / Off</label>") && html.contains(">Issue subtype</label>"));
+        assert!(!html.contains("Apply edits to draft"), "{section}: no separate apply button");
+        assert!(html.contains(r#"<form id="rules-form" method="post" action="/ui/save">"#));
+        // The no-JS fallback shows the dialog's fields in the page.
+        assert!(html.contains(r#"<noscript><link rel="stylesheet" href="/ui/assets/nojs.css"></noscript>"#));
+    }
+    let resp = ui.http.get(format!("{}/ui/assets/nojs.css", ui.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("dialog.edit-window{display:block"));
+
+    // Save changes: the page's inline edits and the save, in one request.
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    let csrf = csrf_of(&html);
+    let revision = html.split(r#"name="revision" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let resp = ui
+        .post(
+            Some(&cookie),
+            "/ui/save",
+            &[
+                ("csrf", &csrf),
+                ("section", "events/security_center"),
+                ("revision", &revision),
+                ("row", CRIT),
+                (&format!("enabled.{CRIT}"), "on"),
+                (&format!("due.{CRIT}"), "9"),
+                ("row", WARN),
+                (&format!("due.{WARN}"), "12"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(ui.saved_rule(CRIT).enabled);
+    assert_eq!(ui.saved_rule(CRIT).due_hours, 9);
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(html.contains("Saved: your edits (1 change(s)) are in the draft"), "{html}");
+    assert!(html.contains("The draft equals the saved rules."));
+}
+
+#[tokio::test]
+async fn status_preview_counts_status_descriptions() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    let sec = "statuses/security_center/critical";
+    let (_, html) = ui.page(&cookie, &format!("/ui/section?s={sec}")).await;
+    let n = ticketing_core::rules::Section::Statuses(
+        ticketing_core::model::Product::SecurityCenter,
+        ticketing_core::model::StatusLevel::Critical,
+    )
+    .rows();
+    let total = format!(r#"<strong id="preview-count">0</strong> of the {} status descriptions"#, n.len());
+    assert!(html.contains(&total), "{html}");
+    assert!(!html.contains("events were seen") && !html.contains("event was seen"), "no event count");
+    assert!(html.contains("latest status snapshots"), "says what it cannot count");
+    assert!(html.contains("No computer has an open status ticket now."));
+    let csrf = csrf_of(&html);
+    let r = n[0].to_string();
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[("csrf", &csrf), ("section", sec), ("row", &r), (&format!("enabled.{r}"), "on")],
+    )
+    .await;
+    let (_, html) = ui.page(&cookie, &format!("/ui/section?s={sec}")).await;
+    assert!(html.contains(r#"<strong id="preview-count">1</strong>"#), "{html}");
+    assert!(html.contains("(the saved rules: 0)"));
+}
+
+#[tokio::test]
+async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    let sc = "/ui/section?s=events/security_center";
+    let (_, html) = ui.page(&cookie, sc).await;
+    assert!(!html.contains(r#"id="psa-banner""#), "no banner while nothing failed");
+    let csrf = csrf_of(&html);
+
+    // The catalog refresh fails (as the engine counts it): the PSA is unreachable.
+    ui.shared.metrics.psa_call("catalog", "transient");
+    ui.shared.metrics.psa_call("accounts", "transient");
+    let (_, html) = ui.page(&cookie, sc).await;
+    let text = visible(&html);
+    assert!(html.contains(r#"id="psa-banner""#), "{html}");
+    assert!(text.contains("The PSA is unreachable"), "{text}");
+    assert!(text.contains("Save changes is refused until the PSA answers again"), "{text}");
+    let on = format!("enabled.{CRIT}");
+    let form = [("csrf", csrf.as_str()), ("section", "events/security_center"), ("row", CRIT), (on.as_str(), "on")];
+    let resp = ui.post(Some(&cookie), "/ui/save", &form).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(!ui.saved_rule(CRIT).enabled, "not saved against a stale catalog");
+    assert!(ui.draft_rule(CRIT).enabled, "the edit is kept in the draft");
+    let (_, html) = ui.page(&cookie, sc).await;
+    assert!(visible(&html).contains("Not saved: The PSA is unreachable"), "{html}");
+    assert!(visible(&html).contains("Your edits are kept in the draft"), "{html}");
+
+    // Creates answered by the PSA, but the catalog has not been read since: still stale.
+    ui.shared.metrics.psa_call("create", "ok");
+    let (_, html) = ui.page(&cookie, sc).await;
+    assert!(visible(&html).contains("The PSA catalog is stale"), "{html}");
+    ui.post(Some(&cookie), "/ui/save", &form).await;
+    assert!(!ui.saved_rule(CRIT).enabled);
+
+    // The catalog is read again: the banner goes, and the save goes through.
+    ui.shared.metrics.psa_call("catalog", "ok");
+    let (_, html) = ui.page(&cookie, sc).await;
+    assert!(!html.contains(r#"id="psa-banner""#), "{html}");
+    ui.post(Some(&cookie), "/ui/save", &form).await;
+    assert!(ui.saved_rule(CRIT).enabled);
+}
+
+#[tokio::test]
+async fn without_a_catalog_the_banner_says_so_and_save_waits() {
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
+    let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN) };
+    let app = daemon::ui::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ui = Ui {
+        base: format!("http://{addr}"),
+        shared,
+        http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+    };
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(visible(&html).contains("The PSA catalog has not been read yet."), "{html}");
+    let csrf = csrf_of(&html);
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "events/security_center")]).await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(visible(&html).contains("Not saved: The PSA catalog has not been read yet."), "{html}");
 }

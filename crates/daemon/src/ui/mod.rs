@@ -3,7 +3,14 @@
 //! Server-rendered pages, one per [`Section`] with a navigation listing them all, over the same
 //! operations as the admin API and the CLI ([`crate::rules_ops`]). Plain HTML forms that POST and
 //! redirect, so everything works without JavaScript; a small embedded script only adds
-//! conveniences (select all rows, sub-issue types filtered by the chosen issue type).
+//! conveniences: the Edit window as a modal `<dialog>` with the count of selected rows (without
+//! JavaScript its fields show under the table), issue subtypes filtered by the chosen issue
+//! type, a warning before leaving a section with unsaved inline edits, the left pane folding
+//! behind a button on narrow screens.
+//!
+//! Save changes posts the page's inline edits with it: they go into the draft and the section
+//! is saved in one request. A banner says when the PSA does not answer or its catalog is stale
+//! (derived from the PSA-call counters, see [`psa`]), and Save changes is refused meanwhile.
 //!
 //! Routes (none clashes with the admin API's `/healthz`, `/metrics`, `/api/...`):
 //!
@@ -13,16 +20,17 @@
 //! | `GET /ui/login`, `POST /ui/login` | log in with the admin token |
 //! | `POST /ui/logout` | end the session |
 //! | `GET /ui/section?s=events/security_center&days=7` | a section's page, with the draft's preview |
-//! | `POST /ui/rows`, `POST /ui/general` | inline edits of a section's rows / general settings into the draft |
-//! | `POST /ui/bulk-edit` | the Edit window: one patch to every selected row |
-//! | `POST /ui/save`, `POST /ui/cancel`, `POST /ui/reset` | Save changes, Cancel changes, Reset to defaults |
-//! | `GET /ui/assets/ui.css`, `GET /ui/assets/ui.js` | the embedded style sheet and script |
+//! | `POST /ui/rows`, `POST /ui/general` | inline edits of a section's rows / general settings into the draft only (API-style; the page itself has no such button) |
+//! | `POST /ui/bulk-edit` | the Edit window: the page's inline edits, then one patch to every selected row |
+//! | `POST /ui/save`, `POST /ui/cancel`, `POST /ui/reset` | Save changes (with the page's inline edits), Cancel changes, Reset to defaults |
+//! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
 //!
 //! Login takes the admin API's bearer token once and starts a server-side session whose random
 //! id goes into an `HttpOnly; SameSite=Strict` cookie; the token itself is never put in the
 //! cookie. Every POST other than the login carries the session's CSRF token in a hidden field
 //! and is refused (403) without it.
 
+mod psa;
 mod render;
 mod session;
 
@@ -44,21 +52,26 @@ use ticketing_core::rules::{RowId, Section};
 use crate::admin::{AdminState, constant_time_eq};
 use crate::engine::Shared;
 use crate::rules_ops::{self, OpError, Preview};
-use render::{Frame, SectionView, esc, section_href, shown};
+use psa::PsaWatch;
+use render::{Frame, SectionView, StatusCounts, esc, section_href, shown};
 use session::{Flash, SessionView, Sessions};
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
+const NOJS_CSS: &str = include_str!("assets/nojs.css");
 
 #[derive(Clone)]
 struct UiState {
     admin: AdminState,
     sessions: Arc<Sessions>,
+    psa: Arc<PsaWatch>,
 }
 
 /// The UI's routes, merged into the admin listener's router.
 pub fn router(state: AdminState) -> Router {
-    let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()) };
+    let psa = Arc::new(PsaWatch::default());
+    PsaWatch::spawn_sampler(&psa, &state.shared);
+    let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()), psa };
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(home))
@@ -73,6 +86,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/cancel", post(cancel))
         .route("/ui/reset", post(reset))
         .route("/ui/assets/ui.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .route("/ui/assets/nojs.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], NOJS_CSS) }))
         .route("/ui/assets/ui.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(ui)
@@ -190,17 +204,36 @@ fn error(text: impl Into<String>, details: Vec<String>) -> Flash {
     Flash { kind: "error", text: text.into(), details }
 }
 
+/// An operation's failure in words. A refused save names its count only: each problem is listed
+/// once, in the page's problem list (which is the same validation of the same draft).
 fn op_error(e: OpError) -> Flash {
     match e {
         OpError::Refused { section, problems } => error(
-            format!("Save refused: {} problem(s) in {}. Nothing was saved.", problems.len(), section.title()),
-            problems.iter().map(ToString::to_string).collect(),
+            format!(
+                "Save refused: {} in {}, listed under \u{201c}Problems\u{201d} below. Nothing was saved.",
+                if problems.len() == 1 { "1 problem".to_owned() } else { format!("{} problems", problems.len()) },
+                section.title()
+            ),
+            Vec::new(),
         ),
         OpError::Store(e) => {
             tracing::error!(error = %e, "ui request failed");
             error("Internal error: the store failed (see the daemon's log).", Vec::new())
         }
-        other => error(other.to_string(), Vec::new()),
+        OpError::NoCatalog => error(
+            "The PSA catalog has not been read yet, so values cannot be checked. Nothing was saved; try again shortly.",
+            Vec::new(),
+        ),
+        OpError::Conflict { revision, .. } => error(
+            format!(
+                "Changed elsewhere: the rules were saved by someone else meanwhile (now revision {revision}). Reload the page, then try again."
+            ),
+            Vec::new(),
+        ),
+        OpError::Invalid(text) => {
+            tracing::warn!(error = %text, "ui edit refused");
+            error("The edit was not applied: a value is out of range or does not apply to a selected row.", Vec::new())
+        }
     }
 }
 
@@ -210,10 +243,21 @@ fn label_value(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_owned())
 }
 
-fn number(v: &str, what: &str, row: &RowId) -> Result<u32, String> {
-    v.trim()
-        .parse::<u32>()
-        .map_err(|_| format!("{}: {what} must be a whole number, not \u{201c}{v}\u{201d}", row.label()))
+/// A whole number within `range`, or the reason in words.
+fn whole(v: &str, what: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{what} must be a whole number from {} to {}, not \u{201c}{}\u{201d}",
+            range.start(),
+            range.end(),
+            v.trim()
+        )),
+    }
+}
+
+fn number(v: &str, what: &str, row: &RowId, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    whole(v, what, range).map_err(|e| format!("\u{201c}{}\u{201d}: {e}", row.label()))
 }
 
 /// Applies the inline fields of the form (the table's row controls, or the general settings)
@@ -286,7 +330,7 @@ fn inline_edits(
         let mut bad = false;
         if rule.lifetime_days.is_some() {
             if let Some(v) = form.get(&format!("lifetime.{r}")) {
-                match number(v, "lifetime", &row) {
+                match number(v, "Lifetime, days", &row, ticketing_core::rules::LIFETIME_RANGE) {
                     Ok(d) if Some(d) != rule.lifetime_days => patch.lifetime_days = Some(d),
                     Ok(_) => {}
                     Err(e) => {
@@ -297,7 +341,7 @@ fn inline_edits(
             }
         }
         if let Some(v) = form.get(&format!("due.{r}")) {
-            match number(v, "due hours", &row) {
+            match number(v, "Due, hours", &row, ticketing_core::rules::DUE_HOURS_RANGE) {
                 Ok(h) if h != rule.due_hours => patch.due_hours = Some(h),
                 Ok(_) => {}
                 Err(e) => {
@@ -424,10 +468,10 @@ fn bulk_label(form: &FormData, name: &str) -> Option<Option<String>> {
 }
 
 fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
-    let num = |name: &str, what: &str| -> Result<Option<u32>, String> {
+    let num = |name: &str, what: &str, range| -> Result<Option<u32>, String> {
         match form.get(name).map(str::trim).unwrap_or_default() {
             "" => Ok(None),
-            v => v.parse().map(Some).map_err(|_| format!("{what} must be a whole number, not \u{201c}{v}\u{201d}")),
+            v => whole(v, what, range).map(Some),
         }
     };
     Ok(RulePatch {
@@ -436,10 +480,10 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
             "off" => Some(false),
             _ => None,
         },
-        lifetime_days: num("b_lifetime", "Lifetime")?,
+        lifetime_days: num("b_lifetime", "Lifetime, days", ticketing_core::rules::LIFETIME_RANGE)?,
         queue: bulk_label(form, "b_queue"),
         priority: bulk_label(form, "b_priority"),
-        due_hours: num("b_due", "Due, hours")?,
+        due_hours: num("b_due", "Due, hours", ticketing_core::rules::DUE_HOURS_RANGE)?,
         work_type: bulk_label(form, "b_work_type"),
         issue_type: bulk_label(form, "b_issue_type"),
         sub_issue_type: bulk_label(form, "b_sub_issue_type"),
@@ -463,7 +507,7 @@ async fn bulk_edit(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Fo
             ),
             Ok(p) => match rules_ops::bulk_edit(shared, &selected, &p, None) {
                 Ok(_) => ok(format!(
-                    "Applied to {} row(s): {}. Save changes to apply them.",
+                    "Applied to {} row(s): {}. Save changes to make them the rules in use.",
                     selected.len(),
                     selected.iter().map(RowId::label).collect::<Vec<_>>().join(", ")
                 )),
@@ -484,7 +528,25 @@ async fn save(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Ve
             s.sessions.flash(&session.id, error("Not saved: fix the edits above first.", Vec::new()));
             return;
         }
+        // A save is checked against the catalog: not against one the PSA may have changed since.
+        let psa = s.psa.check(shared);
+        if psa.blocks_save(shared.catalog().is_some()) {
+            let why = psa.problem(shared.catalog().is_some()).map(|p| p.0).unwrap_or_default();
+            let kept = if changed > 0 { " Your edits are kept in the draft (not saved)." } else { "" };
+            s.sessions.flash(
+                &session.id,
+                error(
+                    format!("Not saved: {why} The values cannot be checked against the PSA's current lists, so Save changes waits until the PSA answers again.{kept}"),
+                    Vec::new(),
+                ),
+            );
+            return;
+        }
         let flash = match rules_ops::save(shared, section, None) {
+            Ok(_) if changed > 0 => ok(format!(
+                "Saved: your edits ({changed} change(s)) are in the draft and {} now uses these rules.",
+                section.title()
+            )),
             Ok(_) => ok(format!("Saved: {} now uses these rules.", section.title())),
             Err(e) => op_error(e),
         };
@@ -560,6 +622,11 @@ fn section_response(
         Err(e) => Err(format!("No preview: {e}")),
     };
     let problems = catalog.as_ref().map(|c| book.draft.validate_section(section, c)).unwrap_or_default();
+    let psa = s.psa.check(shared);
+    let status = match section {
+        Section::Statuses(product, _) => status_counts(shared, product),
+        _ => Err(String::new()),
+    };
     let dirty: Vec<Section> = Section::all().into_iter().filter(|x| book.is_dirty(*x)).collect();
     let body = render::section_body(&SectionView {
         section,
@@ -569,6 +636,8 @@ fn section_response(
         revision: shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst),
         problems: &problems,
         preview,
+        status,
+        psa: &psa,
     });
     let title = section.title();
     Html(render::page(
@@ -576,4 +645,21 @@ fn section_response(
         &body,
     ))
     .into_response()
+}
+
+/// Computers with a live status ticket per status description of `product`, from the ledger.
+fn status_counts(shared: &Shared, product: ticketing_core::model::Product) -> Result<StatusCounts, String> {
+    let ledger = shared.store.load_ledger().map_err(|e| {
+        tracing::warn!(error = %e, "cannot read the ledger for the status preview");
+        "The ledger cannot be read now (see the daemon's log).".to_owned()
+    })?;
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for e in ledger.entries() {
+        if let ticketing_core::ticket::TicketKey::Status { product: p, description, .. } = &e.key {
+            if *p == product && e.state.is_live() {
+                *counts.entry(description.text()).or_default() += 1;
+            }
+        }
+    }
+    Ok(StatusCounts { open_by_description: counts.into_iter().collect() })
 }

@@ -5,8 +5,10 @@ use std::fmt::Write as _;
 
 use ticketing_core::catalog::{Catalog, Field};
 use ticketing_core::edit::RuleBook;
+use ticketing_core::model::{Product, StatusLevel};
 use ticketing_core::rules::{Problem, RowId, Rule, Section, ValidationError};
 
+use super::psa::PsaStatus;
 use super::session::Flash;
 use crate::rules_ops::Preview;
 
@@ -55,7 +57,8 @@ pub(crate) fn dom_id(prefix: &str, row: &RowId) -> String {
     format!("{prefix}-{}", row.to_string().replace('/', "-"))
 }
 
-fn field_title(field: Field) -> &'static str {
+/// A field's name as the guide's Ticketing tab spells it.
+pub(crate) fn field_title(field: Field) -> &'static str {
     match field {
         Field::TicketSource => "Ticket source",
         Field::NewStatus => "New ticket status",
@@ -64,21 +67,53 @@ fn field_title(field: Field) -> &'static str {
         Field::Priority => "Priority",
         Field::WorkType => "Work type",
         Field::IssueType => "Issue type",
-        Field::SubIssueType => "Sub-issue type",
-        Field::Lifetime => "Lifetime",
+        Field::SubIssueType => "Issue subtype",
+        Field::Lifetime => "Lifetime, days",
         Field::DueHours => "Due, hours",
     }
 }
 
-/// A problem in words, for next to its row (the row is already visible).
-fn problem_short(e: &ValidationError) -> String {
+/// What is wrong with a field, in words, without naming the row.
+fn problem_words(e: &ValidationError) -> String {
     let f = field_title(e.field);
     match &e.problem {
-        Problem::Blank => format!("{f} is blank but required"),
-        Problem::NotInPsa { label } => format!("{f} \u{201c}{label}\u{201d} is no longer in the PSA (shown blank)"),
-        Problem::NotOfIssueType => format!("{f} does not belong to the issue type"),
+        Problem::Blank => format!("{f} is blank, but it is required"),
+        Problem::NotInPsa { label } => {
+            format!("{f} \u{201c}{label}\u{201d} is no longer in the PSA (shown blank): pick another value")
+        }
+        Problem::NotOfIssueType => format!("{f} does not belong to the chosen issue type"),
         Problem::OutOfRange { min, max } => format!("{f} must be between {min} and {max}"),
         Problem::NotApplicable => format!("{f} does not apply here"),
+    }
+}
+
+/// A problem in words, naming the row by its label (never by its internal id).
+pub(crate) fn problem_text(e: &ValidationError) -> String {
+    match &e.row {
+        Some(r) => format!("{} \u{201c}{}\u{201d}: {}", row_noun(r), r.label(), problem_words(e)),
+        None => problem_words(e),
+    }
+}
+
+/// What a row of a section is called ("Event severity", "Status description", …).
+fn row_noun(row: &RowId) -> &'static str {
+    match row {
+        RowId::Event(Product::Office365, _) => "Event type",
+        RowId::Event(..) => "Event severity",
+        RowId::Status(..) => "Status description",
+    }
+}
+
+/// A skip reason's stable code (as the preview and the metrics count them) in words.
+pub(crate) fn skip_words(code: &str) -> String {
+    match code {
+        "rule_off" => "Create ticket is off for their row (or they have no row)".to_owned(),
+        "stale" => "older than their row's lifetime".to_owned(),
+        "tenant_unmapped" => "their customer is not mapped to an Autotask account".to_owned(),
+        "account_inactive" => "the mapped Autotask account is inactive or unknown".to_owned(),
+        "already_ticketed" => "a ticket for the same problem exists already".to_owned(),
+        "rule_invalid" => "their row's settings do not match the PSA's current lists".to_owned(),
+        other => other.replace('_', " "),
     }
 }
 
@@ -89,8 +124,15 @@ fn labels(catalog: Option<&Catalog>, field: Field) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Attributes marking a control whose value has a problem: `aria-invalid` and a reference to
+/// the problem's text in the list above the table.
+fn invalid_attrs(problem_id: Option<&str>) -> String {
+    problem_id.map(|p| format!(r#" aria-invalid="true" aria-describedby="{}""#, esc(p))).unwrap_or_default()
+}
+
 /// A labelled drop-down of a picklist: a blank option, then the PSA's active values (plus
 /// the current value when there is no catalog to check it against).
+#[allow(clippy::too_many_arguments)] // one private helper, called with named locals
 fn picklist_select(
     catalog: Option<&Catalog>,
     field: Field,
@@ -99,6 +141,7 @@ fn picklist_select(
     label: &str,
     label_hidden: bool,
     current: Option<&str>,
+    problem_id: Option<&str>,
 ) -> String {
     let mut opts = labels(catalog, field);
     if let Some(c) = current {
@@ -107,11 +150,12 @@ fn picklist_select(
         }
     }
     let mut out = format!(
-        r#"<label for="{id}"{cls}>{label}</label><select id="{id}" name="{name}"><option value=""{sel}>(blank)</option>"#,
+        r#"<label for="{id}"{cls}>{label}</label><select id="{id}" name="{name}" data-inline{inv}><option value=""{sel}>(blank)</option>"#,
         id = esc(id),
         cls = if label_hidden { r#" class="vh""# } else { "" },
         label = esc(label),
         name = esc(name),
+        inv = invalid_attrs(problem_id),
         sel = if current.is_none() { " selected" } else { "" },
     );
     for o in opts {
@@ -123,11 +167,11 @@ fn picklist_select(
 }
 
 /// A drop-down of the Edit window: keep (default), clear, or a value.
-fn bulk_select(catalog: Option<&Catalog>, field: Field, name: &str, label: &str) -> String {
+fn bulk_select(catalog: Option<&Catalog>, field: Field, name: &str) -> String {
     let mut out = format!(
         r#"<div class="field"><label for="{name}">{label}</label><select id="{name}" name="{name}"{extra}><option value="" selected>(keep as is)</option><option value="!clear">(blank)</option>"#,
         name = esc(name),
-        label = esc(label),
+        label = esc(field_title(field)),
         extra = if field == Field::IssueType { r#" data-issue-select="b_sub_issue_type""# } else { "" },
     );
     if field == Field::SubIssueType {
@@ -168,35 +212,56 @@ pub(crate) struct Frame<'a> {
     pub(crate) flash: &'a [Flash],
 }
 
+fn nav_link(frame: &Frame<'_>, s: Section, text: &str) -> String {
+    let cur = if Some(s) == frame.current { r#" aria-current="page""# } else { "" };
+    let dirty =
+        if frame.dirty.contains(&s) { r#" <span class="dirty" title="unsaved changes">(unsaved)</span>"# } else { "" };
+    format!(r#"<li><a href="{}"{cur}>{}</a>{dirty}</li>"#, esc(&section_href(s)), esc(text))
+}
+
+/// The left pane: General, then each product with its sections, as the guide groups them.
+fn nav(frame: &Frame<'_>) -> String {
+    let mut out = String::from(r#"<nav id="nav" aria-label="Ticketing sections"><ul class="tree">"#);
+    out.push_str(&nav_link(frame, Section::General, "General"));
+    for p in Product::ALL {
+        let _ = write!(out, r#"<li class="product"><span class="product-name">{}</span><ul>"#, esc(p.display_name()));
+        out.push_str(&nav_link(frame, Section::Events(p), "Events"));
+        if p.has_statuses() {
+            out.push_str(r#"<li><span class="group-name">Computer status</span><ul>"#);
+            for l in [StatusLevel::Critical, StatusLevel::Warning] {
+                out.push_str(&nav_link(frame, Section::Statuses(p, l), &l.to_string()));
+            }
+            out.push_str("</ul></li>");
+        }
+        out.push_str("</ul></li>");
+    }
+    out.push_str("</ul></nav>");
+    out
+}
+
 /// Wraps a page body in the document, header, navigation and messages.
 pub(crate) fn page(frame: &Frame<'_>, body: &str) -> String {
     let mut out = format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Ticketing · msp-ticketd</title><link rel="stylesheet" href="/ui/assets/ui.css"><script src="/ui/assets/ui.js" defer></script></head>
-<body><header class="top"><span class="brand">msp-ticketd · Ticketing</span>"#,
+<title>{title} · Ticketing · msp-ticketd</title><link rel="stylesheet" href="/ui/assets/ui.css"><noscript><link rel="stylesheet" href="/ui/assets/nojs.css"></noscript><script src="/ui/assets/ui.js" defer></script></head>
+<body><header class="top">"#,
         title = esc(frame.title)
     );
+    if frame.csrf.is_some() {
+        out.push_str(r#"<button type="button" id="nav-toggle" class="nav-toggle" aria-controls="nav" aria-expanded="false">Sections</button>"#);
+    }
+    out.push_str(r#"<span class="brand">msp-ticketd · Ticketing</span>"#);
     if let Some(csrf) = frame.csrf {
         let _ = write!(
             out,
-            r#"<form method="post" action="/ui/logout" class="logout"><input type="hidden" name="csrf" value="{}"><button type="submit">Log out</button></form>"#,
+            r#"<form method="post" action="/ui/logout" class="logout" data-leaves><input type="hidden" name="csrf" value="{}"><button type="submit">Log out</button></form>"#,
             esc(csrf)
         );
     }
     out.push_str("</header><div class=\"layout\">");
     if frame.csrf.is_some() {
-        out.push_str(r#"<nav aria-label="Ticketing sections"><ul>"#);
-        for s in Section::all() {
-            let cur = if Some(s) == frame.current { r#" aria-current="page""# } else { "" };
-            let dirty = if frame.dirty.contains(&s) {
-                r#" <span class="dirty" title="unsaved changes">(unsaved)</span>"#
-            } else {
-                ""
-            };
-            let _ = write!(out, r#"<li><a href="{}"{cur}>{}</a>{dirty}</li>"#, esc(&section_href(s)), esc(&s.title()));
-        }
-        out.push_str("</ul></nav>");
+        out.push_str(&nav(frame));
     }
     out.push_str(r#"<main id="main">"#);
     for f in frame.flash {
@@ -233,6 +298,13 @@ pub(crate) fn login(error: Option<&str>) -> String {
     page(&Frame { title: "Log in", current: None, dirty: &[], csrf: None, flash: &[] }, &body)
 }
 
+/// What a status page can say about the computers behind its rows.
+pub(crate) struct StatusCounts {
+    /// Computers with a live (planned, open or closing) ticket, per status description label,
+    /// from the ledger (which does not record the status level).
+    pub(crate) open_by_description: Vec<(String, usize)>,
+}
+
 /// Everything a section page shows.
 pub(crate) struct SectionView<'a> {
     /// The section.
@@ -248,11 +320,16 @@ pub(crate) struct SectionView<'a> {
     pub(crate) revision: u64,
     /// The draft's problems in this section.
     pub(crate) problems: &'a [ValidationError],
-    /// Preview of the draft (and of the saved rules), or why there is none.
+    /// Preview of the draft (and of the saved rules), or why there is none (event pages).
     pub(crate) preview: Result<(Preview, Option<Preview>), String>,
+    /// What the ledger says about status tickets (status pages), or why it cannot say.
+    pub(crate) status: Result<StatusCounts, String>,
+    /// Whether the PSA answers, as far as the UI can tell.
+    pub(crate) psa: &'a PsaStatus,
 }
 
-fn hidden(csrf: &str, section: Section, revision: u64) -> String {
+/// The hidden fields every form of a section page carries.
+pub(crate) fn hidden(csrf: &str, section: Section, revision: u64) -> String {
     format!(
         r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="section" value="{}"><input type="hidden" name="revision" value="{revision}">"#,
         esc(csrf),
@@ -260,22 +337,40 @@ fn hidden(csrf: &str, section: Section, revision: u64) -> String {
     )
 }
 
+/// The banner shown while the PSA does not answer or the catalog may be outdated.
+pub(crate) fn psa_banner(psa: &PsaStatus, has_catalog: bool) -> String {
+    let Some(text) = psa.problem(has_catalog) else { return String::new() };
+    format!(
+        r#"<div class="banner error" role="alert" id="psa-banner"><p><strong>{}</strong></p><p>{}</p></div>"#,
+        esc(&text.0),
+        esc(&text.1)
+    )
+}
+
+fn problem_id(i: usize) -> String {
+    format!("problem-{i}")
+}
+
 /// The body of a section page.
 pub(crate) fn section_body(v: &SectionView<'_>) -> String {
     let s = v.section;
     let dirty = v.book.is_dirty(s);
-    let mut out = format!(
+    let mut out = psa_banner(v.psa, v.catalog.is_some());
+    let _ = write!(
+        out,
         r#"<h1 id="section-title">{}</h1><p class="state" id="section-state">{}</p>"#,
         esc(&s.title()),
         if dirty { "The draft has unsaved changes." } else { "The draft equals the saved rules." }
     );
-    if v.catalog.is_none() {
-        out.push_str(r#"<div class="flash error" role="status"><p>The PSA catalog has not been read yet: drop-downs show the stored values, and saving waits for it.</p></div>"#);
-    }
     if !v.problems.is_empty() {
-        out.push_str(r#"<section class="problems" aria-labelledby="problems-h" id="problems"><h2 id="problems-h">Problems in this draft (Save changes is refused until they are fixed)</h2><ul>"#);
-        for p in v.problems {
-            let _ = write!(out, "<li>{}</li>", esc(&p.to_string()));
+        let _ = write!(
+            out,
+            r#"<section class="problems" aria-labelledby="problems-h" id="problems"><h2 id="problems-h">{} (Save changes is refused until {} fixed)</h2><ul>"#,
+            if v.problems.len() == 1 { "1 problem".to_owned() } else { format!("{} problems", v.problems.len()) },
+            if v.problems.len() == 1 { "it is" } else { "they are" },
+        );
+        for (i, p) in v.problems.iter().enumerate() {
+            let _ = write!(out, r#"<li id="{}">{}</li>"#, problem_id(i), esc(&problem_text(p)));
         }
         out.push_str("</ul></section>");
     }
@@ -283,29 +378,27 @@ pub(crate) fn section_body(v: &SectionView<'_>) -> String {
     // nothing but the section.
     let _ = write!(
         out,
-        r#"<form id="cancel-form" method="post" action="/ui/cancel">{h}</form><form id="reset-form" method="post" action="/ui/reset">{h}</form>"#,
+        r#"<form id="cancel-form" method="post" action="/ui/cancel" data-discards>{h}</form><form id="reset-form" method="post" action="/ui/reset" data-discards>{h}</form>"#,
         h = hidden(v.csrf, s, v.revision)
     );
-    let _ = write!(
-        out,
-        r#"<form id="rules-form" method="post" action="{}">{}"#,
-        if s == Section::General { "/ui/general" } else { "/ui/rows" },
-        hidden(v.csrf, s, v.revision)
-    );
+    // The form's own action is Save changes: the page's edits go into the draft and the
+    // section is saved, in one request (Enter in a field does the same).
+    let _ = write!(out, r#"<form id="rules-form" method="post" action="/ui/save">{}"#, hidden(v.csrf, s, v.revision));
     if s == Section::General {
         out.push_str(&general_fields(v));
     } else {
+        out.push_str(&toolbar(v));
         out.push_str(&rule_table(v));
+    }
+    out.push_str(
+        r#"<div class="actions" id="actions"><button type="submit" id="save" class="primary">Save changes</button>
+<button type="submit" id="cancel" form="cancel-form">Cancel changes</button>
+<button type="submit" id="reset" form="reset-form" class="link">Reset to defaults</button><span class="hint" id="edits-hint">Save changes saves the edits on this page too.</span></div>"#,
+    );
+    if s != Section::General {
         out.push_str(&edit_window(v));
     }
-    let _ = write!(
-        out,
-        r#"<div class="actions"><button type="submit" id="apply" formaction="{apply}">Apply edits to draft</button>
-<button type="submit" id="save" class="primary" formaction="/ui/save">Save changes</button>
-<button type="submit" id="cancel" form="cancel-form">Cancel changes</button>
-<button type="submit" id="reset" form="reset-form" class="link">Reset to defaults</button></div></form>"#,
-        apply = if s == Section::General { "/ui/general" } else { "/ui/rows" }
-    );
+    out.push_str("</form>");
     out.push_str(&preview_box(v));
     out
 }
@@ -315,11 +408,11 @@ fn general_fields(v: &SectionView<'_>) -> String {
     let mut out = String::from(r#"<div class="general">"#);
     for (field, value, hint) in [
         (Field::TicketSource, &g.ticket_source, "Optional."),
-        (Field::NewStatus, &g.new_status, "Required; the guide's default is New."),
-        (Field::ClosedStatus, &g.closed_status, "Required; the guide's default is Complete."),
+        (Field::NewStatus, &g.new_status, "Required; by default New."),
+        (Field::ClosedStatus, &g.closed_status, "Required; by default Complete."),
     ] {
-        let bad: Vec<&ValidationError> = v.problems.iter().filter(|p| p.field == field).collect();
-        let _ = write!(out, r#"<div class="field{}">"#, if bad.is_empty() { "" } else { " bad" });
+        let bad = v.problems.iter().position(|p| p.row.is_none() && p.field == field).map(problem_id);
+        let _ = write!(out, r#"<div class="field{}">"#, if bad.is_none() { "" } else { " bad" });
         out.push_str(&picklist_select(
             v.catalog,
             field,
@@ -328,12 +421,9 @@ fn general_fields(v: &SectionView<'_>) -> String {
             field_title(field),
             false,
             shown(v.catalog, field, value.as_deref()).as_deref(),
+            bad.as_deref(),
         ));
-        let _ = write!(out, r#" <span class="hint">{}</span>"#, esc(hint));
-        for p in bad {
-            let _ = write!(out, r#" <span class="problem">{}</span>"#, esc(&problem_short(p)));
-        }
-        out.push_str("</div>");
+        let _ = write!(out, r#" <span class="hint">{}</span></div>"#, esc(hint));
     }
     out.push_str("</div>");
     out
@@ -343,42 +433,60 @@ fn has_lifetime(section: Section) -> bool {
     section.rows().first().is_some_and(|r| r.default_rule().lifetime_days.is_some())
 }
 
+/// The Edit window's title, as the guide names it.
+pub(crate) fn edit_title(section: Section) -> &'static str {
+    match section {
+        Section::Statuses(..) => "Ticketing settings for computer status change",
+        _ => "Ticketing settings for events",
+    }
+}
+
+/// Above the table: the Edit button (enabled once rows are selected) and the selection count.
+fn toolbar(_v: &SectionView<'_>) -> String {
+    String::from(
+        r#"<div class="toolbar" id="toolbar"><button type="button" id="edit-open" aria-haspopup="dialog" aria-controls="edit-dialog" disabled>Edit</button> <span id="selected-count" class="hint" aria-live="polite">No rows selected: tick rows, then Edit changes them all at once.</span></div>"#,
+    )
+}
+
 fn rule_table(v: &SectionView<'_>) -> String {
     let s = v.section;
     let lifetime = has_lifetime(s);
     let what = match s {
-        Section::Events(ticketing_core::model::Product::Office365) => "Event",
+        Section::Events(Product::Office365) => "Event type",
         Section::Events(_) => "Event severity",
         _ => "Status description",
     };
     let mut out = format!(
-        r#"<table class="rules" id="rules-table"><caption>{}</caption><thead><tr><th scope="col"><label class="vh" for="select-all">Select all rows</label><input type="checkbox" id="select-all" data-select-all></th><th scope="col">{what}</th><th scope="col">Create ticket</th>{lt}<th scope="col">Queue</th><th scope="col">Priority</th><th scope="col">Due, hours</th><th scope="col">Work type / issue type / sub-issue type</th><th scope="col">Problems</th></tr></thead><tbody>"#,
+        r#"<div class="table-wrap"><table class="rules" id="rules-table"><caption class="vh">{}</caption><thead><tr><th scope="col" class="c-select"><label class="vh" for="select-all">Select all rows</label><input type="checkbox" id="select-all" data-select-all></th><th scope="col">{what}</th><th scope="col">Create ticket</th>{lt}<th scope="col">Queue</th><th scope="col">Priority</th><th scope="col">Due, hours</th><th scope="col" id="details-h">Work type / Issue type / Issue subtype</th></tr></thead><tbody>"#,
         esc(&s.title()),
         lt = if lifetime { r#"<th scope="col">Lifetime, days</th>"# } else { "" },
     );
     for row in s.rows() {
         let rule = v.book.draft.rule(&row).cloned().unwrap_or_else(|| row.default_rule());
-        out.push_str(&rule_row(v, &row, &rule, lifetime));
+        out.push_str(&rule_row(v, &row, &rule, lifetime, what));
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
     out
 }
 
-fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool) -> String {
+fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool, what: &str) -> String {
     let label = row.label();
     let r = row.to_string();
-    let problems: Vec<&ValidationError> = v.problems.iter().filter(|p| p.row.as_ref() == Some(row)).collect();
+    let problem_of =
+        |field: Field| v.problems.iter().position(|p| p.row.as_ref() == Some(row) && p.field == field).map(problem_id);
+    let bad = v.problems.iter().any(|p| p.row.as_ref() == Some(row));
     let mut out = format!(
-        r#"<tr id="{rid}" data-row="{r}"{cls}><td><input type="hidden" name="row" value="{r}"><label class="vh" for="{sid}">Select {l}</label><input type="checkbox" name="select" value="{r}" id="{sid}"></td><th scope="row">{l}</th>"#,
+        r#"<tr id="{rid}" data-row="{r}"{cls}><td class="c-select"><input type="hidden" name="row" value="{r}"><label class="vh" for="{sid}">Select {l}</label><input type="checkbox" name="select" value="{r}" id="{sid}" data-label="{l}"></td><th scope="row" data-label="{what}">{l}</th>"#,
         rid = esc(&dom_id("row", row)),
         r = esc(&r),
-        cls = if problems.is_empty() { "" } else { r#" class="bad""# },
+        cls = if bad { r#" class="bad""# } else { "" },
         sid = esc(&dom_id("select", row)),
         l = esc(&label),
+        what = esc(what),
     );
     let _ = write!(
         out,
-        r#"<td><label class="toggle"><input type="checkbox" name="enabled.{r}" id="{id}" value="on"{c}><span class="vh">Create ticket for {l}</span></label></td>"#,
+        r#"<td data-label="Create ticket"><label class="toggle"><input type="checkbox" name="enabled.{r}" id="{id}" value="on" data-inline{c}><span class="vh">Create ticket for {l}</span></label></td>"#,
         r = esc(&r),
         id = esc(&dom_id("enabled", row)),
         c = if rule.enabled { " checked" } else { "" },
@@ -387,16 +495,17 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool) -> St
     if lifetime {
         let _ = write!(
             out,
-            r#"<td><label class="vh" for="{id}">Lifetime in days for {l}</label><input type="number" min="1" max="365" name="lifetime.{r}" id="{id}" value="{val}"></td>"#,
+            r#"<td data-label="Lifetime, days"><label class="vh" for="{id}">Lifetime in days for {l}</label><input type="number" min="1" max="365" name="lifetime.{r}" id="{id}" value="{val}" data-inline{inv}></td>"#,
             id = esc(&dom_id("lifetime", row)),
             l = esc(&label),
             r = esc(&r),
             val = rule.lifetime_days.map(|d| d.to_string()).unwrap_or_default(),
+            inv = invalid_attrs(problem_of(Field::Lifetime).as_deref()),
         );
     }
     for field in [Field::Queue, Field::Priority] {
         let value = if field == Field::Queue { &rule.queue } else { &rule.priority };
-        out.push_str("<td>");
+        let _ = write!(out, r#"<td data-label="{}">"#, field_title(field));
         out.push_str(&picklist_select(
             v.catalog,
             field,
@@ -405,16 +514,18 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool) -> St
             &format!("{} for {label}", field_title(field)),
             true,
             shown(v.catalog, field, value.as_deref()).as_deref(),
+            problem_of(field).as_deref(),
         ));
         out.push_str("</td>");
     }
     let _ = write!(
         out,
-        r#"<td><label class="vh" for="{id}">Due in hours for {l}</label><input type="number" min="1" max="8760" name="due.{r}" id="{id}" value="{val}"></td>"#,
+        r#"<td data-label="Due, hours"><label class="vh" for="{id}">Due in hours for {l}</label><input type="number" min="1" max="8760" name="due.{r}" id="{id}" value="{val}" data-inline{inv}></td>"#,
         id = esc(&dom_id("due", row)),
         l = esc(&label),
         r = esc(&r),
         val = rule.due_hours,
+        inv = invalid_attrs(problem_of(Field::DueHours).as_deref()),
     );
     let details: Vec<String> = [
         (Field::WorkType, &rule.work_type),
@@ -422,44 +533,66 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool) -> St
         (Field::SubIssueType, &rule.sub_issue_type),
     ]
     .into_iter()
-    .map(|(f, val)| shown(v.catalog, f, val.as_deref()).unwrap_or_else(|| "\u{2014}".to_owned()))
+    .map(|(f, val)| {
+        let text = shown(v.catalog, f, val.as_deref()).unwrap_or_else(|| "\u{2014}".to_owned());
+        match problem_of(f) {
+            Some(p) => format!(r#"<span class="bad-value" aria-describedby="{}">{}</span>"#, esc(&p), esc(&text)),
+            None => esc(&text),
+        }
+    })
     .collect();
-    let _ =
-        write!(out, r#"<td class="details" id="{}">{}</td>"#, esc(&dom_id("details", row)), esc(&details.join(" / ")));
-    let _ = write!(out, r#"<td class="problem" id="{}">"#, esc(&dom_id("problems", row)));
-    for p in problems {
-        let _ = write!(out, "<div>{}</div>", esc(&problem_short(p)));
-    }
-    out.push_str("</td></tr>");
+    let _ = write!(
+        out,
+        r#"<td class="details" data-label="Work type / Issue type / Issue subtype" id="{}">{}</td></tr>"#,
+        esc(&dom_id("details", row)),
+        details.join(" / ")
+    );
     out
 }
 
+/// The Edit window: a native modal `<dialog>` opened by the Edit button above the table. Its
+/// fields belong to the section's form, so "Apply" posts them with the selected rows (and the
+/// page's inline edits). Without JavaScript (`nojs.css`) the same fields show under the table.
 fn edit_window(v: &SectionView<'_>) -> String {
-    let mut out = String::from(
-        r#"<details class="edit-window" id="edit-window"><summary id="edit-open">Edit selected rows…</summary><fieldset><legend>Ticketing settings for the selected rows (fields left at “keep as is” do not change)</legend>
-<div class="field"><label for="b_enabled">Create ticket</label><select id="b_enabled" name="b_enabled"><option value="" selected>(keep as is)</option><option value="on">On</option><option value="off">Off</option></select></div>"#,
+    let title = edit_title(v.section);
+    let mut out = format!(
+        r#"<dialog class="edit-window" id="edit-dialog" aria-labelledby="edit-title"><h2 id="edit-title">{t}</h2><p id="edit-count" class="count">Applies to the rows ticked in the table.</p><p class="hint">Fields left at “(keep as is)” do not change.</p><div class="fields">
+<div class="field"><label for="b_enabled">On / Off</label><select id="b_enabled" name="b_enabled"><option value="" selected>(keep as is)</option><option value="on">On</option><option value="off">Off</option></select></div>"#,
+        t = esc(title)
     );
     if has_lifetime(v.section) {
-        out.push_str(r#"<div class="field"><label for="b_lifetime">Lifetime, days</label><input type="number" min="1" max="365" id="b_lifetime" name="b_lifetime" placeholder="keep"></div>"#);
+        out.push_str(r#"<div class="field"><label for="b_lifetime">Lifetime, days</label><input type="number" min="1" max="365" id="b_lifetime" name="b_lifetime" placeholder="keep as is"></div>"#);
     }
-    out.push_str(&bulk_select(v.catalog, Field::Queue, "b_queue", "Queue"));
-    out.push_str(&bulk_select(v.catalog, Field::Priority, "b_priority", "Priority"));
-    out.push_str(r#"<div class="field"><label for="b_due">Due, hours</label><input type="number" min="1" max="8760" id="b_due" name="b_due" placeholder="keep"></div>"#);
-    out.push_str(&bulk_select(v.catalog, Field::WorkType, "b_work_type", "Work type"));
-    out.push_str(&bulk_select(v.catalog, Field::IssueType, "b_issue_type", "Issue type"));
-    out.push_str(&bulk_select(v.catalog, Field::SubIssueType, "b_sub_issue_type", "Sub-issue type"));
-    out.push_str(r#"<p><button type="submit" id="bulk-apply" formaction="/ui/bulk-edit">Apply to selected rows</button></p></fieldset></details>"#);
+    out.push_str(&bulk_select(v.catalog, Field::Queue, "b_queue"));
+    out.push_str(&bulk_select(v.catalog, Field::Priority, "b_priority"));
+    out.push_str(r#"<div class="field"><label for="b_due">Due, hours</label><input type="number" min="1" max="8760" id="b_due" name="b_due" placeholder="keep as is"></div>"#);
+    out.push_str(&bulk_select(v.catalog, Field::WorkType, "b_work_type"));
+    out.push_str(&bulk_select(v.catalog, Field::IssueType, "b_issue_type"));
+    out.push_str(&bulk_select(v.catalog, Field::SubIssueType, "b_sub_issue_type"));
+    out.push_str(r#"</div><p class="dialog-actions"><button type="submit" id="bulk-apply" class="primary" formaction="/ui/bulk-edit">Apply to selected rows</button> <button type="button" id="edit-close">Close</button></p><p class="hint">Apply puts the values into the draft; Save changes then saves them.</p></dialog>"#);
     out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }
 
 fn preview_box(v: &SectionView<'_>) -> String {
-    let mut out = String::from(
-        r#"<section class="preview" aria-labelledby="preview-h" id="preview"><h2 id="preview-h">Preview the draft</h2>"#,
-    );
+    let mut out = String::from(r#"<section class="preview" aria-labelledby="preview-h" id="preview">"#);
+    match v.section {
+        Section::General => {}
+        Section::Statuses(p, l) => {
+            out.push_str(&status_preview(v, p, l));
+            out.push_str("</section>");
+            return out;
+        }
+        Section::Events(_) => {}
+    }
+    out.push_str(r#"<h2 id="preview-h">Preview the draft</h2>"#);
     let days = v.preview.as_ref().map(|(p, _)| p.days).unwrap_or(7);
     let _ = write!(
         out,
-        r#"<form method="get" action="/ui/section"><input type="hidden" name="s" value="{}"><label for="days">What would this draft have ticketed over the last</label> <input type="number" min="1" max="365" id="days" name="days" value="{days}"> days? <button type="submit" id="preview-run">Preview</button></form>"#,
+        r#"<form method="get" action="/ui/section" id="preview-form" data-leaves><input type="hidden" name="s" value="{}"><label for="days">What would this draft have ticketed over the last</label> <input type="number" min="1" max="365" id="days" name="days" value="{days}"> days? <button type="submit" id="preview-run">Preview</button></form>"#,
         esc(&v.section.to_string())
     );
     match &v.preview {
@@ -469,19 +602,19 @@ fn preview_box(v: &SectionView<'_>) -> String {
         Ok((draft, saved)) => {
             let _ = write!(
                 out,
-                r#"<p id="preview-result">Over the last {d} day(s), {e} event(s) were seen; this draft would have created <strong id="preview-count">{n}</strong> ticket(s){s}.</p>"#,
-                d = draft.days,
-                e = draft.events,
+                r#"<p id="preview-result">Over the last {d}, {e} seen (all products); this draft would have created <strong id="preview-count">{n}</strong> ticket(s){s}.</p>"#,
+                d = plural(draft.days as usize, "day", "days"),
+                e = plural(draft.events, "event was", "events were"),
                 n = draft.would_create,
                 s = saved.as_ref().map(|p| format!(" (the saved rules: {})", p.would_create)).unwrap_or_default(),
             );
             if !draft.by_row.is_empty() {
-                out.push_str(r#"<table class="small" id="preview-rows"><caption>Tickets per rule</caption><thead><tr><th scope="col">Rule</th><th scope="col">Tickets</th></tr></thead><tbody>"#);
+                out.push_str(r#"<table class="small" id="preview-rows"><caption>Tickets per row</caption><thead><tr><th scope="col">Row</th><th scope="col">Tickets</th></tr></thead><tbody>"#);
                 for (row, n) in &draft.by_row {
                     let name = row
                         .parse::<RowId>()
                         .map(|r| format!("{}: {}", r.section().title(), r.label()))
-                        .unwrap_or_else(|_| row.clone());
+                        .unwrap_or_else(|_| "another row".to_owned());
                     let _ = write!(out, "<tr><td>{}</td><td>{n}</td></tr>", esc(&name));
                 }
                 out.push_str("</tbody></table>");
@@ -489,13 +622,49 @@ fn preview_box(v: &SectionView<'_>) -> String {
             if !draft.skipped.is_empty() {
                 out.push_str(r#"<p>Not ticketed:</p><ul id="preview-skipped">"#);
                 for (reason, n) in &draft.skipped {
-                    let _ = write!(out, "<li>{}: {n}</li>", esc(reason));
+                    let _ = write!(out, "<li>{}: {}</li>", plural(*n, "event", "events"), esc(&skip_words(reason)));
                 }
                 out.push_str("</ul>");
             }
         }
     }
-    out.push_str("</section>");
+    out
+}
+
+/// A status page's preview counts status descriptions, not events: how many of this level's
+/// descriptions the draft (and the saved rules) ticket, and, from the ledger, the computers
+/// with an open ticket per description. The latest status snapshots themselves are not kept
+/// where the UI can read them, and the page says so.
+fn status_preview(v: &SectionView<'_>, product: Product, level: StatusLevel) -> String {
+    let rows = v.section.rows();
+    let on = |set: &ticketing_core::rules::RuleSet| {
+        rows.iter().filter(|r| set.rule(r).cloned().unwrap_or_else(|| r.default_rule()).enabled).count()
+    };
+    let (draft_on, saved_on) = (on(&v.book.draft), on(&v.book.saved));
+    let mut out = format!(
+        r#"<h2 id="preview-h">Preview the draft</h2><p id="preview-result">This draft creates tickets for <strong id="preview-count">{draft_on}</strong> of the {total} status descriptions when a computer's status changes to {level} (the saved rules: {saved_on}).</p>"#,
+        total = rows.len(),
+    );
+    let _ = write!(
+        out,
+        r#"<p class="hint" id="preview-limits">How many computers each description would ticket cannot be previewed here: the latest status snapshots of {} are not kept where this page can read them. Below are the status tickets the integration owns now, from its ledger (it does not record the status level).</p>"#,
+        esc(product.display_name())
+    );
+    match &v.status {
+        Err(e) => {
+            let _ = write!(out, r#"<p id="preview-ledger">{}</p>"#, esc(e));
+        }
+        Ok(c) if c.open_by_description.is_empty() => {
+            out.push_str(r#"<p id="preview-ledger">No computer has an open status ticket now.</p>"#);
+        }
+        Ok(c) => {
+            out.push_str(r#"<table class="small" id="preview-ledger"><caption>Computers with an open ticket, per status description</caption><thead><tr><th scope="col">Status description</th><th scope="col">Computers</th></tr></thead><tbody>"#);
+            for (d, n) in &c.open_by_description {
+                let _ = write!(out, "<tr><td>{}</td><td>{n}</td></tr>", esc(d));
+            }
+            out.push_str("</tbody></table>");
+        }
+    }
     out
 }
 
@@ -515,7 +684,7 @@ mod tests {
     fn catalog_labels_are_escaped_in_drop_downs() {
         let mut c = Catalog::example();
         c.queues.push(ticketing_core::catalog::PicklistValue::new(99, "<b>Evil\" queue</b>"));
-        let html = picklist_select(Some(&c), Field::Queue, "q", "q", "Queue", false, Some("<b>Evil\" queue</b>"));
+        let html = picklist_select(Some(&c), Field::Queue, "q", "q", "Queue", false, Some("<b>Evil\" queue</b>"), None);
         assert!(!html.contains("<b>"));
         assert!(html.contains("&lt;b&gt;Evil&quot; queue&lt;/b&gt;"));
     }
@@ -526,7 +695,7 @@ mod tests {
         c.priorities.retain(|p| p.label != "Critical");
         assert_eq!(shown(Some(&c), Field::Priority, Some("Critical")), None);
         assert_eq!(shown(Some(&c), Field::Priority, Some("medium")).as_deref(), Some("Medium"));
-        let html = picklist_select(Some(&c), Field::Priority, "p", "p", "Priority", true, None);
+        let html = picklist_select(Some(&c), Field::Priority, "p", "p", "Priority", true, None, None);
         assert!(html.contains(r#"<option value="" selected>(blank)</option>"#));
     }
 }
