@@ -2,5 +2,6 @@
 
 pub mod autotask;
 pub mod common;
+pub mod connectwise;
 pub mod kbh;
 pub mod ksc;
