@@ -115,6 +115,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/ledger", get(ledger))
         .route("/api/ledger/retry", post(retry))
         .route("/api/reload", post(reload))
+        .route("/api/status", get(status))
         .route("/api/transitions", get(transitions))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(|| async { "ok" })).merge(api).with_state(state)
@@ -266,6 +267,16 @@ async fn retry(
     };
     let n = crate::ledger_ops::request_retry(s.shared.store.as_ref(), &target)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "requested": n }))))
+}
+
+/// `GET /api/status`: this instance's role (`leader` or `standby`), and who leads.
+async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    let role = s.shared.role.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let leader = s.shared.store.leader().ok().flatten();
+    Json(
+        json!({ "role": role.as_ref().map_or("starting", |r| r.role), "instance": role.as_ref().map(|r| r.instance.clone()),
+                 "epoch": role.as_ref().and_then(|r| r.epoch), "leader": leader }),
+    )
 }
 
 /// `POST /api/reload`: re-reads the configuration file, as `SIGHUP` does. 200 when applied;

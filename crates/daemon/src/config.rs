@@ -122,6 +122,53 @@ impl Default for LoggingConfig {
     }
 }
 
+/// `[ha]`: several daemons on one store take turns as leader. Only the leader polls sources and
+/// writes to the PSA; standbys serve the admin API and UI and take over when the leader's lease
+/// runs out. Defaults replace a killed leader within about 12 s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    /// This instance's name in the lease and `/api/status` (default: host name and process id).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// How long a lease lasts without renewal.
+    #[serde(default = "d10")]
+    pub lease_secs: u64,
+    /// How often the leader renews it (well inside the lease).
+    #[serde(default = "d3")]
+    pub renew_secs: u64,
+    /// How often a standby checks whether it can take over.
+    #[serde(default = "d2u64")]
+    pub takeover_secs: u64,
+}
+
+const fn d10() -> u64 {
+    10
+}
+const fn d3() -> u64 {
+    3
+}
+const fn d2u64() -> u64 {
+    2
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        Self { instance: None, lease_secs: d10(), renew_secs: d3(), takeover_secs: d2u64() }
+    }
+}
+
+impl HaConfig {
+    /// The instance name: configured, or `<host>-<pid>`.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+            let host = if host.is_empty() { "msp-ticketd".to_owned() } else { host };
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
 /// `[polling]`: how often each thing happens, in seconds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -362,6 +409,9 @@ pub struct Config {
     /// `[polling]`
     #[serde(default)]
     pub polling: PollingConfig,
+    /// `[ha]`
+    #[serde(default)]
+    pub ha: HaConfig,
     /// `[autotask]`
     pub autotask: AutotaskConfig,
     /// `[[security_center]]`
@@ -873,7 +923,10 @@ fn store_problem(path: &Path) -> Option<String> {
         }
         Ok(_) => {}
     }
-    let probe = dir.join(format!(".msp-ticketd-check-{}", std::process::id()));
+    // A name no other check (another thread, another process) can be using at the same time.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".msp-ticketd-check-{}-{n}", std::process::id()));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
         Ok(_) => {
             let _ = std::fs::remove_file(&probe);

@@ -36,7 +36,7 @@ use ticketing_core::ports::{
 };
 use ticketing_core::ticket::{IDEMPOTENCY_PREFIX, TicketKey, TicketRef};
 
-use crate::config::{MappingEntry, PollingConfig};
+use crate::config::{HaConfig, MappingEntry, PollingConfig};
 use crate::metrics::Metrics;
 use crate::store::{Commit, CursorKey, Store, StoreError};
 
@@ -125,6 +125,8 @@ pub struct Shared {
     pub mapping: RwLock<Vec<MappedTenant>>,
     /// Counters.
     pub metrics: Metrics,
+    /// Leader or standby, once the engine has asked the store.
+    pub role: RwLock<Option<RoleInfo>>,
     /// Re-reads the configuration file (`SIGHUP`, `POST /api/reload`), when the daemon was
     /// started from one.
     pub reloader: std::sync::OnceLock<Arc<crate::service::Reloader>>,
@@ -144,6 +146,7 @@ impl Shared {
             accounts: RwLock::new(Vec::new()),
             mapping: RwLock::new(Vec::new()),
             metrics: Metrics::default(),
+            role: RwLock::new(None),
             reloader: std::sync::OnceLock::new(),
         })
     }
@@ -178,6 +181,23 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl EngineError {
+    fn is_fenced(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Fenced { .. }))
+    }
+}
+
+/// Whether this instance leads (polls sources, writes to the PSA) or stands by.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RoleInfo {
+    /// `leader` or `standby`.
+    pub role: &'static str,
+    /// This instance's name.
+    pub instance: String,
+    /// The epoch it leads under, when it leads.
+    pub epoch: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -321,6 +341,13 @@ pub struct Engine {
     /// Bumped by every configuration reload: results of reads started before it are dropped.
     generation: u64,
     reloads: Option<tokio::sync::mpsc::UnboundedReceiver<Reload>>,
+    /// Leadership among daemons sharing the store.
+    ha: HaConfig,
+    instance: String,
+    /// The fencing epoch while this instance leads; every state write carries it.
+    epoch: Option<u64>,
+    lease_due: DateTime<Utc>,
+    lease_valid_until: DateTime<Utc>,
     notices: Option<UnboundedSender<Notice>>,
     budget: Option<BudgetProbe>,
 }
@@ -405,6 +432,11 @@ impl Engine {
             tasks: JoinSet::new(),
             generation: 0,
             reloads: None,
+            ha: HaConfig::default(),
+            instance: HaConfig::default().instance_name(),
+            epoch: None,
+            lease_due: epoch,
+            lease_valid_until: epoch,
             notices: None,
             budget: None,
         })
@@ -419,6 +451,13 @@ impl Engine {
     /// Reads the PSA request budget for metrics.
     pub fn with_budget_probe(mut self, probe: BudgetProbe) -> Self {
         self.budget = Some(probe);
+        self
+    }
+
+    /// Leadership settings and this instance's name.
+    pub fn with_ha(mut self, ha: &HaConfig) -> Self {
+        self.instance = ha.instance_name();
+        self.ha = ha.clone();
         self
     }
 
@@ -491,12 +530,14 @@ impl Engine {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = pace.tick() => {
-                    self.start_due_work(Utc::now())?;
+                    let r = self.start_due_work(Utc::now());
+                    self.survive(r)?;
                 }
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Ok(done) = done {
-                        self.finish(done, &mut TickReport::default())?;
-                        self.start_deliveries(Utc::now())?;
+                        let r = self.finish(done, &mut TickReport::default())
+                            .and_then(|()| self.start_deliveries(Utc::now()));
+                        self.survive(r)?;
                     }
                 }
             }
@@ -507,13 +548,22 @@ impl Engine {
             tokio::select! {
                 () = &mut grace => break,
                 done = self.tasks.join_next() => match done {
-                    Some(Ok(done)) => self.finish(done, &mut TickReport::default())?,
+                    Some(Ok(done)) => {
+                        let r = self.finish(done, &mut TickReport::default());
+                        self.survive(r)?;
+                    }
                     Some(Err(_)) => {}
                     None => break,
                 },
             }
         }
         self.tasks.abort_all();
+        if let Some(epoch) = self.epoch {
+            // A clean stop hands the lease over at once instead of after its expiry.
+            if let Err(e) = self.shared.store.release(&self.instance, epoch) {
+                warn!(error = %e, "cannot release the leader lease");
+            }
+        }
         info!(outbox = self.ledger.pending_len(), "engine stopped; pending PSA work stays in the store's outbox");
         Ok(())
     }
@@ -530,22 +580,126 @@ impl Engine {
     /// done.
     pub async fn tick(&mut self) -> Result<TickReport, EngineError> {
         let mut report = TickReport::default();
-        self.start_due_work(Utc::now())?;
+        let r = self.start_due_work(Utc::now());
+        self.survive(r)?;
         while let Some(done) = self.tasks.join_next().await {
             if let Ok(done) = done {
-                self.finish(done, &mut report)?;
+                let r = self.finish(done, &mut report);
+                self.survive(r)?;
             }
             // A refreshed context or a finished rebuild lets polls start; answers free slots.
-            self.start_due_work(Utc::now())?;
+            let r = self.start_due_work(Utc::now());
+            self.survive(r)?;
         }
         report.ready = self.ctx.is_some() && self.rebuilt;
         report.outbox = self.ledger.pending_len();
         Ok(report)
     }
 
+    /// A fenced write means another instance leads now: stand by instead of stopping.
+    fn survive(&mut self, r: Result<(), EngineError>) -> Result<(), EngineError> {
+        match r {
+            Err(e) if e.is_fenced() => {
+                self.step_down(&e.to_string());
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Takes, renews or loses the leader lease when due. Returns whether this instance leads.
+    fn lead(&mut self, now: DateTime<Utc>) -> bool {
+        if now < self.lease_due {
+            return self.epoch.is_some();
+        }
+        let lease = Duration::from_secs(self.ha.lease_secs.max(1));
+        match self.shared.store.lease(&self.instance, lease) {
+            Ok(Some(epoch)) => {
+                if self.epoch != Some(epoch) {
+                    self.become_leader(epoch);
+                }
+                self.lease_valid_until = now + secs(self.ha.lease_secs);
+                self.lease_due = now + secs(self.ha.renew_secs.max(1));
+            }
+            Ok(None) => {
+                if self.epoch.is_some() {
+                    self.step_down("another instance holds the lease");
+                }
+                self.lease_due = now + secs(self.ha.takeover_secs.max(1));
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot reach the store for the leader lease");
+                // Without a renewal this instance must assume it lost the lease once it runs out.
+                if self.epoch.is_some() && now >= self.lease_valid_until {
+                    self.step_down("the lease ran out while the store was unreachable");
+                }
+                self.lease_due = now + secs(1);
+            }
+        }
+        self.epoch.is_some()
+    }
+
+    /// Takes over: the ledger as the store has it (the previous leader's), every planned
+    /// create and pending note looked up before it is tried, the outbox resumed.
+    fn become_leader(&mut self, epoch: u64) {
+        match self.shared.store.load_ledger() {
+            Ok(ledger) => self.ledger = ledger,
+            Err(e) => {
+                warn!(error = %e, "cannot load the ledger to take over; trying again");
+                return;
+            }
+        }
+        self.uncertain = self
+            .ledger
+            .pending_work()
+            .filter_map(|r| matches!(r, Recovery::LookUpThenCreate(_)).then(|| r.key().clone()))
+            .collect();
+        self.uncertain_notes = self
+            .ledger
+            .pending_work()
+            .filter_map(|r| matches!(r, Recovery::AddNote(_)).then(|| r.key().clone()))
+            .collect();
+        self.cursors.clear();
+        self.due.clear();
+        self.failures.clear();
+        self.epoch = Some(epoch);
+        self.psa_not_before = DateTime::<Utc>::MIN_UTC;
+        info!(instance = %self.instance, epoch, outbox = self.ledger.pending_len(), "leading: polling sources and delivering to the PSA");
+        self.publish_role();
+    }
+
+    /// Stops leading: every call in flight is abandoned as a crash would (its entry stays in
+    /// the outbox; the next leader looks it up before anything is created again).
+    fn step_down(&mut self, why: &str) {
+        if self.epoch.take().is_none() {
+            return;
+        }
+        warn!(instance = %self.instance, reason = why, "standing by: no longer the leader");
+        self.tasks.abort_all();
+        self.generation += 1;
+        self.delivering.clear();
+        self.polling_now.clear();
+        self.refreshing = false;
+        self.syncing = false;
+        self.rebuilding = false;
+        self.lease_due = DateTime::<Utc>::MIN_UTC;
+        self.publish_role();
+    }
+
+    fn publish_role(&self) {
+        let info = RoleInfo {
+            role: if self.epoch.is_some() { "leader" } else { "standby" },
+            instance: self.instance.clone(),
+            epoch: self.epoch,
+        };
+        self.shared.metrics.set_leader(&self.instance, self.epoch.is_some());
+        *self.shared.role.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info);
+    }
+
     /// Starts whatever is due and not already running.
     fn start_due_work(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         self.shared.store.verify()?;
+        let leads = self.lead(now);
         while let Some(r) = self.reloads.as_mut().and_then(|rx| rx.try_recv().ok()) {
             self.apply_reload(r);
         }
@@ -563,6 +717,13 @@ impl Engine {
             self.start_refresh();
         } else if self.ctx.is_some() && rules_version != self.ctx_rules_version {
             self.rebuild_context(rules_version);
+        }
+        if !leads {
+            // A standby keeps rules, catalog and mapping current (its admin API and UI serve
+            // them; reading the PSA's picklists changes nothing there) and nothing else: no
+            // polls, no PSA writes.
+            self.publish_role();
+            return Ok(());
         }
         if self.ctx.is_some() && !self.rebuilt && !self.rebuilding && now >= self.rebuild_due {
             self.start_rebuild(now);
@@ -980,7 +1141,8 @@ impl Engine {
         }
         let entries: Vec<Option<LedgerEntry>> = transitions.iter().map(|t| self.ledger.get(t.key()).cloned()).collect();
         let pairs = transitions.iter().zip(entries.iter()).map(|(t, e)| (t, e.as_ref())).collect();
-        let result = self.shared.store.commit(&Commit { transitions: pairs, events, cursor, at: Some(now) });
+        let result =
+            self.shared.store.commit(&Commit { transitions: pairs, events, cursor, at: Some(now), epoch: self.epoch });
         if let Err(e) = result {
             error!(error = %e, "store commit failed; reloading the ledger from the store");
             self.ledger = self.shared.store.load_ledger()?;

@@ -17,6 +17,7 @@ pub struct Metrics {
     conditions_not_ticketed: Mutex<BTreeMap<String, u64>>,
     tickets_failed: Mutex<BTreeMap<String, u64>>,
     config_reloads: Mutex<BTreeMap<String, u64>>,
+    leader: Mutex<BTreeMap<String, u64>>,
     budget: Mutex<Budget>,
     /// Tickets created in the PSA.
     pub tickets_created: AtomicU64,
@@ -80,6 +81,13 @@ impl Metrics {
     /// Counts a create the PSA refused, by reason.
     pub fn ticket_failed(&self, reason: &str) {
         bump(&self.tickets_failed, reason.to_owned(), 1);
+    }
+
+    /// Sets whether `instance` leads.
+    pub fn set_leader(&self, instance: &str, leads: bool) {
+        let mut m = self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.clear();
+        m.insert(instance.to_owned(), u64::from(leads));
     }
 
     /// Counts a configuration reload by result (`ok`, `error`).
@@ -192,6 +200,12 @@ impl Metrics {
             "Tickets found in the PSA that the ledger lacked (new, lost or restored store), taken over instead of created again.",
             "counter",
             plain(&self.tickets_adopted),
+        );
+        family(
+            "msp_leader",
+            "1 while this instance leads (polls sources, writes to the PSA), 0 while it stands by.",
+            "gauge",
+            labelled("instance", snapshot(&self.leader)),
         );
         family(
             "msp_config_reloads_total",

@@ -241,7 +241,8 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
         config.polling.clone(),
     )?
     .with_budget_probe(wired.budget_probe())
-    .with_psa_timeout(psa_timeout(config));
+    .with_psa_timeout(psa_timeout(config))
+    .with_ha(&config.ha);
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
     engine = engine.with_reloads(reload_rx);
     if let Some(tx) = notices {

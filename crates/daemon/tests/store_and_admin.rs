@@ -70,6 +70,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
                 events: &events,
                 cursor: Some((&ck, &Cursor("7".into()))),
                 at: Some(now),
+                epoch: None,
             })
             .unwrap();
         // One more transition on its own.
@@ -82,6 +83,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
                 events: &[],
                 cursor: None,
                 at: Some(now),
+                epoch: None,
             })
             .unwrap();
     }

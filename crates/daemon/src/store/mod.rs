@@ -27,6 +27,12 @@ pub enum StoreError {
     /// The store's file is gone or was replaced while the daemon ran: stop, never write on.
     #[error("{0}")]
     Lost(String),
+    /// The writer's leader epoch is not the current one: another instance leads now.
+    #[error("fenced: this instance no longer holds the leader lease (epoch {current} leads now)")]
+    Fenced {
+        /// The current epoch.
+        current: u64,
+    },
     /// A compare-and-swap write found a newer revision than the writer held.
     #[error("the rules changed elsewhere (now revision {current})")]
     Conflict {
@@ -80,6 +86,21 @@ pub struct Commit<'a> {
     pub cursor: Option<(&'a CursorKey, &'a Cursor)>,
     /// When the batch was handled.
     pub at: Option<DateTime<Utc>>,
+    /// The leader epoch the writer holds (see [`Store::lease`]). The write is refused with
+    /// [`StoreError::Fenced`] when the lease has moved on to a newer epoch, so a paused or
+    /// partitioned ex-leader can never land a write after a new leader took over.
+    pub epoch: Option<u64>,
+}
+
+/// Who holds the leader lease.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeaderInfo {
+    /// The instance.
+    pub holder: String,
+    /// The fencing epoch (grows by one each time the lease changes hands).
+    pub epoch: u64,
+    /// Until when, by the store's clock.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A stored event with the time the daemon saw it (preview decides as of that time).
@@ -132,6 +153,17 @@ pub trait Store: Send + Sync {
 
     /// Takes (and removes) the pending retry requests.
     fn take_retry_requests(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Takes or renews the leader lease for `holder` (an instance id) for `lease`, by the
+    /// store's clock: `Some(epoch)` while `holder` leads (the epoch grows by one each time the
+    /// lease changes hands; a renewal keeps it), `None` while another holder's lease is live.
+    fn lease(&self, holder: &str, lease: std::time::Duration) -> Result<Option<u64>, StoreError>;
+
+    /// Gives the lease up (a clean stop), so a standby can take over at once.
+    fn release(&self, holder: &str, epoch: u64) -> Result<(), StoreError>;
+
+    /// The current lease, if any.
+    fn leader(&self) -> Result<Option<LeaderInfo>, StoreError>;
 
     /// The last `limit` ledger transitions, newest first, as (time, key, transition JSON).
     fn recent_transitions(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError>;

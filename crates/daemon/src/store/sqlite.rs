@@ -76,6 +76,13 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the rule book's revision, for compare-and-swap writes
     "ALTER TABLE rulebook ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
+    // 4: the leader lease (several daemons on one store file take turns; fencing epoch)
+    "CREATE TABLE leader (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );",
 ];
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -235,6 +242,63 @@ impl Store for SqliteStore {
         }
     }
 
+    fn lease(&self, holder: &str, lease: std::time::Duration) -> Result<Option<u64>, StoreError> {
+        self.named((|| {
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+            let mut conn = self.lock();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+            let row = tx
+                .query_row("SELECT epoch, holder, expires_at FROM leader WHERE id = 1", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .optional()
+                .map_err(db)?;
+            let epoch = match row {
+                None => 1,
+                Some((epoch, h, _)) if h == holder => epoch as u64,
+                Some((epoch, _, expires)) if parse_ts("leader", &expires)? <= now => epoch as u64 + 1,
+                Some(_) => return Ok(None),
+            };
+            tx.execute(
+                "INSERT INTO leader (id, epoch, holder, expires_at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET epoch = excluded.epoch, holder = excluded.holder, expires_at = excluded.expires_at",
+                params![epoch as i64, holder, ts(until)],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(Some(epoch))
+        })())
+    }
+
+    fn release(&self, holder: &str, epoch: u64) -> Result<(), StoreError> {
+        self.named((|| {
+            let conn = self.lock();
+            conn.execute(
+                "UPDATE leader SET expires_at = ?1 WHERE id = 1 AND holder = ?2 AND epoch = ?3",
+                params![ts(DateTime::<Utc>::MIN_UTC), holder, epoch as i64],
+            )
+            .map_err(db)?;
+            Ok(())
+        })())
+    }
+
+    fn leader(&self) -> Result<Option<super::LeaderInfo>, StoreError> {
+        self.named((|| {
+            let conn = self.lock();
+            let row = conn
+                .query_row("SELECT epoch, holder, expires_at FROM leader WHERE id = 1", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .optional()
+                .map_err(db)?;
+            row.map(|(epoch, holder, expires)| {
+                Ok(super::LeaderInfo { holder, epoch: epoch as u64, expires_at: parse_ts("leader", &expires)? })
+            })
+            .transpose()
+        })())
+    }
+
     fn request_retry(&self, target: &str) -> Result<(), StoreError> {
         self.named((|| {
             let conn = self.lock();
@@ -281,6 +345,16 @@ impl Store for SqliteStore {
             let at = commit.at.unwrap_or_else(Utc::now);
             let mut conn = self.lock();
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+            if let Some(mine) = commit.epoch {
+                let current: u64 = tx
+                    .query_row("SELECT epoch FROM leader WHERE id = 1", [], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(db)?
+                    .map_or(0, |e| e as u64);
+                if current != mine {
+                    return Err(StoreError::Fenced { current });
+                }
+            }
             for (transition, entry) in &commit.transitions {
                 match entry {
                     Some(entry) => write_entry(&tx, entry)?,
