@@ -3,8 +3,15 @@
 //!
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (`.ci/install-chromium`). Without them the
 //! test is skipped, unless `MSP_REQUIRE_BROWSER=1`, which makes it fail. With
-//! `MSP_UI_SCREENSHOTS=<dir>` it also writes a screenshot of each section into that directory
-//! (how docs/ui-*.png were made).
+//! `MSP_UI_SCREENSHOTS=<dir>` it also writes screenshots into that directory (how docs/ui-*.png
+//! were made): each section at 1280×800, the Edit dialog, a refused save, and pages at 768 and
+//! 400 px wide.
+//!
+//! Checked at 1280×800, 768 and 400 px: no sideways page scroll
+//! (`document.documentElement.scrollWidth <= innerWidth`), every column on screen at 768, the
+//! left pane folded behind its button on narrow screens; the Edit dialog opens with the count of
+//! selected rows; Save changes applies the inline edits; leaving with unsaved edits asks first;
+//! the left pane grouped by product; words, not internal codes, in every page's text.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -113,6 +120,10 @@ impl Browser {
 
     async fn click(&self, css: &str) -> Result<()> {
         let el = self.find(css).await?;
+        // Into the middle of the window first: the sticky Save bar may cover the bottom edge.
+        let script = "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})";
+        let args = json!({ "script": script, "args": [{ ELEMENT: el }] });
+        self.call(reqwest::Method::POST, "/execute/sync", Some(args)).await?;
         self.call(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await.map(|_| ())
     }
 
@@ -159,6 +170,25 @@ impl Browser {
     async fn selected(&self, css: &str) -> Result<bool> {
         let el = self.find(css).await?;
         Ok(self.call(reqwest::Method::GET, &format!("/element/{el}/selected"), None).await?.as_bool() == Some(true))
+    }
+
+    /// Runs a script in the page; returns its value.
+    async fn eval(&self, script: &str) -> Result<Value> {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": script, "args": [] }))).await
+    }
+
+    async fn resize(&self, width: u32, height: u32) -> Result<()> {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({ "width": width, "height": height }))).await?;
+        Ok(())
+    }
+
+    /// The text of the open alert/confirm, if any.
+    async fn alert_text(&self) -> Option<String> {
+        self.call(reqwest::Method::GET, "/alert/text", None).await.ok().and_then(|v| v.as_str().map(str::to_owned))
+    }
+
+    async fn dismiss_alert(&self) -> Result<()> {
+        self.call(reqwest::Method::POST, "/alert/dismiss", Some(json!({}))).await.map(|_| ())
     }
 
     async fn choose(&self, select_css: &str, value: &str) -> Result<()> {
@@ -239,9 +269,47 @@ async fn ticketing_tab_in_headless_chromium() -> Result<()> {
     result
 }
 
+/// Internal spellings that must not reach the reader.
+const CODES: [&str; 10] = [
+    "security_center",
+    "endpoint_cloud",
+    "office365/",
+    "new_status",
+    "closed_status",
+    "ticket_source",
+    "rule_off",
+    "tenant_unmapped",
+    "account_inactive",
+    "sub_issue_type",
+];
+
+/// The page's visible text has words, not codes.
+async fn assert_words(b: &Browser, what: &str) -> Result<()> {
+    let text = b.eval("return document.body.innerText").await?;
+    let text = text.as_str().unwrap_or_default();
+    for code in CODES {
+        assert!(!text.contains(code), "{what}: {code:?} in the page's text: {text}");
+    }
+    Ok(())
+}
+
+/// No sideways scroll of the page itself (a table may scroll inside its own container).
+async fn assert_no_sideways_scroll(b: &Browser, what: &str) -> Result<()> {
+    let v = b.eval("return [document.documentElement.scrollWidth, window.innerWidth]").await?;
+    let (scroll, inner) = (v[0].as_u64().unwrap_or(u64::MAX), v[1].as_u64().unwrap_or(0));
+    assert!(scroll <= inner, "{what}: page scroll width {scroll} > window width {inner}");
+    Ok(())
+}
+
+async fn displayed(b: &Browser, css: &str) -> Result<bool> {
+    let el = b.find(css).await?;
+    Ok(b.call(reqwest::Method::GET, &format!("/element/{el}/displayed"), None).await?.as_bool() == Some(true))
+}
+
 async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str, shots: Option<&Path>) -> Result<()> {
     let shared = &running.shared;
     let sc = format!("{base}/ui/section?s=events/security_center");
+    let shot = |name: &str| shots.map(|d| d.join(name));
 
     // Login required, then the login form.
     b.goto(&format!("{base}/ui")).await?;
@@ -249,7 +317,8 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     b.navigate_by("form.login button[type=submit]").await?;
     assert_eq!(b.text("#section-title").await?, "General");
 
-    // Every section opens from its URL, with one row per severity / event type / description.
+    // Every section opens from its URL, with one row per severity / event type / description,
+    // in words, without sideways scroll at 1280×800.
     for section in Section::all() {
         b.goto(&format!("{base}/ui/section?s={section}")).await?;
         assert_eq!(b.text("#section-title").await?, section.title());
@@ -257,37 +326,86 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
             let r = row.to_string();
             assert_eq!(b.text(&format!("{} th", id("row", &r))).await?, row.label(), "{section}");
         }
-        if let Some(dir) = shots {
-            b.screenshot(&dir.join(format!("ui-{}.png", section.to_string().replace('/', "-")))).await?;
+        assert_no_sideways_scroll(b, &format!("{section} at 1280")).await?;
+        assert_words(b, &section.to_string()).await?;
+        if let Some(p) = shot(&format!("ui-{}.png", section.to_string().replace('/', "-"))) {
+            b.screenshot(&p).await?;
         }
     }
-    // The navigation links to every section.
+    // The left pane: General, then each product with its sections.
+    let nav = b.text("nav").await?;
+    let mut at = 0;
+    for item in [
+        "General",
+        "Kaspersky Security Center",
+        "Events",
+        "Computer status",
+        "Critical",
+        "Warning",
+        "Kaspersky Endpoint Security Cloud",
+        "Events",
+        "Computer status",
+        "Critical",
+        "Warning",
+        "Kaspersky Security for Microsoft Office 365",
+        "Events",
+    ] {
+        at += nav[at..].find(item).with_context(|| format!("{item} in the left pane after {at}: {nav}"))? + item.len();
+    }
     b.goto(&format!("{base}/ui/section?s=general")).await?;
     b.navigate_by("nav a[href=\"/ui/section?s=statuses/endpoint_cloud/warning\"]").await?;
     assert_eq!(b.text("#section-title").await?, "statuses/endpoint_cloud/warning".parse::<Section>()?.title());
+    // A status page's preview counts status descriptions, not events.
+    assert!(b.text("#preview-result").await?.contains("status descriptions"));
+    assert!(b.text("#preview").await?.contains("latest status snapshots"));
 
-    // Toggle a rule: the draft changes (and so does the preview), the saved rules do not.
+    // The events page: nothing ticketed by default; the skip reason in words.
     b.goto(&sc).await?;
     assert_eq!(b.text("#preview-count").await?, "0", "every rule is off by default");
-    b.click(&id("enabled", CRIT)).await?;
-    b.navigate_by("#apply").await?;
-    assert!(b.text("#flash-ok").await?.contains("Draft updated"));
-    assert!(b.selected(&id("enabled", CRIT)).await?);
-    assert_eq!(b.text("#preview-count").await?, "1", "the draft would have ticketed the virus event");
-    assert!(b.text("#preview-result").await?.contains("the saved rules: 0"));
-    assert!(b.text("nav").await?.contains("(unsaved)"));
-    assert!(!shared.rules().saved.rule(&CRIT.parse::<RowId>()?).unwrap().enabled);
+    assert!(b.text("#preview-skipped").await?.contains("Create ticket is off"), "{}", b.text("#preview").await?);
+    assert!(b.find("#apply").await.is_err(), "no separate \"Apply edits to draft\" button");
 
-    // Select three rows and Edit them at once: priority High, due 6 hours, sub-issue type Malware.
+    // An inline edit, then a section link: the page asks before dropping it.
+    b.click(&id("enabled", CRIT)).await?;
+    b.click("nav a[href=\"/ui/section?s=general\"]").await?;
+    let asked = b.alert_text().await.context("a confirm before leaving with unsaved edits")?;
+    assert!(asked.contains("not saved"), "{asked}");
+    b.dismiss_alert().await?;
+    assert_eq!(b.text("#section-title").await?, "Kaspersky Security Center: events", "stayed on the page");
+    assert!(b.selected(&id("enabled", CRIT)).await?, "the edit is still there");
+
+    // Save changes saves the inline edit, in one step.
+    b.navigate_by("#save").await?;
+    assert!(b.text("#flash-ok").await?.contains("Saved"), "{}", b.text("main").await?);
+    assert!(shared.rules().saved.rule(&CRIT.parse::<RowId>()?).unwrap().enabled, "saved by Save changes");
+    assert!(b.selected(&id("enabled", CRIT)).await?);
+    assert_eq!(b.text("#preview-count").await?, "1", "the rules would have ticketed the virus event");
+    assert_eq!(b.text("#section-state").await?, "The draft equals the saved rules.");
+
+    // The Edit button above the table: disabled until rows are selected, then the dialog with
+    // the count; priority High, due 6 hours, issue type Software, subtype Email for three rows.
+    assert_eq!(b.property("#edit-open", "disabled").await?, true);
     for row in [CRIT, WARN, FAIL] {
         b.click(&id("select", row)).await?;
     }
+    assert_eq!(b.property("#edit-open", "disabled").await?, false);
+    assert_eq!(b.text("#selected-count").await?, "3 rows selected");
     b.click("#edit-open").await?;
+    assert_eq!(b.property("#edit-dialog", "open").await?, true);
+    assert_eq!(b.text("#edit-title").await?, "Ticketing settings for events");
+    let count = b.text("#edit-count").await?;
+    assert!(count.starts_with("3 rows selected: Critical, Functional failure, Warning"), "{count}");
     b.choose("#b_enabled", "on").await?;
     b.choose("#b_priority", "=High").await?;
     b.type_into("#b_due", "6").await?;
     b.choose("#b_issue_type", "=Software").await?;
+    // Issue subtypes are filtered by the issue type.
+    let hidden = b.eval("return Array.from(document.querySelectorAll('#b_sub_issue_type optgroup')).filter(g => g.hidden).map(g => g.label)").await?;
+    assert!(!hidden.as_array().is_none_or(Vec::is_empty), "other issue types' subtypes are hidden: {hidden}");
     b.choose("#b_sub_issue_type", "=Email").await?;
+    if let Some(p) = shot("ui-edit-dialog.png") {
+        b.screenshot(&p).await?;
+    }
     b.navigate_by("#bulk-apply").await?;
     assert!(b.text("#flash-ok").await?.contains("Applied to 3 row(s)"));
 
@@ -306,10 +424,8 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     let saved = shared.rules().saved.clone();
     assert_eq!(saved.rule(&WARN.parse::<RowId>()?).unwrap().priority.as_deref(), Some("High"));
 
-    // Cancel a change.
+    // Cancel changes (no question: it discards on purpose).
     b.click(&id("enabled", WARN)).await?;
-    b.navigate_by("#apply").await?;
-    assert!(!b.selected(&id("enabled", WARN)).await?);
     b.navigate_by("#cancel").await?;
     assert!(b.text("#flash-ok").await?.contains("cancelled"));
     assert!(b.selected(&id("enabled", WARN)).await?, "back to the saved value");
@@ -326,10 +442,8 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     assert_eq!(b.text("#preview-count").await?, "0");
     assert!(shared.rules().saved.rule(&CRIT.parse::<RowId>()?).unwrap().enabled, "reset does not save");
 
-    // Switch the critical row on (default priority Critical), then delete "Critical" in the PSA.
-    b.click(&id("enabled", CRIT)).await?;
-    b.navigate_by("#apply").await?;
-    assert_eq!(b.text("#preview-count").await?, "1");
+    // Delete "Critical" in the PSA, then try to save the critical row switched on (its default
+    // priority is Critical): refused, the problem shown once, in words.
     lab.control(
         &lab.autotask,
         reqwest::Method::POST,
@@ -343,16 +457,19 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     .await?;
     b.goto(&sc).await?;
     assert_eq!(b.property(&id("priority", CRIT), "value").await?, "", "a deleted priority shows as blank");
-    assert!(b.text(&id("problems", CRIT)).await?.contains("Priority"));
-    assert!(b.text("#problems").await?.contains("priority"));
-    assert_eq!(b.text("#preview-count").await?, "0", "the draft can no longer ticket it");
+    b.click(&id("enabled", CRIT)).await?;
     b.navigate_by("#save").await?;
     let refusal = b.text("#flash-error").await?;
-    assert!(refusal.contains("Save refused"), "{refusal}");
-    assert!(refusal.contains("row \"Critical\"") && refusal.contains("priority"), "{refusal}");
+    assert!(refusal.contains("Save refused: 1 problem in"), "{refusal}");
+    let problems = b.text("#problems").await?;
+    assert!(problems.contains("Event severity \u{201c}Critical\u{201d}: Priority"), "{problems}");
+    let body = b.eval("return document.body.innerText").await?;
+    assert_eq!(body.as_str().unwrap_or_default().matches("is no longer in the PSA").count(), 1, "shown once: {body}");
+    assert_eq!(b.property(&id("priority", CRIT), "ariaInvalid").await?, "true");
+    assert_words(b, "refused save").await?;
     assert_eq!(shared.rules().saved, saved, "nothing saved");
-    if let Some(dir) = shots {
-        b.screenshot(&dir.join("ui-save-refused.png")).await?;
+    if let Some(p) = shot("ui-save-refused.png") {
+        b.screenshot(&p).await?;
     }
 
     // Pick another priority: the save goes through.
@@ -360,5 +477,50 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     b.navigate_by("#save").await?;
     assert!(b.text("#flash-ok").await?.contains("Saved"));
     assert_eq!(shared.rules().saved.rule(&CRIT.parse::<RowId>()?).unwrap().priority.as_deref(), Some("High"));
+
+    // 768 px: the left pane folds behind "Sections"; every column is on screen.
+    b.resize(768, 800).await?;
+    for section in Section::all() {
+        b.goto(&format!("{base}/ui/section?s={section}")).await?;
+        assert_no_sideways_scroll(b, &format!("{section} at 768")).await?;
+        assert!(!displayed(b, "nav").await?, "{section}: the left pane is folded at 768");
+        if section != Section::General {
+            let right = b.eval("return document.getElementById('details-h').getBoundingClientRect().right <= window.innerWidth && document.querySelector('#rules-table tbody tr td:last-child').getBoundingClientRect().right <= window.innerWidth").await?;
+            assert_eq!(right, true, "{section}: the last column is on screen at 768");
+        }
+    }
+    b.goto(&sc).await?;
+    assert!(displayed(b, "#nav-toggle").await?);
+    if let Some(p) = shot("ui-768-events-security_center.png") {
+        b.screenshot(&p).await?;
+    }
+    b.click("#nav-toggle").await?;
+    assert!(displayed(b, "nav").await?, "the button unfolds the left pane");
+    assert_eq!(b.property("#nav-toggle", "ariaExpanded").await?, "true");
+
+    // 400 px: rows become cards; no page scrolls sideways, the Edit dialog fits.
+    b.resize(400, 800).await?;
+    for section in Section::all() {
+        b.goto(&format!("{base}/ui/section?s={section}")).await?;
+        assert_no_sideways_scroll(b, &format!("{section} at 400")).await?;
+    }
+    b.goto(&format!("{base}/ui/section?s=statuses/security_center/warning")).await?;
+    if let Some(p) = shot("ui-400-statuses-security_center-warning.png") {
+        b.screenshot(&p).await?;
+    }
+    b.goto(&sc).await?;
+    b.click(&id("select", WARN)).await?;
+    b.click("#edit-open").await?;
+    assert_eq!(b.text("#edit-count").await?, "1 row selected: Warning");
+    let fits = b
+        .eval("return document.getElementById('edit-dialog').getBoundingClientRect().right <= window.innerWidth")
+        .await?;
+    assert_eq!(fits, true, "the Edit dialog fits at 400");
+    assert_no_sideways_scroll(b, "Edit dialog at 400").await?;
+    if let Some(p) = shot("ui-400-edit-dialog.png") {
+        b.screenshot(&p).await?;
+    }
+    b.click("#edit-close").await?;
+    assert_eq!(b.property("#edit-dialog", "open").await?, false);
     Ok(())
 }
