@@ -348,6 +348,7 @@ pub struct Engine {
     epoch: Option<u64>,
     lease_due: DateTime<Utc>,
     lease_valid_until: DateTime<Utc>,
+    lease_guard: Arc<LeaseGuard>,
     notices: Option<UnboundedSender<Notice>>,
     budget: Option<BudgetProbe>,
 }
@@ -359,6 +360,26 @@ fn secs(n: u64) -> chrono::Duration {
 fn backoff(failures: u32, cap_secs: u64) -> chrono::Duration {
     let s = 1u64.checked_shl(failures.min(16)).unwrap_or(u64::MAX).min(cap_secs.max(1));
     secs(s)
+}
+
+fn not_leading() -> PortError {
+    PortError::new(PortErrorKind::Transient, "not sent: this instance's leader lease may have run out")
+}
+
+/// Until when (by this machine's clock) this instance may write to the PSA: shortly before its
+/// lease would run out without a renewal. Checked by each delivery task right before it sends,
+/// so an instance that was paused past its lease sends nothing when it wakes up.
+#[derive(Debug, Default)]
+struct LeaseGuard(std::sync::atomic::AtomicI64);
+
+impl LeaseGuard {
+    fn set(&self, until: Option<DateTime<Utc>>) {
+        self.0.store(until.map_or(i64::MIN, |t| t.timestamp_millis()), Ordering::SeqCst);
+    }
+
+    fn holds(&self) -> bool {
+        Utc::now().timestamp_millis() < self.0.load(Ordering::SeqCst)
+    }
 }
 
 fn timed_out(what: &str, after: Duration) -> PortError {
@@ -437,6 +458,7 @@ impl Engine {
             epoch: None,
             lease_due: epoch,
             lease_valid_until: epoch,
+            lease_guard: Arc::default(),
             notices: None,
             budget: None,
         })
@@ -619,6 +641,8 @@ impl Engine {
                     self.become_leader(epoch);
                 }
                 self.lease_valid_until = now + secs(self.ha.lease_secs);
+                // Writes stop a second before the lease could run out.
+                self.lease_guard.set(Some(self.lease_valid_until - chrono::Duration::seconds(1)));
                 self.lease_due = now + secs(self.ha.renew_secs.max(1));
             }
             Ok(None) => {
@@ -675,6 +699,7 @@ impl Engine {
             return;
         }
         warn!(instance = %self.instance, reason = why, "standing by: no longer the leader");
+        self.lease_guard.set(None);
         self.tasks.abort_all();
         self.generation += 1;
         self.delivering.clear();
@@ -1274,6 +1299,7 @@ impl Engine {
                     }
                     let draft = draft.at(now);
                     let k = key.clone();
+                    let guard = self.lease_guard.clone();
                     let task: Task = Box::pin(async move {
                         let call = async {
                             if look_up {
@@ -1283,6 +1309,11 @@ impl Engine {
                                     Ok(None) => {}
                                     Err(e) => return ("find", Outcome::Failed(e)),
                                 }
+                            }
+                            // A create is never sent by an instance whose lease may have run out
+                            // (paused, partitioned): the new leader may be creating it already.
+                            if !guard.holds() {
+                                return ("create", Outcome::Failed(not_leading()));
                             }
                             match sink.create_ticket(&draft).await {
                                 Ok(t) => ("create", Outcome::Created(t, false)),
@@ -1316,7 +1347,11 @@ impl Engine {
                     let (ticket, note) = (ticket.clone(), note.clone());
                     let look_up = self.uncertain_notes.contains(&key);
                     let k = key.clone();
+                    let guard = self.lease_guard.clone();
                     let task: Task = Box::pin(async move {
+                        if !guard.holds() {
+                            return Done::Delivered { key: k, op: "note", outcome: Outcome::Failed(not_leading()) };
+                        }
                         let outcome = match tokio::time::timeout(timeout, sink.add_note(&ticket, &note, look_up)).await
                         {
                             Ok(Ok(())) => Outcome::Noted,
