@@ -201,3 +201,11 @@ async fn the_admin_api_needs_the_token_and_edits_rules_like_the_guide() {
     let m = call(reqwest::Method::GET, "/metrics", json!(null)).await.unwrap().text().await.unwrap();
     assert!(m.contains("# TYPE msp_tickets_created_total counter"));
 }
+
+/// Issue 12.6: a store error names the file it is about.
+#[test]
+fn store_errors_name_the_file() {
+    let path = std::env::temp_dir().join(format!("msp-no-such-dir-{}", std::process::id())).join("store.sqlite");
+    let err = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+}
