@@ -1,0 +1,6 @@
+//! Integration tests of the ConnectWise client: pure functions, the wire against wiremock, and
+//! the sink against cw-sim over real HTTP. One binary, one module per area.
+
+mod pure;
+mod sim;
+mod wire;
