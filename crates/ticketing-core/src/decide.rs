@@ -8,13 +8,18 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::ledger::{Ledger, TicketState, Transition};
+use crate::ledger::{Ledger, LedgerEntry, TicketState, Transition};
 use crate::model::{
-    DeviceId, Event, EventClass, Office365EventType, Product, PsaId, Severity, StatusLevel, StatusSnapshot, TenantId,
+    ActiveDescription, ComputerStatus, DESCRIPTIONS, DeviceStatus, Event, EventClass, Office365EventType, Product,
+    PsaId, Severity, StatusDescription, StatusLevel, StatusSnapshot, TenantId,
 };
 use crate::ports::Account;
 use crate::rules::{ResolvedGeneral, ResolvedRule, RowId, RuleSet, ValidationError, resolve_general, resolve_rule};
-use crate::ticket::{TicketDraft, TicketKey, Urgency, truncate_chars};
+use crate::text::{self, FastMap, FastSet};
+use crate::ticket::{
+    Fnv128, IdempotencyKey, InlineIdempotencyKey, KEY_LINE_PREFIX, STATUS_PREFIX, TicketDraft, TicketKey, Urgency,
+    status_hash,
+};
 
 /// Why no ticket was created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,13 +83,38 @@ impl fmt::Display for SkipReason {
 /// Everything a decision depends on besides its input and the ledger: the saved rules resolved
 /// against the PSA catalog, the tenant → account mapping and the accounts' active flags.
 ///
-/// Build it once whenever one of those changes; decisions then only look things up.
+/// Build it once whenever one of those changes; decisions then only look things up (in dense
+/// tables for the rows and a hash table for the tenants, so a lookup costs no tree walk).
 #[derive(Debug, Clone)]
 pub struct Context {
     general: Result<ResolvedGeneral, Vec<ValidationError>>,
-    rules: BTreeMap<RowId, Result<ResolvedRule, Vec<ValidationError>>>,
-    mapping: BTreeMap<TenantId, PsaId>,
-    accounts: BTreeMap<PsaId, Account>,
+    rules: BTreeMap<RowId, RuleResult>,
+    /// Enabled event rows by [`event_slot`].
+    event_rules: Vec<Option<RuleResult>>,
+    /// Enabled rows of catalogued status descriptions by [`status_slot`].
+    status_rules: Vec<Option<RuleResult>>,
+    /// Each mapped tenant's account and whether that account is active.
+    tenants: FastMap<TenantId, (PsaId, bool)>,
+}
+
+type RuleResult = Result<ResolvedRule, Vec<ValidationError>>;
+
+const EVENT_CLASSES: usize = Severity::ALL.len() + Office365EventType::ALL.len();
+
+fn event_slot(product: Product, class: EventClass) -> usize {
+    let class = match class {
+        EventClass::Severity(s) => s as usize,
+        EventClass::Office365(t) => Severity::ALL.len() + t as usize,
+    };
+    product as usize * EVENT_CLASSES + class
+}
+
+/// The slot of a catalogued description's row, `None` for anything else.
+fn status_slot(product: Product, level: StatusLevel, description: &StatusDescription) -> Option<usize> {
+    let StatusDescription::Known(i) = description else { return None };
+    let i = usize::from(*i);
+    (i < DESCRIPTIONS.len())
+        .then(|| (product as usize * StatusLevel::ALL.len() + level as usize) * DESCRIPTIONS.len() + i)
 }
 
 impl Context {
@@ -95,18 +125,31 @@ impl Context {
         mapping: impl IntoIterator<Item = (TenantId, PsaId)>,
         accounts: impl IntoIterator<Item = Account>,
     ) -> Self {
-        let resolved = rules
+        let resolved: BTreeMap<RowId, RuleResult> = rules
             .rows
             .iter()
             .filter(|(_, r)| r.enabled)
             .map(|(row, rule)| (row.clone(), resolve_rule(row, rule, catalog)))
             .collect();
-        Self {
-            general: resolve_general(&rules.general, catalog),
-            rules: resolved,
-            mapping: mapping.into_iter().collect(),
-            accounts: accounts.into_iter().map(|a| (a.id, a)).collect(),
+        let mut event_rules = vec![None; Product::ALL.len() * EVENT_CLASSES];
+        let mut status_rules = vec![None; Product::ALL.len() * StatusLevel::ALL.len() * DESCRIPTIONS.len()];
+        for (row, rule) in &resolved {
+            let slot = match row {
+                RowId::Event(product, class) => event_rules.get_mut(event_slot(*product, *class)),
+                RowId::Status(product, level, d) => {
+                    status_slot(*product, *level, d).and_then(|i| status_rules.get_mut(i))
+                }
+            };
+            if let Some(slot) = slot {
+                *slot = Some(rule.clone());
+            }
         }
+        let active: BTreeMap<PsaId, bool> = accounts.into_iter().map(|a| (a.id, a.active)).collect();
+        let tenants = mapping
+            .into_iter()
+            .map(|(tenant, account)| (tenant, (account, active.get(&account).copied().unwrap_or(false))))
+            .collect();
+        Self { general: resolve_general(&rules.general, catalog), rules: resolved, event_rules, status_rules, tenants }
     }
 
     /// The closed status to set, when the general settings resolve.
@@ -116,31 +159,40 @@ impl Context {
 
     /// The account a tenant is mapped to.
     pub fn account_of(&self, tenant: &TenantId) -> Option<PsaId> {
-        self.mapping.get(tenant).copied()
+        self.tenants.get(tenant).map(|(account, _)| *account)
     }
 
-    fn enabled_rule(&self, row: &RowId) -> Option<&Result<ResolvedRule, Vec<ValidationError>>> {
-        self.rules.get(row)
+    fn enabled_rule(&self, row: &RowId) -> Option<&RuleResult> {
+        let slot = match row {
+            RowId::Event(product, class) => self.event_rules.get(event_slot(*product, *class)),
+            RowId::Status(product, level, d) => match status_slot(*product, *level, d) {
+                Some(i) => self.status_rules.get(i),
+                None => return self.rules.get(row),
+            },
+        };
+        slot.and_then(Option::as_ref)
     }
 
     /// The checks every create goes through after the rule is known to be on: mapping, active
     /// account, valid rule. Returns the account and resolved settings.
-    fn admit(
-        &self,
+    fn admit<'a>(
+        &'a self,
         tenant: &TenantId,
-        rule: &Result<ResolvedRule, Vec<ValidationError>>,
-    ) -> Result<(PsaId, &ResolvedGeneral, ResolvedRule), SkipReason> {
-        let account = self.account_of(tenant).ok_or(SkipReason::TenantUnmapped)?;
-        if !self.accounts.get(&account).is_some_and(|a| a.active) {
+        rule: &'a RuleResult,
+    ) -> Result<(PsaId, &'a ResolvedGeneral, &'a ResolvedRule), SkipReason> {
+        let &(account, active) = self.tenants.get(tenant).ok_or(SkipReason::TenantUnmapped)?;
+        if !active {
             return Err(SkipReason::AccountInactive { account });
         }
-        let mut errors = self.general.as_ref().err().cloned().unwrap_or_default();
-        if let Err(e) = rule {
-            errors.extend(e.iter().cloned());
-        }
         match (&self.general, rule) {
-            (Ok(g), Ok(r)) => Ok((account, g, r.clone())),
-            _ => Err(SkipReason::RuleInvalid { errors }),
+            (Ok(g), Ok(r)) => Ok((account, g, r)),
+            (general, rule) => {
+                let mut errors = general.as_ref().err().cloned().unwrap_or_default();
+                if let Err(e) = rule {
+                    errors.extend(e.iter().cloned());
+                }
+                Err(SkipReason::RuleInvalid { errors })
+            }
         }
     }
 }
@@ -223,11 +275,13 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
         EventClass::Severity(Severity::Critical) | EventClass::Office365(_) => Urgency::Critical,
         EventClass::Severity(_) => Urgency::Normal,
     };
-    let (title, description) = event_text(event);
+    let title = event_title(event);
+    let description = event_description(event, &key);
     let device_name = event.device.as_ref().map(|d| d.name.clone());
     let expires_at = resolved.lifetime_days.map(|d| event.occurred_at + Duration::days(i64::from(d)));
+    let idempotency_key = key.idempotency_key(generation);
     let mut draft =
-        build_draft(account, general, &resolved, &key, generation, title, description, device_name, urgency, now);
+        build_draft(account, general, resolved, title, description, idempotency_key, device_name, urgency, now);
     draft.expires_at = expires_at;
     draft.row = Some(row);
     EventDecision::Create(Create { key, generation, draft })
@@ -238,34 +292,79 @@ pub fn is_stale(occurred_at: DateTime<Utc>, lifetime_days: u32, now: DateTime<Ut
     now.signed_duration_since(occurred_at) >= Duration::days(i64::from(lifetime_days))
 }
 
-fn event_text(event: &Event) -> (String, String) {
-    let what = if event.display_name.is_empty() { &event.event_type } else { &event.display_name };
-    let subject = match (&event.device, &event.mailbox) {
-        (Some(d), _) => format!(" on {}", d.name),
-        (None, Some(m)) => format!(" for {m}"),
-        (None, None) => String::new(),
-    };
-    let title = match event.class {
-        EventClass::Severity(s) => format!("{} {s} event: {what}{subject}", short(event.product)),
-        EventClass::Office365(t) => format!("{}: {t}{subject}", short(event.product)),
-    };
-    let mut description = format!(
-        "{}\n\nProduct: {}\nCustomer (tenant): {}\nSeverity / type: {}\nOccurred (UTC): {}\nEvent type: {}\nEvent id: {}\n",
-        if event.text.is_empty() { what } else { &event.text },
-        event.product,
-        event.tenant,
-        event.class,
-        event.occurred_at.format("%Y-%m-%d %H:%M:%S"),
-        event.event_type,
-        event.source_id,
-    );
-    if let Some(d) = &event.device {
-        description.push_str(&format!("Computer: {} ({})\n", d.name, d.id));
+/// Writes `parts` one after the other into one string of exactly their length.
+fn concat<const N: usize>(parts: [&str; N]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
     }
-    if let Some(m) = &event.mailbox {
-        description.push_str(&format!("Mailbox: {m}\n"));
+    out
+}
+
+/// The event's "what": its localised name, or its type code when the source gave no name.
+fn event_what(event: &Event) -> &str {
+    if event.display_name.is_empty() { &event.event_type } else { &event.display_name }
+}
+
+/// `(" on ", computer)`, `(" for ", mailbox)` or nothing.
+fn event_subject(event: &Event) -> (&'static str, &str) {
+    match (&event.device, &event.mailbox) {
+        (Some(d), _) => (" on ", &d.name),
+        (None, Some(m)) => (" for ", m),
+        (None, None) => ("", ""),
     }
-    (title, description)
+}
+
+fn event_title(event: &Event) -> String {
+    let (on, subject) = event_subject(event);
+    let mut title = match event.class {
+        EventClass::Severity(s) => {
+            concat([short(event.product), " ", s.display_name(), " event: ", event_what(event), on, subject])
+        }
+        EventClass::Office365(t) => concat([short(event.product), ": ", t.display_name(), on, subject]),
+    };
+    text::truncate_in_place(&mut title, TicketDraft::TITLE_MAX);
+    title
+}
+
+fn class_name(class: EventClass) -> &'static str {
+    match class {
+        EventClass::Severity(s) => s.display_name(),
+        EventClass::Office365(t) => t.display_name(),
+    }
+}
+
+fn event_description(event: &Event, key: &TicketKey) -> String {
+    let what = event_what(event);
+    let first = if event.text.is_empty() { what } else { &event.text };
+    let head = [
+        first,
+        "\n\nProduct: ",
+        event.product.display_name(),
+        "\nCustomer (tenant): ",
+        event.tenant.as_str(),
+        "\nSeverity / type: ",
+        class_name(event.class),
+        "\nOccurred (UTC): ",
+    ];
+    let tail = ["\nEvent type: ", &event.event_type, "\nEvent id: ", event.source_id.as_str(), "\n"];
+    let computer = event.device.as_ref().map(|d| ["Computer: ", &d.name, " (", d.id.as_str(), ")\n"]);
+    let mailbox = event.mailbox.as_ref().map(|m| ["Mailbox: ", m, "\n"]);
+    let len = |parts: &[&str]| parts.iter().map(|p| p.len()).sum::<usize>();
+    let body = len(&head)
+        + text::UTC_LEN
+        + len(&tail)
+        + computer.as_ref().map_or(0, |c| len(c))
+        + mailbox.as_ref().map_or(0, |m| len(m));
+    let mut out = String::with_capacity(body + key_line_room(key));
+    for p in head {
+        out.push_str(p);
+    }
+    text::push_utc(&mut out, event.occurred_at);
+    for p in tail.iter().chain(computer.iter().flatten()).chain(mailbox.iter().flatten()) {
+        out.push_str(p);
+    }
+    finish_description(out, key)
 }
 
 fn short(product: Product) -> &'static str {
@@ -276,27 +375,46 @@ fn short(product: Product) -> &'static str {
     }
 }
 
+/// Bytes [`finish_description`] adds: the blank line and the key line.
+fn key_line_room(key: &TicketKey) -> usize {
+    2 + KEY_LINE_PREFIX.len() + key.canonical_len()
+}
+
+/// Ends a description with its key line, so a listing of the PSA can tell whose ticket it is,
+/// and keeps it within [`TicketDraft::DESCRIPTION_MAX`] characters: the text is cut first, so
+/// the key line survives. In place, in the buffer the text was written to.
+fn finish_description(mut description: String, key: &TicketKey) -> String {
+    let kept = description.trim_end().len();
+    description.truncate(kept);
+    let room = key_line_room(key);
+    // Text and key line within the limit in bytes are within it in characters: nothing to cut.
+    if description.len() + room > TicketDraft::DESCRIPTION_MAX {
+        let key_chars = KEY_LINE_PREFIX.chars().count() + key.canonical().chars().count();
+        text::truncate_in_place(&mut description, TicketDraft::DESCRIPTION_MAX.saturating_sub(key_chars + 2));
+    }
+    description.push_str("\n\n");
+    description.push_str(KEY_LINE_PREFIX);
+    key.write_canonical(&mut description);
+    text::truncate_in_place(&mut description, TicketDraft::DESCRIPTION_MAX);
+    description
+}
+
 #[allow(clippy::too_many_arguments)] // one private constructor; a struct would only rename the list
 fn build_draft(
     account: PsaId,
     general: &ResolvedGeneral,
     rule: &ResolvedRule,
-    key: &TicketKey,
-    generation: u32,
     title: String,
     description: String,
+    idempotency_key: IdempotencyKey,
     device_name: Option<String>,
     urgency: Urgency,
     now: DateTime<Utc>,
 ) -> TicketDraft {
-    // The key line ends every description, so a listing of the PSA can tell whose ticket it is.
-    let key_line = key.key_line();
-    let room = TicketDraft::DESCRIPTION_MAX.saturating_sub(key_line.chars().count() + 2);
-    let description = format!("{}\n\n{key_line}", truncate_chars(description.trim_end(), room));
     TicketDraft {
         account,
-        title: truncate_chars(&title, TicketDraft::TITLE_MAX),
-        description: truncate_chars(&description, TicketDraft::DESCRIPTION_MAX),
+        title,
+        description,
         status: general.new_status,
         priority: rule.priority,
         queue: rule.queue,
@@ -308,7 +426,7 @@ fn build_draft(
         work_type: rule.work_type,
         issue_type: rule.issue_type,
         sub_issue_type: rule.sub_issue_type,
-        idempotency_key: key.idempotency_key(generation),
+        idempotency_key,
         device_name,
         urgency,
     }
@@ -415,14 +533,49 @@ fn reconcile_devices(
 ) {
     let tenant = &snapshot.tenant;
     let product = snapshot.product;
-    let mut active: BTreeSet<(&DeviceId, &crate::model::StatusDescription)> = BTreeSet::new();
+    // The tenant's status entries in key order (so grouped by device), and a per-snapshot index
+    // from device id to its run of entries: every probe below borrows the snapshot's own
+    // strings, and costs one hash per device with descriptions, whatever the ledger's size.
+    let entries: Vec<&LedgerEntry> = ledger.status_entries(product, tenant).collect();
+    let mut by_device: FastMap<&str, (usize, usize)> = FastMap::default();
+    by_device.reserve(entries.len());
+    let mut start = 0;
+    while start < entries.len() {
+        let device = status_device(entries[start]);
+        let end = start + entries[start..].iter().take_while(|e| status_device(e) == device).count();
+        by_device.insert(device, (start, end));
+        start = end;
+    }
+    // Whether each entry's condition is active in the snapshot (its ticket stays open).
+    let mut seen = vec![false; entries.len()];
+    // Active conditions the ledger does not know, each considered once.
+    let mut fresh: FastSet<(&str, &StatusDescription)> = FastSet::default();
+    let mut texts: Option<StatusTexts> = None;
     for device in &snapshot.devices {
+        if device.active.is_empty() {
+            continue;
+        }
+        let id = device.device.id.as_str();
+        let run = by_device.get(id).map_or(0..0, |&(s, e)| s..e);
         for a in &device.active {
-            if !active.insert((&device.device.id, &a.description)) || !a.description.is_known() {
+            let known = run.clone().find(|&i| status_description(entries[i]) == &a.description);
+            let generation = match known {
+                Some(i) if seen[i] => continue,
+                Some(i) => {
+                    seen[i] = true;
+                    crate::ledger::next_generation(&entries[i].key, Some(entries[i]))
+                }
+                None if !fresh.insert((id, &a.description)) => continue,
+                None => Some(1),
+            };
+            let Some(generation) = generation else {
                 continue;
-            }
-            let row = RowId::Status(product, a.level, a.description.clone());
-            let Some(rule) = ctx.enabled_rule(&row) else {
+            };
+            let Some(slot) = status_slot(product, a.level, &a.description) else {
+                // Not catalogued: no rule row.
+                continue;
+            };
+            let Some(rule) = ctx.status_rules.get(slot).and_then(Option::as_ref) else {
                 continue;
             };
             let key = TicketKey::Status {
@@ -431,9 +584,6 @@ fn reconcile_devices(
                 device: device.device.id.clone(),
                 description: a.description.clone(),
             };
-            let Some(generation) = ledger.next_generation(&key) else {
-                continue;
-            };
             let (account, general, resolved) = match ctx.admit(tenant, rule) {
                 Ok(x) => x,
                 Err(reason) => {
@@ -441,53 +591,27 @@ fn reconcile_devices(
                     continue;
                 }
             };
-            let text = a.description.text();
-            let title = format!("{}: {text} ({} status)", device.device.name, a.level);
-            let description = format!(
-                "The computer {} ({}) has the status description \"{text}\", which puts it in {} status.\n\n\
-                 Product: {product}\nCustomer (tenant): {tenant}\nComputer status: {:?}\nDetected (UTC): {}\n\n\
-                 This ticket closes automatically when the status description no longer applies.",
-                device.device.name,
-                device.device.id,
-                a.level,
-                device.status,
-                now.format("%Y-%m-%d %H:%M:%S"),
-            );
-            let urgency = if a.level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal };
-            let device_name = Some(device.device.name.clone());
-            let mut draft = build_draft(
-                account,
-                general,
-                &resolved,
-                &key,
-                generation,
-                title,
-                description,
-                device_name,
-                urgency,
-                now,
-            );
-            draft.row = Some(row);
+            let texts = texts.get_or_insert_with(|| StatusTexts::new(snapshot, now));
+            let draft = texts.draft(device, a, &key, generation, account, general, resolved, now);
             out.actions.push(Action::Create(Create { key, generation, draft }));
         }
     }
-    for entry in ledger.status_entries(product, tenant) {
-        let TicketKey::Status { device, description, .. } = &entry.key else {
+    for (entry, _) in entries.iter().zip(&seen).filter(|(_, seen)| !**seen) {
+        let TicketKey::Status { description, .. } = &entry.key else {
             continue;
         };
-        if active.contains(&(device, description)) {
-            continue;
-        }
         match &entry.state {
             TicketState::Open { .. } => match ctx.closed_status() {
-                Some(status) => out.actions.push(Action::Close(Close {
-                    key: entry.key.clone(),
-                    status,
-                    note: format!(
-                        "The status description \"{}\" no longer applies to this computer; closed automatically.",
-                        description.text()
-                    ),
-                })),
+                Some(status) => {
+                    let (pre, text) = description.text_parts();
+                    let note = concat([
+                        "The status description \"",
+                        pre,
+                        text,
+                        "\" no longer applies to this computer; closed automatically.",
+                    ]);
+                    out.actions.push(Action::Close(Close { key: entry.key.clone(), status, note }));
+                }
                 None => out.skipped.push((
                     entry.key.clone(),
                     SkipReason::RuleInvalid { errors: ctx.general.clone().err().unwrap_or_default() },
@@ -496,6 +620,99 @@ fn reconcile_devices(
             TicketState::Closed { cleared: false, .. } => out.actions.push(Action::Clear { key: entry.key.clone() }),
             _ => {}
         }
+    }
+}
+
+fn status_device(entry: &LedgerEntry) -> &str {
+    match &entry.key {
+        TicketKey::Status { device, .. } => device.as_str(),
+        _ => "",
+    }
+}
+
+fn status_description(entry: &LedgerEntry) -> &StatusDescription {
+    match &entry.key {
+        TicketKey::Status { description, .. } => description,
+        _ => &StatusDescription::MIN,
+    }
+}
+
+/// What every status create of one snapshot shares: the detection time as text, and the key
+/// hash over `status|<product>|<tenant>`.
+struct StatusTexts {
+    detected: String,
+    hash_after_tenant: Fnv128,
+}
+
+impl StatusTexts {
+    fn new(snapshot: &StatusSnapshot, now: DateTime<Utc>) -> Self {
+        let mut detected = String::with_capacity(text::UTC_LEN);
+        text::push_utc(&mut detected, now);
+        let hash_after_tenant = STATUS_PREFIX[snapshot.product as usize].write(snapshot.tenant.as_str().as_bytes());
+        Self { detected, hash_after_tenant }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private helper; a struct would only rename the list
+    fn draft(
+        &self,
+        device: &DeviceStatus,
+        a: &ActiveDescription,
+        key: &TicketKey,
+        generation: u32,
+        account: PsaId,
+        general: &ResolvedGeneral,
+        rule: &ResolvedRule,
+        now: DateTime<Utc>,
+    ) -> TicketDraft {
+        let TicketKey::Status { product, tenant, .. } = key else {
+            unreachable!("status drafts are built for status keys")
+        };
+        let (pre, text) = a.description.text_parts();
+        let level = match a.level {
+            StatusLevel::Critical => "Critical",
+            StatusLevel::Warning => "Warning",
+        };
+        let name = device.device.name.as_str();
+        let mut title = concat([name, ": ", pre, text, " (", level, " status)"]);
+        text::truncate_in_place(&mut title, TicketDraft::TITLE_MAX);
+        let status = match device.status {
+            ComputerStatus::Ok => "Ok",
+            ComputerStatus::Warning => "Warning",
+            ComputerStatus::Critical => "Critical",
+        };
+        let parts = [
+            "The computer ",
+            name,
+            " (",
+            device.device.id.as_str(),
+            ") has the status description \"",
+            pre,
+            text,
+            "\", which puts it in ",
+            level,
+            " status.\n\nProduct: ",
+            product.display_name(),
+            "\nCustomer (tenant): ",
+            tenant.as_str(),
+            "\nComputer status: ",
+            status,
+            "\nDetected (UTC): ",
+            &self.detected,
+            "\n\nThis ticket closes automatically when the status description no longer applies.",
+        ];
+        let mut description = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + key_line_room(key));
+        for p in parts {
+            description.push_str(p);
+        }
+        let description = finish_description(description, key);
+        let hash = status_hash(self.hash_after_tenant, &device.device.id, &a.description);
+        let idempotency_key = IdempotencyKey(InlineIdempotencyKey::from_hash(hash, generation).as_str().to_owned());
+        let urgency = if a.level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal };
+        let device_name = Some(device.device.name.clone());
+        let mut draft =
+            build_draft(account, general, rule, title, description, idempotency_key, device_name, urgency, now);
+        draft.row = Some(RowId::Status(*product, a.level, a.description.clone()));
+        draft
     }
 }
 

@@ -23,7 +23,10 @@
 //!
 //! The ledger is plain data; the daemon persists every [`Transition`] in one transaction.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
@@ -31,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{DeviceId, Office365EventType, Product, PsaId, StatusDescription, TenantId};
 use crate::ports::OwnedTicket;
-use crate::ticket::{IdempotencyKey, TicketDraft, TicketKey, TicketNote, TicketRef, Urgency};
+use crate::ticket::{InlineIdempotencyKey, TicketDraft, TicketKey, TicketNote, TicketRef, Urgency};
 
 /// Who closed a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +52,8 @@ pub enum ClosedBy {
 pub enum TicketState {
     /// Decided and recorded; the PSA may or may not have it yet.
     Planned {
-        /// What to create.
-        draft: TicketDraft,
+        /// What to create (boxed: most entries are in other states, and a draft is large).
+        draft: Box<TicketDraft>,
     },
     /// The PSA has it, open.
     Open {
@@ -76,7 +79,7 @@ pub enum TicketState {
         cleared: bool,
         /// The close note still to add (outbox work: retried until it lands).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        note: Option<TicketNote>,
+        note: Option<Box<TicketNote>>,
     },
     /// The PSA refused the ticket (for example a validation error). Kept with its draft so an
     /// operator can re-plan it once the rule is fixed ([`Transition::Retry`]).
@@ -85,7 +88,7 @@ pub enum TicketState {
         reason: String,
         /// What was refused (absent in entries stored by older versions).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        draft: Option<TicketDraft>,
+        draft: Option<Box<TicketDraft>>,
     },
     /// The planned create was never sent, for a reason (today: `stale`, its event outlived its
     /// lifetime before the PSA could be reached).
@@ -121,8 +124,8 @@ pub struct LedgerEntry {
     pub key: TicketKey,
     /// Which occurrence of the problem (1, 2, …).
     pub generation: u32,
-    /// Sent with the ticket; derived from key and generation.
-    pub idempotency_key: IdempotencyKey,
+    /// Sent with the ticket; derived from key and generation. Held inline (fixed size).
+    pub idempotency_key: InlineIdempotencyKey,
     /// Scheduling hint.
     pub urgency: Urgency,
     /// State.
@@ -152,6 +155,14 @@ impl LedgerEntry {
         )
     }
 
+    /// Whether [`LedgerEntry::pending`] has work (without cloning the key).
+    fn is_pending(&self) -> bool {
+        matches!(
+            self.state,
+            TicketState::Planned { .. } | TicketState::Closing { .. } | TicketState::Closed { note: Some(_), .. }
+        )
+    }
+
     /// The PSA work this entry waits for, if any.
     pub fn pending(&self) -> Option<Recovery> {
         match &self.state {
@@ -160,6 +171,16 @@ impl LedgerEntry {
             TicketState::Closed { note: Some(_), .. } => Some(Recovery::AddNote(self.key.clone())),
             _ => None,
         }
+    }
+}
+
+/// [`Ledger::next_generation`] given the key's entry.
+pub(crate) fn next_generation(key: &TicketKey, entry: Option<&LedgerEntry>) -> Option<u32> {
+    match entry {
+        None => Some(1),
+        Some(_) if matches!(key, TicketKey::Event { .. }) => None,
+        Some(e) if e.allows_new_generation() => Some(e.generation + 1),
+        Some(_) => None,
     }
 }
 
@@ -300,13 +321,63 @@ impl Recovery {
 }
 
 /// Every ticket this system owns. Serializes as the list of its entries.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(from = "Vec<LedgerEntry>", into = "Vec<LedgerEntry>")]
 pub struct Ledger {
-    entries: BTreeMap<TicketKey, LedgerEntry>,
+    /// Each entry once, ordered by its key: the entry holds the only copy of the key (a set, not
+    /// a map from key to entry), boxed so the tree's nodes stay small whatever the entry's size.
+    entries: BTreeSet<Stored>,
     /// The outbox: entries waiting for PSA work, most urgent first. Kept in step with
     /// `entries` by every change, so finding work costs the work, not the ledger's size.
     pending: BTreeSet<(Urgency, TicketKey)>,
+}
+
+/// A ledger entry as the ledger's set holds it: compared, ordered and looked up by its key alone.
+#[derive(Clone)]
+struct Stored(Box<LedgerEntry>);
+
+impl Borrow<TicketKey> for Stored {
+    fn borrow(&self) -> &TicketKey {
+        &self.0.key
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for Stored {}
+
+impl PartialOrd for Stored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Stored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.key.cmp(&other.0.key)
+    }
+}
+
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Self) -> bool {
+        // Whole entries, not just keys (the set's own equality compares keys).
+        self.len() == other.len() && self.entries().eq(other.entries()) && self.pending == other.pending
+    }
+}
+
+impl Eq for Ledger {}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("entries", &self.entries().collect::<Vec<_>>())
+            .field("pending", &self.pending)
+            .finish()
+    }
 }
 
 impl From<Vec<LedgerEntry>> for Ledger {
@@ -317,7 +388,7 @@ impl From<Vec<LedgerEntry>> for Ledger {
 
 impl From<Ledger> for Vec<LedgerEntry> {
     fn from(ledger: Ledger) -> Self {
-        ledger.entries.into_values().collect()
+        ledger.entries.into_iter().map(|s| *s.0).collect()
     }
 }
 
@@ -328,20 +399,25 @@ impl Ledger {
     }
 
     /// Rebuilds a ledger from stored entries.
+    ///
+    /// Of entries with the same key, the last one stands.
     pub fn from_entries(entries: impl IntoIterator<Item = LedgerEntry>) -> Self {
-        let entries: BTreeMap<TicketKey, LedgerEntry> = entries.into_iter().map(|e| (e.key.clone(), e)).collect();
-        let pending = entries.values().filter(|e| e.pending().is_some()).map(|e| (e.urgency, e.key.clone())).collect();
+        let entries: BTreeSet<Stored> = entries.into_iter().map(|e| Stored(Box::new(e))).collect();
+        let pending =
+            entries.iter().map(|s| &*s.0).filter(|e| e.is_pending()).map(|e| (e.urgency, e.key.clone())).collect();
         Self { entries, pending }
     }
 
     fn reindex(&mut self, key: &TicketKey, before: Option<Urgency>) {
+        let after = self.get(key).filter(|e| e.is_pending()).map(|e| e.urgency);
+        if before == after {
+            return;
+        }
         if let Some(u) = before {
             self.pending.remove(&(u, key.clone()));
         }
-        if let Some(e) = self.entries.get(key) {
-            if e.pending().is_some() {
-                self.pending.insert((e.urgency, key.clone()));
-            }
+        if let Some(u) = after {
+            self.pending.insert((u, key.clone()));
         }
     }
 
@@ -352,12 +428,12 @@ impl Ledger {
 
     /// The entry of a key.
     pub fn get(&self, key: &TicketKey) -> Option<&LedgerEntry> {
-        self.entries.get(key)
+        self.entries.get(key).map(|s| &*s.0)
     }
 
     /// Every entry, in key order.
     pub fn entries(&self) -> impl Iterator<Item = &LedgerEntry> {
-        self.entries.values()
+        self.entries.iter().map(|s| &*s.0)
     }
 
     /// Number of entries.
@@ -376,23 +452,25 @@ impl Ledger {
         product: Product,
         tenant: &'a TenantId,
     ) -> impl Iterator<Item = &'a LedgerEntry> + 'a {
-        let start = TicketKey::Status {
+        let at = |tenant: String| TicketKey::Status {
             product,
-            tenant: tenant.clone(),
+            tenant: TenantId(tenant),
             device: DeviceId::new(""),
             description: StatusDescription::MIN,
         };
-        self.entries.range((Bound::Included(start), Bound::Unbounded)).map(|(_, e)| e).take_while(
-            move |e| matches!(&e.key, TicketKey::Status { product: p, tenant: t, .. } if *p == product && t == tenant),
-        )
+        // `tenant + "\0"` is the least string after `tenant`: every status key of this tenant
+        // and product lies in [start, end), so the scan compares no key per entry.
+        let start = at(tenant.as_str().to_owned());
+        let end = at(format!("{tenant}\0"));
+        self.entries.range::<TicketKey, _>((Bound::Included(&start), Bound::Excluded(&end))).map(|s| &*s.0)
     }
 
     /// Issue-ticket entries of one tenant.
     pub fn issue_entries<'a>(&'a self, tenant: &'a TenantId) -> impl Iterator<Item = &'a LedgerEntry> + 'a {
         let start = TicketKey::Issue { tenant: tenant.clone(), event_type: Office365EventType::ALL[0] };
         self.entries
-            .range((Bound::Included(start), Bound::Unbounded))
-            .map(|(_, e)| e)
+            .range::<TicketKey, _>((Bound::Included(&start), Bound::Unbounded))
+            .map(|s| &*s.0)
             .take_while(move |e| matches!(&e.key, TicketKey::Issue { tenant: t, .. } if t == tenant))
     }
 
@@ -400,18 +478,13 @@ impl Ledger {
     /// again now (a live ticket exists, a technician closed it and the condition persists, or
     /// it is an event that was already handled).
     pub fn next_generation(&self, key: &TicketKey) -> Option<u32> {
-        match self.entries.get(key) {
-            None => Some(1),
-            Some(_) if matches!(key, TicketKey::Event { .. }) => None,
-            Some(e) if e.allows_new_generation() => Some(e.generation + 1),
-            Some(_) => None,
-        }
+        next_generation(key, self.get(key))
     }
 
     /// Applies a transition, or says why it does not fit.
     pub fn apply(&mut self, transition: &Transition, now: DateTime<Utc>) -> Result<(), LedgerError> {
         let key = transition.key();
-        let before = self.entries.get(key).filter(|e| e.pending().is_some()).map(|e| e.urgency);
+        let before = self.get(key).filter(|e| e.is_pending()).map(|e| e.urgency);
         let result = self.apply_inner(transition, now);
         if result.is_ok() {
             self.reindex(key, before);
@@ -421,7 +494,7 @@ impl Ledger {
 
     fn apply_inner(&mut self, transition: &Transition, now: DateTime<Utc>) -> Result<(), LedgerError> {
         let key = transition.key();
-        let current = self.entries.get(key);
+        let current = self.get(key);
         let err = |name| LedgerError {
             key: key.canonical(),
             state: current.map_or("absent", |e| e.state.name()),
@@ -435,12 +508,12 @@ impl Ledger {
                 let entry = LedgerEntry {
                     key: key.clone(),
                     generation: *generation,
-                    idempotency_key: key.idempotency_key(*generation),
+                    idempotency_key: key.inline_idempotency_key(*generation),
                     urgency: draft.urgency,
-                    state: TicketState::Planned { draft: draft.clone() },
+                    state: TicketState::Planned { draft: Box::new(draft.clone()) },
                     updated_at: now,
                 };
-                self.entries.insert(key.clone(), entry);
+                self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
             }
             (Transition::Opened { ticket, .. }, Some(TicketState::Planned { .. })) => {
@@ -456,7 +529,7 @@ impl Ledger {
             }
             (Transition::Dropped { .. }, _) => return Err(err("dropped")),
             (Transition::Retry { draft, .. }, Some(TicketState::Failed { .. })) => {
-                TicketState::Planned { draft: draft.clone() }
+                TicketState::Planned { draft: Box::new(draft.clone()) }
             }
             (Transition::Retry { .. }, _) => return Err(err("retry")),
             (Transition::NoteAdded { .. }, Some(TicketState::Closed { ticket, by, cleared, note: Some(_) })) => {
@@ -480,16 +553,16 @@ impl Ledger {
                         note: None,
                     }
                 };
-                let urgency = self.entries.get(key).map_or(Urgency::Normal, |e| e.urgency);
+                let urgency = current.map_or(Urgency::Normal, |e| e.urgency);
                 let entry = LedgerEntry {
                     key: key.clone(),
                     generation: *generation,
-                    idempotency_key: key.idempotency_key(*generation),
+                    idempotency_key: key.inline_idempotency_key(*generation),
                     urgency,
                     state,
                     updated_at: now,
                 };
-                self.entries.insert(key.clone(), entry);
+                self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
             }
             (Transition::CloseRequested { status, note, .. }, Some(TicketState::Open { ticket })) => {
@@ -497,9 +570,9 @@ impl Ledger {
             }
             (Transition::CloseRequested { .. }, _) => return Err(err("close_requested")),
             (Transition::Closed { .. }, Some(TicketState::Closing { ticket, note, .. })) => {
-                let note = current
-                    .filter(|_| !note.trim().is_empty())
-                    .map(|e| TicketNote { marker: format!("{}/close", e.idempotency_key), text: note.clone() });
+                let note = current.filter(|_| !note.trim().is_empty()).map(|e| {
+                    Box::new(TicketNote { marker: format!("{}/close", e.idempotency_key), text: note.clone() })
+                });
                 TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Integration, cleared: true, note }
             }
             (Transition::Closed { .. }, _) => return Err(err("closed")),
@@ -518,9 +591,12 @@ impl Ledger {
             }
             (Transition::Cleared { .. }, _) => return Err(err("cleared")),
         };
-        if let Some(entry) = self.entries.get_mut(key) {
+        // A set has no `get_mut`: take the entry out and put it back (two lookups, no copy of the
+        // entry itself, which stays in its box).
+        if let Some(Stored(mut entry)) = self.entries.take(key) {
             entry.state = next_state;
             entry.updated_at = now;
+            self.entries.insert(Stored(entry));
         }
         Ok(())
     }
@@ -534,14 +610,14 @@ impl Ledger {
 
     /// [`Ledger::recovery`] as an iterator.
     pub fn pending_work(&self) -> impl Iterator<Item = Recovery> + '_ {
-        self.pending.iter().filter_map(|(_, k)| self.entries.get(k).and_then(LedgerEntry::pending))
+        self.pending.iter().filter_map(|(_, k)| self.get(k).and_then(LedgerEntry::pending))
     }
 
     /// Whether a listed ticket of `generation` may take over the entry of `key`: the ledger
     /// does not know the key, knows only an older generation, or knows this generation only as
     /// a create not yet confirmed (planned, refused, dropped).
     fn adoptable(&self, key: &TicketKey, generation: u32) -> bool {
-        match self.entries.get(key) {
+        match self.get(key) {
             None => true,
             Some(e) if e.generation < generation => true,
             Some(e) if e.generation == generation => {

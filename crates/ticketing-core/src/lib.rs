@@ -80,10 +80,11 @@ pub mod model;
 pub mod ports;
 pub mod rules;
 pub mod secret;
+mod text;
 pub mod ticket;
 
 pub use decide::{Action, Context, EventDecision, Reconciliation, SkipReason, decide_event, reconcile};
 pub use ledger::{Ledger, LedgerEntry, TicketState, Transition};
 pub use model::{Event, Product, StatusSnapshot, TenantId};
 pub use rules::{RowId, RuleSet, Section};
-pub use ticket::{TicketDraft, TicketKey};
+pub use ticket::{InlineIdempotencyKey, TicketDraft, TicketKey};

@@ -407,6 +407,25 @@ impl StatusDescription {
         }
     }
 
+    /// [`StatusDescription::code`] as two borrowed pieces to concatenate (`("", code)` for a
+    /// known one, `("unknown:", text)` otherwise): the allocation-free spelling that the key
+    /// hash and key line stream.
+    pub(crate) fn code_parts(&self) -> (&'static str, &str) {
+        match self {
+            Self::Known(_) => ("", self.info().map_or("", |i| i.code)),
+            Self::Unknown(s) => ("unknown:", s),
+        }
+    }
+
+    /// [`StatusDescription::text`] as two borrowed pieces, like [`Self::code_parts`].
+    pub(crate) fn text_parts(&self) -> (&'static str, &str) {
+        match self {
+            Self::Known(_) => ("", self.info().map_or("", |i| i.text)),
+            Self::Unknown(s) if s.chars().all(|c| c.is_ascii_digit()) => ("Status reason bit ", s),
+            Self::Unknown(s) => ("", s),
+        }
+    }
+
     /// Whether this description is in the catalogue.
     pub fn is_known(&self) -> bool {
         matches!(self, Self::Known(_))

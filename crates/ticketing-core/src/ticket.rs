@@ -67,13 +67,62 @@ impl TicketKey {
 
     /// A canonical one-line spelling, stable across versions (it feeds the idempotency key).
     pub fn canonical(&self) -> String {
+        let mut out = String::with_capacity(self.canonical_len());
+        self.write_canonical(&mut out);
+        out
+    }
+
+    /// Calls `f` with the pieces of [`TicketKey::canonical`] in order: written one after the
+    /// other they are the canonical spelling. The key line streams them instead of building it.
+    fn for_each_part(&self, mut f: impl FnMut(&str)) {
         match self {
             Self::Status { product, tenant, device, description } => {
-                format!("status|{}|{}|{}|{}", product.code(), tenant, device, description.code())
+                let (pre, code) = description.code_parts();
+                for part in ["status|", product.code(), "|", tenant.as_str(), "|", device.as_str(), "|", pre, code] {
+                    f(part);
+                }
             }
-            Self::Issue { tenant, event_type } => format!("issue|{}|{}", tenant, event_type.code()),
+            Self::Issue { tenant, event_type } => {
+                for part in ["issue|", tenant.as_str(), "|", event_type.code()] {
+                    f(part);
+                }
+            }
             Self::Event { product, tenant, source_id } => {
-                format!("event|{}|{}|{}", product.code(), tenant, source_id)
+                for part in ["event|", product.code(), "|", tenant.as_str(), "|", source_id.as_str()] {
+                    f(part);
+                }
+            }
+        }
+    }
+
+    /// The length in bytes of [`TicketKey::canonical`].
+    pub(crate) fn canonical_len(&self) -> usize {
+        let mut len = 0;
+        self.for_each_part(|p| len += p.len());
+        len
+    }
+
+    /// Appends [`TicketKey::canonical`] to `out`.
+    pub(crate) fn write_canonical(&self, out: &mut String) {
+        self.for_each_part(|p| out.push_str(p));
+    }
+
+    /// The 128-bit FNV-1a hash of [`TicketKey::canonical`], streamed over its pieces; the fixed
+    /// start of each kind (`status|security_center|`, …) is hashed at compile time.
+    pub(crate) fn hash(&self) -> u128 {
+        match self {
+            Self::Status { product, tenant, device, description } => {
+                status_hash(STATUS_PREFIX[*product as usize].write(tenant.as_str().as_bytes()), device, description)
+            }
+            Self::Issue { tenant, event_type } => {
+                ISSUE_PREFIX.write(tenant.as_str().as_bytes()).write(b"|").write(event_type.code().as_bytes()).0
+            }
+            Self::Event { product, tenant, source_id } => {
+                EVENT_PREFIX[*product as usize]
+                    .write(tenant.as_str().as_bytes())
+                    .write(b"|")
+                    .write(source_id.as_str().as_bytes())
+                    .0
             }
         }
     }
@@ -84,8 +133,72 @@ impl TicketKey {
     /// The hash is 128-bit FNV-1a over [`TicketKey::canonical`]: no dependency, stable forever,
     /// and wide enough that collisions between an MSP's keys are not a practical concern.
     pub fn idempotency_key(&self, generation: u32) -> IdempotencyKey {
-        IdempotencyKey(format!("{IDEMPOTENCY_PREFIX}{:032x}-{}", fnv1a_128(self.canonical().as_bytes()), generation))
+        IdempotencyKey(InlineIdempotencyKey::from_hash(self.hash(), generation).as_str().to_owned())
     }
+
+    /// [`TicketKey::idempotency_key`] as a fixed-size value, without allocating.
+    pub fn inline_idempotency_key(&self, generation: u32) -> InlineIdempotencyKey {
+        InlineIdempotencyKey::from_hash(self.hash(), generation)
+    }
+}
+
+/// FNV-1a, 128 bits, as a stream; `const` so the fixed starts of keys hash at compile time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv128(pub(crate) u128);
+
+impl Fnv128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+
+    /// The hash of nothing.
+    pub(crate) const NEW: Self = Self(Self::OFFSET);
+
+    /// The hash continued over `bytes`.
+    #[inline]
+    pub(crate) const fn write(self, bytes: &[u8]) -> Self {
+        let mut h = self.0;
+        let mut i = 0;
+        while i < bytes.len() {
+            h = (h ^ bytes[i] as u128).wrapping_mul(Self::PRIME);
+            i += 1;
+        }
+        Self(h)
+    }
+}
+
+const fn product_prefix(kind: &str, product: Product) -> Fnv128 {
+    let code = match product {
+        Product::SecurityCenter => "security_center",
+        Product::EndpointCloud => "endpoint_cloud",
+        Product::Office365 => "office365",
+    };
+    Fnv128::NEW.write(kind.as_bytes()).write(code.as_bytes()).write(b"|")
+}
+
+/// `status|<product>|` hashed, indexed by `Product as usize`.
+pub(crate) const STATUS_PREFIX: [Fnv128; 3] = [
+    product_prefix("status|", Product::ALL[0]),
+    product_prefix("status|", Product::ALL[1]),
+    product_prefix("status|", Product::ALL[2]),
+];
+const EVENT_PREFIX: [Fnv128; 3] = [
+    product_prefix("event|", Product::ALL[0]),
+    product_prefix("event|", Product::ALL[1]),
+    product_prefix("event|", Product::ALL[2]),
+];
+const ISSUE_PREFIX: Fnv128 = Fnv128::NEW.write(b"issue|");
+
+/// Finishes a status key's hash from the state after `status|<product>|<tenant>`: a
+/// reconciliation hashes that start once per snapshot and only the rest per key.
+pub(crate) fn status_hash(after_tenant: Fnv128, device: &DeviceId, description: &StatusDescription) -> u128 {
+    let (pre, code) = description.code_parts();
+    after_tenant
+        .write(b"|")
+        .write(device.as_str().as_bytes())
+        .write(b"|")
+        .write(pre.as_bytes())
+        .write(code.as_bytes())
+        .0
 }
 
 /// Starts the last line of every ticket description this system writes; the rest of the line is
@@ -100,7 +213,10 @@ pub const IDEMPOTENCY_PREFIX: &str = "kmsp-";
 impl TicketKey {
     /// The description's last line naming this key.
     pub fn key_line(&self) -> String {
-        format!("{KEY_LINE_PREFIX}{}", self.canonical())
+        let mut out = String::with_capacity(KEY_LINE_PREFIX.len() + self.canonical_len());
+        out.push_str(KEY_LINE_PREFIX);
+        self.write_canonical(&mut out);
+        out
     }
 
     /// The key and generation of a ticket this system wrote, read back from its description's
@@ -158,14 +274,14 @@ impl TicketKey {
 
 impl fmt::Display for TicketKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.canonical())
+        let mut result = Ok(());
+        self.for_each_part(|p| {
+            if result.is_ok() {
+                result = f.write_str(p);
+            }
+        });
+        result
     }
-}
-
-fn fnv1a_128(bytes: &[u8]) -> u128 {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    bytes.iter().fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
 }
 
 /// The key the PSA stores with a ticket so that a create can be looked up after a crash or an
@@ -187,6 +303,123 @@ impl IdempotencyKey {
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<InlineIdempotencyKey> for IdempotencyKey {
+    fn eq(&self, other: &InlineIdempotencyKey) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+/// An [`IdempotencyKey`] held inline in a fixed-size value (no allocation, `Copy`): the ledger
+/// keeps one per entry. Serializes as the same string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InlineIdempotencyKey {
+    len: u8,
+    bytes: [u8; IdempotencyKey::MAX_LEN],
+}
+
+/// A key longer than [`IdempotencyKey::MAX_LEN`] bytes cannot be held inline (nor sent).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("idempotency key longer than {} bytes", IdempotencyKey::MAX_LEN)]
+pub struct KeyTooLong;
+
+impl InlineIdempotencyKey {
+    /// `kmsp-<hash as 32 hex digits>-<generation>`.
+    pub(crate) fn from_hash(hash: u128, generation: u32) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [0u8; IdempotencyKey::MAX_LEN];
+        let prefix = IDEMPOTENCY_PREFIX.as_bytes();
+        bytes[..prefix.len()].copy_from_slice(prefix);
+        let hex = &mut bytes[prefix.len()..prefix.len() + 32];
+        for (i, b) in hex.iter_mut().enumerate() {
+            *b = HEX[((hash >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        let dash = prefix.len() + 32;
+        bytes[dash] = b'-';
+        let mut buf = [0u8; 10];
+        let digits = crate::text::u32_digits(generation, &mut buf);
+        bytes[dash + 1..dash + 1 + digits.len()].copy_from_slice(digits);
+        Self { len: (dash + 1 + digits.len()) as u8, bytes }
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        // Built only from whole `str`s or ASCII, so always UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// The key as an owned [`IdempotencyKey`].
+    pub fn to_key(&self) -> IdempotencyKey {
+        IdempotencyKey(self.as_str().to_owned())
+    }
+}
+
+impl TryFrom<&str> for InlineIdempotencyKey {
+    type Error = KeyTooLong;
+
+    fn try_from(s: &str) -> Result<Self, KeyTooLong> {
+        let mut bytes = [0u8; IdempotencyKey::MAX_LEN];
+        bytes.get_mut(..s.len()).ok_or(KeyTooLong)?.copy_from_slice(s.as_bytes());
+        Ok(Self { len: s.len() as u8, bytes })
+    }
+}
+
+impl TryFrom<&IdempotencyKey> for InlineIdempotencyKey {
+    type Error = KeyTooLong;
+
+    fn try_from(key: &IdempotencyKey) -> Result<Self, KeyTooLong> {
+        Self::try_from(key.as_str())
+    }
+}
+
+impl From<InlineIdempotencyKey> for IdempotencyKey {
+    fn from(key: InlineIdempotencyKey) -> Self {
+        key.to_key()
+    }
+}
+
+impl PartialEq<IdempotencyKey> for InlineIdempotencyKey {
+    fn eq(&self, other: &IdempotencyKey) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialOrd for InlineIdempotencyKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InlineIdempotencyKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Debug for InlineIdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InlineIdempotencyKey").field(&self.as_str()).finish()
+    }
+}
+
+impl fmt::Display for InlineIdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for InlineIdempotencyKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for InlineIdempotencyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::try_from(s.as_str()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -292,7 +525,8 @@ impl TicketDraft {
 /// Cuts `text` to at most `max` characters on a char boundary, ending with
 /// [`TicketDraft::CUT_MARKER`] when something was cut.
 pub fn truncate_chars(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    // At most `max` bytes is at most `max` characters: no counting needed.
+    if text.len() <= max || text.chars().count() <= max {
         return text.to_owned();
     }
     let marker = TicketDraft::CUT_MARKER;

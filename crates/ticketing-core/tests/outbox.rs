@@ -86,7 +86,7 @@ fn a_refused_create_keeps_its_draft_and_replans_with_the_fixed_rule() {
     let (mut ledger, key, draft) = planned_event(Duration::hours(1));
     ledger.apply(&Transition::Abandoned { key: key.clone(), reason: "issueType invalid".into() }, now()).unwrap();
     let TicketState::Failed { draft: Some(kept), .. } = &ledger.get(&key).unwrap().state else { panic!() };
-    assert_eq!(kept, &draft);
+    assert_eq!(**kept, draft);
     // The operator changes the row's due time; the re-planned draft takes it, keeps its key.
     let mut rules: RuleSet = all_on();
     let row = draft.row.clone().unwrap();
