@@ -107,6 +107,7 @@ async fn probe(config: &Config, diagnosis: &Diagnosis, timeout: Duration) -> Vec
         Err(e) => return vec![error("(adapters)", format!("cannot set up the adapters: {e:#}"))],
     };
     let late = || format!("did not answer within {} s", timeout.as_secs());
+    let psa = wired.psa.section;
     // The rules the daemon would apply: the store's when it has some (never creating a store
     // just to look), else the file's.
     let path = &config.store.path;
@@ -145,17 +146,17 @@ async fn probe(config: &Config, diagnosis: &Diagnosis, timeout: Duration) -> Vec
                 out.push(error(&key, e.to_string()));
             }
         }
-        Ok(Err(e)) => out.push(error("autotask", format!("cannot read the ticket catalog: {e}"))),
-        Err(_) => out.push(error("autotask", format!("cannot read the ticket catalog: {}", late()))),
+        Ok(Err(e)) => out.push(error(psa, format!("cannot read the ticket catalog: {e}"))),
+        Err(_) => out.push(error(psa, format!("cannot read the ticket catalog: {}", late()))),
     }
     let accounts = match accounts {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
-            out.push(error("autotask", format!("cannot read accounts: {e}")));
+            out.push(error(psa, format!("cannot read accounts: {e}")));
             Vec::new()
         }
         Err(_) => {
-            out.push(error("autotask", format!("cannot read accounts: {}", late())));
+            out.push(error(psa, format!("cannot read accounts: {}", late())));
             Vec::new()
         }
     };

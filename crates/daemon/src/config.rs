@@ -236,6 +236,60 @@ impl Default for PollingConfig {
     }
 }
 
+/// `[psa]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsaConfig {
+    /// A backend of [`crate::backends::BACKENDS`] (`autotask`, `connectwise`). Without it, the
+    /// backend whose section the file has (the old layout: `[autotask]` alone).
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// `[connectwise]`: ConnectWise PSA (Manage).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectWiseConfig {
+    /// The site the codebase is discovered from (`na.myconnectwise.net`); not needed with
+    /// `base_url`.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// The login company id.
+    pub company_id: String,
+    /// The API member's public key.
+    pub public_key: String,
+    /// The API member's private key.
+    pub private_key: SecretRef,
+    /// The integration's `clientId` (from developer.connectwise.com).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// API root override (skips discovery; simulators, tests).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Seconds one request may take.
+    #[serde(default = "d60")]
+    pub timeout_secs: u64,
+    /// Add a note saying why when closing a ticket.
+    #[serde(default)]
+    pub note_on_close: bool,
+    /// Refuse a create whose board lacks a configured status or type (default: leave the field
+    /// out, with a warning).
+    #[serde(default)]
+    pub strict_board_fields: bool,
+}
+
+impl Config {
+    /// The PSA backend this file selects: `[psa] kind`, else the one whose section is present
+    /// (`autotask` when both or neither are; [`Config::problems`] reports what is missing).
+    pub fn psa_kind(&self) -> &str {
+        match (&self.psa.kind, &self.autotask, &self.connectwise) {
+            (Some(k), _, _) => k.as_str(),
+            (None, None, Some(_)) => "connectwise",
+            _ => "autotask",
+        }
+    }
+}
+
 /// `[autotask]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -412,8 +466,15 @@ pub struct Config {
     /// `[ha]`
     #[serde(default)]
     pub ha: HaConfig,
+    /// `[psa]`: which PSA backend (default: the one whose section is present).
+    #[serde(default)]
+    pub psa: PsaConfig,
     /// `[autotask]`
-    pub autotask: AutotaskConfig,
+    #[serde(default)]
+    pub autotask: Option<AutotaskConfig>,
+    /// `[connectwise]`
+    #[serde(default)]
+    pub connectwise: Option<ConnectWiseConfig>,
     /// `[[security_center]]`
     #[serde(default)]
     pub security_center: Vec<SecurityCenterConfig>,
@@ -662,26 +723,62 @@ impl Config {
                 s.error(key, AT_LEAST_ONE);
             }
         }
-        // [autotask]
-        let at = &self.autotask;
-        s.secret("autotask.secret", &at.secret);
-        s.secret("autotask.integration_code", &at.integration_code);
-        if at.username.trim().is_empty() {
-            s.error("autotask.username", "is empty (expected the API user's name)");
+        // [psa]
+        let kind = self.psa_kind();
+        if !crate::backends::BACKENDS.iter().any(|(k, _)| *k == kind) {
+            let known: Vec<&str> = crate::backends::BACKENDS.iter().map(|(k, _)| *k).collect();
+            s.error("psa.kind", format!("is {kind:?} (expected one of {})", known.join(", ")));
         }
-        for (key, url) in [("autotask.base_url", &at.base_url), ("autotask.discovery_url", &at.discovery_url)] {
-            if let Some(reason) = url.as_deref().and_then(url_problem) {
-                s.error(key, reason);
+        if kind == "connectwise" {
+            match &self.connectwise {
+                Some(cw) => {
+                    s.secret("connectwise.private_key", &cw.private_key);
+                    if let Some(reason) = cw.base_url.as_deref().and_then(url_problem) {
+                        s.error("connectwise.base_url", reason);
+                    }
+                    if cw.site.is_none() && cw.base_url.is_none() {
+                        s.error("connectwise", "gives neither site nor base_url (expected one, to reach the API)");
+                    }
+                    if cw.timeout_secs == 0 {
+                        s.error("connectwise.timeout_secs", AT_LEAST_ONE);
+                    }
+                }
+                None => s.error(
+                    "connectwise",
+                    "is missing (expected a [connectwise] section for psa.kind = \"connectwise\")",
+                ),
             }
         }
-        if at.max_concurrency.is_some_and(|n| !(1..=3).contains(&n)) {
-            s.error("autotask.max_concurrency", "is out of range (expected 1, 2 or 3: Autotask allows 3 per endpoint)");
-        }
-        if at.hourly_budget == Some(0) {
-            s.error("autotask.hourly_budget", AT_LEAST_ONE);
-        }
-        if at.timeout_secs == 0 {
-            s.error("autotask.timeout_secs", AT_LEAST_ONE);
+        // [autotask]
+        match self.autotask.as_ref() {
+            None if kind == "autotask" => {
+                s.error("autotask", "is missing (expected an [autotask] section: the PSA to create tickets in)");
+            }
+            None => {}
+            Some(at) => {
+                s.secret("autotask.secret", &at.secret);
+                s.secret("autotask.integration_code", &at.integration_code);
+                if at.username.trim().is_empty() {
+                    s.error("autotask.username", "is empty (expected the API user's name)");
+                }
+                for (key, url) in [("autotask.base_url", &at.base_url), ("autotask.discovery_url", &at.discovery_url)] {
+                    if let Some(reason) = url.as_deref().and_then(url_problem) {
+                        s.error(key, reason);
+                    }
+                }
+                if at.max_concurrency.is_some_and(|n| !(1..=3).contains(&n)) {
+                    s.error(
+                        "autotask.max_concurrency",
+                        "is out of range (expected 1, 2 or 3: Autotask allows 3 per endpoint)",
+                    );
+                }
+                if at.hourly_budget == Some(0) {
+                    s.error("autotask.hourly_budget", AT_LEAST_ONE);
+                }
+                if at.timeout_secs == 0 {
+                    s.error("autotask.timeout_secs", AT_LEAST_ONE);
+                }
+            }
         }
         // [[security_center]]
         let mut names = BTreeSet::new();

@@ -31,10 +31,24 @@ pub const KBH_COMPANY: &str = "c-acme";
 /// The admin token of the lab.
 pub const ADMIN_TOKEN: &str = "demo-admin-token";
 
-/// Three simulators, seeded with the lab's tenants, and a temporary directory for the store.
+/// Which PSA the lab's daemon writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Psa {
+    /// Autotask (`autotask-sim`).
+    #[default]
+    Autotask,
+    /// ConnectWise PSA (`cw-sim`).
+    Connectwise,
+}
+
+/// The simulators, seeded with the lab's tenants, and a temporary directory for the store.
 pub struct Lab {
+    /// The PSA the lab's configuration points the daemon at.
+    pub psa: Psa,
     /// Autotask simulator.
     pub autotask: SimHandle,
+    /// ConnectWise simulator.
+    pub connectwise: SimHandle,
     /// Security Center simulator.
     pub ksc: SimHandle,
     /// Business Hub simulator.
@@ -49,14 +63,20 @@ impl Lab {
     /// to Acme Corp), 2 "Old Co Branch" (mapped to the inactive Old Co), 3 "Walk-in Clinic"
     /// (unmapped), and Business Hub company `c-acme` with both products (mapped to Acme Corp).
     pub async fn start() -> Result<Self> {
+        Self::start_with(Psa::Autotask).await
+    }
+
+    /// [`Lab::start`] with the daemon writing to `psa`.
+    pub async fn start_with(psa: Psa) -> Result<Self> {
         let any: SocketAddr = ([127, 0, 0, 1], 0).into();
         let autotask = simulators::autotask::start(any, simulators::autotask::Config::default()).await?;
+        let connectwise = simulators::connectwise::start(any, simulators::connectwise::Config::default()).await?;
         let ksc = simulators::ksc::start(any, simulators::ksc::Config::default()).await?;
         let kbh = simulators::kbh::start(any, simulators::kbh::Config::default()).await?;
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
         let dir = std::env::temp_dir().join(format!("msp-ticketd-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lab = Self { autotask, ksc, kbh, dir, http: reqwest::Client::new() };
+        let lab = Self { psa, autotask, connectwise, ksc, kbh, dir, http: reqwest::Client::new() };
         for (id, name) in [(1, "Acme Dental"), (2, "Old Co Branch"), (3, "Walk-in Clinic")] {
             lab.control(&lab.ksc, reqwest::Method::POST, "/_sim/vservers", json!({ "id": id, "name": name })).await?;
         }
@@ -93,13 +113,7 @@ statuses_secs = 1
 catalog_secs = 30
 ticket_sync_secs = 0
 
-[autotask]
-base_url = "{at}"
-username = "api@sim.local"
-secret = {{ value = "sim-secret" }}
-integration_code = {{ value = "SIMINTEGRATIONCODE000000000" }}
-note_on_close = true
-
+{psa}
 [[security_center]]
 name = "demo"
 url = "{ksc}"
@@ -112,7 +126,7 @@ token = {{ value = "sim-token" }}
 
 [[mapping]]
 tenant = "ksc:demo/vs:1"
-account_id = {ACME}
+{acme}
 
 [[mapping]]
 tenant = "ksc:demo/vs:2"
@@ -125,10 +139,56 @@ account_name = "Acme Corp"
 {rules}
 "#,
             store = self.store_path().display().to_string(),
-            at = self.autotask.base_url(),
+            psa = self.psa_section(),
+            acme = match self.psa {
+                Psa::Autotask => format!("account_id = {ACME}"),
+                Psa::Connectwise => "account_name = \"Acme Corp\"".to_owned(),
+            },
+            rules = match self.psa {
+                // ConnectWise boards close tickets with "Completed" (the guide's "Complete" is
+                // Autotask's).
+                Psa::Connectwise if rules.contains("[rules.general]\n") => {
+                    rules.replace("[rules.general]\n", "[rules.general]\nclosed_status = \"Completed\"\n")
+                }
+                Psa::Connectwise => format!("[rules.general]\nclosed_status = \"Completed\"\n{rules}"),
+                Psa::Autotask => rules.to_owned(),
+            },
             ksc = self.ksc.base_url(),
             kbh = self.kbh.base_url(),
         )
+    }
+
+    /// The PSA part of the lab's configuration.
+    fn psa_section(&self) -> String {
+        match self.psa {
+            Psa::Autotask => format!(
+                r#"[autotask]
+base_url = "{}"
+username = "api@sim.local"
+secret = {{ value = "sim-secret" }}
+integration_code = {{ value = "SIMINTEGRATIONCODE000000000" }}
+note_on_close = true
+"#,
+                self.autotask.base_url()
+            ),
+            Psa::Connectwise => format!(
+                r#"[psa]
+kind = "connectwise"
+
+[connectwise]
+base_url = "{}"
+company_id = "{}"
+public_key = "{}"
+private_key = {{ value = "{}" }}
+client_id = "00000000-0000-0000-0000-000000000001"
+note_on_close = true
+"#,
+                self.connectwise.base_url(),
+                simulators::connectwise::DEFAULT_COMPANY,
+                simulators::connectwise::DEFAULT_PUBLIC_KEY,
+                simulators::connectwise::DEFAULT_PRIVATE_KEY,
+            ),
+        }
     }
 
     /// The lab's configuration with the demo's rules.
@@ -213,10 +273,19 @@ account_name = "Acme Corp"
         Ok(())
     }
 
-    /// Every ticket in the Autotask simulator, with all fields.
+    /// Every ticket in the lab's PSA simulator, with all fields (each PSA's own shape).
     pub async fn tickets(&self) -> Result<Vec<Value>> {
-        let v: Value = self.http.get(format!("{}/_sim/tickets", self.autotask.base_url())).send().await?.json().await?;
+        let v: Value =
+            self.http.get(format!("{}/_sim/tickets", self.psa_sim().base_url())).send().await?.json().await?;
         Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The simulator of the lab's PSA.
+    pub fn psa_sim(&self) -> &SimHandle {
+        match self.psa {
+            Psa::Autotask => &self.autotask,
+            Psa::Connectwise => &self.connectwise,
+        }
     }
 
     /// The Autotask simulator's request journal.
@@ -291,6 +360,18 @@ fn label(catalog: Option<&Catalog>, field: Field, id: Option<i64>) -> String {
 async fn describe(lab: &Lab, shared: &Shared, id: i64) -> String {
     let tickets = lab.tickets().await.unwrap_or_default();
     let Some(t) = tickets.iter().find(|t| t["id"].as_i64() == Some(id)) else { return format!("ticket {id}") };
+    if lab.psa == Psa::Connectwise {
+        return format!(
+            "#{id} [{}] {:?}\n      board {}, priority {}, status {}, type {}, due {}",
+            t["company"]["name"].as_str().unwrap_or("-"),
+            t["summary"].as_str().unwrap_or(""),
+            t["board"]["name"].as_str().unwrap_or("-"),
+            t["priority"]["name"].as_str().unwrap_or("-"),
+            t["status"]["name"].as_str().unwrap_or("-"),
+            t["type"]["name"].as_str().unwrap_or("-"),
+            t["requiredDate"].as_str().unwrap_or("-"),
+        );
+    }
     let catalog = shared.catalog();
     let company = match t["companyID"].as_i64() {
         Some(ACME) => "Acme Corp".to_owned(),
@@ -306,6 +387,14 @@ async fn describe(lab: &Lab, shared: &Shared, id: i64) -> String {
         label(catalog.as_ref(), Field::NewStatus, t["status"].as_i64()),
         t["dueDateTime"].as_str().unwrap_or("-"),
     )
+}
+
+/// Whether a PSA ticket of the lab is closed.
+pub fn is_closed(psa: Psa, t: &Value) -> bool {
+    match psa {
+        Psa::Autotask => t["status"].as_i64() == Some(5),
+        Psa::Connectwise => t["closedFlag"].as_bool() == Some(true),
+    }
 }
 
 /// Waits for `creates` created and `closes` closed notices, printing each; fails after
@@ -334,12 +423,20 @@ async fn expect(
                 closed += 1;
                 let t = lab.tickets().await.unwrap_or_default();
                 let t = t.iter().find(|t| t["id"].as_i64() == Some(ticket.id.0)).cloned().unwrap_or_default();
-                println!(
-                    "  - closed  {} ({key}) status {}, completed {}",
-                    t["ticketNumber"].as_str().unwrap_or("?"),
-                    label(shared.catalog().as_ref(), Field::ClosedStatus, t["status"].as_i64()),
-                    t["completedDate"].as_str().unwrap_or("-"),
-                );
+                match lab.psa {
+                    Psa::Autotask => println!(
+                        "  - closed  {} ({key}) status {}, completed {}",
+                        t["ticketNumber"].as_str().unwrap_or("?"),
+                        label(shared.catalog().as_ref(), Field::ClosedStatus, t["status"].as_i64()),
+                        t["completedDate"].as_str().unwrap_or("-"),
+                    ),
+                    Psa::Connectwise => println!(
+                        "  - closed  #{} ({key}) status {}, closed {}",
+                        ticket.id.0,
+                        t["status"]["name"].as_str().unwrap_or("-"),
+                        t["closedDate"].as_str().unwrap_or("-"),
+                    ),
+                }
             }
             Notice::Skipped { key, reason } => println!("  . skipped {key}: {reason}"),
         }
@@ -349,15 +446,18 @@ async fn expect(
 
 /// Runs the demo; with `keep_running`, leaves everything up (admin API and UI open) until
 /// Ctrl-C.
-pub async fn run(keep_running: bool) -> Result<()> {
-    let lab = Lab::start().await?;
+pub async fn run(keep_running: bool, psa: Psa) -> Result<()> {
+    let lab = Lab::start_with(psa).await?;
     let listen = if keep_running { "127.0.0.1:8787" } else { "127.0.0.1:0" };
     let config = lab.config(listen)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let running = service::start(&config, Duration::from_millis(200), Some(tx)).await?;
     let shared = running.shared.clone();
     println!("msp-ticketd demo");
-    println!("  Autotask simulator:        {}", lab.autotask.base_url());
+    match psa {
+        Psa::Autotask => println!("  Autotask simulator:        {}", lab.autotask.base_url()),
+        Psa::Connectwise => println!("  ConnectWise simulator:     {}", lab.connectwise.base_url()),
+    }
     println!("  Security Center simulator: {}", lab.ksc.base_url());
     println!("  Business Hub simulator:    {}", lab.kbh.base_url());
     println!("  store:                     {}", lab.store_path().display());
@@ -423,14 +523,19 @@ pub async fn run(keep_running: bool) -> Result<()> {
 
 async fn summary(lab: &Lab, shared: &Shared) -> Result<()> {
     let tickets = lab.tickets().await?;
-    let open = tickets.iter().filter(|t| t["status"].as_i64() != Some(5)).count();
-    let journal = lab.autotask_requests().await?;
+    let open = tickets.iter().filter(|t| !is_closed(lab.psa, t)).count();
+    let v: Value = lab.http.get(format!("{}/_sim/requests", lab.psa_sim().base_url())).send().await?.json().await?;
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &journal {
+    for r in v.as_array().into_iter().flatten() {
         let path = r["path"].as_str().unwrap_or("").to_ascii_lowercase();
         let kind = if path.contains("/notes") {
             "note"
-        } else if path.contains("entityinformation") || path.contains("billingcodes") {
+        } else if path.contains("entityinformation")
+            || path.contains("billingcodes")
+            || path.contains("/boards")
+            || path.contains("priorities")
+            || path.contains("sources")
+        {
             "catalog"
         } else if path.contains("companies") {
             "accounts"
@@ -446,9 +551,13 @@ async fn summary(lab: &Lab, shared: &Shared) -> Result<()> {
         *calls.entry(kind.to_owned()).or_default() += 1;
     }
     let m = &shared.metrics;
+    let name = match lab.psa {
+        Psa::Autotask => "Autotask",
+        Psa::Connectwise => "ConnectWise",
+    };
     println!();
     println!("Summary");
-    println!("  tickets in Autotask: {} ({} open, {} complete)", tickets.len(), open, tickets.len() - open);
+    println!("  tickets in {name}: {} ({} open, {} closed)", tickets.len(), open, tickets.len() - open);
     println!(
         "  created {}, closed {}, recovered after uncertain creates {}",
         m.tickets_created.load(Ordering::Relaxed),
@@ -458,6 +567,6 @@ async fn summary(lab: &Lab, shared: &Shared) -> Result<()> {
     let skips: Vec<String> = m.skips().into_iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("  not ticketed: {}", skips.join(", "));
     let calls: Vec<String> = calls.into_iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("  Autotask requests: {}", calls.join(", "));
+    println!("  {name} requests: {}", calls.join(", "));
     Ok(())
 }

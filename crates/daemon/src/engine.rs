@@ -173,7 +173,7 @@ impl Shared {
 }
 
 /// Reads the PSA request budget from the backend, for metrics.
-pub type BudgetProbe = Box<dyn Fn() -> crate::metrics::Budget + Send + Sync>;
+pub type BudgetProbe = Arc<dyn Fn() -> crate::metrics::Budget + Send + Sync>;
 
 /// Everything that can go wrong in a tick that the engine cannot absorb.
 #[derive(Debug, thiserror::Error)]

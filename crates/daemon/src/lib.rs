@@ -9,6 +9,7 @@
 //! - [`wiring`]: config → adapters; [`service`]: `run` and `check`; [`demo`]: the demo.
 
 pub mod admin;
+pub mod backends;
 pub mod check;
 pub mod config;
 pub mod demo;

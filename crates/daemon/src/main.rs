@@ -44,6 +44,9 @@ enum Command {
         /// Leave everything running (admin API and UI open) after the scenario.
         #[arg(long)]
         keep_running: bool,
+        /// The PSA simulator the demo's tickets go to.
+        #[arg(long, value_enum, default_value_t = daemon::demo::Psa::Autotask)]
+        psa: daemon::demo::Psa,
     },
     /// Edit ticketing rules the way the guide's Ticketing tab does.
     Rules {
@@ -174,9 +177,9 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             print!("{}", report.render());
             Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
-        Command::Demo { keep_running } => {
+        Command::Demo { keep_running, psa } => {
             init_logging("human", "warn");
-            daemon::demo::run(keep_running).await?;
+            daemon::demo::run(keep_running, psa).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules { config, revision, action } => {

@@ -185,8 +185,8 @@ impl Reloader {
             status_sources: wired.statuses.clone(),
             mapping: new.mapping.clone(),
             polling: new.polling.clone(),
-            psa_timeout: psa_timeout(&new),
-            budget: Some(wired.budget_probe()),
+            psa_timeout: psa_timeout(&wired),
+            budget: wired.budget_probe(),
         };
         self.engine.send(reload).map_err(|_| vec!["the engine is not running".to_owned()])?;
         if let Some(set) = &self.log_filter {
@@ -208,8 +208,8 @@ impl Reloader {
 }
 
 /// A create may take a lookup and a create, each bounded by the client's own timeout.
-fn psa_timeout(config: &Config) -> Duration {
-    Duration::from_secs(config.autotask.timeout_secs.saturating_mul(3).max(1))
+fn psa_timeout(wired: &Wired) -> Duration {
+    wired.psa.timeout.saturating_mul(3)
 }
 
 /// Starts the daemon described by `config`: store, adapters, engine, admin API (and UI).
@@ -240,9 +240,11 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
         config.mapping.clone(),
         config.polling.clone(),
     )?
-    .with_budget_probe(wired.budget_probe())
-    .with_psa_timeout(psa_timeout(config))
+    .with_psa_timeout(psa_timeout(&wired))
     .with_ha(&config.ha);
+    if let Some(probe) = wired.budget_probe() {
+        engine = engine.with_budget_probe(probe);
+    }
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
     engine = engine.with_reloads(reload_rx);
     if let Some(tx) = notices {

@@ -1,4 +1,4 @@
-//! Turns a [`Config`] into the adapters the engine drives: the Autotask sink, one Security Center
+//! Turns a [`Config`] into the adapters the engine drives: the PSA backend, one Security Center
 //! source per `[[security_center]]`, and the Business Hub sources (Endpoint Security Cloud events
 //! and statuses, Office 365 events and issues).
 
@@ -6,19 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use autotask_client::{AutotaskClient, AutotaskSink, Credentials, SinkOptions};
 use kbh_adapter::{KbhAuth, KbhClient, KbhConfig, KbhEventSource, KbhStatusSource};
 use ksc_adapter::{KscConfig, KscSource, TlsVerification};
 use ticketing_core::ports::TicketSink;
 use tracing::warn;
 
+use crate::backends::Backend;
 use crate::config::Config;
 use crate::engine::{BudgetProbe, NamedEventSource, NamedStatusSource};
 
 /// The adapters of one configuration.
 pub struct Wired {
-    /// The Autotask client (for budget metrics and `check`).
-    pub autotask: AutotaskClient,
+    /// The PSA backend (sink, budget, field names).
+    pub psa: Backend,
     /// The PSA sink.
     pub sink: Arc<dyn TicketSink>,
     /// Event sources.
@@ -30,18 +30,9 @@ pub struct Wired {
 }
 
 impl Wired {
-    /// Reads the Autotask request budget, for metrics.
-    pub fn budget_probe(&self) -> BudgetProbe {
-        let client = self.autotask.clone();
-        Box::new(move || {
-            let u = client.budget_usage();
-            crate::metrics::Budget {
-                used: u.used,
-                configured: u.configured_limit,
-                server: u.server_limit.unwrap_or(0),
-                effective: u.limit,
-            }
-        })
+    /// Reads the PSA request budget, for metrics (when the backend has one).
+    pub fn budget_probe(&self) -> Option<BudgetProbe> {
+        self.psa.budget.clone()
     }
 
     /// Ends every Security Center session.
@@ -62,37 +53,8 @@ fn poll_bound(timeout_secs: u64) -> Duration {
 
 /// Builds every adapter of `config`.
 pub fn wire(config: &Config) -> Result<Wired> {
-    let at = &config.autotask;
-    let secret = at.secret.resolve().map_err(anyhow::Error::msg).context("autotask.secret")?;
-    let code = at.integration_code.resolve().map_err(anyhow::Error::msg).context("autotask.integration_code")?;
-    let mut creds = Credentials::new(at.username.clone(), secret, code);
-    if let Some(id) = at.impersonation_resource_id {
-        creds = creds.impersonate(id);
-    }
-    let mut builder = AutotaskClient::builder(creds);
-    if let Some(url) = &at.base_url {
-        builder = builder.base_url(url.clone());
-    }
-    if let Some(url) = &at.discovery_url {
-        builder = builder.discovery_url(url);
-    }
-    builder = builder.timeout(Duration::from_secs(at.timeout_secs.max(1)));
-    if let Some(n) = at.max_concurrency {
-        builder = builder.max_concurrency_per_entity(n);
-    }
-    if let Some(b) = at.hourly_budget {
-        builder = builder.hourly_budget(b);
-    }
-    // The engine re-reads the catalog every `polling.catalog_secs`; the client's own cache must
-    // not outlive that, or a picklist change would only show after the client's default TTL.
-    builder = builder.catalog_ttl(std::time::Duration::from_secs(config.polling.catalog_secs.saturating_sub(1)));
-    let autotask = builder.build().context("building the Autotask client")?;
-    let options = SinkOptions {
-        note_on_close: at.note_on_close,
-        fetch_ticket_number: at.fetch_ticket_number,
-        ..SinkOptions::default()
-    };
-    let sink: Arc<dyn TicketSink> = Arc::new(AutotaskSink::new(autotask.clone(), options));
+    let psa = crate::backends::build(config)?;
+    let sink = psa.sink.clone();
 
     let mut events = Vec::new();
     let mut statuses = Vec::new();
@@ -167,5 +129,5 @@ pub fn wire(config: &Config) -> Result<Wired> {
             timeout,
         });
     }
-    Ok(Wired { autotask, sink, events, statuses, ksc })
+    Ok(Wired { psa, sink, events, statuses, ksc })
 }
