@@ -92,6 +92,20 @@ async fn the_guides_rules_are_visible_in_connectwise_tickets() -> Result<()> {
         assert_eq!(t["status"]["name"], "Completed", "{t}");
         assert!(t["id"] == dbs["id"] || t["id"] == license["id"]);
     }
+    // The Ticketing tab names the fields as ConnectWise does: Board, not Queue.
+    let addr = running.admin_addr.expect("admin listener");
+    let ui = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let login = ui.post(format!("http://{addr}/ui/login")).form(&[("token", daemon::demo::ADMIN_TOKEN)]).send().await?;
+    let cookie =
+        login.headers()[reqwest::header::SET_COOKIE].to_str()?.split(';').next().unwrap_or_default().to_owned();
+    let page = ui
+        .get(format!("http://{addr}/ui/section?s=events/security_center"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(page.contains(">Board</th>") && !page.contains(">Queue</th>"), "{page}");
     running.stop().await?;
     Ok(())
 }

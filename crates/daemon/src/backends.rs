@@ -13,6 +13,9 @@ use ticketing_core::ports::TicketSink;
 use crate::config::Config;
 use crate::engine::BudgetProbe;
 
+/// A backend's names for the rule fields.
+pub type Labels = fn(Field) -> &'static str;
+
 /// What the daemon needs of a PSA backend.
 pub struct Backend {
     /// Where tickets go.
@@ -21,7 +24,7 @@ pub struct Backend {
     pub budget: Option<BudgetProbe>,
     /// How the PSA names each rule field (the UI and `check` say "Board" where Autotask says
     /// "Queue").
-    pub labels: fn(Field) -> &'static str,
+    pub labels: Labels,
     /// The configuration section problems with this PSA are reported under.
     pub section: &'static str,
     /// How long one request may take.
@@ -88,14 +91,14 @@ fn autotask(config: &Config) -> Result<Backend> {
     Ok(Backend {
         sink,
         budget: Some(budget),
-        labels: autotask_label,
+        labels: guide_label,
         section: "autotask",
         timeout: Duration::from_secs(at.timeout_secs.max(1)),
     })
 }
 
-/// Autotask's names for the rule fields, as the guide's Ticketing tab shows them.
-fn autotask_label(field: Field) -> &'static str {
+/// The guide's (Autotask's) names for the rule fields, as its Ticketing tab shows them.
+pub fn guide_label(field: Field) -> &'static str {
     match field {
         Field::TicketSource => "Ticket source",
         Field::NewStatus => "New ticket status",
@@ -104,7 +107,7 @@ fn autotask_label(field: Field) -> &'static str {
         Field::Priority => "Priority",
         Field::WorkType => "Work type",
         Field::IssueType => "Issue type",
-        Field::SubIssueType => "Sub-issue type",
+        Field::SubIssueType => "Issue subtype",
         Field::Lifetime => "Lifetime, days",
         Field::DueHours => "Due, hours",
     }

@@ -127,6 +127,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Leader or standby, once the engine has asked the store.
     pub role: RwLock<Option<RoleInfo>>,
+    /// How the PSA backend names the rule fields (the UI shows "Board" for ConnectWise).
+    pub psa_labels: RwLock<crate::backends::Labels>,
     /// Re-reads the configuration file (`SIGHUP`, `POST /api/reload`), when the daemon was
     /// started from one.
     pub reloader: std::sync::OnceLock<Arc<crate::service::Reloader>>,
@@ -147,6 +149,7 @@ impl Shared {
             mapping: RwLock::new(Vec::new()),
             metrics: Metrics::default(),
             role: RwLock::new(None),
+            psa_labels: RwLock::new(crate::backends::guide_label),
             reloader: std::sync::OnceLock::new(),
         })
     }
@@ -164,6 +167,11 @@ impl Shared {
     /// The last accounts.
     pub fn accounts(&self) -> Vec<Account> {
         self.accounts.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The PSA's names for the rule fields.
+    pub fn labels(&self) -> crate::backends::Labels {
+        *self.psa_labels.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The resolved mapping.

@@ -21,8 +21,21 @@ use crate::wiring::{self, Wired};
 /// Opens the store and the rule book in it; a store without rules starts from the file's
 /// `[rules]` (the guide's defaults patched by it).
 pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, RuleBook)> {
-    let store = SqliteStore::open(&config.store.path)
-        .with_context(|| format!("opening the store {}", config.store.path.display()))?;
+    let store: Arc<dyn Store> = match &config.store.url {
+        // PostgreSQL (several daemons on one database). The error names host and database,
+        // never the password.
+        Some(url) => {
+            let password = match &config.store.password {
+                Some(p) => Some(p.resolve().map_err(anyhow::Error::msg).context("store.password")?),
+                None => None,
+            };
+            Arc::new(crate::store::PostgresStore::connect(url, password.as_ref()).context("opening the store")?)
+        }
+        None => Arc::new(
+            SqliteStore::open(&config.store.path)
+                .with_context(|| format!("opening the store {}", config.store.path.display()))?,
+        ),
+    };
     let book = match store.rulebook()? {
         Some((book, _)) => book,
         None => {
@@ -37,7 +50,7 @@ pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, RuleBook)> {
             }
         }
     };
-    Ok((Arc::new(store), book))
+    Ok((store, book))
 }
 
 /// A running daemon: the engine task and, when a token is configured, the admin listener.
@@ -194,6 +207,7 @@ impl Reloader {
                 warn!(error = %e, "cannot change the log filter");
             }
         }
+        *self.shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
         self.adapters.lock().await.push(wired);
         *current = new;
         Ok(())
@@ -228,6 +242,7 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
     let (store, book) = open_store(config)?;
     let shared = Shared::new(store, book);
     let wired = wiring::wire(config)?;
+    *shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
     let sink = match wrap_sink {
         Some(wrap) => wrap(wired.sink.clone()),
         None => wired.sink.clone(),

@@ -634,6 +634,7 @@ fn section_response(
         catalog: catalog.as_ref(),
         csrf: &session.csrf,
         revision: shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst),
+        labels: shared.labels(),
         problems: &problems,
         preview,
         status,

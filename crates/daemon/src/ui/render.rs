@@ -57,25 +57,9 @@ pub(crate) fn dom_id(prefix: &str, row: &RowId) -> String {
     format!("{prefix}-{}", row.to_string().replace('/', "-"))
 }
 
-/// A field's name as the guide's Ticketing tab spells it.
-pub(crate) fn field_title(field: Field) -> &'static str {
-    match field {
-        Field::TicketSource => "Ticket source",
-        Field::NewStatus => "New ticket status",
-        Field::ClosedStatus => "Closed ticket status",
-        Field::Queue => "Queue",
-        Field::Priority => "Priority",
-        Field::WorkType => "Work type",
-        Field::IssueType => "Issue type",
-        Field::SubIssueType => "Issue subtype",
-        Field::Lifetime => "Lifetime, days",
-        Field::DueHours => "Due, hours",
-    }
-}
-
 /// What is wrong with a field, in words, without naming the row.
-fn problem_words(e: &ValidationError) -> String {
-    let f = field_title(e.field);
+fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String {
+    let f = labels(e.field);
     match &e.problem {
         Problem::Blank => format!("{f} is blank, but it is required"),
         Problem::NotInPsa { label } => {
@@ -88,10 +72,10 @@ fn problem_words(e: &ValidationError) -> String {
 }
 
 /// A problem in words, naming the row by its label (never by its internal id).
-pub(crate) fn problem_text(e: &ValidationError) -> String {
+pub(crate) fn problem_text(e: &ValidationError, labels: crate::backends::Labels) -> String {
     match &e.row {
-        Some(r) => format!("{} \u{201c}{}\u{201d}: {}", row_noun(r), r.label(), problem_words(e)),
-        None => problem_words(e),
+        Some(r) => format!("{} \u{201c}{}\u{201d}: {}", row_noun(r), r.label(), problem_words(e, labels)),
+        None => problem_words(e, labels),
     }
 }
 
@@ -167,11 +151,11 @@ fn picklist_select(
 }
 
 /// A drop-down of the Edit window: keep (default), clear, or a value.
-fn bulk_select(catalog: Option<&Catalog>, field: Field, name: &str) -> String {
+fn bulk_select(catalog: Option<&Catalog>, field: Field, name: &str, names: crate::backends::Labels) -> String {
     let mut out = format!(
         r#"<div class="field"><label for="{name}">{label}</label><select id="{name}" name="{name}"{extra}><option value="" selected>(keep as is)</option><option value="!clear">(blank)</option>"#,
         name = esc(name),
-        label = esc(field_title(field)),
+        label = esc(names(field)),
         extra = if field == Field::IssueType { r#" data-issue-select="b_sub_issue_type""# } else { "" },
     );
     if field == Field::SubIssueType {
@@ -318,6 +302,8 @@ pub(crate) struct SectionView<'a> {
     /// The rules revision the page shows: every form sends it back, so a change based on a page
     /// that another writer has since outdated is refused rather than applied blindly.
     pub(crate) revision: u64,
+    /// How the PSA names the fields ("Queue" for Autotask, "Board" for ConnectWise).
+    pub(crate) labels: crate::backends::Labels,
     /// The draft's problems in this section.
     pub(crate) problems: &'a [ValidationError],
     /// Preview of the draft (and of the saved rules), or why there is none (event pages).
@@ -370,7 +356,7 @@ pub(crate) fn section_body(v: &SectionView<'_>) -> String {
             if v.problems.len() == 1 { "it is" } else { "they are" },
         );
         for (i, p) in v.problems.iter().enumerate() {
-            let _ = write!(out, r#"<li id="{}">{}</li>"#, problem_id(i), esc(&problem_text(p)));
+            let _ = write!(out, r#"<li id="{}">{}</li>"#, problem_id(i), esc(&problem_text(p, v.labels)));
         }
         out.push_str("</ul></section>");
     }
@@ -418,7 +404,7 @@ fn general_fields(v: &SectionView<'_>) -> String {
             field,
             &format!("general.{}", field.name()),
             field.name(),
-            field_title(field),
+            (v.labels)(field),
             false,
             shown(v.catalog, field, value.as_deref()).as_deref(),
             bad.as_deref(),
@@ -457,9 +443,15 @@ fn rule_table(v: &SectionView<'_>) -> String {
         _ => "Status description",
     };
     let mut out = format!(
-        r#"<div class="table-wrap"><table class="rules" id="rules-table"><caption class="vh">{}</caption><thead><tr><th scope="col" class="c-select"><label class="vh" for="select-all">Select all rows</label><input type="checkbox" id="select-all" data-select-all></th><th scope="col">{what}</th><th scope="col">Create ticket</th>{lt}<th scope="col">Queue</th><th scope="col">Priority</th><th scope="col">Due, hours</th><th scope="col" id="details-h">Work type / Issue type / Issue subtype</th></tr></thead><tbody>"#,
+        r#"<div class="table-wrap"><table class="rules" id="rules-table"><caption class="vh">{}</caption><thead><tr><th scope="col" class="c-select"><label class="vh" for="select-all">Select all rows</label><input type="checkbox" id="select-all" data-select-all></th><th scope="col">{what}</th><th scope="col">Create ticket</th>{lt}<th scope="col">{queue}</th><th scope="col">{priority}</th><th scope="col">{due}</th><th scope="col" id="details-h">{work} / {issue} / {sub}</th></tr></thead><tbody>"#,
         esc(&s.title()),
         lt = if lifetime { r#"<th scope="col">Lifetime, days</th>"# } else { "" },
+        queue = esc((v.labels)(Field::Queue)),
+        priority = esc((v.labels)(Field::Priority)),
+        due = esc((v.labels)(Field::DueHours)),
+        work = esc((v.labels)(Field::WorkType)),
+        issue = esc((v.labels)(Field::IssueType)),
+        sub = esc((v.labels)(Field::SubIssueType)),
     );
     for row in s.rows() {
         let rule = v.book.draft.rule(&row).cloned().unwrap_or_else(|| row.default_rule());
@@ -505,13 +497,13 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool, what:
     }
     for field in [Field::Queue, Field::Priority] {
         let value = if field == Field::Queue { &rule.queue } else { &rule.priority };
-        let _ = write!(out, r#"<td data-label="{}">"#, field_title(field));
+        let _ = write!(out, r#"<td data-label="{}">"#, (v.labels)(field));
         out.push_str(&picklist_select(
             v.catalog,
             field,
             &format!("{}.{r}", field.name()),
             &dom_id(field.name(), row),
-            &format!("{} for {label}", field_title(field)),
+            &format!("{} for {label}", (v.labels)(field)),
             true,
             shown(v.catalog, field, value.as_deref()).as_deref(),
             problem_of(field).as_deref(),
@@ -563,12 +555,12 @@ fn edit_window(v: &SectionView<'_>) -> String {
     if has_lifetime(v.section) {
         out.push_str(r#"<div class="field"><label for="b_lifetime">Lifetime, days</label><input type="number" min="1" max="365" id="b_lifetime" name="b_lifetime" placeholder="keep as is"></div>"#);
     }
-    out.push_str(&bulk_select(v.catalog, Field::Queue, "b_queue"));
-    out.push_str(&bulk_select(v.catalog, Field::Priority, "b_priority"));
+    out.push_str(&bulk_select(v.catalog, Field::Queue, "b_queue", v.labels));
+    out.push_str(&bulk_select(v.catalog, Field::Priority, "b_priority", v.labels));
     out.push_str(r#"<div class="field"><label for="b_due">Due, hours</label><input type="number" min="1" max="8760" id="b_due" name="b_due" placeholder="keep as is"></div>"#);
-    out.push_str(&bulk_select(v.catalog, Field::WorkType, "b_work_type"));
-    out.push_str(&bulk_select(v.catalog, Field::IssueType, "b_issue_type"));
-    out.push_str(&bulk_select(v.catalog, Field::SubIssueType, "b_sub_issue_type"));
+    out.push_str(&bulk_select(v.catalog, Field::WorkType, "b_work_type", v.labels));
+    out.push_str(&bulk_select(v.catalog, Field::IssueType, "b_issue_type", v.labels));
+    out.push_str(&bulk_select(v.catalog, Field::SubIssueType, "b_sub_issue_type", v.labels));
     out.push_str(r#"</div><p class="dialog-actions"><button type="submit" id="bulk-apply" class="primary" formaction="/ui/bulk-edit">Apply to selected rows</button> <button type="button" id="edit-close">Close</button></p><p class="hint">Apply puts the values into the draft; Save changes then saves them.</p></dialog>"#);
     out
 }
