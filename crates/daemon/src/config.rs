@@ -58,9 +58,17 @@ impl SecretRef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The SQLite file.
+    /// The SQLite file (the embedded default; not used when `url` is set).
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// A PostgreSQL database instead of the SQLite file, `postgres://user@host:port/database`,
+    /// which several daemons can share (the leader lease decides which one works). No password
+    /// in it: that is `password`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The PostgreSQL password, when the server asks for one.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
 }
 
 fn default_store_path() -> PathBuf {
@@ -69,7 +77,7 @@ fn default_store_path() -> PathBuf {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: default_store_path() }
+        Self { path: default_store_path(), url: None, password: None }
     }
 }
 
@@ -685,8 +693,34 @@ impl Config {
     fn semantic_problems(&self, s: &mut Sink<'_>) {
         const AT_LEAST_ONE: &str = "is 0 (expected at least 1)";
         // [store]
-        if let Some(reason) = store_problem(&self.store.path) {
-            s.error("store.path", reason);
+        match &self.store.url {
+            None => {
+                if let Some(reason) = store_problem(&self.store.path) {
+                    s.error("store.path", reason);
+                }
+                if self.store.password.is_some() {
+                    s.error(
+                        "store.password",
+                        "is set without store.url (expected it only with a PostgreSQL store.url)",
+                    );
+                }
+            }
+            Some(url) => {
+                if self.store.path != default_store_path() {
+                    s.error(
+                        "store.path",
+                        "is set with store.url (expected one of them: path for SQLite, url for PostgreSQL)",
+                    );
+                }
+                match store_url_problem(url) {
+                    Some(StoreUrlProblem::Error(reason)) => s.error("store.url", reason),
+                    Some(StoreUrlProblem::Warning(reason)) => s.warning("store.url", reason),
+                    None => {}
+                }
+                if let Some(p) = &self.store.password {
+                    s.secret("store.password", p);
+                }
+            }
         }
         // [admin]
         if let Some(t) = &self.admin.token {
@@ -996,6 +1030,49 @@ fn fingerprint_problem(s: &str) -> Option<String> {
     let hex: String = s.chars().filter(|c| *c != ':').collect();
     (hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()))
         .then(|| "is not a SHA-256 fingerprint (expected 64 hex digits, colons optional)".to_owned())
+}
+
+/// What is wrong with a PostgreSQL `store.url`.
+enum StoreUrlProblem {
+    Error(String),
+    Warning(String),
+}
+
+/// What is wrong with a PostgreSQL `store.url`, if anything (never repeating a password in it).
+fn store_url_problem(url: &str) -> Option<StoreUrlProblem> {
+    const EXPECTED: &str = "expected postgres://user@host:port/database";
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Some(StoreUrlProblem::Error(format!("is not a postgres:// URL ({EXPECTED})")));
+    }
+    let config: tokio_postgres::Config = match url.parse() {
+        Ok(c) => c,
+        Err(e) => return Some(StoreUrlProblem::Error(format!("is not a valid PostgreSQL URL: {e} ({EXPECTED})"))),
+    };
+    if config.get_password().is_some() {
+        return Some(StoreUrlProblem::Error(
+            "has a password in it (expected it in store.password, a secret reference)".to_owned(),
+        ));
+    }
+    if config.get_dbname().is_none() {
+        return Some(StoreUrlProblem::Error(format!("names no database ({EXPECTED})")));
+    }
+    if config.get_hosts().is_empty() {
+        return Some(StoreUrlProblem::Error(format!("names no host ({EXPECTED})")));
+    }
+    let remote = config.get_hosts().iter().find_map(|h| match h {
+        tokio_postgres::config::Host::Tcp(name) => {
+            let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            (!loopback).then(|| name.clone())
+        }
+        tokio_postgres::config::Host::Unix(_) => None,
+    });
+    remote.map(|host| {
+        StoreUrlProblem::Warning(format!(
+            "connects to {host} without TLS (the store speaks plain PostgreSQL): the password and the \
+             ledger cross the network in clear text (expected a loopback address or Unix socket, with a \
+             TLS tunnel to a remote server)"
+        ))
+    })
 }
 
 /// What is wrong with the store's path, if anything: its directory must exist and be writable

@@ -8,8 +8,10 @@
 //! the events that caused them and the source cursor together, so a cursor never advances past
 //! decisions that are not durable.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PostgresStore, PostgresTimeouts};
 pub use sqlite::SqliteStore;
 
 use chrono::{DateTime, Utc};
