@@ -643,26 +643,111 @@ fn the_store_url_is_checked_and_path_and_url_are_alternatives() {
     assert!(ps.iter().any(|p| p.key == "store.password" && p.reason.contains("store.url")), "{}", show(&ps));
 }
 
-#[tokio::test]
-async fn the_daemon_opens_postgres_when_store_url_is_set() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_on_postgres_when_store_url_is_set() {
     let Some(url) = postgres_url() else { return };
     let db = format!("msp_test_{}", unique());
     admin(&url, &format!("CREATE DATABASE {db}"));
     let store_url = with_db(&url, &db);
     let lab = daemon::demo::Lab::start().await.unwrap();
-    let toml = lab.config_toml("", "127.0.0.1:0");
+    let rules = "[rules.rows.\"security_center/event/critical\"]\nenabled = true\n";
+    let toml = lab.config_toml(rules, "127.0.0.1:0");
     let path_line = format!("path = {:?}", lab.store_path().display().to_string());
     assert!(toml.contains(&path_line), "{toml}");
     let toml =
         toml.replace(&path_line, &format!("url = {store_url:?}\npassword = {{ value = \"unused-with-trust\" }}"));
     let config = daemon::config::Config::parse(&toml, "pg.toml").map_err(|e| e.to_string()).unwrap();
-    let (store, book) = daemon::service::open_store(&config).unwrap();
-    assert_eq!(store.rules_revision().unwrap(), 1, "the file's rules seed the new store");
+    {
+        // What the CLI does (sync, outside the daemon).
+        let (store, _) = daemon::service::open_store(&config).unwrap();
+        assert_eq!(store.rules_revision().unwrap(), 1, "the file's rules seed the new store");
+    }
     assert!(!lab.store_path().exists(), "no SQLite file was made");
-    // Another daemon on the same database finds the seeded rules and keeps them.
-    let (other, book2) = daemon::service::open_store(&config).unwrap();
-    assert_eq!(book, book2);
-    assert_eq!(other.rules_revision().unwrap(), 1);
-    drop((store, other));
+    // The daemon (async engine) on the same database: an event becomes one ticket.
+    let running =
+        daemon::service::start_with(&config, daemon::service::StartOptions::every(Duration::from_millis(100)))
+            .await
+            .unwrap();
+    lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-1", chrono::Duration::hours(1), "virus").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if lab.tickets().await.unwrap().len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no ticket within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await.unwrap();
+    let store = PostgresStore::connect(&store_url, None).unwrap();
+    let ledger = store.load_ledger().unwrap();
+    assert_eq!(ledger.entries().filter(|e| matches!(e.state, TicketState::Open { .. })).count(), 1);
+    assert!(!store.recent_transitions(10).unwrap().is_empty());
+    assert!(!store.events_since(DateTime::<Utc>::MIN_UTC).unwrap().is_empty());
+    drop(store);
     admin(&url, &format!("DROP DATABASE {db} WITH (FORCE)"));
+}
+
+#[test]
+fn postgres_statements_time_out_instead_of_hanging() {
+    let Some(url) = postgres_url() else { return };
+    let db = format!("msp_test_{}", unique());
+    admin(&url, &format!("CREATE DATABASE {db}"));
+    let store_url = with_db(&url, &db);
+    let timeouts = daemon::store::PostgresTimeouts {
+        connect: Duration::from_secs(5),
+        statement: Duration::from_millis(300),
+        call: Duration::from_secs(5),
+    };
+    let store = PostgresStore::connect_with(&store_url, None, timeouts).unwrap();
+    // Another session holds the leader table locked, and keeps it until told.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder_url = store_url;
+    let holder = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (mut client, conn) = tokio_postgres::connect(&holder_url, tokio_postgres::NoTls).await.unwrap();
+            let conn = tokio::spawn(conn);
+            let tx = client.transaction().await.unwrap();
+            tx.batch_execute("LOCK TABLE leader IN ACCESS EXCLUSIVE MODE").await.unwrap();
+            locked_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || done_rx.recv()).await.unwrap().unwrap();
+            tx.rollback().await.unwrap();
+            drop(client);
+            let _ = conn.await;
+        });
+    });
+    locked_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    let err = store.lease("a", Duration::from_secs(10)).expect_err("the table is locked");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(err.to_string().contains("timeout"), "{err}");
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(store.lease("a", Duration::from_secs(10)).unwrap(), Some(1), "the store goes on after a timeout");
+    drop(store);
+    admin(&url, &format!("DROP DATABASE {db} WITH (FORCE)"));
+}
+
+#[test]
+fn postgres_a_server_that_never_answers_is_a_timely_error() {
+    // Accepts connections and says nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let timeouts = daemon::store::PostgresTimeouts {
+        connect: Duration::from_millis(500),
+        statement: Duration::from_secs(1),
+        call: Duration::from_secs(2),
+    };
+    let started = std::time::Instant::now();
+    let err = PostgresStore::connect_with(&format!("postgres://msp@127.0.0.1:{port}/ticketing"), None, timeouts)
+        .expect_err("the server never answers");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(err.to_string().contains("no answer"), "{err}");
 }

@@ -452,7 +452,15 @@ impl Session {
         let mut last = None;
         for _ in 0..2 {
             if self.client.as_ref().is_none_or(Client::is_closed) {
-                self.client = Some(self.open().await?);
+                // The connect timeout covers the TCP connect only; a server that accepts and
+                // then says nothing must not hang the store either.
+                let open = tokio::time::timeout(self.timeouts.connect, self.open()).await.map_err(|_| {
+                    StoreError::Database(format!(
+                        "cannot connect: no answer within {} ms",
+                        self.timeouts.connect.as_millis()
+                    ))
+                })?;
+                self.client = Some(open?);
             }
             let Some(client) = self.client.as_mut() else { unreachable!("just opened") };
             match tokio::time::timeout(self.timeouts.call, job.attempt(client)).await {
