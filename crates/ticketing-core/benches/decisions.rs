@@ -1,55 +1,52 @@
-//! Criterion benchmarks of the core's hot paths: deciding events, and reconciling status
-//! snapshots of 100,000 devices against a ledger that already holds their open tickets.
+//! Criterion benchmarks of the core's hot paths:
 //!
-//! Run with `cargo bench -p ticketing-core --bench decisions`.
+//! - `decide_event`: 10,000 mixed events (three products, every outcome: created, rule off,
+//!   stale, unmapped, inactive account), the core against the naive baseline of
+//!   `benches/naive/mod.rs` (the same decisions, built the straightforward way) in one group, so
+//!   the ratio comes from one run;
+//! - `reconcile_{10k,100k,1m}_devices`: complete snapshots of tenants of 10,000 devices each (1,
+//!   10 and 100 tenants), every tenth device with two status descriptions: `steady_state`
+//!   against a ledger that already holds their open tickets (nothing to do),
+//!   `steady_state_one_tenant` (one tenant's snapshot against that whole ledger), and
+//!   `first_sight_creates_on_10pct` against an empty one (a create per description); at 100k
+//!   also `one_description_clears_on_10pct` (a close per device with descriptions), and
+//!   `snapshot_scan_floor`, which only reads the snapshots (the memory traffic every
+//!   reconciliation pays whatever it does).
+//!
+//! Throughput is per event or per device. Run with
+//! `cargo bench -p ticketing-core --bench decisions -- --warm-up-time 1 --measurement-time 3`.
 #![allow(missing_docs)]
+
+mod naive;
+mod workload;
 
 use std::hint::black_box;
 
-use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ticketing_core::catalog::Catalog;
-use ticketing_core::decide::{Action, Context, decide_event, reconcile};
-use ticketing_core::ledger::{Ledger, Transition};
-use ticketing_core::model::*;
-use ticketing_core::ports::Account;
-use ticketing_core::rules::RuleSet;
-use ticketing_core::ticket::TicketRef;
-
-fn context(tenants: usize) -> Context {
-    let mut rules = RuleSet::default();
-    for r in rules.rows.values_mut() {
-        r.enabled = true;
-    }
-    let mapping = (0..tenants).map(|t| (TenantId::new(format!("ksc:main/vs:{t}")), PsaId(1000 + t as i64)));
-    let accounts = (0..tenants).map(|t| Account { id: PsaId(1000 + t as i64), name: format!("c{t}"), active: true });
-    Context::new(&rules, &Catalog::example(), mapping, accounts)
-}
+use ticketing_core::decide::{decide_event, reconcile};
+use ticketing_core::ledger::Ledger;
+use ticketing_core::model::StatusSnapshot;
+use workload::*;
 
 fn events(c: &mut Criterion) {
-    let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
-    let ctx = context(100);
-    let evs: Vec<Event> = (0..10_000)
-        .map(|i| Event {
-            source_id: SourceEventId::new(i.to_string()),
-            tenant: TenantId::new(format!("ksc:main/vs:{}", i % 100)),
-            product: Product::SecurityCenter,
-            class: EventClass::Severity(Severity::ALL[i % 4]),
-            occurred_at: now - Duration::minutes((i % 2000) as i64),
-            device: Some(Device { id: DeviceId::new(format!("h{i}")), name: format!("PC-{i}") }),
-            mailbox: None,
-            event_type: "GNRL_EV_VIRUS_FOUND".into(),
-            display_name: "Malicious object detected".into(),
-            text: "Trojan.Win32.Agent detected in C:\\Users\\x\\a.exe".into(),
-        })
-        .collect();
+    let now = now();
+    let ctx = event_context();
+    let naive_ctx = naive_event_context();
+    let evs = mixed_events(10_000);
     let ledger = Ledger::new();
     let mut g = c.benchmark_group("decide_event");
     g.throughput(Throughput::Elements(evs.len() as u64));
     g.bench_function("10k_events", |b| {
         b.iter(|| {
             for e in &evs {
-                black_box(decide_event(e, &ctx, &ledger, now));
+                black_box(decide_event(black_box(e), &ctx, &ledger, now));
+            }
+        })
+    });
+    g.bench_function("naive_10k_events", |b| {
+        b.iter(|| {
+            for e in &evs {
+                black_box(naive::decide_event(black_box(e), &naive_ctx, &ledger, now));
             }
         })
     });
@@ -57,73 +54,63 @@ fn events(c: &mut Criterion) {
 }
 
 fn snapshots(c: &mut Criterion) {
-    let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
-    let tenants = 10;
-    let per_tenant = 10_000; // 100,000 devices in all
-    let ctx = context(tenants);
-    let level = StatusLevel::Warning;
-    let mk = |t: usize, with: &[&str]| StatusSnapshot {
-        tenant: TenantId::new(format!("ksc:main/vs:{t}")),
-        product: Product::SecurityCenter,
-        devices: (0..per_tenant)
-            .map(|d| DeviceStatus {
-                device: Device { id: DeviceId::new(format!("host-{d:06}")), name: format!("PC-{d}") },
-                status: if d % 10 == 0 { ComputerStatus::Warning } else { ComputerStatus::Ok },
-                active: if d % 10 == 0 {
-                    with.iter()
-                        .map(|c| ActiveDescription {
-                            description: StatusDescription::known_from_code(c).unwrap(),
-                            level,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
+    let now = now();
+    for (name, tenants) in [("10k", 1), ("100k", 10), ("1m", 100)] {
+        let ctx = context(tenants);
+        let both: Vec<StatusSnapshot> = (0..tenants).map(|t| snapshot(t, &BOTH)).collect();
+        let ledger = steady_ledger(&ctx, &both);
+        let mut g = c.benchmark_group(format!("reconcile_{name}_devices"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements((tenants * PER_TENANT) as u64));
+        g.bench_function("steady_state", |b| {
+            b.iter(|| {
+                for s in &both {
+                    black_box(reconcile(s, &ctx, &ledger, now));
+                }
             })
-            .collect(),
-        issues: Vec::new(),
-        unknown_descriptions: 0,
-    };
-    let both: Vec<StatusSnapshot> =
-        (0..tenants).map(|t| mk(t, &["databases_out_of_date", "many_viruses_detected"])).collect();
-    let one: Vec<StatusSnapshot> = (0..tenants).map(|t| mk(t, &["many_viruses_detected"])).collect();
-    // A ledger holding an open ticket for every active description of `both`.
-    let mut ledger = Ledger::new();
-    for s in &both {
-        for a in reconcile(s, &ctx, &ledger, now).actions {
-            let Action::Create(cr) = a else { continue };
-            ledger.apply(&cr.transition(), now).unwrap();
-            ledger
-                .apply(&Transition::Opened { key: cr.key, ticket: TicketRef { id: PsaId(1), number: None } }, now)
-                .unwrap();
+        });
+        // One tenant of 10,000 devices against the whole ledger: what a reconciliation costs when
+        // the ledger is large but the tenant's own data is warm (as after its snapshot's fetch).
+        g.throughput(Throughput::Elements(PER_TENANT as u64));
+        g.bench_function("steady_state_one_tenant", |b| b.iter(|| black_box(reconcile(&both[0], &ctx, &ledger, now))));
+        g.throughput(Throughput::Elements((tenants * PER_TENANT) as u64));
+        // The floor: only reading the snapshots (every device, and the descriptions of the tenth
+        // that has some), to tell memory traffic from the reconciliation's own work.
+        g.bench_function("snapshot_scan_floor", |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for s in &both {
+                    for d in &s.devices {
+                        n += d
+                            .active
+                            .iter()
+                            .map(|a| a.description.is_known() as usize + d.device.id.as_str().len())
+                            .sum::<usize>();
+                    }
+                }
+                black_box(n)
+            })
+        });
+        if tenants == 10 {
+            let one: Vec<StatusSnapshot> = (0..tenants).map(|t| snapshot(t, &BOTH[1..])).collect();
+            g.bench_function("one_description_clears_on_10pct", |b| {
+                b.iter(|| {
+                    for s in &one {
+                        black_box(reconcile(s, &ctx, &ledger, now));
+                    }
+                })
+            });
         }
-    }
-    let mut g = c.benchmark_group("reconcile_100k_devices");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements((tenants * per_tenant) as u64));
-    g.bench_function("steady_state", |b| {
-        b.iter(|| {
-            for s in &both {
-                black_box(reconcile(s, &ctx, &ledger, now));
-            }
-        })
-    });
-    g.bench_function("one_description_clears_on_10pct", |b| {
-        b.iter(|| {
-            for s in &one {
-                black_box(reconcile(s, &ctx, &ledger, now));
-            }
-        })
-    });
-    g.bench_function("first_sight_creates_on_10pct", |b| {
         let empty = Ledger::new();
-        b.iter(|| {
-            for s in &both {
-                black_box(reconcile(s, &ctx, &empty, now));
-            }
-        })
-    });
-    g.finish();
+        g.bench_function("first_sight_creates_on_10pct", |b| {
+            b.iter(|| {
+                for s in &both {
+                    black_box(reconcile(s, &ctx, &empty, now));
+                }
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, events, snapshots);

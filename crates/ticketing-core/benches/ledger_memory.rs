@@ -63,8 +63,9 @@ fn context(tenants: usize) -> Context {
     Context::new(&rules, &Catalog::example(), mapping, accounts)
 }
 
-/// One tenant's snapshot: every device has both descriptions, two keys per device.
-fn snapshot(t: usize) -> StatusSnapshot {
+/// One tenant's snapshot: every device has both descriptions, two keys per device. Device ids
+/// are short (`host-000042`) or GUIDs as Security Center spells them (36 characters).
+fn snapshot(t: usize, guid: bool) -> StatusSnapshot {
     let active = ["databases_out_of_date", "many_viruses_detected"]
         .map(|c| ActiveDescription {
             description: StatusDescription::known_from_code(c).unwrap(),
@@ -76,7 +77,14 @@ fn snapshot(t: usize) -> StatusSnapshot {
         product: Product::SecurityCenter,
         devices: (0..PER_TENANT / 2)
             .map(|d| DeviceStatus {
-                device: Device { id: DeviceId::new(format!("host-{d:06}")), name: format!("PC-{d}") },
+                device: Device {
+                    id: DeviceId::new(if guid {
+                        format!("{:08x}-4e2a-11ef-9c1d-{d:012x}", t as u32 * 2_654_435_761)
+                    } else {
+                        format!("host-{d:06}")
+                    }),
+                    name: format!("PC-{d}"),
+                },
                 status: ComputerStatus::Warning,
                 active: active.clone(),
             })
@@ -87,14 +95,14 @@ fn snapshot(t: usize) -> StatusSnapshot {
 }
 
 /// Builds a ledger of `n` entries, opening them when `open`; returns it and the bytes it holds.
-fn build(n: usize, open: bool) -> (Ledger, isize) {
+fn build(n: usize, open: bool, guid: bool) -> (Ledger, isize) {
     let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
     let tenants = n.div_ceil(PER_TENANT);
     let ctx = context(tenants);
     let before = live();
     let mut ledger = Ledger::new();
     for t in 0..tenants {
-        let snap = snapshot(t);
+        let snap = snapshot(t, guid);
         for a in reconcile(&snap, &ctx, &ledger, now).actions {
             let Action::Create(cr) = a else { continue };
             ledger.apply(&cr.transition(), now).unwrap();
@@ -109,19 +117,29 @@ fn build(n: usize, open: bool) -> (Ledger, isize) {
 }
 
 fn report(what: &str, bytes: isize, n: usize) {
-    println!("{what:<52} {n:>9} entries {:>12} bytes {:>8.1} bytes/entry", bytes, bytes as f64 / n as f64);
+    println!("{what:<58} {n:>9} entries {:>12} bytes {:>8.1} bytes/entry", bytes, bytes as f64 / n as f64);
 }
 
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let (ledger, bytes) = build(n, true);
-    report("open status tickets, built by apply", bytes, ledger.len());
-    let before = live();
-    let stored: Vec<LedgerEntry> = ledger.entries().cloned().collect();
-    let reloaded = Ledger::from_entries(stored);
-    report("open status tickets, loaded by from_entries", live() - before, reloaded.len());
-    drop(reloaded);
-    drop(ledger);
-    let (ledger, bytes) = build(n, false);
-    report("planned creates (draft kept until the PSA has it)", bytes, ledger.len());
+    for guid in [false, true] {
+        let ids = if guid { "GUID device ids" } else { "short device ids" };
+        let (ledger, bytes) = build(n, true, guid);
+        report(&format!("open status tickets, {ids}, built by apply"), bytes, ledger.len());
+        let before = live();
+        let stored: Vec<LedgerEntry> = ledger.entries().cloned().collect();
+        let reloaded = Ledger::from_entries(stored);
+        report(&format!("open status tickets, {ids}, loaded by from_entries"), live() - before, reloaded.len());
+        drop(reloaded);
+        drop(ledger);
+    }
+    let (ledger, bytes) = build(n, false, false);
+    report("planned creates, short ids (each keeps its draft)", bytes, ledger.len());
+    println!(
+        "size_of: LedgerEntry {} B, TicketState {} B, TicketKey {} B, TicketDraft {} B (boxed in Planned)",
+        std::mem::size_of::<LedgerEntry>(),
+        std::mem::size_of::<ticketing_core::ledger::TicketState>(),
+        std::mem::size_of::<ticketing_core::ticket::TicketKey>(),
+        std::mem::size_of::<ticketing_core::ticket::TicketDraft>(),
+    );
 }

@@ -537,12 +537,15 @@ fn reconcile_devices(
     // from device id to its run of entries: every probe below borrows the snapshot's own
     // strings, and costs one hash per device with descriptions, whatever the ledger's size.
     let entries: Vec<&LedgerEntry> = ledger.status_entries(product, tenant).collect();
+    // Two passes, so that each is a tight loop of independent loads (the entries, then their
+    // device ids): on a ledger larger than the caches, the misses overlap instead of queueing.
+    let devices: Vec<&str> = entries.iter().map(|e| status_device(e)).collect();
     let mut by_device: FastMap<&str, (usize, usize)> = FastMap::default();
     by_device.reserve(entries.len());
     let mut start = 0;
-    while start < entries.len() {
-        let device = status_device(entries[start]);
-        let end = start + entries[start..].iter().take_while(|e| status_device(e) == device).count();
+    while start < devices.len() {
+        let device = devices[start];
+        let end = start + devices[start..].iter().take_while(|d| **d == device).count();
         by_device.insert(device, (start, end));
         start = end;
     }

@@ -328,13 +328,23 @@ pub struct KeyTooLong;
 impl InlineIdempotencyKey {
     /// `kmsp-<hash as 32 hex digits>-<generation>`.
     pub(crate) fn from_hash(hash: u128, generation: u32) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        /// Each byte's two lowercase hex digits.
+        const HEX_PAIRS: [[u8; 2]; 256] = {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut table = [[0u8; 2]; 256];
+            let mut i = 0;
+            while i < 256 {
+                table[i] = [HEX[i >> 4], HEX[i & 0xf]];
+                i += 1;
+            }
+            table
+        };
         let mut bytes = [0u8; IdempotencyKey::MAX_LEN];
         let prefix = IDEMPOTENCY_PREFIX.as_bytes();
         bytes[..prefix.len()].copy_from_slice(prefix);
         let hex = &mut bytes[prefix.len()..prefix.len() + 32];
-        for (i, b) in hex.iter_mut().enumerate() {
-            *b = HEX[((hash >> (124 - 4 * i)) & 0xf) as usize];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(hash.to_be_bytes()) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         let dash = prefix.len() + 32;
         bytes[dash] = b'-';
