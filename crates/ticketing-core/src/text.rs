@@ -42,7 +42,7 @@ pub(crate) fn push_utc(out: &mut String, t: DateTime<Utc>) {
 pub(crate) const UTC_LEN: usize = "2026-11-20 10:00:00".len();
 
 /// Cuts `text` in place exactly as [`crate::ticket::truncate_chars`] would, without copying when
-/// nothing is cut.
+/// nothing is cut. The capacity stays: a caller that keeps the text long shrinks it.
 pub(crate) fn truncate_in_place(text: &mut String, max: usize) {
     // A string of at most `max` bytes has at most `max` characters: no counting needed.
     if text.len() <= max {
@@ -57,7 +57,6 @@ pub(crate) fn truncate_in_place(text: &mut String, max: usize) {
     let end = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
     text.truncate(end);
     text.push_str(marker);
-    text.shrink_to_fit();
 }
 
 /// Writes `v` in decimal at the end of `buf`, returning the digits.
