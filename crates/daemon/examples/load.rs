@@ -1,7 +1,7 @@
 //! Load example: tickets per second through the simulators, and PSA calls per ticket
 //! lifecycle, measured on the real daemon over real HTTP on loopback.
 //!
-//! Run with `cargo run --release -p daemon --example load -- [TICKETS]` (default 600).
+//! Run with `cargo run --release -p msp-ticketd --example load -- [TICKETS]` (default 600).
 //!
 //! It raises TICKETS/2 events and TICKETS/2 computer-status descriptions across three Security
 //! Center virtual servers and Business Hub, waits until every ticket exists in the Autotask

@@ -1,8 +1,8 @@
 //! Scale harness: many tenants and devices on one daemon, against the simulators over real HTTP.
 //!
 //! ```sh
-//! cargo run --release -p daemon --example scale -- --tenants 10000 --devices 10000 --problem-every 1
-//! cargo run --release -p daemon --example scale -- --tenants 100 --devices 1000000 --problem-every 1000
+//! cargo run --release -p msp-ticketd --example scale -- --tenants 10000 --devices 10000 --problem-every 1
+//! cargo run --release -p msp-ticketd --example scale -- --tenants 100 --devices 1000000 --problem-every 1000
 //! ```
 //!
 //! It seeds Security Center virtual servers (one tenant each, all mapped to one active Autotask

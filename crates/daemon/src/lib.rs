@@ -6,12 +6,15 @@
 //! - [`engine`]: polling, decisions, exactly-once delivery;
 //! - [`rules_ops`]: the guide's rule editing over the store, shared by CLI, admin API and UI;
 //! - [`admin`]: the admin HTTP API; [`ui`]: the Ticketing tab in the browser;
-//! - [`wiring`]: config → adapters; [`service`]: `run` and `check`; [`demo`]: the demo.
+//! - [`wiring`]: config → adapters; [`service`]: `run` and `check`;
+//! - `demo`: the demo and the test lab over the simulators (feature `demo`, on by default; a
+//!   production build, `--no-default-features`, links no simulator).
 
 pub mod admin;
 pub mod backends;
 pub mod check;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod engine;
 pub mod ledger_ops;

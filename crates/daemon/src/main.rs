@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use daemon::config::Config;
 use daemon::engine::Shared;
 use daemon::rules_ops;
@@ -40,6 +40,7 @@ enum Command {
         offline: bool,
     },
     /// The main job with no setup: simulators in-process, real daemon, a short scenario.
+    #[cfg(feature = "demo")]
     Demo {
         /// Leave everything running (admin API and UI open) after the scenario.
         #[arg(long)]
@@ -47,6 +48,14 @@ enum Command {
         /// The PSA simulator the demo's tickets go to.
         #[arg(long, value_enum, default_value_t = daemon::demo::Psa::Autotask)]
         psa: daemon::demo::Psa,
+    },
+    /// Not in this build (no `demo` feature, so no simulators): says how to get it, exit 2.
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Demo {
+        /// Whatever the full build's `demo` takes.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
     /// Edit ticketing rules the way the guide's Ticketing tab does.
     Rules {
@@ -67,6 +76,21 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: LedgerAction,
+    },
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell) to stdout;
+    /// packagers install it (the Debian package does).
+    #[command(hide = true)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout; with `--dir`, write one page per subcommand
+    /// there (msp-ticketd.1, msp-ticketd-run.1, ...).
+    #[command(hide = true)]
+    Man {
+        /// Where to write every page instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -177,9 +201,34 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             print!("{}", report.render());
             Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
+        #[cfg(feature = "demo")]
         Command::Demo { keep_running, psa } => {
             init_logging("human", "warn");
             daemon::demo::run(keep_running, psa).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { args: _ } => {
+            eprintln!(
+                "msp-ticketd demo: not in this build (built without the `demo` feature, so without \
+                 the simulators it runs against).\n\
+                 Use the default build, which has it: `cargo run -p msp-ticketd -- demo` in the source \
+                 tree, or install it with `cargo install --path crates/daemon --features demo`."
+            );
+            Ok(ExitCode::from(2))
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "msp-ticketd", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir: None } => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing into {}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules { config, revision, action } => {
