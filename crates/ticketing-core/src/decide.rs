@@ -27,8 +27,8 @@ use crate::ports::Account;
 use crate::rules::{ResolvedGeneral, ResolvedRule, RowId, RuleSet, ValidationError, resolve_general, resolve_rule};
 use crate::text::{self, FastMap, FastSet};
 use crate::ticket::{
-    Fnv128, IdempotencyKey, InlineIdempotencyKey, KEY_LINE_PREFIX, STATUS_PREFIX, TicketDraft, TicketKey, Urgency,
-    status_hash,
+    EVENT_PREFIX, Fnv128, ISSUE_PREFIX, IdempotencyKey, InlineIdempotencyKey, KEY_LINE_PREFIX, STATUS_PREFIX,
+    TicketDraft, TicketKey, Urgency, status_hash,
 };
 
 /// Why no ticket was created.
@@ -103,8 +103,42 @@ pub struct Context {
     event_rules: Vec<Option<RuleResult>>,
     /// Enabled rows of catalogued status descriptions by [`status_slot`].
     status_rules: Vec<Option<RuleResult>>,
-    /// Each mapped tenant's account and whether that account is active.
-    tenants: FastMap<TenantId, (PsaId, bool)>,
+    /// Each mapped tenant's account, whether that account is active, and its key hashes.
+    tenants: FastMap<TenantId, MappedTenant>,
+}
+
+#[derive(Debug, Clone)]
+struct MappedTenant {
+    account: PsaId,
+    active: bool,
+    /// The key hash over `event|<product>|<tenant>|`, by `Product as usize`, and over
+    /// `issue|<tenant>|`: an event's idempotency key then hashes only its own id.
+    event_hash: [Fnv128; 3],
+    issue_hash: Fnv128,
+}
+
+impl MappedTenant {
+    fn new(tenant: &TenantId, account: PsaId, active: bool) -> Self {
+        let t = tenant.as_str().as_bytes();
+        Self {
+            account,
+            active,
+            event_hash: Product::ALL.map(|p| EVENT_PREFIX[p as usize].write(t).write(b"|")),
+            issue_hash: ISSUE_PREFIX.write(t).write(b"|"),
+        }
+    }
+
+    /// [`TicketKey::idempotency_key`] of `key`, one of this tenant's event or issue keys.
+    fn idempotency_key(&self, key: &TicketKey, generation: u32) -> IdempotencyKey {
+        let hash = match key {
+            TicketKey::Event { product, source_id, .. } => {
+                self.event_hash[*product as usize].write(source_id.as_str().as_bytes()).0
+            }
+            TicketKey::Issue { event_type, .. } => self.issue_hash.write(event_type.code().as_bytes()).0,
+            TicketKey::Status { .. } => key.hash(),
+        };
+        IdempotencyKey(InlineIdempotencyKey::from_hash(hash, generation).as_str().to_owned())
+    }
 }
 
 type RuleResult = Result<ResolvedRule, Vec<ValidationError>>;
@@ -157,7 +191,10 @@ impl Context {
         let active: BTreeMap<PsaId, bool> = accounts.into_iter().map(|a| (a.id, a.active)).collect();
         let tenants = mapping
             .into_iter()
-            .map(|(tenant, account)| (tenant, (account, active.get(&account).copied().unwrap_or(false))))
+            .map(|(tenant, account)| {
+                let mapped = MappedTenant::new(&tenant, account, active.get(&account).copied().unwrap_or(false));
+                (tenant, mapped)
+            })
             .collect();
         Self { general: resolve_general(&rules.general, catalog), rules: resolved, event_rules, status_rules, tenants }
     }
@@ -169,7 +206,7 @@ impl Context {
 
     /// The account a tenant is mapped to.
     pub fn account_of(&self, tenant: &TenantId) -> Option<PsaId> {
-        self.tenants.get(tenant).map(|(account, _)| *account)
+        self.tenants.get(tenant).map(|t| t.account)
     }
 
     fn enabled_rule(&self, row: &RowId) -> Option<&RuleResult> {
@@ -190,12 +227,20 @@ impl Context {
         tenant: &TenantId,
         rule: &'a RuleResult,
     ) -> Result<(PsaId, &'a ResolvedGeneral, &'a ResolvedRule), SkipReason> {
-        let &(account, active) = self.tenants.get(tenant).ok_or(SkipReason::TenantUnmapped)?;
-        if !active {
-            return Err(SkipReason::AccountInactive { account });
+        self.admit_tenant(tenant, rule).map(|(t, g, r)| (t.account, g, r))
+    }
+
+    fn admit_tenant<'a>(
+        &'a self,
+        tenant: &TenantId,
+        rule: &'a RuleResult,
+    ) -> Result<(&'a MappedTenant, &'a ResolvedGeneral, &'a ResolvedRule), SkipReason> {
+        let mapped = self.tenants.get(tenant).ok_or(SkipReason::TenantUnmapped)?;
+        if !mapped.active {
+            return Err(SkipReason::AccountInactive { account: mapped.account });
         }
         match (&self.general, rule) {
-            (Ok(g), Ok(r)) => Ok((account, g, r)),
+            (Ok(g), Ok(r)) => Ok((mapped, g, r)),
             (general, rule) => {
                 let mut errors = general.as_ref().err().cloned().unwrap_or_default();
                 if let Err(e) = rule {
@@ -274,7 +319,7 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
             return skip(key, SkipReason::Stale { lifetime_days: days });
         }
     }
-    let (account, general, resolved) = match ctx.admit(&event.tenant, rule) {
+    let (mapped, general, resolved) = match ctx.admit_tenant(&event.tenant, rule) {
         Ok(x) => x,
         Err(reason) => return skip(key, reason),
     };
@@ -289,9 +334,9 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
     let description = event_description(event, &key);
     let device_name = event.device.as_ref().map(|d| d.name.clone());
     let expires_at = resolved.lifetime_days.map(|d| event.occurred_at + Duration::days(i64::from(d)));
-    let idempotency_key = key.idempotency_key(generation);
+    let idempotency_key = mapped.idempotency_key(&key, generation);
     let mut draft =
-        build_draft(account, general, resolved, title, description, idempotency_key, device_name, urgency, now);
+        build_draft(mapped.account, general, resolved, title, description, idempotency_key, device_name, urgency, now);
     draft.expires_at = expires_at;
     draft.row = Some(row);
     EventDecision::Create(Create { key, generation, draft })

@@ -181,12 +181,14 @@ pub(crate) const STATUS_PREFIX: [Fnv128; 3] = [
     product_prefix("status|", Product::ALL[1]),
     product_prefix("status|", Product::ALL[2]),
 ];
-const EVENT_PREFIX: [Fnv128; 3] = [
+/// `event|<product>|` hashed, indexed by `Product as usize`.
+pub(crate) const EVENT_PREFIX: [Fnv128; 3] = [
     product_prefix("event|", Product::ALL[0]),
     product_prefix("event|", Product::ALL[1]),
     product_prefix("event|", Product::ALL[2]),
 ];
-const ISSUE_PREFIX: Fnv128 = Fnv128::NEW.write(b"issue|");
+/// `issue|` hashed.
+pub(crate) const ISSUE_PREFIX: Fnv128 = Fnv128::NEW.write(b"issue|");
 
 /// Finishes a status key's hash from the state after `status|<product>|<tenant>`: a
 /// reconciliation hashes that start once per snapshot and only the rest per key.
