@@ -171,6 +171,9 @@ impl Reloader {
         if new.store.path != current.store.path {
             problems.push(restart("store.path", current.store.path.display().to_string()));
         }
+        if new.store.url != current.store.url {
+            problems.push(restart("store.url", current.store.url.clone().unwrap_or_else(|| "none".to_owned())));
+        }
         if new.admin.listen != current.admin.listen {
             problems.push(restart("admin.listen", current.admin.listen.to_string()));
         }

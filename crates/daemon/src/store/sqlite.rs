@@ -276,7 +276,7 @@ impl Store for SqliteStore {
             let conn = self.lock();
             conn.execute(
                 "UPDATE leader SET expires_at = ?1 WHERE id = 1 AND holder = ?2 AND epoch = ?3",
-                params![ts(DateTime::<Utc>::MIN_UTC), holder, epoch as i64],
+                params![ts(DateTime::<Utc>::UNIX_EPOCH), holder, epoch as i64],
             )
             .map_err(db)?;
             Ok(())
