@@ -146,7 +146,7 @@ async fn the_daemon_discovers_its_autotask_zone() -> Result<()> {
     assert!(toml.contains(&base));
     toml = toml.replace(&base, &format!("discovery_url = \"{}/atservicesrest\"", lab.autotask.base_url()));
     let config = daemon::config::Config::parse(&toml, "discovery.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
-    assert!(config.autotask.base_url.is_none());
+    assert!(config.autotask.as_ref().is_some_and(|a| a.base_url.is_none()));
     let running = service::start_with(&config, StartOptions::every(TICK)).await?;
     lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-1", h(1), "virus").await?;
     wait_tickets(&lab, 1, 20).await?;
