@@ -564,11 +564,23 @@ impl Engine {
                     self.survive(r)?;
                 }
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Ok(done) = done {
-                        let r = self.finish(done, &mut TickReport::default())
-                            .and_then(|()| self.start_deliveries(Utc::now()));
-                        self.survive(r)?;
+                    // Take every result that is ready now: PSA answers among them are committed
+                    // together (one fsync for the lot), the rest one by one.
+                    let mut answers = Vec::new();
+                    let mut others = Vec::new();
+                    for done in std::iter::once(done).chain(std::iter::from_fn(|| self.tasks.try_join_next())) {
+                        match done {
+                            Ok(Done::Delivered { key, op, outcome }) => answers.push((key, op, outcome)),
+                            Ok(other) => others.push(other),
+                            Err(_) => {}
+                        }
                     }
+                    let mut r = self.deliver_answers(answers, Utc::now()).map(drop);
+                    for done in others {
+                        r = r.and_then(|()| self.finish(done, &mut TickReport::default()));
+                    }
+                    let r = r.and_then(|()| self.start_deliveries(Utc::now()));
+                    self.survive(r)?;
                 }
             }
         }
@@ -792,8 +804,7 @@ impl Engine {
             Done::Rebuilt(result) => self.rebuilt(result, now)?,
             Done::Fetched { job, tenant, fetched, .. } => self.fetched(job, tenant, fetched, now, report)?,
             Done::Delivered { key, op, outcome } => {
-                self.delivering.remove(&key);
-                report.transitions += self.delivered(key, op, outcome, now)?;
+                report.transitions += self.deliver_answers(vec![(key, op, outcome)], now)?;
             }
             Done::Synced { open, result } => {
                 self.syncing = false;
@@ -1407,14 +1418,36 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies one PSA answer as its own committed transition.
+    /// Applies PSA answers to the ledger and commits them in one transaction (answers that
+    /// arrive together share one fsync), then logs them.
+    fn deliver_answers(
+        &mut self,
+        answers: Vec<(TicketKey, &'static str, Outcome)>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
+        let mut applied = Vec::with_capacity(answers.len());
+        for (key, op, outcome) in answers {
+            self.delivering.remove(&key);
+            if let Some(t) = self.delivered(key, op, outcome, now) {
+                applied.push(t);
+            }
+        }
+        let transitions: Vec<Transition> = applied.iter().map(|(t, _)| t.clone()).collect();
+        self.commit(&transitions, &[], None, now)?;
+        for (t, title) in &applied {
+            self.log_delivery(t, title);
+        }
+        Ok(applied.len())
+    }
+
+    /// Applies one PSA answer to the ledger; the transition to commit, with the ticket's title.
     fn delivered(
         &mut self,
         key: TicketKey,
         op: &'static str,
         outcome: Outcome,
         now: DateTime<Utc>,
-    ) -> Result<usize, EngineError> {
+    ) -> Option<(Transition, String)> {
         let title = match self.ledger.get(&key).map(|e| &e.state) {
             Some(TicketState::Planned { draft }) => draft.title.clone(),
             _ => String::new(),
@@ -1472,17 +1505,15 @@ impl Engine {
                     }
                     self.psa_not_before = self.psa_not_before.max(now + wait);
                 }
-                return Ok(0);
+                return None;
             }
         };
         self.psa_failures = 0;
         if let Err(e) = self.ledger.apply(&transition, now) {
             error!(error = %e, "PSA answer does not fit the ledger");
-            return Ok(0);
+            return None;
         }
-        self.commit(std::slice::from_ref(&transition), &[], None, now)?;
-        self.log_delivery(&transition, &title);
-        Ok(1)
+        Some((transition, title))
     }
 
     fn log_delivery(&self, transition: &Transition, title: &str) {
