@@ -1432,6 +1432,12 @@ impl Engine {
                 applied.push(t);
             }
         }
+        if applied.is_empty() {
+            return Ok(0);
+        }
+        // The next calls go out before this commit: the answers are in the ledger (so nothing is
+        // sent twice), and a crash before the commit only means those creates are looked up.
+        self.start_deliveries(now)?;
         let transitions: Vec<Transition> = applied.iter().map(|(t, _)| t.clone()).collect();
         self.commit(&transitions, &[], None, now)?;
         for (t, title) in &applied {

@@ -4,7 +4,7 @@
 //! `tests/golden/check_many_mistakes.toml`. After an intended change of wording, rewrite it with
 //!
 //! ```text
-//! UPDATE_GOLDEN=1 cargo test -p daemon --test check_cli
+//! UPDATE_GOLDEN=1 cargo test -p msp-ticketd --test check_cli
 //! ```
 //!
 //! and review the diff before committing it.

@@ -75,8 +75,16 @@ impl Drop for Instance {
 }
 
 async fn role(http: &reqwest::Client, admin: &str) -> Option<String> {
-    let v: Value =
-        http.get(format!("http://{admin}/api/status")).bearer_auth(ADMIN_TOKEN).timeout(Duration::from_millis(500)).send().await.ok()?.json().await.ok()?;
+    let v: Value = http
+        .get(format!("http://{admin}/api/status"))
+        .bearer_auth(ADMIN_TOKEN)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
     v["role"].as_str().map(str::to_owned)
 }
 
@@ -172,8 +180,15 @@ async fn three_daemons_on_one_store_survive_kills_and_a_paused_leader_exactly_on
         let per_round = EVENTS / (KILLS + 1) + 1;
         for _ in 0..per_round {
             if seeded < EVENTS {
-                lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", &format!("pc-{seeded}"), chrono::Duration::minutes(5), &format!("burst {seeded}"))
-                    .await?;
+                lab.ksc_event(
+                    1,
+                    "critical",
+                    "GNRL_EV_VIRUS_FOUND",
+                    &format!("pc-{seeded}"),
+                    chrono::Duration::minutes(5),
+                    &format!("burst {seeded}"),
+                )
+                .await?;
                 seeded += 1;
             }
         }
@@ -201,7 +216,11 @@ async fn three_daemons_on_one_store_survive_kills_and_a_paused_leader_exactly_on
                 if role(&http, &all[l].admin).await.as_deref() == Some("standby") {
                     break;
                 }
-                anyhow::ensure!(woke.elapsed() < Duration::from_secs(20), "the resumed ex-leader never stood by: {}", tail(&all[l].log));
+                anyhow::ensure!(
+                    woke.elapsed() < Duration::from_secs(20),
+                    "the resumed ex-leader never stood by: {}",
+                    tail(&all[l].log)
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             println!("paused leader {} resumed and stood by after {} ms", all[l].name, woke.elapsed().as_millis());
@@ -226,10 +245,7 @@ async fn three_daemons_on_one_store_survive_kills_and_a_paused_leader_exactly_on
     let deadline = Instant::now() + Duration::from_secs(120);
     let tickets = loop {
         let t = lab.tickets().await?;
-        let open_status = t
-            .iter()
-            .filter(|t| key_of(t).starts_with("status|") && t["status"] != 5)
-            .count();
+        let open_status = t.iter().filter(|t| key_of(t).starts_with("status|") && t["status"] != 5).count();
         if t.len() >= want_tickets && open_status <= HOSTS / 2 {
             tokio::time::sleep(Duration::from_secs(3)).await;
             break lab.tickets().await?;
