@@ -1,7 +1,8 @@
 //! The Ticketing tab over plain HTTP (no browser): login required, CSRF refused, escaping, and
 //! the form flows (inline edit, Edit window, save refused with the field named, cancel, reset),
 //! words instead of codes, the grouped left pane, the Edit dialog's markup, the status preview,
-//! and the PSA banner with Save refused while the catalog is stale.
+//! the PSA banner with Save refused while the catalog is stale, the failing-source banner, and
+//! no snake_case code or row id in any page's text.
 
 use std::sync::Arc;
 
@@ -566,4 +567,105 @@ async fn without_a_catalog_the_banner_says_so_and_save_waits() {
     ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "events/security_center")]).await;
     let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
     assert!(visible(&html).contains("Not saved: The PSA catalog has not been read yet."), "{html}");
+}
+
+#[tokio::test]
+async fn a_failing_source_shows_a_banner_naming_it() {
+    let ui = start(Catalog::example()).await;
+    // Counted before the UI's first sample (its sampler waits a second): that sample sees the
+    // rise, and the next is not due for a while.
+    ui.shared.metrics.source_error("ksc-lab");
+    ui.shared.metrics.source_error("ksc-lab");
+    let cookie = ui.session().await;
+    let sc = "/ui/section?s=events/security_center";
+    let (_, html) = ui.page(&cookie, sc).await;
+    let text = visible(&html);
+    assert!(html.contains(r#"<div class="banner error" role="alert" id="source-banner">"#), "{html}");
+    assert!(text.contains("The source \u{201c}ksc-lab\u{201d} is failing"), "{text}");
+    assert!(text.contains("2 call(s) to a source failed"), "{text}");
+    assert!(!html.contains(r#"id="psa-banner""#), "the PSA is fine: {html}");
+    // A failing source does not block Save changes (the PSA's lists are what a save is checked
+    // against).
+    let csrf = csrf_of(&html);
+    let on = format!("enabled.{CRIT}");
+    ui.post(
+        Some(&cookie),
+        "/ui/save",
+        &[("csrf", &csrf), ("section", "events/security_center"), ("row", CRIT), (&on, "on")],
+    )
+    .await;
+    assert!(ui.saved_rule(CRIT).enabled);
+    // Every section page shows it, and a UI whose sources never failed shows none.
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    assert!(html.contains(r#"id="source-banner""#));
+    let quiet = start(Catalog::example()).await;
+    let cookie = quiet.session().await;
+    let (_, html) = quiet.page(&cookie, sc).await;
+    assert!(!html.contains(r#"id="source-banner""#), "{html}");
+}
+
+/// Words of a page's text that look like an internal code: a snake_case reason or field code
+/// (`rule_off`, `new_status`) or a row or section id (`security_center/event/critical`).
+fn codes_in(text: &str) -> Vec<String> {
+    let lower_around = |w: &str, i: usize| {
+        let b = w.as_bytes();
+        i > 0 && i + 1 < b.len() && b[i - 1].is_ascii_lowercase() && b[i + 1].is_ascii_lowercase()
+    };
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || "_/.-".contains(c)))
+        .filter(|w| {
+            let snake = w.char_indices().any(|(i, c)| c == '_' && lower_around(w, i));
+            let id = w.contains('/')
+                && ["event", "events", "status", "statuses"].iter().any(|k| w.split('/').any(|p| p == *k))
+                && w.split('/').count() >= 2;
+            snake || id
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_code_scan_catches_codes_and_row_ids() {
+    assert_eq!(codes_in("Not ticketed: rule_off (x)"), ["rule_off"]);
+    assert_eq!(codes_in("Row security_center/event/critical: 1"), ["security_center/event/critical"]);
+    assert_eq!(codes_in("see events/office365 now"), ["events/office365"]);
+    assert!(codes_in("Kaspersky Security Center: Events / Critical, admin.token, 1/2").is_empty());
+}
+
+#[tokio::test]
+async fn no_page_shows_a_code_or_a_row_id() {
+    let ui = start(Catalog::example()).await;
+    ui.shared.metrics.psa_call("catalog", "transient");
+    ui.shared.metrics.source_error("ksc-lab");
+    let (_, login) = ui.page("", "/ui/login").await;
+    let refused = ui.login("wrong").await.text().await.unwrap();
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    let csrf = csrf_of(&html);
+    // Problems and messages on the pages: a blank required field, a row with a blank queue, an
+    // out-of-range value.
+    ui.post(Some(&cookie), "/ui/rows", &[("csrf", &csrf), ("section", "general"), ("general.new_status", "")]).await;
+    let (q, on, due) = (format!("queue.{CRIT}"), format!("enabled.{CRIT}"), format!("due.{WARN}"));
+    let form = [("csrf", csrf.as_str()), ("section", "events/security_center"), ("row", CRIT), (&on, "on"), (&q, "")];
+    ui.post(Some(&cookie), "/ui/rows", &form).await;
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[("csrf", &csrf), ("section", "events/security_center"), ("row", WARN), (&due, "0")],
+    )
+    .await;
+    let (_, unknown) = ui.page(&cookie, "/ui/section?s=nowhere").await;
+    let mut pages =
+        vec![("login".to_owned(), login), ("refused login".to_owned(), refused), ("unknown".to_owned(), unknown)];
+    for section in ticketing_core::rules::Section::all() {
+        let (status, html) = ui.page(&cookie, &format!("/ui/section?s={section}")).await;
+        assert_eq!(status, StatusCode::OK);
+        pages.push((section.to_string(), html));
+    }
+    let sc = &pages.iter().find(|(s, _)| s == "events/security_center").unwrap().1;
+    assert!(visible(sc).contains("Queue is blank"), "the row's problem is shown");
+    assert!(sc.contains(r#"id="psa-banner""#) && sc.contains(r#"id="source-banner""#));
+    for (name, html) in &pages {
+        let text = visible(html);
+        assert!(codes_in(&text).is_empty(), "{name}: {:?} in the page's text: {text}", codes_in(&text));
+    }
 }

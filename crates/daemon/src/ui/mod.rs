@@ -53,7 +53,7 @@ use crate::admin::{AdminState, constant_time_eq};
 use crate::engine::Shared;
 use crate::rules_ops::{self, OpError, Preview};
 use psa::PsaWatch;
-use render::{Frame, SectionView, StatusCounts, esc, section_href, shown};
+use render::{Frame, SectionView, StatusCounts, section_href, shown};
 use session::{Flash, SessionView, Sessions};
 
 const CSS: &str = include_str!("assets/ui.css");
@@ -153,12 +153,7 @@ impl FormData {
 }
 
 fn refused(status: StatusCode, text: &str) -> Response {
-    let body = format!(
-        r#"<h1>Refused</h1><div class="flash error" role="alert"><p>{}</p></div><p><a href="/ui">Back to the Ticketing tab</a></p>"#,
-        esc(text)
-    );
-    (status, Html(render::page(&Frame { title: "Refused", current: None, dirty: &[], csrf: None, flash: &[] }, &body)))
-        .into_response()
+    (status, Html(render::refused(text))).into_response()
 }
 
 /// A logged-in session whose form carries its CSRF token, or the response refusing the request.
@@ -593,9 +588,13 @@ fn preview_saved(shared: &Shared, catalog: &Catalog, days: u32) -> Option<Previe
 
 async fn section_page(State(s): State<UiState>, headers: HeaderMap, Query(q): Query<SectionQuery>) -> Response {
     let Some(session) = s.sessions.lookup(&headers) else { return to_login() };
-    let section = match q.s.as_deref().unwrap_or("general").parse::<Section>() {
-        Ok(v) => v,
-        Err(e) => return refused(StatusCode::NOT_FOUND, &e.to_string()),
+    // A parse error names the ids' syntax; the page says it in words, echoing the name.
+    let Ok(section) = q.s.as_deref().unwrap_or("general").parse::<Section>() else {
+        let name = q.s.as_deref().unwrap_or_default();
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("There is no section \u{201c}{name}\u{201d} (the link below leads back to the sections)."),
+        );
     };
     let shared = &s.admin.shared;
     if let Err(e) = rules_ops::sync_from_store(shared) {
@@ -623,6 +622,7 @@ fn section_response(
     };
     let problems = catalog.as_ref().map(|c| book.draft.validate_section(section, c)).unwrap_or_default();
     let psa = s.psa.check(shared);
+    let sources = s.psa.check_sources(shared);
     let status = match section {
         Section::Statuses(product, _) => status_counts(shared, product),
         _ => Err(String::new()),
@@ -639,11 +639,12 @@ fn section_response(
         preview,
         status,
         psa: &psa,
+        sources: &sources,
     });
     let title = section.title();
     Html(render::page(
         &Frame { title: &title, current: Some(section), dirty: &dirty, csrf: Some(&session.csrf), flash },
-        &body,
+        body,
     ))
     .into_response()
 }

@@ -1,4 +1,7 @@
-//! Whether the PSA answers, as far as the Ticketing tab can tell.
+//! Whether the PSA and the sources answer, as far as the Ticketing tab can tell (for the sources,
+//! see [`SourceStatus`]).
+//!
+//! The PSA.
 //!
 //! The engine records no "PSA down" flag and no catalog age: when a catalog read fails it keeps
 //! the last catalog in [`crate::engine::Shared`] and counts the failure in the PSA-call counters
@@ -91,10 +94,86 @@ struct State {
     status: PsaStatus,
 }
 
+/// How often the source-error counters are sampled (at most): a source counts as failing while
+/// its counter rose within the last two samples, so for one to two periods after its last
+/// failed call.
+const SOURCE_SAMPLE: Duration = Duration::from_secs(30);
+
+/// What the samples tell about the sources (KSC servers, KBH tenants' hub).
+///
+/// Unlike the PSA, a source has no success counter: [`crate::metrics::Metrics`] counts its
+/// failed calls only (`msp_source_errors_total{source}`, from `Metrics::source_error`; the
+/// events it yields are counted per product, not per source, and a source with nothing new
+/// yields none). So "errors rising with no success" cannot be told apart from "errors rising
+/// between successes", and the UI says a source is failing when its error counter rose within
+/// the last two samples ([`SOURCE_SAMPLE`] apart at most): the banner shows from the first
+/// sample that sees a failure until two samples in a row saw none. The counters are read from
+/// the metrics' text exposition, which is the only read access they offer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SourceStatus {
+    /// Failing sources by name, with the failed calls the last two samples saw.
+    pub(crate) failing: BTreeMap<String, u64>,
+}
+
+impl SourceStatus {
+    /// The banner's headline and text, when a source is failing.
+    pub(crate) fn problem(&self) -> Option<(String, String)> {
+        if self.failing.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.failing.keys().map(|n| format!("\u{201c}{n}\u{201d}")).collect();
+        let n: u64 = self.failing.values().sum();
+        let head = if names.len() == 1 {
+            format!("The source {} is failing: calls to it do not succeed.", names[0])
+        } else {
+            format!("The sources {} are failing: calls to them do not succeed.", names.join(", "))
+        };
+        Some((
+            head,
+            format!(
+                "{n} call(s) to a source failed in the last minute or so. Events and computer statuses from it arrive late until it answers again (the daemon keeps retrying); the rules here can still be edited and saved."
+            ),
+        ))
+    }
+}
+
+#[derive(Debug, Default)]
+struct SourceState {
+    /// The counters at the last sample, and when it was taken.
+    last: Option<(BTreeMap<String, u64>, DateTime<Utc>)>,
+    /// Each source's rise in the last sample and in the one before.
+    rises: BTreeMap<String, (u64, u64)>,
+}
+
 /// The sampler's memory.
 #[derive(Debug, Default)]
 pub(crate) struct PsaWatch {
     state: Mutex<State>,
+    sources: Mutex<SourceState>,
+}
+
+/// The source-error counters, read from the metrics' text exposition.
+fn source_errors(exposition: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("msp_source_errors_total{source=\"") else { continue };
+        let Some((label, value)) = rest.rsplit_once("\"} ") else { continue };
+        let Ok(n) = value.trim().parse::<u64>() else { continue };
+        let mut name = String::with_capacity(label.len());
+        let mut chars = label.chars();
+        while let Some(c) = chars.next() {
+            match (c, c == '\\') {
+                (_, true) => match chars.next() {
+                    Some('n') => name.push('\n'),
+                    Some(other) => name.push(other),
+                    None => {}
+                },
+                (c, false) => name.push(c),
+            }
+        }
+        out.insert(name, n);
+    }
+    out
 }
 
 /// Outcomes that mean the PSA answered (even if it refused the request).
@@ -156,6 +235,34 @@ impl PsaWatch {
         self.sample(&shared.metrics.psa_calls(), Utc::now())
     }
 
+    /// Takes a sample of the source-error counters at `now` unless the last one is less than
+    /// [`SOURCE_SAMPLE`] old; returns what the samples tell.
+    pub(crate) fn sample_sources(&self, errors: &BTreeMap<String, u64>, now: DateTime<Utc>) -> SourceStatus {
+        let mut st = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = st
+            .last
+            .as_ref()
+            .is_none_or(|(_, at)| now.signed_duration_since(*at).to_std().is_ok_and(|d| d >= SOURCE_SAMPLE));
+        if due {
+            let prev = st.last.replace((errors.clone(), now)).map(|(c, _)| c).unwrap_or_default();
+            let mut rises = BTreeMap::new();
+            for (name, n) in errors {
+                let rise = n.saturating_sub(prev.get(name).copied().unwrap_or(0));
+                let before = st.rises.get(name).map_or(0, |r| r.0);
+                if rise > 0 || before > 0 {
+                    rises.insert(name.clone(), (rise, before));
+                }
+            }
+            st.rises = rises;
+        }
+        SourceStatus { failing: st.rises.iter().map(|(k, (a, b))| (k.clone(), a + b)).collect() }
+    }
+
+    /// Samples the daemon's source-error counters now (when a sample is due).
+    pub(crate) fn check_sources(&self, shared: &Shared) -> SourceStatus {
+        self.sample_sources(&source_errors(&shared.metrics.render()), Utc::now())
+    }
+
     /// Samples every second in the background while the UI and the daemon's state live.
     pub(crate) fn spawn_sampler(watch: &Arc<Self>, shared: &Arc<Shared>) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
@@ -165,6 +272,7 @@ impl PsaWatch {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let (Some(w), Some(s)) = (watch.upgrade(), shared.upgrade()) else { break };
                 w.check(&s);
+                w.check_sources(&s);
             }
         });
     }
@@ -173,6 +281,34 @@ impl PsaWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_fails_while_its_errors_rose_within_the_last_two_samples() {
+        let w = PsaWatch::default();
+        let t = Utc::now();
+        let at = |s: i64| t + chrono::Duration::seconds(s);
+        let errs = |n: u64| BTreeMap::from([("ksc-1".to_owned(), n), ("ksc-2".to_owned(), 0)]);
+        assert!(w.sample_sources(&errs(0), at(0)).problem().is_none());
+        let s = w.sample_sources(&errs(2), at(30));
+        assert_eq!(s.failing, BTreeMap::from([("ksc-1".to_owned(), 2)]));
+        assert!(s.problem().unwrap().0.contains("\u{201c}ksc-1\u{201d}"));
+        // Too soon for a new sample: the same answer, whatever the counters say.
+        assert_eq!(w.sample_sources(&errs(5), at(40)), s);
+        // One quiet sample: still within the last two (the rise to 5 was not sampled).
+        assert!(w.sample_sources(&errs(2), at(60)).failing.contains_key("ksc-1"));
+        assert!(w.sample_sources(&errs(2), at(90)).problem().is_none());
+        assert!(w.sample_sources(&errs(3), at(120)).failing.contains_key("ksc-1"));
+    }
+
+    #[test]
+    fn source_errors_are_read_from_the_exposition() {
+        let m = crate::metrics::Metrics::default();
+        m.source_error("ksc \"main\"");
+        m.source_error("ksc \"main\"");
+        m.source_error("hub");
+        let e = source_errors(&m.render());
+        assert_eq!(e, BTreeMap::from([("hub".to_owned(), 1), ("ksc \"main\"".to_owned(), 2)]));
+    }
 
     fn calls(v: &[(&str, &str, u64)]) -> Calls {
         v.iter().map(|(o, r, n)| ((o.to_string(), r.to_string()), *n)).collect()
