@@ -26,7 +26,7 @@ use crate::models::{
     ThresholdInformation, Ticket, TicketNote, ZoneInformation,
 };
 use crate::query::{Filter, Query, QueryBody};
-use crate::retry::{Idempotency, RetryAction, parse_retry_after};
+use crate::retry::{Classify as _, Idempotency, RetryAction, parse_retry_after};
 use crate::throttle::{BudgetUsage, EntityLimiter, RequestBudget, Take, entity_of_path};
 use crate::zone::{ZoneCache, endpoint, normalise_root, zone_lookup_url};
 

@@ -117,7 +117,7 @@ impl ClientBuilder {
                 max_concurrency_per_entity: DEFAULT_CONCURRENCY_PER_ENTITY,
                 pacing: Pacing::default(),
                 threshold_refresh: Some(Duration::from_secs(300)),
-                retry: RetryPolicy::default(),
+                retry: crate::retry::default_policy(),
                 paging: PagingMode::default(),
                 zone_cache_ttl: Duration::from_secs(24 * 3600),
                 catalog_ttl: Duration::from_secs(15 * 60),

@@ -52,17 +52,7 @@ pub enum ErrorClass {
     Other,
 }
 
-/// Whether the server may have acted on a failed request (after smithy-rs's `SdkError`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The request never left the process, or the connection was never established.
-    NotSent,
-    /// The server answered and did not act on it (4xx, validation 500, throttling).
-    Rejected,
-    /// The request MAY have been sent and processed (timeout, connection lost after sending,
-    /// 502/503/504 or another bare 5xx, an unreadable success body).
-    Unknown,
-}
+pub use ticketing_core::retry::Outcome;
 
 /// An HTTP error answer from Autotask, with its status and the server's own messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -55,6 +55,6 @@ pub use client::{AutotaskClient, CreatedTicket, parse_ticket_page, ticket_body};
 pub use config::{ClientBuilder, ClientConfig, Credentials, PagingMode, ZoneSource};
 pub use error::{ApiError, Error, ErrorClass, Outcome};
 pub use query::{Filter, Op, Query};
-pub use retry::{Idempotency, RetryAction, RetryPolicy};
+pub use retry::{Classify, Idempotency, RetryAction, RetryPolicy};
 pub use sink::{AutotaskSink, SinkOptions};
 pub use throttle::{BudgetUsage, Pacing, RequestBudget};

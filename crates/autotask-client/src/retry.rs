@@ -1,125 +1,41 @@
-//! The retry policy, as a pure function of (error, attempt, idempotency, jitter).
+//! Autotask's side of the shared retry policy ([`ticketing_core::retry`]): how its errors fail.
 //!
-//! Only throttling (429, thread-limit text) and transient failures (connect errors, timeouts,
-//! lost connections, 502/503/504) are retried. A request whose effect is unknown is retried
-//! blindly only when it is idempotent (reads, PATCH); a create is retried only after the caller
-//! has checked that it did not land ([`RetryAction::VerifyThenRetry`]), and a plain
-//! non-idempotent POST (a note) is not retried at all.
+//! Throttling (429, the thread-limit text) is retried after the wait; transient failures
+//! (connect errors, timeouts, lost connections, 502/503/504) with backoff, within what their
+//! outcome and the request's idempotency allow. A spent local budget is not waited out inside a
+//! call.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use ticketing_core::retry::Failure;
+pub use ticketing_core::retry::{Idempotency, RetryAction, RetryPolicy, parse_retry_after};
 
-use crate::error::{Error, ErrorClass, Outcome};
+use crate::error::{Error, ErrorClass};
 
-/// Backoff and attempt limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts including the first (1 = never retry).
-    pub max_attempts: u32,
-    /// First backoff step.
-    pub base_delay: Duration,
-    /// Largest backoff step.
-    pub max_delay: Duration,
-    /// A `Retry-After` longer than this is not waited out: the error goes back to the caller.
-    pub max_retry_after: Duration,
+/// The policy Autotask clients start with: a `Retry-After` waited out up to 2 minutes.
+pub fn default_policy() -> RetryPolicy {
+    RetryPolicy::standard(Duration::from_secs(120))
 }
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(120),
-        }
-    }
-}
-
-/// Whether repeating a request is harmless.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idempotency {
-    /// Reads, queries, PATCH of the same fields: repeat freely.
-    Idempotent,
-    /// A create that can be looked up (ticket with `externalID`): repeat after checking.
-    Verifiable,
-    /// A create that cannot be looked up (a note): never repeat when the outcome is unknown.
-    NonIdempotent,
-}
-
-/// What to do after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryAction {
-    /// Wait, then send again.
-    Retry(Duration),
-    /// Check whether the request landed (look the create up); if not, wait, then send again.
-    VerifyThenRetry(Duration),
-    /// Give the error back.
-    NoRetry,
-}
-
-impl RetryPolicy {
-    /// A policy for tests: tiny delays.
-    pub fn fast() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(10),
-            max_retry_after: Duration::from_secs(5),
-        }
-    }
-
-    /// Exponential backoff with "equal jitter" for `attempt` (1 = after the first failure):
-    /// `min(max, base * 2^(attempt-1))`, scaled into `[50 %, 100 %]` by `jitter` in `[0, 1)`.
-    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let step = self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay);
-        step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-    }
-
+/// [`RetryPolicy::decide`] for this client's errors.
+pub trait Classify {
     /// The decision after attempt number `attempt` (1-based) failed with `err`.
-    pub fn classify(&self, err: &Error, attempt: u32, idempotency: Idempotency, jitter: f64) -> RetryAction {
-        if attempt >= self.max_attempts {
-            return RetryAction::NoRetry;
-        }
-        let wait = |err: &Error| -> Option<Duration> {
-            match err.retry_after() {
-                Some(after) if after > self.max_retry_after => None,
-                Some(after) => Some(after),
-                None => Some(self.backoff(attempt, jitter)),
-            }
-        };
-        match err.class() {
-            // the local budget already knows the window is spent: waiting inside a call is wrong
-            ErrorClass::RateLimited if matches!(err, Error::BudgetExhausted { .. }) => RetryAction::NoRetry,
-            // a throttled request was refused, not processed: safe to send again, even a create
-            ErrorClass::RateLimited | ErrorClass::ThreadLimited => {
-                wait(err).map_or(RetryAction::NoRetry, RetryAction::Retry)
-            }
-            ErrorClass::Transient => {
-                let Some(delay) = wait(err) else { return RetryAction::NoRetry };
-                match (err.outcome(), idempotency) {
-                    (Outcome::NotSent | Outcome::Rejected, _) | (_, Idempotency::Idempotent) => {
-                        RetryAction::Retry(delay)
-                    }
-                    (Outcome::Unknown, Idempotency::Verifiable) => RetryAction::VerifyThenRetry(delay),
-                    (Outcome::Unknown, Idempotency::NonIdempotent) => RetryAction::NoRetry,
-                }
-            }
-            _ => RetryAction::NoRetry,
-        }
+    fn classify(&self, err: &Error, attempt: u32, idempotency: Idempotency, jitter: f64) -> RetryAction;
+}
+
+impl Classify for RetryPolicy {
+    fn classify(&self, err: &Error, attempt: u32, idempotency: Idempotency, jitter: f64) -> RetryAction {
+        self.decide(failure(err), attempt, idempotency, jitter)
     }
 }
 
-/// Parses a `Retry-After` value: delay-seconds, or an HTTP-date (RFC 7231 IMF-fixdate, which
-/// RFC 2822 parsing accepts) relative to `now`. A date in the past gives zero; garbage gives
-/// `None`.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+fn failure(err: &Error) -> Failure {
+    match err.class() {
+        // the local budget already knows the window is spent: waiting inside a call is wrong
+        ErrorClass::RateLimited if matches!(err, Error::BudgetExhausted { .. }) => Failure::Final,
+        // a throttled request was refused, not processed: safe to send again, even a create
+        ErrorClass::RateLimited | ErrorClass::ThreadLimited => Failure::Throttled { retry_after: err.retry_after() },
+        ErrorClass::Transient => Failure::Transient { retry_after: err.retry_after(), outcome: err.outcome() },
+        _ => Failure::Final,
     }
-    let when = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
-    let now: DateTime<Utc> = now.into();
-    Some((when - now).to_std().unwrap_or(Duration::ZERO))
 }

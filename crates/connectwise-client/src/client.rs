@@ -27,7 +27,7 @@ use crate::models::{
     Board, BoardItem, BoardStatus, BoardSubType, BoardType, Company, CompanyInfo, CompanyStatus, Identified, PatchOp,
     Priority, Reference, ServiceNote, Source, Ticket,
 };
-use crate::retry::{Idempotency, RetryAction, parse_retry_after};
+use crate::retry::{Classify as _, Idempotency, RetryAction, parse_retry_after};
 
 /// ConnectWise's largest `pageSize`.
 pub const MAX_PAGE_SIZE: u32 = 1000;

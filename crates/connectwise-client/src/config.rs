@@ -129,7 +129,7 @@ impl ClientBuilder {
                 timeout: Duration::from_secs(60),
                 connect_timeout: Duration::from_secs(15),
                 max_concurrency: 4,
-                retry: RetryPolicy::default(),
+                retry: crate::retry::default_policy(),
                 paging: PagingMode::default(),
                 page_size: 500,
                 max_pages: 10_000,

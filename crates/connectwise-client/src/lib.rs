@@ -49,7 +49,7 @@ pub mod sink;
 pub use client::{ConnectWiseClient, CreatedTicket, ListQuery, MAX_PAGE_SIZE, basic_auth_value, next_link, reference};
 pub use config::{ApiRoot, ClientBuilder, ClientConfig, Credentials, PagingMode};
 pub use error::{ApiError, Error, ErrorClass, Outcome};
-pub use retry::{Idempotency, RetryAction, RetryPolicy};
+pub use retry::{Classify, Idempotency, RetryAction, RetryPolicy};
 pub use sink::{ConnectWiseSettings, ConnectWiseSink, NoteKind, PagingSetting, SinkOptions, connect, field_label};
 
 /// A ticket `summary`'s length (connectwise-api.md, verified).

@@ -32,7 +32,6 @@ use crate::conditions::{Condition, like_prefix};
 use crate::config::{Credentials, PagingMode};
 use crate::error::{Error, Outcome};
 use crate::models::{Reference, ServiceNote, Ticket};
-use crate::retry::RetryPolicy;
 use crate::{EXTERNAL_XREF_MAX, SUMMARY_MAX};
 
 /// Ids per `closed_among` query (`id in (…)` stays well under the URL limit).
@@ -528,7 +527,7 @@ impl ConnectWiseSettings {
         if let Some(t) = self.catalog_ttl_secs {
             b = b.catalog_ttl(Duration::from_secs(t));
         }
-        b.retry(RetryPolicy::default()).build()
+        b.retry(crate::retry::default_policy()).build()
     }
 
     /// The sink options these settings describe.

@@ -78,6 +78,7 @@ pub mod edit;
 pub mod ledger;
 pub mod model;
 pub mod ports;
+pub mod retry;
 pub mod rules;
 pub mod secret;
 mod text;

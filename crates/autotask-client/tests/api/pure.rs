@@ -8,7 +8,7 @@ use autotask_client::query::{Filter, Op, Query};
 use autotask_client::retry::parse_retry_after;
 use autotask_client::throttle::entity_of_path;
 use autotask_client::zone::{HostPolicy, endpoint, is_autotask_zone_host, normalise_root};
-use autotask_client::{Error, ErrorClass, Idempotency, Pacing, RetryAction, RetryPolicy};
+use autotask_client::{Classify as _, Error, ErrorClass, Idempotency, Pacing, RetryAction, RetryPolicy};
 use serde_json::json;
 
 fn api(status: u16, class: ErrorClass, retry_after: Option<Duration>) -> Error {

@@ -10,8 +10,8 @@ use connectwise_client::error::{api_error, classify_response, parse_error_body};
 use connectwise_client::retry::parse_retry_after;
 use connectwise_client::sink::{closed_among_condition, owned_tickets_condition, summary_for};
 use connectwise_client::{
-    ConnectWiseClient, ConnectWiseSettings, Credentials, Error, ErrorClass, Idempotency, RetryAction, RetryPolicy,
-    basic_auth_value, next_link,
+    Classify as _, ConnectWiseClient, ConnectWiseSettings, Credentials, Error, ErrorClass, Idempotency, RetryAction,
+    RetryPolicy, basic_auth_value, next_link,
 };
 use ticketing_core::ports::{PortError, PortErrorKind};
 
