@@ -405,24 +405,6 @@ impl Engine {
         polling: PollingConfig,
     ) -> Result<Self, EngineError> {
         let ledger = shared.store.load_ledger()?;
-        // Every create that was planned before a restart may or may not have reached the PSA.
-        let uncertain = ledger
-            .recovery()
-            .into_iter()
-            .filter_map(|r| match r {
-                Recovery::LookUpThenCreate(k) => Some(k),
-                _ => None,
-            })
-            .collect();
-        // Likewise every close note still to add.
-        let uncertain_notes = ledger
-            .recovery()
-            .into_iter()
-            .filter_map(|r| match r {
-                Recovery::AddNote(k) => Some(k),
-                _ => None,
-            })
-            .collect();
         let epoch = DateTime::<Utc>::MIN_UTC;
         Ok(Self {
             shared,
@@ -451,8 +433,10 @@ impl Engine {
             failures: HashMap::new(),
             polling_now: HashSet::new(),
             delivering: HashSet::new(),
-            uncertain,
-            uncertain_notes,
+            // Filled when this instance takes the lease (`become_leader`), before any delivery:
+            // every planned create and pending note of the store's ledger is looked up first.
+            uncertain: HashSet::new(),
+            uncertain_notes: HashSet::new(),
             condition_skips: HashMap::new(),
             condition_totals: BTreeMap::new(),
             cursors: HashMap::new(),
@@ -1291,7 +1275,8 @@ impl Engine {
     /// dropped as stale instead (after a lookup, when an earlier attempt may have reached the
     /// PSA); a create is sent with its due time counted from now.
     fn start_deliveries(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
-        if now < self.psa_not_before || !self.rebuilt {
+        // Only the leader delivers (a standby's catalog refresh also ends in the engine's loop).
+        if self.epoch.is_none() || now < self.psa_not_before || !self.rebuilt {
             return Ok(());
         }
         let free = self.polling.deliver_concurrency.max(1).saturating_sub(self.delivering.len());
