@@ -104,6 +104,11 @@ pub(crate) fn metric(text: &str, line_start: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
 }
 
+/// A loopback port free right now (for a listener a child process opens).
+pub(crate) fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// Replaces `key = …` lines (the first of each) in a lab configuration, or appends the line to
 /// the section `[section]` when the key is not there: `("autotask.hourly_budget", "20")`.
 pub(crate) fn set_keys(toml: &mut String, keys: &[(&str, &str)]) {

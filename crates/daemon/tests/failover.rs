@@ -7,6 +7,9 @@
 //! The store is the shared SQLite file by default (three daemons on one machine); with
 //! `MSP_TEST_POSTGRES=postgres://…` set it is a fresh PostgreSQL database instead.
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use daemon::demo::{ADMIN_TOKEN, Lab};
 use serde_json::Value;
+use support::free_port;
 
 const RULES: &str = r#"
 [rules.rows."security_center/event/critical"]
@@ -95,10 +99,6 @@ async fn leader(http: &reqwest::Client, all: &[Instance]) -> Option<usize> {
         }
     }
     None
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The store section: the shared SQLite file, or a fresh PostgreSQL database.

@@ -3,15 +3,19 @@
 //! a silent overwrite: the CLI (exit code 3), the admin API (409) and the web UI ("changed
 //! elsewhere", the user's edits kept).
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use daemon::demo::{ADMIN_TOKEN, Lab};
 use daemon::service::{self, Running, StartOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::eventually;
 
 const RULES: &str = r#"
 [rules.rows."security_center/event/critical"]
@@ -63,23 +67,6 @@ async fn api(
 async fn critical_due(running: &Running) -> Result<u64> {
     let (_, rules) = api(running, reqwest::Method::GET, "/api/rules", None, None).await?;
     rules["saved"]["rows"]["security_center/event/critical"]["due_hours"].as_u64().context("due_hours")
-}
-
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

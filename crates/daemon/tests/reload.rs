@@ -3,16 +3,19 @@
 //! every problem is reported; what needs a restart is refused; a source removed and added back
 //! across reloads loses and duplicates nothing.
 
-use std::collections::BTreeMap;
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use daemon::demo::{ADMIN_TOKEN, KBH_COMPANY, Lab};
 use daemon::service::{self, StartOptions};
 use serde_json::{Value, json};
+use support::{by_external_id, eventually, free_port, metric};
 
 const RULES: &str = r#"
 [rules.rows."security_center/event/critical"]
@@ -21,35 +24,10 @@ enabled = true
 enabled = true
 "#;
 
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 async fn admin(addr: &str, method: reqwest::Method, path: &str) -> Result<(reqwest::StatusCode, String)> {
     let resp =
         reqwest::Client::new().request(method, format!("http://{addr}{path}")).bearer_auth(ADMIN_TOKEN).send().await?;
     Ok((resp.status(), resp.text().await?))
-}
-
-fn metric(text: &str, line_start: &str) -> u64 {
-    text.lines().find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
 }
 
 fn hup(child: &Child) -> Result<()> {
@@ -70,14 +48,6 @@ fn without_security_center(toml: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n\n")
-}
-
-fn by_external_id(tickets: &[Value]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for t in tickets {
-        *m.entry(t["externalID"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
-    }
-    m
 }
 
 struct Daemon(Child);
