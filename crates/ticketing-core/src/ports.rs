@@ -195,6 +195,27 @@ pub struct OwnedTicket {
     pub open: bool,
 }
 
+/// Fields of an existing ticket to change (see [`TicketSink::update_ticket`]): `None` leaves a
+/// field as it is. The ticket lifecycle uses it to reopen a closed ticket (status back to the
+/// new-ticket status) and to raise an open ticket's priority and due time when its problem
+/// becomes more severe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketUpdate {
+    /// New status.
+    pub status: Option<PsaId>,
+    /// New priority.
+    pub priority: Option<PsaId>,
+    /// New due time.
+    pub due: Option<DateTime<Utc>>,
+}
+
+impl TicketUpdate {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.priority.is_none() && self.due.is_none()
+    }
+}
+
 /// Where tickets go: one PSA.
 ///
 /// # Guarantees an implementation gives
@@ -229,6 +250,14 @@ pub trait TicketSink: Send + Sync {
     /// is a separate piece of outbox work ([`TicketSink::add_note`]), so a note that fails is
     /// retried on its own and never re-closes or doubles anything.
     async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError>;
+
+    /// Changes the given fields of a ticket. Idempotent: setting a field to the value it has
+    /// succeeds. The default refuses (`Invalid`): a backend that cannot update tickets simply
+    /// never gets the lifecycle features that need it (reopen, priority follows severity).
+    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
+        let _ = update;
+        Err(PortError::new(PortErrorKind::Invalid, format!("this PSA backend cannot update ticket {}", ticket.id)))
+    }
 
     /// Adds a note to a ticket. The default adds nothing: a backend without notes (or with
     /// notes turned off) simply succeeds.
