@@ -117,8 +117,101 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/status", get(status))
         .route("/api/transitions", get(transitions))
+        .route("/api/decisions", get(decisions))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(|| async { "ok" })).merge(api).with_state(state)
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).merge(api).with_state(state)
+}
+
+/// Liveness: 200 while the engine's loop turns, 503 (with why) when it stopped turning.
+async fn healthz(State(s): State<AdminState>) -> Response {
+    match s.shared.health.liveness(chrono::Utc::now()) {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+/// Readiness: 200 when the store takes writes, the PSA is reachable within its budget and
+/// every source read recently; 503 otherwise. The body lists each check either way.
+async fn readyz(State(s): State<AdminState>) -> Response {
+    let readiness = readiness(&s.shared).await;
+    let code = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(readiness)).into_response()
+}
+
+/// The readiness checks (the store probe runs off the async workers: it writes).
+pub async fn readiness(shared: &Arc<crate::engine::Shared>) -> crate::health::Readiness {
+    let probe_shared = shared.clone();
+    let budget = shared.metrics.budget();
+    let probe = move || probe_shared.store.probe_writable().map_err(|e| e.to_string());
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || shared.health.readiness(chrono::Utc::now(), budget, probe))
+        .await
+        .unwrap_or_else(|e| crate::health::Readiness {
+            ready: false,
+            checks: vec![crate::health::Check {
+                name: "store".to_owned(),
+                ok: false,
+                detail: format!("the probe failed: {e}"),
+            }],
+        })
+}
+
+/// `GET /api/decisions?tenant=&product=&since=&outcome=&event=&device=&limit=`: what was
+/// decided about events and conditions, newest first, each in words.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionsQuery {
+    tenant: Option<String>,
+    product: Option<String>,
+    since: Option<String>,
+    outcome: Option<String>,
+    event: Option<String>,
+    device: Option<String>,
+    limit: Option<usize>,
+}
+
+impl DecisionsQuery {
+    fn parse(self) -> Result<crate::store::DecisionQuery, OpError> {
+        let product = match self.product.as_deref().filter(|p| !p.is_empty()) {
+            None => None,
+            Some(p) => Some(ticketing_core::model::Product::from_code(p).ok_or_else(|| {
+                OpError::Invalid(format!(
+                    "product: unknown product `{p}` (expected security_center, endpoint_cloud or office365)"
+                ))
+            })?),
+        };
+        let since = match self.since.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(t) => Some(
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|e| OpError::Invalid(format!("since: `{t}` is not an RFC 3339 time ({e})")))?
+                    .with_timezone(&chrono::Utc),
+            ),
+        };
+        let outcome = match self.outcome.as_deref().filter(|o| !o.is_empty()) {
+            None => None,
+            Some(o) => Some(o.parse().map_err(|e| OpError::Invalid(format!("outcome: {e}")))?),
+        };
+        let some = |s: Option<String>| s.filter(|s| !s.is_empty());
+        Ok(crate::store::DecisionQuery {
+            tenant: some(self.tenant),
+            product,
+            since,
+            outcome,
+            event_id: some(self.event),
+            device: some(self.device),
+            limit: self.limit.unwrap_or(0),
+        })
+    }
+}
+
+async fn decisions(
+    State(s): State<AdminState>,
+    Query(q): Query<DecisionsQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let q = q.parse()?;
+    let found = crate::audit::query(s.shared.store.as_ref(), &q).map_err(OpError::from)?;
+    Ok(Json(json!({ "count": found.len(), "decisions": found })))
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {

@@ -13,6 +13,16 @@ use ticketing_core::ports::TicketSink;
 use crate::config::Config;
 use crate::engine::BudgetProbe;
 
+impl Backend {
+    /// The PSA's name as users say it.
+    pub fn name(&self) -> &'static str {
+        match self.section {
+            "connectwise" => "ConnectWise",
+            _ => "Autotask",
+        }
+    }
+}
+
 /// A backend's names for the rule fields.
 pub type Labels = fn(Field) -> &'static str;
 

@@ -34,6 +34,7 @@ use ticketing_core::model::{Product, PsaId, Tenant, TenantId};
 use ticketing_core::ports::{
     Account, EventBatch, EventSource, OwnedTicket, PortError, PortErrorKind, StatusSource, TicketSink,
 };
+use ticketing_core::rules::RowId;
 use ticketing_core::ticket::{IDEMPOTENCY_PREFIX, TicketKey, TicketRef};
 
 use crate::config::{HaConfig, MappingEntry, PollingConfig};
@@ -125,10 +126,14 @@ pub struct Shared {
     pub mapping: RwLock<Vec<MappedTenant>>,
     /// Counters.
     pub metrics: Metrics,
+    /// What the probes (`/healthz`, `/readyz`) and the UI's banners report.
+    pub health: crate::health::Health,
     /// Leader or standby, once the engine has asked the store.
     pub role: RwLock<Option<RoleInfo>>,
     /// How the PSA backend names the rule fields (the UI shows "Board" for ConnectWise).
     pub psa_labels: RwLock<crate::backends::Labels>,
+    /// The PSA's name as users say it ("Autotask", "ConnectWise"), for the audit's words.
+    pub psa_name: RwLock<&'static str>,
     /// Re-reads the configuration file (`SIGHUP`, `POST /api/reload`), when the daemon was
     /// started from one.
     pub reloader: std::sync::OnceLock<Arc<crate::service::Reloader>>,
@@ -148,8 +153,10 @@ impl Shared {
             accounts: RwLock::new(Vec::new()),
             mapping: RwLock::new(Vec::new()),
             metrics: Metrics::default(),
+            health: crate::health::Health::default(),
             role: RwLock::new(None),
             psa_labels: RwLock::new(crate::backends::guide_label),
+            psa_name: RwLock::new("Autotask"),
             reloader: std::sync::OnceLock::new(),
         })
     }
@@ -339,6 +346,14 @@ pub struct Engine {
     uncertain: HashSet<TicketKey>,
     uncertain_notes: HashSet<TicketKey>,
     condition_skips: HashMap<(Product, TenantId), BTreeMap<String, u64>>,
+    /// Each tenant's conditions not ticketed, with the reason last recorded in the audit: a
+    /// reason is recorded when it changes, not on every snapshot.
+    condition_reasons: HashMap<(Product, TenantId), HashMap<TicketKey, &'static str>>,
+    /// The rules revision the context was built from (recorded with every decision).
+    ctx_revision: u64,
+    /// The mapping problems last logged, by tenant: a problem is logged when it appears,
+    /// changes or goes away, not on every refresh.
+    mapping_problems: HashMap<String, String>,
     condition_totals: BTreeMap<String, u64>,
     /// Stored cursors, read once per source and tenant and kept in step with every commit (the
     /// engine is their only writer).
@@ -390,6 +405,79 @@ impl LeaseGuard {
     }
 }
 
+/// Builds the audit's records of one snapshot's conditions (the computer's name and the row
+/// are looked up in the snapshot, once a record needs them).
+struct ConditionAudit<'a> {
+    snapshot: &'a ticketing_core::model::StatusSnapshot,
+    devices: std::cell::OnceCell<HashMap<&'a str, &'a ticketing_core::model::DeviceStatus>>,
+    now: DateTime<Utc>,
+    revision: u64,
+}
+
+impl<'a> ConditionAudit<'a> {
+    fn new(snapshot: &'a ticketing_core::model::StatusSnapshot, now: DateTime<Utc>, revision: u64) -> Self {
+        Self { snapshot, devices: std::cell::OnceCell::new(), now, revision }
+    }
+
+    fn device(&self, key: &TicketKey) -> Option<&'a ticketing_core::model::DeviceStatus> {
+        let TicketKey::Status { device, .. } = key else { return None };
+        let devices =
+            self.devices.get_or_init(|| self.snapshot.devices.iter().map(|d| (d.device.id.as_str(), d)).collect());
+        devices.get(device.as_str()).copied()
+    }
+
+    /// The rule row a condition falls under (its level as the snapshot reports it).
+    fn row(&self, key: &TicketKey) -> Option<RowId> {
+        let TicketKey::Status { description, .. } = key else { return None };
+        let level = self.device(key)?.active.iter().find(|a| &a.description == description)?.level;
+        Some(RowId::Status(self.snapshot.product, level, description.clone()))
+    }
+
+    fn record(
+        &self,
+        key: &TicketKey,
+        outcome: crate::store::Outcome,
+        reason: Option<&SkipReason>,
+        detail: String,
+    ) -> crate::store::Decision {
+        let device = match key {
+            TicketKey::Status { device, .. } => {
+                let name = self.device(key).map_or(device.as_str(), |d| d.device.name.as_str());
+                Some((device.as_str(), name))
+            }
+            _ => None,
+        };
+        crate::audit::decision(
+            self.now,
+            self.snapshot.product,
+            key,
+            None,
+            device,
+            outcome,
+            reason,
+            detail,
+            self.revision,
+        )
+    }
+}
+
+/// Tells readiness which sources there are, how often each is read, and how often the PSA is.
+fn publish_sources(
+    shared: &Shared,
+    events: &[NamedEventSource],
+    statuses: &[NamedStatusSource],
+    polling: &PollingConfig,
+) {
+    let every = |secs: u64| Duration::from_secs(secs.max(1));
+    shared.health.set_sources(
+        events
+            .iter()
+            .map(|s| (s.name.clone(), every(polling.events_secs)))
+            .chain(statuses.iter().map(|s| (s.name.clone(), every(polling.statuses_secs)))),
+    );
+    shared.health.set_psa_interval(every(polling.catalog_secs));
+}
+
 fn timed_out(what: &str, after: Duration) -> PortError {
     PortError::new(PortErrorKind::Transient, format!("{what} timed out after {} s", after.as_secs()))
 }
@@ -406,6 +494,7 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         let ledger = shared.store.load_ledger()?;
         let epoch = DateTime::<Utc>::MIN_UTC;
+        publish_sources(&shared, &event_sources, &status_sources, &polling);
         Ok(Self {
             shared,
             sink,
@@ -438,6 +527,9 @@ impl Engine {
             uncertain: HashSet::new(),
             uncertain_notes: HashSet::new(),
             condition_skips: HashMap::new(),
+            condition_reasons: HashMap::new(),
+            ctx_revision: 0,
+            mapping_problems: HashMap::new(),
             condition_totals: BTreeMap::new(),
             cursors: HashMap::new(),
             psa_not_before: epoch,
@@ -496,6 +588,7 @@ impl Engine {
         for new in after.difference(&before) {
             info!(source = %new, "source added by the reload: starts from its stored or initial cursor");
         }
+        publish_sources(&self.shared, &r.event_sources, &r.status_sources, &r.polling);
         self.sink = r.sink;
         self.event_sources = r.event_sources;
         self.status_sources = r.status_sources;
@@ -511,6 +604,7 @@ impl Engine {
         self.failures.clear();
         self.polling_now.clear();
         self.condition_skips.clear();
+        self.condition_reasons.clear();
         self.condition_totals.clear();
         // Read catalog, accounts and tenant lists through the new adapters right away.
         self.refreshing = false;
@@ -544,6 +638,7 @@ impl Engine {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = pace.tick() => {
+                    self.shared.health.beat(Utc::now(), every);
                     let r = self.start_due_work(Utc::now());
                     self.survive(r)?;
                 }
@@ -606,6 +701,7 @@ impl Engine {
     /// done.
     pub async fn tick(&mut self) -> Result<TickReport, EngineError> {
         let mut report = TickReport::default();
+        self.shared.health.beat(Utc::now(), Duration::from_secs(1));
         let r = self.start_due_work(Utc::now());
         self.survive(r)?;
         while let Some(done) = self.tasks.join_next().await {
@@ -722,6 +818,7 @@ impl Engine {
             epoch: self.epoch,
         };
         self.shared.metrics.set_leader(&self.instance, self.epoch.is_some());
+        self.shared.health.set_standby(self.epoch.is_none());
         *self.shared.role.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info);
     }
 
@@ -863,6 +960,7 @@ impl Engine {
                 }
                 Err(e) => {
                     self.shared.metrics.source_error(&name);
+                    self.shared.health.source_read(&name, Err(e.to_string()), now);
                     warn!(source = %name, error = %e, "cannot list tenants; keeping the last list");
                 }
             }
@@ -996,8 +1094,17 @@ impl Engine {
                     Some(format!("the PSA has no account named {:?}", m.account_name.as_deref().unwrap_or("")))
                 }
             };
-            if let Some(p) = &problem {
-                warn!(tenant = %m.tenant, problem = %p, "mapping");
+            match (&problem, self.mapping_problems.get(&m.tenant)) {
+                (Some(p), Some(old)) if p == old => {}
+                (Some(p), _) => {
+                    warn!(tenant = %m.tenant, problem = %p, "mapping");
+                    self.mapping_problems.insert(m.tenant.clone(), p.clone());
+                }
+                (None, Some(_)) => {
+                    info!(tenant = %m.tenant, "mapping problem resolved: tickets go to the account again");
+                    self.mapping_problems.remove(&m.tenant);
+                }
+                (None, None) => {}
             }
             // An account id the PSA lacks still maps (decisions then skip as account_inactive).
             if let Some(id) = account.map(|a| a.id).or(m.account_id.map(PsaId)) {
@@ -1036,6 +1143,13 @@ impl Engine {
             .collect();
         self.ctx = Some(Context::new(&saved, catalog, pairs, self.accounts.iter().cloned()));
         self.ctx_rules_version = rules_version;
+        self.ctx_revision = self.shared.rules_revision.load(Ordering::SeqCst);
+    }
+
+    /// Counts a PSA answer and tells readiness whether the PSA was reached.
+    fn psa_answered(&self, op: &str, outcome: &str) {
+        self.shared.metrics.psa_call(op, outcome);
+        self.shared.health.psa_answered(op, outcome, Utc::now());
     }
 
     fn count_psa<T>(&self, op: &str, r: &Result<T, PortError>) {
@@ -1043,7 +1157,7 @@ impl Engine {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("{:?}", e.kind).to_lowercase(),
         };
-        self.shared.metrics.psa_call(op, &outcome);
+        self.psa_answered(op, &outcome);
     }
 
     /// Starts a read of every due tenant not already being read. Each read has its source's
@@ -1139,12 +1253,14 @@ impl Engine {
         };
         match outcome {
             Ok(more) => {
+                self.shared.health.source_read(&name, Ok(()), now);
                 self.failures.remove(&key);
                 let next = if more { now } else { now + secs(interval) };
                 self.due.insert(key, next);
             }
             Err(e) => {
                 self.shared.metrics.source_error(&name);
+                self.shared.health.source_read(&name, Err(e.to_string()), now);
                 let n = self.failures.entry(key.clone()).or_default();
                 *n += 1;
                 let wait = backoff(*n, interval);
@@ -1164,13 +1280,31 @@ impl Engine {
         cursor: Option<(&CursorKey, &ticketing_core::ports::Cursor)>,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        if transitions.is_empty() && events.is_empty() && cursor.is_none() {
+        self.commit_decided(transitions, events, cursor, &[], now)
+    }
+
+    /// [`Engine::commit`], with the audit's decisions in the same transaction.
+    fn commit_decided(
+        &mut self,
+        transitions: &[Transition],
+        events: &[ticketing_core::model::Event],
+        cursor: Option<(&CursorKey, &ticketing_core::ports::Cursor)>,
+        decisions: &[crate::store::Decision],
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        if transitions.is_empty() && events.is_empty() && cursor.is_none() && decisions.is_empty() {
             return Ok(());
         }
         let entries: Vec<Option<LedgerEntry>> = transitions.iter().map(|t| self.ledger.get(t.key()).cloned()).collect();
         let pairs = transitions.iter().zip(entries.iter()).map(|(t, e)| (t, e.as_ref())).collect();
-        let result =
-            self.shared.store.commit(&Commit { transitions: pairs, events, cursor, at: Some(now), epoch: self.epoch });
+        let result = self.shared.store.commit(&Commit {
+            transitions: pairs,
+            events,
+            cursor,
+            decisions,
+            at: Some(now),
+            epoch: self.epoch,
+        });
         if let Err(e) = result {
             error!(error = %e, "store commit failed; reloading the ledger from the store");
             self.ledger = self.shared.store.load_ledger()?;
@@ -1189,8 +1323,25 @@ impl Engine {
         let ctx = self.ctx.as_ref().expect("poll runs only with a context");
         let mut transitions = Vec::new();
         let mut skipped = Vec::new();
+        let mut decisions = Vec::with_capacity(batch.events.len());
+        let psa = *self.shared.psa_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let names = crate::audit::Names { psa, accounts: &self.accounts };
         for event in &batch.events {
             self.shared.metrics.event_seen(event.product.code(), 1);
+            let device = event.device.as_ref().map(|d| (d.id.as_str(), d.name.as_str()));
+            let decided = |key: &TicketKey, outcome, reason: Option<&SkipReason>, detail| {
+                crate::audit::decision(
+                    now,
+                    event.product,
+                    key,
+                    Some(event.source_id.as_str()),
+                    device,
+                    outcome,
+                    reason,
+                    detail,
+                    self.ctx_revision,
+                )
+            };
             match decide_event(event, ctx, &self.ledger, now) {
                 EventDecision::Create(c) => {
                     let t = c.transition();
@@ -1198,9 +1349,15 @@ impl Engine {
                         error!(error = %e, "decision does not fit the ledger");
                         continue;
                     }
+                    decisions.push(decided(&c.key, crate::store::Outcome::Ticketed, None, "ticketed".to_owned()));
                     transitions.push(t);
                 }
-                EventDecision::Skip { key, reason } => skipped.push((key, reason)),
+                EventDecision::Skip { key, reason } => {
+                    let row = RowId::Event(event.product, event.class);
+                    let words = crate::audit::explain(&reason, Some(&row), &event.tenant, names);
+                    decisions.push(decided(&key, crate::store::Outcome::Skipped, Some(&reason), words));
+                    skipped.push((key, reason));
+                }
             }
         }
         for m in &batch.malformed {
@@ -1212,7 +1369,7 @@ impl Engine {
         // pass when nothing happens.
         let unchanged = self.cursors.get(&ck).is_some_and(|c| c.as_ref() == Some(&batch.next));
         if !(transitions.is_empty() && batch.events.is_empty() && unchanged) {
-            self.commit(&transitions, &batch.events, Some((&ck, &batch.next)), now)?;
+            self.commit_decided(&transitions, &batch.events, Some((&ck, &batch.next)), &decisions, now)?;
             self.cursors.insert(ck, Some(batch.next.clone()));
         }
         for (key, reason) in skipped {
@@ -1232,18 +1389,45 @@ impl Engine {
         self.shared.metrics.unknown_descriptions.store(snapshot.unknown_descriptions, Ordering::Relaxed);
         let rec = reconcile(snapshot, ctx, &self.ledger, now);
         let mut transitions = Vec::new();
+        let mut decisions = Vec::new();
+        let audit = ConditionAudit::new(snapshot, now, self.ctx_revision);
         for action in &rec.actions {
             let t = action.transition();
             if let Err(e) = self.ledger.apply(&t, now) {
                 error!(error = %e, "reconciliation does not fit the ledger");
                 continue;
             }
-            if let Action::Close(c) = action {
-                debug!(key = %c.key, "close planned");
+            match action {
+                Action::Close(c) => {
+                    debug!(key = %c.key, "close planned");
+                    decisions.push(audit.record(&c.key, crate::store::Outcome::Closed, None, c.note.clone()));
+                }
+                Action::Create(c) => {
+                    decisions.push(audit.record(&c.key, crate::store::Outcome::Ticketed, None, "ticketed".to_owned()));
+                }
+                _ => {}
             }
             transitions.push(t);
         }
-        self.commit(&transitions, &[], None, now)?;
+        // A condition's reason not to ticket is recorded when it changes (snapshots repeat it).
+        let psa = *self.shared.psa_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let names = crate::audit::Names { psa, accounts: &self.accounts };
+        let tenant_key = (snapshot.product, snapshot.tenant.clone());
+        let before = self.condition_reasons.remove(&tenant_key).unwrap_or_default();
+        let mut after = HashMap::with_capacity(rec.skipped.len());
+        for (key, reason) in &rec.skipped {
+            let label = reason.label();
+            if before.get(key) != Some(&label) {
+                let row = audit.row(key);
+                let words = crate::audit::explain(reason, row.as_ref(), &snapshot.tenant, names);
+                decisions.push(audit.record(key, crate::store::Outcome::Skipped, Some(reason), words));
+            }
+            after.insert(key.clone(), label);
+        }
+        if !after.is_empty() {
+            self.condition_reasons.insert(tenant_key, after);
+        }
+        self.commit_decided(&transitions, &[], None, &decisions, now)?;
         // Conditions are re-reported by every snapshot, so they are a gauge per tenant, not a
         // counter (events, which come once, are counted in `msp_skips_total`).
         let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
@@ -1445,7 +1629,7 @@ impl Engine {
         };
         let transition = match outcome {
             Outcome::Created(ticket, recovered) => {
-                self.shared.metrics.psa_call(op, "ok");
+                self.psa_answered(op, "ok");
                 self.uncertain.remove(&key);
                 if recovered {
                     self.shared.metrics.tickets_recovered.fetch_add(1, Ordering::Relaxed);
@@ -1455,7 +1639,7 @@ impl Engine {
                 Transition::Opened { key: key.clone(), ticket }
             }
             Outcome::StaleNotFound => {
-                self.shared.metrics.psa_call(op, "ok");
+                self.psa_answered(op, "ok");
                 self.uncertain.remove(&key);
                 self.shared.metrics.skip("stale");
                 info!(key = %key, "planned ticket dropped: its event outlived its lifetime before the PSA could be reached");
@@ -1463,29 +1647,29 @@ impl Engine {
             }
             Outcome::Refused(reason) => {
                 self.uncertain.remove(&key);
-                self.shared.metrics.psa_call(op, "invalid");
+                self.psa_answered(op, "invalid");
                 self.shared.metrics.ticket_failed("invalid");
                 error!(key = %key, reason = %reason, "the PSA refused the ticket; kept as failed (fix the rule, then `msp-ticketd ledger retry`)");
                 Transition::Abandoned { key: key.clone(), reason }
             }
             Outcome::Closed => {
-                self.shared.metrics.psa_call(op, "ok");
+                self.psa_answered(op, "ok");
                 self.shared.metrics.tickets_closed.fetch_add(1, Ordering::Relaxed);
                 Transition::Closed { key: key.clone() }
             }
             Outcome::Noted => {
-                self.shared.metrics.psa_call(op, "ok");
+                self.psa_answered(op, "ok");
                 self.uncertain_notes.remove(&key);
                 Transition::NoteAdded { key: key.clone() }
             }
             Outcome::NoteRefused(reason) => {
-                self.shared.metrics.psa_call(op, "invalid");
+                self.psa_answered(op, "invalid");
                 self.uncertain_notes.remove(&key);
                 error!(key = %key, reason = %reason, "the PSA refused the close note; the ticket is closed without it");
                 Transition::NoteAdded { key: key.clone() }
             }
             Outcome::Failed(e) => {
-                self.shared.metrics.psa_call(op, &format!("{:?}", e.kind).to_lowercase());
+                self.psa_answered(op, &format!("{:?}", e.kind).to_lowercase());
                 let ticket = self.ledger.get(&key).and_then(LedgerEntry::ticket).map(|t| t.id.to_string());
                 warn!(key = %key, ticket = ticket.as_deref().unwrap_or("-"), op, error = %e, "PSA call failed; will retry");
                 if e.is_retryable() || e.kind == PortErrorKind::Auth || e.kind == PortErrorKind::Other {

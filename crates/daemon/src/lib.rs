@@ -11,12 +11,14 @@
 //!   production build, `--no-default-features`, links no simulator).
 
 pub mod admin;
+pub mod audit;
 pub mod backends;
 pub mod check;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod engine;
+pub mod health;
 pub mod ledger_ops;
 pub mod logging;
 pub mod metrics;

@@ -77,6 +77,17 @@ enum Command {
         #[command(subcommand)]
         action: LedgerAction,
     },
+    /// Why was (or wasn't) this ticketed? `why EVENT_ID` for an event, `why TENANT DEVICE` for a
+    /// computer (by id or name): every decision recorded in the history window, newest first,
+    /// in plain words, with the ticket's state now and the rules revision that decided.
+    Why {
+        /// The configuration file (for the store's location).
+        #[arg(long)]
+        config: PathBuf,
+        /// EVENT_ID, or TENANT DEVICE.
+        #[arg(required = true, num_args = 1..=2, value_names = ["EVENT_ID | TENANT", "DEVICE"])]
+        subject: Vec<String>,
+    },
     /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell) to stdout;
     /// packagers install it (the Debian package does).
     #[command(hide = true)]
@@ -244,6 +255,19 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 },
                 ok => ok,
             }
+        }
+        Command::Why { config, subject } => {
+            let config = load(&config)?;
+            let (store, _) = service::open_store(&config)?;
+            let question = match subject.as_slice() {
+                [event] => daemon::audit::Question::Event(event.clone()),
+                [tenant, device] => daemon::audit::Question::Device { tenant: tenant.clone(), device: device.clone() },
+                _ => anyhow::bail!("why: give EVENT_ID, or TENANT DEVICE"),
+            };
+            for line in daemon::audit::why(store.as_ref(), &question)? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Ledger { config, action } => {
             let config = load(&config)?;

@@ -211,6 +211,7 @@ impl Reloader {
             }
         }
         *self.shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
+        *self.shared.psa_name.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.name();
         self.adapters.lock().await.push(wired);
         *current = new;
         Ok(())
@@ -246,6 +247,7 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
     let shared = Shared::new(store, book);
     let wired = wiring::wire(config)?;
     *shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
+    *shared.psa_name.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.name();
     let sink = match wrap_sink {
         Some(wrap) => wrap(wired.sink.clone()),
         None => wired.sink.clone(),

@@ -71,6 +71,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
                 cursor: Some((&ck, &Cursor("7".into()))),
                 at: Some(now),
                 epoch: None,
+                decisions: &[],
             })
             .unwrap();
         // One more transition on its own.
@@ -84,6 +85,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
                 cursor: None,
                 at: Some(now),
                 epoch: None,
+                decisions: &[],
             })
             .unwrap();
     }

@@ -11,7 +11,9 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use daemon::store::{Commit, CursorKey, PostgresStore, SqliteStore, Store, StoreError};
+use daemon::store::{
+    Commit, CursorKey, Decision, DecisionQuery, Outcome, PostgresStore, SqliteStore, Store, StoreError,
+};
 use ticketing_core::catalog::Catalog;
 use ticketing_core::decide::{Context, EventDecision, decide_event};
 use ticketing_core::edit::RuleBook;
@@ -147,6 +149,8 @@ suite!(
     event_history_is_kept_once_and_pruned,
     recent_transitions_are_newest_first,
     async_and_sync_callers_alike,
+    decisions_are_filtered_newest_first_and_pruned_with_the_history,
+    the_store_probe_reports_writable,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -224,7 +228,7 @@ fn commit_plain<'a>(
     cursor: Option<(&'a CursorKey, &'a Cursor)>,
     at: DateTime<Utc>,
 ) -> Commit<'a> {
-    Commit { transitions, events, cursor, at: Some(at), epoch: None }
+    Commit { transitions, events, cursor, at: Some(at), epoch: None, decisions: &[] }
 }
 
 const SHORT_LEASE: Duration = Duration::from_millis(400);
@@ -462,6 +466,60 @@ fn event_history_is_kept_once_and_pruned(f: &Fixture) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event.source_id.as_str(), "3");
     assert_eq!(store.prune_history(t2 + chrono::Duration::days(1)).unwrap(), 1);
+}
+
+fn decision(at: DateTime<Utc>, tenant: &str, event: Option<&str>, device: Option<&str>, outcome: Outcome) -> Decision {
+    Decision {
+        at,
+        product: if event.is_some() { Product::SecurityCenter } else { Product::EndpointCloud },
+        tenant: TenantId::new(tenant),
+        event_id: event.map(str::to_owned),
+        device: device.map(str::to_owned),
+        device_name: device.map(|d| format!("PC {d}")),
+        key: format!("key-{tenant}-{event:?}-{device:?}"),
+        outcome,
+        reason: (outcome == Outcome::Skipped).then(|| "rule_off".to_owned()),
+        detail: "not ticketed: the rule is off".to_owned(),
+        revision: 7,
+    }
+}
+
+fn decisions_are_filtered_newest_first_and_pruned_with_the_history(f: &Fixture) {
+    let store = f.open();
+    let t1 = t0();
+    let t2 = t0() + chrono::Duration::minutes(10);
+    let first = [
+        decision(t1, "a", Some("1"), Some("d1"), Outcome::Ticketed),
+        decision(t1, "a", Some("2"), Some("d1"), Outcome::Skipped),
+    ];
+    let second = [decision(t2, "b", None, Some("d2"), Outcome::Skipped)];
+    store.commit(&Commit { decisions: &first, at: Some(t1), ..Commit::default() }).unwrap();
+    store.commit(&Commit { decisions: &second, at: Some(t2), ..Commit::default() }).unwrap();
+    let all = store.decisions(&DecisionQuery::default()).unwrap();
+    assert_eq!(all, [second[0].clone(), first[1].clone(), first[0].clone()], "newest first, round-tripped");
+    let q = |q: DecisionQuery| store.decisions(&q).unwrap().len();
+    assert_eq!(q(DecisionQuery { tenant: Some("a".into()), ..DecisionQuery::default() }), 2);
+    assert_eq!(q(DecisionQuery { product: Some(Product::EndpointCloud), ..DecisionQuery::default() }), 1);
+    assert_eq!(q(DecisionQuery { since: Some(t2), ..DecisionQuery::default() }), 1);
+    assert_eq!(q(DecisionQuery { outcome: Some(Outcome::Skipped), ..DecisionQuery::default() }), 2);
+    assert_eq!(q(DecisionQuery { event_id: Some("2".into()), ..DecisionQuery::default() }), 1);
+    assert_eq!(q(DecisionQuery { device: Some("d1".into()), ..DecisionQuery::default() }), 2);
+    assert_eq!(q(DecisionQuery { device: Some("PC d2".into()), ..DecisionQuery::default() }), 1, "by name too");
+    assert_eq!(q(DecisionQuery { limit: 1, ..DecisionQuery::default() }), 1);
+    for d in &all {
+        assert!(
+            DecisionQuery { tenant: Some("a".into()), ..DecisionQuery::default() }.matches(d)
+                == (d.tenant.as_str() == "a")
+        );
+    }
+    assert_eq!(store.prune_history(t2).unwrap(), 2, "decisions older than the history window go with it");
+    assert_eq!(f.open().decisions(&DecisionQuery::default()).unwrap(), [second[0].clone()]);
+}
+
+fn the_store_probe_reports_writable(f: &Fixture) {
+    let store = f.open();
+    store.probe_writable().unwrap();
+    store.probe_writable().unwrap();
 }
 
 fn recent_transitions_are_newest_first(f: &Fixture) {

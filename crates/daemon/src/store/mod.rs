@@ -17,7 +17,7 @@ pub use sqlite::SqliteStore;
 use chrono::{DateTime, Utc};
 use ticketing_core::edit::RuleBook;
 use ticketing_core::ledger::{Ledger, LedgerEntry, Transition};
-use ticketing_core::model::{Event, TenantId};
+use ticketing_core::model::{Event, Product, TenantId};
 use ticketing_core::ports::Cursor;
 
 /// A store failure. The message never contains secrets (the store holds none).
@@ -86,6 +86,8 @@ pub struct Commit<'a> {
     pub events: &'a [Event],
     /// The cursor to advance to.
     pub cursor: Option<(&'a CursorKey, &'a Cursor)>,
+    /// What was decided, and why, for the audit (`why`, `/api/decisions`, the Activity page).
+    pub decisions: &'a [Decision],
     /// When the batch was handled.
     pub at: Option<DateTime<Utc>>,
     /// The leader epoch the writer holds (see [`Store::lease`]). The write is refused with
@@ -103,6 +105,108 @@ pub struct LeaderInfo {
     pub epoch: u64,
     /// Until when, by the store's clock.
     pub expires_at: DateTime<Utc>,
+}
+
+/// What became of one event or condition: the audit's record, kept as long as the event
+/// history (`polling.history_days`). Written in the same transaction as the ledger transitions
+/// it led to, so the audit never claims a ticket the ledger does not have.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// The product.
+    pub product: Product,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The event's id at its source; `None` for a status description or an Office 365 issue.
+    pub event_id: Option<String>,
+    /// The computer's id, when the decision is about one.
+    pub device: Option<String>,
+    /// The computer's name.
+    pub device_name: Option<String>,
+    /// The ticket key (canonical form, as the ledger shows it).
+    pub key: String,
+    /// What was decided.
+    pub outcome: Outcome,
+    /// The skip reason's stable label (`rule_off`, `stale`, ...), when skipped.
+    pub reason: Option<String>,
+    /// The decision in plain words ("not ticketed: the Warning events rule is off").
+    pub detail: String,
+    /// The rules revision that decided it.
+    pub revision: u64,
+}
+
+/// What a [`Decision`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A ticket was planned (see the ledger for what became of it).
+    Ticketed,
+    /// No ticket, for the recorded reason.
+    Skipped,
+    /// The ticket's problem went away: its close was planned.
+    Closed,
+}
+
+impl Outcome {
+    /// The spelling in the API and the store.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ticketed => "ticketed",
+            Self::Skipped => "skipped",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ticketed" => Ok(Self::Ticketed),
+            "skipped" => Ok(Self::Skipped),
+            "closed" => Ok(Self::Closed),
+            other => Err(format!("unknown outcome `{other}` (expected ticketed, skipped or closed)")),
+        }
+    }
+}
+
+/// Which decisions to list (every field narrows; newest first, at most `limit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionQuery {
+    /// One tenant.
+    pub tenant: Option<String>,
+    /// One product.
+    pub product: Option<Product>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// One outcome.
+    pub outcome: Option<Outcome>,
+    /// One event (its source id).
+    pub event_id: Option<String>,
+    /// One computer, by id or name.
+    pub device: Option<String>,
+    /// At most this many (0: the default, 200).
+    pub limit: usize,
+}
+
+impl DecisionQuery {
+    /// The row limit in force.
+    pub fn limit(&self) -> usize {
+        if self.limit == 0 { 200 } else { self.limit.min(10_000) }
+    }
+
+    /// Whether `d` is one of the decisions asked for (the stores filter in SQL; this is the
+    /// same filter, for tests and in-memory callers).
+    pub fn matches(&self, d: &Decision) -> bool {
+        self.tenant.as_ref().is_none_or(|t| d.tenant.as_str() == t)
+            && self.product.is_none_or(|p| d.product == p)
+            && self.since.is_none_or(|s| d.at >= s)
+            && self.outcome.is_none_or(|o| d.outcome == o)
+            && self.event_id.as_ref().is_none_or(|e| d.event_id.as_ref() == Some(e))
+            && self.device.as_ref().is_none_or(|x| d.device.as_ref() == Some(x) || d.device_name.as_ref() == Some(x))
+    }
 }
 
 /// A stored event with the time the daemon saw it (preview decides as of that time).
@@ -140,7 +244,14 @@ pub trait Store: Send + Sync {
     /// Events seen at or after `since`, oldest first.
     fn events_since(&self, since: DateTime<Utc>) -> Result<Vec<SeenEvent>, StoreError>;
 
-    /// Drops history older than `before`; returns how many rows went.
+    /// Recorded decisions, newest first (see [`DecisionQuery`]).
+    fn decisions(&self, query: &DecisionQuery) -> Result<Vec<Decision>, StoreError>;
+
+    /// Whether the store takes writes now (readiness): a small real write, never a ledger
+    /// change. `Err` names what is wrong (file gone, read-only, a database in recovery).
+    fn probe_writable(&self) -> Result<(), StoreError>;
+
+    /// Drops history (events and decisions) older than `before`; returns how many rows went.
     fn prune_history(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// Checks that the store is still the one opened (its file not removed or replaced).

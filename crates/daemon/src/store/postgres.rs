@@ -37,12 +37,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ticketing_core::edit::RuleBook;
 use ticketing_core::ledger::{Ledger, LedgerEntry};
-use ticketing_core::model::Event;
+use ticketing_core::model::{Event, Product};
 use ticketing_core::ports::Cursor;
 use ticketing_core::secret::Secret;
 use tokio_postgres::{Client, NoTls};
 
-use super::{Commit, CursorKey, LeaderInfo, SeenEvent, Store, StoreError};
+use super::{Commit, CursorKey, Decision, DecisionQuery, LeaderInfo, Outcome, SeenEvent, Store, StoreError};
 
 /// Schema migrations, applied in order; the index + 1 is the schema version. Version 1 is the
 /// SQLite store's schema 4 (ledger, transition log, outbox view, cursors, rule book with its
@@ -107,6 +107,21 @@ const MIGRATIONS: &[&str] = &[
         holder TEXT NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL
     );",
+    // 2: the audit's decisions (kept as long as the event history)
+    "CREATE TABLE decisions (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at TIMESTAMPTZ NOT NULL,
+        product TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        event_id TEXT,
+        device TEXT,
+        device_name TEXT,
+        outcome TEXT NOT NULL,
+        decision TEXT NOT NULL
+    );
+    CREATE INDEX decisions_at ON decisions(at);
+    CREATE INDEX decisions_event ON decisions(event_id);
+    CREATE INDEX decisions_tenant ON decisions(tenant, at);",
 ];
 
 /// The advisory lock key that serializes migrations of several daemons starting at once
@@ -548,9 +563,14 @@ struct CommitRows {
     transitions: Vec<(String, String, Option<EntryRow>)>,
     events: Vec<EventRow>,
     cursor: Option<(String, String, String)>,
+    /// (at, product, tenant, event id, device, device name, outcome, decision JSON)
+    decisions: Vec<DecisionRow>,
     at: DateTime<Utc>,
     epoch: Option<u64>,
 }
+
+type DecisionRow =
+    (DateTime<Utc>, &'static str, String, Option<String>, Option<String>, Option<String>, &'static str, String);
 
 impl CommitRows {
     fn of(commit: &Commit<'_>) -> Result<Self, StoreError> {
@@ -569,9 +589,23 @@ impl CommitRows {
                 event: serde_json::to_string(e).map_err(|e| corrupt("event_history", e))?,
             });
         }
+        let mut decisions = Vec::with_capacity(commit.decisions.len());
+        for d in commit.decisions {
+            decisions.push((
+                bound(d.at),
+                d.product.code(),
+                d.tenant.as_str().to_owned(),
+                d.event_id.clone(),
+                d.device.clone(),
+                d.device_name.clone(),
+                d.outcome.code(),
+                serde_json::to_string(d).map_err(|e| corrupt("decisions", e))?,
+            ));
+        }
         Ok(Self {
             transitions,
             events,
+            decisions,
             cursor: commit.cursor.map(|(k, c)| (k.source.clone(), k.tenant.as_str().to_owned(), c.0.clone())),
             at: bound(commit.at.unwrap_or_else(Utc::now)),
             epoch: commit.epoch,
@@ -660,6 +694,17 @@ impl Store for PostgresStore {
                 for e in &rows.events {
                     tx.execute(&insert, &[&e.product, &e.tenant, &e.source_id, &e.occurred_at, &rows.at, &e.event])
                         .await?;
+                }
+            }
+            if !rows.decisions.is_empty() {
+                let insert = tx
+                    .prepare(
+                        "INSERT INTO decisions (at, product, tenant, event_id, device, device_name, outcome, decision)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .await?;
+                for (at, product, tenant, event, device, name, outcome, json) in &rows.decisions {
+                    tx.execute(&insert, &[at, product, tenant, event, device, name, outcome, json]).await?;
                 }
             }
             if let Some((source, tenant, cursor)) = &rows.cursor {
@@ -760,7 +805,54 @@ impl Store for PostgresStore {
     fn prune_history(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let before = bound(before);
         self.call(async move |c: &mut Client| {
-            Ok(c.execute("DELETE FROM event_history WHERE seen_at < $1", &[&before]).await? as usize)
+            let events = c.execute("DELETE FROM event_history WHERE seen_at < $1", &[&before]).await?;
+            let decisions = c.execute("DELETE FROM decisions WHERE at < $1", &[&before]).await?;
+            Ok((events + decisions) as usize)
+        })
+    }
+
+    fn decisions(&self, q: &DecisionQuery) -> Result<Vec<Decision>, StoreError> {
+        let tenant = q.tenant.clone();
+        let product = q.product.map(Product::code);
+        let since = q.since.map(bound);
+        let outcome = q.outcome.map(Outcome::code);
+        let event = q.event_id.clone();
+        let device = q.device.clone();
+        let limit = q.limit() as i64;
+        self.call(async move |c: &mut Client| {
+            let rows = c
+                .query(
+                    "SELECT decision FROM decisions
+                     WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR product = $2)
+                       AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::text IS NULL OR outcome = $4)
+                       AND ($5::text IS NULL OR event_id = $5) AND ($6::text IS NULL OR device = $6 OR device_name = $6)
+                     ORDER BY id DESC LIMIT $7",
+                    &[&tenant, &product, &since, &outcome, &event, &device, &limit],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(serde_json::from_str(row.get(0)).map_err(|e| corrupt("decisions", e))?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// A server in recovery (a standby after a failover went the wrong way) or a read-only
+    /// transaction default takes no writes: both are asked, no row is written.
+    fn probe_writable(&self) -> Result<(), StoreError> {
+        self.call(async |c: &mut Client| {
+            let row = c.query_one("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')", &[]).await?;
+            let (recovery, read_only): (bool, String) = (row.get(0), row.get(1));
+            if recovery {
+                return Err(Fail::Store(StoreError::Database(
+                    "the PostgreSQL server is in recovery (a standby): it takes no writes".to_owned(),
+                )));
+            }
+            if read_only == "on" {
+                return Err(Fail::Store(StoreError::Database("the PostgreSQL session is read-only".to_owned())));
+            }
+            Ok(())
         })
     }
 

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use ticketing_core::edit::RuleBook;
 use ticketing_core::ledger::{Ledger, LedgerEntry};
-use ticketing_core::model::Event;
+use ticketing_core::model::{Event, Product};
 use ticketing_core::ports::Cursor;
 
-use super::{Commit, CursorKey, SeenEvent, Store, StoreError};
+use super::{Commit, CursorKey, Decision, DecisionQuery, Outcome, SeenEvent, Store, StoreError};
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
@@ -82,6 +82,25 @@ const MIGRATIONS: &[&str] = &[
         epoch INTEGER NOT NULL,
         holder TEXT NOT NULL,
         expires_at TEXT NOT NULL
+    );",
+    // 5: the audit's decisions (kept as long as the event history); the readiness probe's row
+    "CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        product TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        event_id TEXT,
+        device TEXT,
+        device_name TEXT,
+        outcome TEXT NOT NULL,
+        decision TEXT NOT NULL
+    );
+    CREATE INDEX decisions_at ON decisions(at);
+    CREATE INDEX decisions_event ON decisions(event_id);
+    CREATE INDEX decisions_tenant ON decisions(tenant, at);
+    CREATE TABLE health (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_at TEXT NOT NULL
     );",
 ];
 
@@ -386,6 +405,24 @@ impl Store for SqliteStore {
                 )
                 .map_err(db)?;
             }
+            for d in commit.decisions {
+                let json = serde_json::to_string(d).map_err(|e| corrupt("decisions", e))?;
+                tx.execute(
+                    "INSERT INTO decisions (at, product, tenant, event_id, device, device_name, outcome, decision)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        ts(d.at),
+                        d.product.code(),
+                        d.tenant.as_str(),
+                        d.event_id,
+                        d.device,
+                        d.device_name,
+                        d.outcome.code(),
+                        json
+                    ],
+                )
+                .map_err(db)?;
+            }
             if let Some((key, cursor)) = commit.cursor {
                 tx.execute(
                     "INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -488,7 +525,60 @@ impl Store for SqliteStore {
 
     fn prune_history(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let conn = self.lock();
-        self.named(conn.execute("DELETE FROM event_history WHERE seen_at < ?1", params![ts(before)]).map_err(db))
+        self.named((|| {
+            let events =
+                conn.execute("DELETE FROM event_history WHERE seen_at < ?1", params![ts(before)]).map_err(db)?;
+            let decisions = conn.execute("DELETE FROM decisions WHERE at < ?1", params![ts(before)]).map_err(db)?;
+            Ok(events + decisions)
+        })())
+    }
+
+    fn decisions(&self, q: &DecisionQuery) -> Result<Vec<Decision>, StoreError> {
+        self.named((|| {
+            let conn = self.lock();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT decision FROM decisions
+                     WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR product = ?2) AND (?3 IS NULL OR at >= ?3)
+                       AND (?4 IS NULL OR outcome = ?4) AND (?5 IS NULL OR event_id = ?5)
+                       AND (?6 IS NULL OR device = ?6 OR device_name = ?6)
+                     ORDER BY id DESC LIMIT ?7",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        q.tenant,
+                        q.product.map(Product::code),
+                        q.since.map(ts),
+                        q.outcome.map(Outcome::code),
+                        q.event_id,
+                        q.device,
+                        q.limit() as i64
+                    ],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let json = row.map_err(db)?;
+                out.push(serde_json::from_str(&json).map_err(|e| corrupt("decisions", e))?);
+            }
+            Ok(out)
+        })())
+    }
+
+    fn probe_writable(&self) -> Result<(), StoreError> {
+        self.verify()?;
+        let conn = self.lock();
+        self.named(
+            conn.execute(
+                "INSERT INTO health (id, probed_at) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET probed_at = excluded.probed_at",
+                params![ts(Utc::now())],
+            )
+            .map(drop)
+            .map_err(db),
+        )
     }
 
     fn recent_transitions(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError> {

@@ -1,0 +1,320 @@
+//! Liveness and readiness: what `/healthz` and `/readyz` answer, and what the UI's banners show.
+//!
+//! The engine reports what it sees as it goes (every loop turn, every PSA answer, every source
+//! read); the admin API asks [`Health::readiness`] at request time, so a probe costs no PSA or
+//! source call. Only the store check touches anything: a tiny write, through
+//! [`crate::store::Store::probe_writable`], at most once per [`STORE_PROBE_EVERY`].
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How long a store probe's answer is reused (a scraper asking every second costs one write
+/// per interval, not one per request).
+pub const STORE_PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// A PSA answer as readiness classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsaAnswer {
+    /// The PSA answered (including a refusal of one request: it is reachable).
+    Reached,
+    /// Timeout, connection failure, 5xx, rejected credentials or a 429: not usable now.
+    Unreachable,
+}
+
+impl PsaAnswer {
+    /// Classifies an outcome label (`ok`, or a lower-cased `PortErrorKind`).
+    pub fn of(outcome: &str) -> Self {
+        match outcome {
+            "transient" | "auth" | "ratelimited" | "other" => Self::Unreachable,
+            _ => Self::Reached,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The engine loop's last turn.
+    heartbeat: Option<DateTime<Utc>>,
+    /// The engine's tick, for the liveness bound.
+    tick: Duration,
+    /// The last PSA answer that reached it.
+    psa_ok: Option<DateTime<Utc>>,
+    /// The last failed PSA call: when, which operation, what kind.
+    psa_failed: Option<(DateTime<Utc>, String, String)>,
+    /// How often the PSA is asked at least (catalog refresh), for the staleness bound.
+    psa_every: Duration,
+    /// Each source's last successful read and its poll interval.
+    sources: BTreeMap<String, SourceHealth>,
+    /// Whether this instance leads (a standby polls nothing, so its sources are not stale).
+    standby: bool,
+    /// The last store probe.
+    store: Option<(std::time::Instant, Result<(), String>)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SourceHealth {
+    interval: Duration,
+    last_ok: Option<DateTime<Utc>>,
+    last_error: Option<(DateTime<Utc>, String)>,
+}
+
+/// What the engine saw, for the probes.
+#[derive(Debug)]
+pub struct Health {
+    state: Mutex<State>,
+    /// When this was made: the engine gets a grace period to start its loop.
+    born: std::time::Instant,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self { state: Mutex::default(), born: std::time::Instant::now() }
+    }
+}
+
+/// One readiness check's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// `store`, `psa`, or `source:<name>`.
+    pub name: String,
+    /// Whether it passes.
+    pub ok: bool,
+    /// Plain words: what was found.
+    pub detail: String,
+}
+
+/// `/readyz`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// Every check passes.
+    pub ready: bool,
+    /// Each check.
+    pub checks: Vec<Check>,
+}
+
+impl Readiness {
+    /// The failing check named `name`, if it fails.
+    pub fn failing(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name && !c.ok)
+    }
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The engine's loop turned (called every tick).
+    pub fn beat(&self, now: DateTime<Utc>, tick: Duration) {
+        let mut s = self.lock();
+        s.heartbeat = Some(now);
+        s.tick = tick;
+    }
+
+    /// Sets how often the PSA is asked at least (the catalog refresh interval).
+    pub fn set_psa_interval(&self, every: Duration) {
+        self.lock().psa_every = every;
+    }
+
+    /// Sets the sources and their poll intervals (a reload may change them; gone ones are
+    /// forgotten, kept ones keep their history).
+    pub fn set_sources(&self, sources: impl IntoIterator<Item = (String, Duration)>) {
+        let mut s = self.lock();
+        let old = std::mem::take(&mut s.sources);
+        for (name, interval) in sources {
+            let mut h = old.get(&name).cloned().unwrap_or_default();
+            h.interval = interval;
+            s.sources.insert(name, h);
+        }
+    }
+
+    /// Records whether this instance stands by.
+    pub fn set_standby(&self, standby: bool) {
+        self.lock().standby = standby;
+    }
+
+    /// Records a PSA answer.
+    pub fn psa_answered(&self, op: &str, outcome: &str, now: DateTime<Utc>) {
+        let mut s = self.lock();
+        match PsaAnswer::of(outcome) {
+            PsaAnswer::Reached => s.psa_ok = Some(now),
+            PsaAnswer::Unreachable => s.psa_failed = Some((now, op.to_owned(), outcome.to_owned())),
+        }
+    }
+
+    /// Records a source read.
+    pub fn source_read(&self, source: &str, result: Result<(), String>, now: DateTime<Utc>) {
+        let mut s = self.lock();
+        let h = s.sources.entry(source.to_owned()).or_default();
+        match result {
+            Ok(()) => h.last_ok = Some(now),
+            Err(e) => h.last_error = Some((now, e)),
+        }
+    }
+
+    /// Each source's last successful read.
+    pub fn source_successes(&self) -> BTreeMap<String, Option<DateTime<Utc>>> {
+        self.lock().sources.iter().map(|(k, v)| (k.clone(), v.last_ok)).collect()
+    }
+
+    /// Liveness: `Err` with why when the engine loop has not turned for a while (five ticks,
+    /// at least 30 s) or never did.
+    pub fn liveness(&self, now: DateTime<Utc>) -> Result<(), String> {
+        let s = self.lock();
+        let bound = (s.tick * 5).max(Duration::from_secs(30));
+        match s.heartbeat {
+            None if self.born.elapsed() <= bound => Ok(()),
+            None => Err("the engine has not started its loop".to_owned()),
+            Some(at) if (now - at).to_std().unwrap_or_default() > bound => {
+                Err(format!("the engine loop last ran {} s ago", (now - at).num_seconds()))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Whether the PSA is reachable, in words: `Err` during an outage.
+    pub fn psa(&self, now: DateTime<Utc>) -> Result<String, String> {
+        let s = self.lock();
+        psa_check(&s, now)
+    }
+
+    /// Readiness: the store (probed with `probe` at most every [`STORE_PROBE_EVERY`]), the PSA
+    /// (reached by its latest call, and recently; the request budget not used up) and each
+    /// source (a successful read within three poll intervals).
+    pub fn readiness(
+        &self,
+        now: DateTime<Utc>,
+        budget: crate::metrics::Budget,
+        probe: impl FnOnce() -> Result<(), String>,
+    ) -> Readiness {
+        let mut s = self.lock();
+        let fresh = s.store.as_ref().filter(|(at, _)| at.elapsed() < STORE_PROBE_EVERY).map(|(_, r)| r.clone());
+        let store = match fresh {
+            Some(r) => r,
+            None => {
+                let r = probe();
+                s.store = Some((std::time::Instant::now(), r.clone()));
+                r
+            }
+        };
+        let mut checks = vec![Check {
+            name: "store".to_owned(),
+            ok: store.is_ok(),
+            detail: store.err().unwrap_or_else(|| "writable".to_owned()),
+        }];
+        let psa = psa_check(&s, now).and_then(|ok| {
+            if budget.effective > 0 && budget.used >= budget.effective {
+                Err(format!("the hourly request budget is used up ({} of {})", budget.used, budget.effective))
+            } else {
+                Ok(ok)
+            }
+        });
+        checks.push(Check { name: "psa".to_owned(), ok: psa.is_ok(), detail: psa.unwrap_or_else(|e| e) });
+        for (name, h) in &s.sources {
+            let bound = h.interval * 3;
+            let (ok, detail) = match h.last_ok {
+                _ if s.standby => (true, "standing by: the leader polls".to_owned()),
+                Some(at) if age(now, at) <= bound => (true, format!("last read {} s ago", age(now, at).as_secs())),
+                Some(at) => (
+                    false,
+                    format!(
+                        "no successful read for {} s (more than 3 poll intervals){}",
+                        age(now, at).as_secs(),
+                        last_error(h)
+                    ),
+                ),
+                None => (false, format!("no successful read yet{}", last_error(h))),
+            };
+            checks.push(Check { name: format!("source:{name}"), ok, detail });
+        }
+        Readiness { ready: checks.iter().all(|c| c.ok), checks }
+    }
+}
+
+fn age(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    (now - at).to_std().unwrap_or_default()
+}
+
+fn last_error(h: &SourceHealth) -> String {
+    h.last_error.as_ref().map(|(_, e)| format!("; last error: {e}")).unwrap_or_default()
+}
+
+fn psa_check(s: &State, now: DateTime<Utc>) -> Result<String, String> {
+    let stale_after = (s.psa_every * 3).max(Duration::from_secs(60));
+    if let Some((at, op, kind)) = &s.psa_failed {
+        if s.psa_ok.is_none_or(|ok| ok < *at) {
+            return Err(format!("unreachable: the last call ({op}, {} s ago) failed: {kind}", age(now, *at).as_secs()));
+        }
+    }
+    match s.psa_ok {
+        None => Err("not contacted yet".to_owned()),
+        Some(ok) if age(now, ok) > stale_after => Err(format!("no answer for {} s", age(now, ok).as_secs())),
+        Some(ok) => Ok(format!("reached {} s ago", age(now, ok).as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Budget;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn psa_goes_red_on_a_failed_call_and_green_on_the_next_answer() {
+        let h = Health::default();
+        h.set_psa_interval(Duration::from_secs(60));
+        assert!(h.psa(t(0)).is_err(), "not contacted yet");
+        h.psa_answered("catalog", "ok", t(1));
+        assert!(h.psa(t(2)).is_ok());
+        h.psa_answered("create", "invalid", t(3));
+        assert!(h.psa(t(4)).is_ok(), "a refused request still reached the PSA");
+        h.psa_answered("create", "transient", t(5));
+        let e = h.psa(t(6)).unwrap_err();
+        assert!(e.contains("create") && e.contains("transient"), "{e}");
+        h.psa_answered("catalog", "ok", t(7));
+        assert!(h.psa(t(8)).is_ok());
+        assert!(h.psa(t(7 + 181)).is_err(), "no answer for over three refresh intervals");
+    }
+
+    #[test]
+    fn sources_are_stale_after_three_intervals_and_standby_is_ready() {
+        let h = Health::default();
+        h.set_sources([("ksc/events".to_owned(), Duration::from_secs(10))]);
+        h.psa_answered("catalog", "ok", t(0));
+        let probe = || Ok(());
+        let r = h.readiness(t(0), Budget::default(), probe);
+        assert!(!r.ready && r.failing("source:ksc/events").is_some(), "{r:?}");
+        h.source_read("ksc/events", Ok(()), t(1));
+        assert!(h.readiness(t(30), Budget::default(), probe).ready);
+        let r = h.readiness(t(32), Budget::default(), probe);
+        assert!(r.failing("source:ksc/events").unwrap().detail.contains("31 s"), "{r:?}");
+        h.set_standby(true);
+        assert!(h.readiness(t(32), Budget::default(), probe).failing("source:ksc/events").is_none());
+    }
+
+    #[test]
+    fn a_used_up_budget_and_a_failing_store_are_not_ready() {
+        let h = Health::default();
+        h.psa_answered("catalog", "ok", t(0));
+        let b = Budget { used: 10, configured: 10, server: 0, effective: 10 };
+        let r = h.readiness(t(1), b, || Err("disk full".to_owned()));
+        assert!(r.failing("psa").unwrap().detail.contains("budget"), "{r:?}");
+        assert_eq!(r.failing("store").unwrap().detail, "disk full");
+    }
+
+    #[test]
+    fn liveness_needs_a_recent_heartbeat() {
+        let h = Health::default();
+        assert!(h.liveness(t(0)).is_ok(), "starting");
+        h.beat(t(0), Duration::from_secs(1));
+        assert!(h.liveness(t(29)).is_ok());
+        assert!(h.liveness(t(31)).is_err());
+    }
+}
