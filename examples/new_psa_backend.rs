@@ -16,7 +16,7 @@ use msp_ticketing::catalog::{Catalog, PicklistValue};
 use msp_ticketing::decide::{Context, EventDecision, decide_event};
 use msp_ticketing::ledger::{Ledger, Transition};
 use msp_ticketing::model::*;
-use msp_ticketing::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink};
+use msp_ticketing::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink, TicketUpdate};
 use msp_ticketing::rules::{RowId, RuleSet};
 use msp_ticketing::ticket::{IdempotencyKey, TicketDraft, TicketRef};
 
@@ -74,6 +74,25 @@ impl TicketSink for MemoryPsa {
         let entry =
             tickets.get_mut(&ticket.id.0).ok_or_else(|| PortError::new(PortErrorKind::NotFound, "no such ticket"))?;
         entry.1 = status;
+        Ok(())
+    }
+
+    // The ticket lifecycle (reopen, priority following severity) needs updates; a backend that
+    // leaves this out keeps the default, which refuses, and never gets those features. Setting
+    // absolute values makes a repeat harmless.
+    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
+        let mut tickets = self.tickets.lock().map_err(|_| PortError::new(PortErrorKind::Other, "poisoned"))?;
+        let (draft, status) =
+            tickets.get_mut(&ticket.id.0).ok_or_else(|| PortError::new(PortErrorKind::NotFound, "no such ticket"))?;
+        if let Some(s) = update.status {
+            *status = s;
+        }
+        if let Some(p) = update.priority {
+            draft.priority = p;
+        }
+        if let Some(d) = update.due {
+            draft.due = d;
+        }
         Ok(())
     }
 

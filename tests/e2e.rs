@@ -18,7 +18,7 @@ use support::*;
 use ticketing_core::catalog::Catalog;
 use ticketing_core::ledger::TicketState;
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{Account, OwnedTicket, PortError, RemoteTicket, TicketSink};
+use ticketing_core::ports::{Account, OwnedTicket, PortError, RemoteTicket, TicketSink, TicketUpdate};
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
 
 const GUIDE_RULES: &str = r#"
@@ -187,6 +187,9 @@ impl TicketSink for LoseTheAnswer {
     }
     async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError> {
         self.inner.close_ticket(ticket, status).await
+    }
+    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
+        self.inner.update_ticket(ticket, update).await
     }
     async fn add_note(&self, ticket: &TicketRef, note: &TicketNote, look_up_first: bool) -> Result<(), PortError> {
         self.inner.add_note(ticket, note, look_up_first).await

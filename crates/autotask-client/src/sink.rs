@@ -6,6 +6,7 @@
 //! | `find_ticket` | `POST /Tickets/query` `externalID eq`, `MaxRecords 1` |
 //! | `ticket` | `GET /Tickets/{id}` (404 or `item: null` → `None`) |
 //! | `close_ticket` | `PATCH /Tickets {"id","status"}` (Autotask stamps `completedDate` when the status is Complete) |
+//! | `update_ticket` | `PATCH /Tickets {"id", + only the changed "status", "priority", "dueDateTime"}`; nothing when the update is empty; after a refusal, `GET /Tickets/{id}` tells `NotFound` from `Invalid` |
 //! | `add_note` | with `look_up_first`: `POST /TicketNotes/query` (`ticketID eq`, `description contains` the marker); then `POST /Tickets/{id}/Notes` unless found; nothing at all when `note_on_close` is off |
 //! | `owned_tickets` | one paged `POST /Tickets/query`: `externalID beginsWith` prefix AND (still open OR `lastActivityDate gte` closed_since) |
 //! | `catalog` | cached `Tickets/entityInformation/fields` + BillingCodes work types |
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ticketing_core::catalog::Catalog;
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink};
+use ticketing_core::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink, TicketUpdate};
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
 use tracing::warn;
 
@@ -87,6 +88,22 @@ pub fn draft_to_ticket(draft: &TicketDraft) -> Ticket {
         sub_issue_type: draft.sub_issue_type.map(|p| p.0),
         billing_code_id: draft.work_type.map(|p| p.0),
         external_id: Some(draft.idempotency_key.as_str().to_owned()),
+        ..Ticket::default()
+    }
+}
+
+/// The `PATCH /Tickets` body for an update (a pure function): `id` plus only the fields the
+/// update changes (`status`, `priority`, `dueDateTime` written as UTC `…Z`, as on create).
+///
+/// Reopening needs nothing more than the status: `completedDate` and `completedByResourceID`
+/// are read-only and stamped by Autotask itself (autotask-api.md §3.3, §3.6), which clears them
+/// when a ticket leaves Complete (§7.10, inferred), so they are never sent.
+pub fn update_to_patch(ticket_id: i64, update: &TicketUpdate) -> Ticket {
+    Ticket {
+        id: Some(ticket_id),
+        status: update.status.map(|p| p.0),
+        priority: update.priority.map(|p| p.0),
+        due_date_time: update.due,
         ..Ticket::default()
     }
 }
@@ -255,6 +272,31 @@ impl TicketSink for AutotaskSink {
                 Err(self.port_error(&e))
             }
         }
+    }
+
+    /// A PATCH of absolute values, so retried like a close (idempotent). Autotask answers an
+    /// unknown id with a 500 refusal (`Ticket with id N not found.`, modelled), not a 404: after
+    /// a refusal the ticket is read back, and a ticket that is not there is `NotFound`.
+    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
+        if update.is_empty() {
+            return Ok(());
+        }
+        let id = ticket.id.0;
+        let Err(err) = self.client.update_ticket(&update_to_patch(id, update)).await else {
+            return Ok(());
+        };
+        if err.outcome() == Outcome::Unknown {
+            warn!(ticket_id = id, error = %err, "ticket update outcome unknown");
+        }
+        let mut port = self.port_error(&err);
+        if err.outcome() == Outcome::Rejected && port.kind == PortErrorKind::Invalid {
+            match self.client.get_ticket(id).await {
+                Ok(None) => port.kind = PortErrorKind::NotFound,
+                Ok(Some(_)) => {}
+                Err(e) => warn!(ticket_id = id, error = %e, "could not read the ticket after a refused update"),
+            }
+        }
+        Err(port)
     }
 
     async fn add_note(&self, ticket: &TicketRef, note: &TicketNote, look_up_first: bool) -> Result<(), PortError> {

@@ -6,6 +6,7 @@
 //! | `find_ticket` | `GET /service/tickets?conditions=externalXRef="key"` (exact match re-checked) |
 //! | `ticket` | `GET /service/tickets/{id}` (404 → `None`); the status is mapped to the catalog's id for its label |
 //! | `close_ticket` | `GET /service/tickets/{id}`, then `PATCH` `[{"op":"replace","path":"status","value":{"id":N}}]` with the ticket board's closed status; the answer must show `N` |
+//! | `update_ticket` | `GET /service/tickets/{id}` (404 → `NotFound`), then one `PATCH` of `replace` ops for the fields that differ: `status` `{"id"}` (retargeted to the ticket's board by label), `priority` `{"id"}`, `requiredDate`; the answer must show them; nothing is sent when nothing differs |
 //! | `add_note` | with `look_up_first`: `GET …/{id}/notes?conditions=text contains "[marker]"`; then `POST …/{id}/notes` unless found |
 //! | `closed_among` | `GET /service/tickets?conditions=id in (…)&fields=id,status,closedFlag` per 100 ids |
 //! | `owned_tickets` | one paged `GET /service/tickets?conditions=externalXRef like "prefix%" AND (closedFlag = False OR closedDate >= [since])`, then each ticket's first discussion note (the initial description, which ConnectWise never returns on the ticket) |
@@ -21,7 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use ticketing_core::catalog::{Catalog, Field};
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink};
+use ticketing_core::ports::{Account, OwnedTicket, PortError, PortErrorKind, RemoteTicket, TicketSink, TicketUpdate};
 use ticketing_core::secret::Secret;
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef, truncate_chars};
 use tracing::warn;
@@ -31,7 +32,7 @@ use crate::client::{ConnectWiseClient, ListQuery};
 use crate::conditions::{Condition, like_prefix};
 use crate::config::{Credentials, PagingMode};
 use crate::error::{Error, Outcome};
-use crate::models::{Reference, ServiceNote, Ticket};
+use crate::models::{PatchOp, Reference, ServiceNote, Ticket};
 use crate::{EXTERNAL_XREF_MAX, SUMMARY_MAX};
 
 /// Ids per `closed_among` query (`id in (…)` stays well under the URL limit).
@@ -107,6 +108,50 @@ pub fn note_text(note: &TicketNote) -> String {
 pub fn owned_tickets_condition(prefix: &str, closed_since: DateTime<Utc>) -> Condition {
     Condition::like("externalXRef", like_prefix(prefix))
         .and(Condition::or([Condition::eq("closedFlag", false), Condition::ge("closedDate", closed_since)]))
+}
+
+/// The JSON Patch for an update (a pure function): one `replace` of the whole value per field
+/// that `update` sets and `current` does not already show. `status` is the id already retargeted
+/// to the ticket's board. `requiredDate` is written as on create (RFC 3339, UTC `Z`). Reopening
+/// is the status alone: ConnectWise itself clears `closedFlag`/`closedDate` when the status is
+/// not a closed status (the client never writes those read-mostly fields).
+pub fn update_ops(current: &Ticket, status: Option<i64>, update: &TicketUpdate) -> Vec<PatchOp> {
+    let mut ops = Vec::new();
+    if let Some(s) = status
+        && current.status.as_ref().and_then(|r| r.id) != Some(s)
+    {
+        ops.push(PatchOp::replace("status", serde_json::json!({"id": s})));
+    }
+    if let Some(p) = update.priority
+        && current.priority.as_ref().and_then(|r| r.id) != Some(p.0)
+    {
+        ops.push(PatchOp::replace("priority", serde_json::json!({"id": p.0})));
+    }
+    if let Some(due) = update.due
+        && current.required_date != Some(due)
+    {
+        ops.push(PatchOp::replace("requiredDate", serde_json::json!(due)));
+    }
+    ops
+}
+
+/// What of `ops` the PATCH answer does not show (the "false 200"), or `None` when all of it.
+pub fn update_not_applied(answer: &Ticket, ops: &[PatchOp]) -> Option<String> {
+    let id_of = |r: &Option<Reference>| r.as_ref().and_then(|r| r.id);
+    let missing: Vec<String> = ops
+        .iter()
+        .filter(|op| match op.path.as_str() {
+            "status" => id_of(&answer.status) != op.value["id"].as_i64(),
+            "priority" => id_of(&answer.priority) != op.value["id"].as_i64(),
+            "requiredDate" => {
+                let sent = op.value.as_str().and_then(|v| DateTime::parse_from_rfc3339(v).ok());
+                answer.required_date.map(|d| d.fixed_offset()) != sent
+            }
+            _ => false,
+        })
+        .map(|op| op.path.clone())
+        .collect();
+    (!missing.is_empty()).then(|| format!("the answer does not show the new {}", missing.join(", ")))
 }
 
 /// The `closed_among` condition for one batch (a pure function).
@@ -335,6 +380,53 @@ impl TicketSink for ConnectWiseSink {
                 }
                 Err(self.port_error(&e))
             }
+        }
+    }
+
+    /// Reads the ticket first (its board scopes the status; a missing ticket is `NotFound`),
+    /// then patches only what differs, so a repeat sends nothing. The PATCH sets absolute values
+    /// and is retried like a close.
+    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
+        if update.is_empty() {
+            return Ok(());
+        }
+        let id = ticket.id.0;
+        let Some(current) = self.client.get_ticket(id).await.map_err(|e| self.port_error(&e))? else {
+            return Err(PortError::new(PortErrorKind::NotFound, format!("ticket {id} does not exist")));
+        };
+        let status = match update.status {
+            None => None,
+            Some(wanted) => {
+                let board = current.board.as_ref().and_then(|b| b.id).ok_or_else(|| {
+                    PortError::new(PortErrorKind::Other, format!("ticket {id} came back without a board"))
+                })?;
+                let catalog = self.catalog_with_board(board).await?;
+                let target = catalog.retarget(BoardList::Status, wanted.0, board).ok_or_else(|| {
+                    PortError::new(
+                        PortErrorKind::Invalid,
+                        format!(
+                            "board {board} has no status like {} ({})",
+                            catalog.label(BoardList::Status, wanted.0).unwrap_or("?"),
+                            wanted.0
+                        ),
+                    )
+                })?;
+                Some(target)
+            }
+        };
+        let ops = update_ops(&current, status, update);
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let answer = self.client.patch_ticket(id, &ops).await.map_err(|e| {
+            if e.outcome() == Outcome::Unknown {
+                warn!(ticket_id = id, error = %e, "ticket update outcome unknown");
+            }
+            self.port_error(&e)
+        })?;
+        match update_not_applied(&answer, &ops) {
+            None => Ok(()),
+            Some(detail) => Err(self.port_error(&Error::NotApplied { what: format!("ticket {id} update"), detail })),
         }
     }
 

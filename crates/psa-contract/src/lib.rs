@@ -14,6 +14,10 @@
 //! | [`check_catalog_and_accounts`] | catalog lists and account active flags are readable |
 //! | [`check_note_at_most_once`] | `add_note` with `look_up_first` never adds a second note |
 //! | [`check_owned_tickets`] | `owned_tickets` lists open and recently closed tickets with keys and descriptions |
+//! | [`check_update_reopens`] | `update_ticket` sets a closed ticket's status back to the new status and the PSA shows it open |
+//! | [`check_update_priority_and_due`] | `update_ticket` changes priority and due and leaves the rest |
+//! | [`check_update_is_idempotent`] | repeating an update (or sending an empty one) succeeds and changes nothing more |
+//! | [`check_update_unknown_ticket`] | updating a ticket the PSA does not have is `NotFound` |
 //! | [`check_error_classes`] | 401/404/429/5xx/timeouts come back as `Auth`/`NotFound`/`RateLimited`/`Transient` |
 //!
 //! The suite does not know any wire format: only the harness does.
@@ -22,9 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{PortErrorKind, TicketSink};
+use ticketing_core::ports::{PortErrorKind, TicketSink, TicketUpdate};
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote};
 
 /// Which requests an injected fault applies to.
@@ -45,6 +49,21 @@ pub enum Fault {
     Delay(Duration),
 }
 
+/// A ticket as the PSA itself holds it (read by the harness from the simulator, not through the
+/// sink under test).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The status id the PSA stores.
+    pub status: PsaId,
+    /// The priority id.
+    pub priority: PsaId,
+    /// The due time.
+    pub due: Option<DateTime<Utc>>,
+    /// Whether the PSA counts the ticket as closed (Autotask `completedDate`, ConnectWise
+    /// `closedFlag`).
+    pub closed: bool,
+}
+
 /// One backend under test, over its simulator.
 #[async_trait]
 pub trait Harness: Send + Sync {
@@ -59,6 +78,8 @@ pub trait Harness: Send + Sync {
     fn closed_status(&self) -> PsaId;
     /// An active account and an inactive one.
     fn accounts(&self) -> (PsaId, PsaId);
+    /// A priority above the draft's (what an escalation to Critical sets).
+    fn raised_priority(&self) -> PsaId;
     /// A delay longer than the sink's timeout.
     fn timeout_delay(&self) -> Duration;
     /// Restores the simulator's seed.
@@ -78,6 +99,8 @@ pub trait Harness: Send + Sync {
     async fn tickets_with_key(&self, key: &str) -> usize;
     /// How many notes of the ticket contain `text`.
     async fn notes_containing(&self, ticket: PsaId, text: &str) -> usize;
+    /// The ticket as the PSA holds it; `None` when it has no such ticket.
+    async fn observe(&self, ticket: PsaId) -> Option<Observed>;
 }
 
 fn key(n: &str) -> IdempotencyKey {
@@ -204,6 +227,84 @@ pub async fn check_owned_tickets(h: &dyn Harness) {
     assert_eq!(owned.len(), 2, "{name}: only the prefix");
 }
 
+async fn observe(h: &dyn Harness, ticket: PsaId) -> Observed {
+    h.observe(ticket).await.unwrap_or_else(|| panic!("{}: ticket {ticket} is in the PSA", h.name()))
+}
+
+/// Reopen: a closed ticket's status goes back to the new status; the PSA shows it open again.
+pub async fn check_update_reopens(h: &dyn Harness) {
+    let name = h.name();
+    let sink = h.sink();
+    let closed = h.closed_status();
+    let draft = h.draft(key("reopen").as_str());
+    let t = sink.create_ticket(&draft).await.unwrap();
+    sink.close_ticket(&t, closed).await.unwrap();
+    assert!(observe(h, t.id).await.closed, "{name}: closed before the reopen");
+    let reopen = TicketUpdate { status: Some(draft.status), ..TicketUpdate::default() };
+    sink.update_ticket(&t, &reopen).await.unwrap_or_else(|e| panic!("{name}: reopen: {e}"));
+    assert_eq!(sink.ticket(t.id).await.unwrap().unwrap().status, draft.status, "{name}: status after reopen");
+    let o = observe(h, t.id).await;
+    assert!(!o.closed, "{name}: the PSA no longer counts it closed: {o:?}");
+    assert_eq!((o.priority, o.due), (draft.priority, Some(draft.due)), "{name}: the rest unchanged");
+    assert!(sink.closed_among(&[t.id], closed).await.unwrap().is_empty(), "{name}: open for closed_among");
+}
+
+/// Escalation: priority and due change together; the status stays.
+pub async fn check_update_priority_and_due(h: &dyn Harness) {
+    let name = h.name();
+    let sink = h.sink();
+    let draft = h.draft(key("escalate").as_str());
+    let t = sink.create_ticket(&draft).await.unwrap();
+    let before = observe(h, t.id).await;
+    let due = draft.due - chrono::Duration::hours(3);
+    let up = TicketUpdate { status: None, priority: Some(h.raised_priority()), due: Some(due) };
+    sink.update_ticket(&t, &up).await.unwrap_or_else(|e| panic!("{name}: escalate: {e}"));
+    let o = observe(h, t.id).await;
+    assert_eq!((o.priority, o.due), (h.raised_priority(), Some(due)), "{name}: priority and due");
+    assert_eq!((o.status, o.closed), (before.status, false), "{name}: the status is left alone");
+    // the due time alone
+    let later = due + chrono::Duration::minutes(30);
+    sink.update_ticket(&t, &TicketUpdate { due: Some(later), ..TicketUpdate::default() }).await.unwrap();
+    let o = observe(h, t.id).await;
+    assert_eq!((o.priority, o.due), (h.raised_priority(), Some(later)), "{name}: due alone");
+}
+
+/// Repeating an update (the daemon retries until one lands) succeeds and changes nothing more;
+/// an empty update succeeds.
+pub async fn check_update_is_idempotent(h: &dyn Harness) {
+    let name = h.name();
+    let sink = h.sink();
+    let draft = h.draft(key("repeat").as_str());
+    let t = sink.create_ticket(&draft).await.unwrap();
+    sink.close_ticket(&t, h.closed_status()).await.unwrap();
+    let all = TicketUpdate {
+        status: Some(draft.status),
+        priority: Some(h.raised_priority()),
+        due: Some(draft.due - chrono::Duration::hours(1)),
+    };
+    sink.update_ticket(&t, &all).await.unwrap_or_else(|e| panic!("{name}: update: {e}"));
+    let once = observe(h, t.id).await;
+    sink.update_ticket(&t, &all).await.unwrap_or_else(|e| panic!("{name}: the same update again: {e}"));
+    assert_eq!(observe(h, t.id).await, once, "{name}: a repeat changes nothing");
+    sink.update_ticket(&t, &TicketUpdate::default()).await.unwrap_or_else(|e| panic!("{name}: empty update: {e}"));
+    assert_eq!(observe(h, t.id).await, once, "{name}: an empty update changes nothing");
+    assert!(!once.closed, "{name}: reopened");
+}
+
+/// An update of a ticket the PSA does not have is `NotFound`.
+pub async fn check_update_unknown_ticket(h: &dyn Harness) {
+    let name = h.name();
+    let sink = h.sink();
+    let gone = ticketing_core::ticket::TicketRef { id: PsaId(987_654_321), number: None };
+    for up in [
+        TicketUpdate { status: Some(h.draft("x").status), ..TicketUpdate::default() },
+        TicketUpdate { priority: Some(h.raised_priority()), ..TicketUpdate::default() },
+    ] {
+        let err = sink.update_ticket(&gone, &up).await.expect_err(&format!("{name}: unknown ticket must fail"));
+        assert_eq!(err.kind, PortErrorKind::NotFound, "{name}: {err}");
+    }
+}
+
 /// Failures come back classified.
 pub async fn check_error_classes(h: &dyn Harness) {
     let name = h.name();
@@ -244,6 +345,14 @@ pub async fn run_contract(h: &dyn Harness) {
     check_note_at_most_once(h).await;
     h.reset().await;
     check_owned_tickets(h).await;
+    h.reset().await;
+    check_update_reopens(h).await;
+    h.reset().await;
+    check_update_priority_and_due(h).await;
+    h.reset().await;
+    check_update_is_idempotent(h).await;
+    h.reset().await;
+    check_update_unknown_ticket(h).await;
     h.reset().await;
     check_error_classes(h).await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use psa_contract::{Fault, Harness, Target, run_contract};
+use psa_contract::{Fault, Harness, Observed, Target, run_contract};
 use serde_json::{Value, json};
 use simulators::common::SimHandle;
 use ticketing_core::model::PsaId;
@@ -44,7 +44,17 @@ struct Sim {
     sink: Arc<dyn TicketSink>,
 }
 
+/// A date-time as the simulators store it (`…Z`, with or without milliseconds).
+fn time(v: &Value) -> Option<chrono::DateTime<Utc>> {
+    v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+}
+
 impl Sim {
+    /// The simulator's row of a ticket.
+    async fn row(&self, ticket: PsaId) -> Option<Value> {
+        self.get("tickets").await.into_iter().find(|t| t["id"].as_i64() == Some(ticket.0))
+    }
+
     fn control(&self, path: &str) -> String {
         format!("{}/_sim/{path}", self.h.base_url())
     }
@@ -123,6 +133,10 @@ impl Harness for Autotask {
     fn accounts(&self) -> (PsaId, PsaId) {
         (PsaId(29_683_616), PsaId(29_683_617))
     }
+    fn raised_priority(&self) -> PsaId {
+        // the simulator's 4 Critical (the draft has 2 Medium)
+        PsaId(4)
+    }
     fn timeout_delay(&self) -> Duration {
         TIMEOUT * 2
     }
@@ -172,6 +186,15 @@ impl Harness for Autotask {
             .filter(|n| n["description"].as_str().is_some_and(|d| d.contains(text)))
             .count()
     }
+    async fn observe(&self, ticket: PsaId) -> Option<Observed> {
+        let t = self.0.row(ticket).await?;
+        Some(Observed {
+            status: PsaId(t["status"].as_i64()?),
+            priority: PsaId(t["priority"].as_i64()?),
+            due: time(&t["dueDateTime"]),
+            closed: !t["completedDate"].is_null(),
+        })
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -219,6 +242,10 @@ impl Harness for ConnectWise {
     fn accounts(&self) -> (PsaId, PsaId) {
         (PsaId(19300), PsaId(19301))
     }
+    fn raised_priority(&self) -> PsaId {
+        // the simulator's 1 Critical (the draft has 2 High)
+        PsaId(1)
+    }
     fn timeout_delay(&self) -> Duration {
         TIMEOUT * 2
     }
@@ -259,6 +286,15 @@ impl Harness for ConnectWise {
             .filter(|n| n["ticketId"].as_i64() == Some(ticket.0))
             .filter(|n| n["text"].as_str().is_some_and(|d| d.contains(text)))
             .count()
+    }
+    async fn observe(&self, ticket: PsaId) -> Option<Observed> {
+        let t = self.0.row(ticket).await?;
+        Some(Observed {
+            status: PsaId(t["status"]["id"].as_i64()?),
+            priority: PsaId(t["priority"]["id"].as_i64()?),
+            due: time(&t["requiredDate"]),
+            closed: t["closedFlag"].as_bool()?,
+        })
     }
 }
 

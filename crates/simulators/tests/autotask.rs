@@ -235,6 +235,59 @@ async fn create_read_and_complete_ticket() {
     assert_eq!(err(&v), "title exceeds the maximum length of 255.");
 }
 
+/// The ticket lifecycle's updates: reopen a completed ticket (status only), raise priority and
+/// due, repeat them; what the real service refuses is refused with its error shape.
+#[tokio::test]
+async fn patch_reopens_escalates_and_repeats() {
+    let s = Sim::start().await;
+    let id = s.create_ok(ticket()).await;
+    let get = |id: i64| {
+        let s = &s;
+        async move { s.call(Method::GET, &format!("Tickets/{id}"), None).await.1["item"].clone() }
+    };
+    s.call(Method::PATCH, "Tickets", Some(json!({"id":id,"status":5}))).await;
+    assert!(get(id).await["completedDate"].is_string());
+    s.c.post(format!("{}/_sim/clock", s.h.base_url())).json(&json!({"advance_secs": 60})).send().await.unwrap();
+
+    // reopen: status back to New; Autotask clears the completion stamps itself
+    let (st, v) = s.call(Method::PATCH, "Tickets", Some(json!({"id":id,"status":1}))).await;
+    assert_eq!((st, v), (StatusCode::OK, json!({"itemId": id})));
+    let t = get(id).await;
+    assert_eq!(t["status"], 1);
+    assert!(t["completedDate"].is_null());
+    assert!(t["completedByResourceID"].is_null());
+    assert_eq!(t["priority"], 2, "unsupplied fields unchanged");
+
+    // escalate: priority and due, twice (absolute values: the repeat changes nothing)
+    let up = json!({"id":id,"priority":4,"dueDateTime":"2030-01-15T21:00:00Z"});
+    for _ in 0..2 {
+        let (st, v) = s.call(Method::PATCH, "Tickets", Some(up.clone())).await;
+        assert_eq!((st, v), (StatusCode::OK, json!({"itemId": id})));
+        let t = get(id).await;
+        assert_eq!((t["priority"].clone(), t["dueDateTime"].clone()), (json!(4), json!("2030-01-15T21:00:00.000Z")));
+        assert_eq!(t["status"], 1);
+        assert!(t["completedDate"].is_null());
+    }
+
+    // refusals: unknown and inactive picklist values, a bad date, an unknown id; nothing applied
+    let (st, v) = s.call(Method::PATCH, "Tickets", Some(json!({"id":id,"status":13,"priority":3}))).await;
+    assert_eq!((st.as_u16(), err(&v)), (500, "Value does not reference an existing entity for status . "));
+    let (_, v) = s.call(Method::PATCH, "Tickets", Some(json!({"id":id,"priority":77}))).await;
+    assert_eq!(err(&v), "Value does not reference an existing entity for priority . ");
+    let (_, v) = s.call(Method::PATCH, "Tickets", Some(json!({"id":id,"dueDateTime":"soon"}))).await;
+    assert_eq!(err(&v), "dueDateTime: 'soon' is not a valid date/time value.");
+    let (st, v) = s.call(Method::PATCH, "Tickets", Some(json!({"id":987654321,"status":1}))).await;
+    assert_eq!((st.as_u16(), err(&v)), (500, "Ticket with id 987654321 not found."));
+    assert_eq!(get(id).await["priority"], 4, "a refused PATCH changes nothing");
+    // read-only fields are ignored, not written [I]
+    s.call(Method::PATCH, "Tickets", Some(json!({"id":id,"completedDate":"2030-01-01T00:00:00Z"}))).await;
+    assert!(get(id).await["completedDate"].is_null());
+    // and the update is what /_sim/tickets shows
+    let all = s.control_get("tickets").await;
+    let row = all.as_array().unwrap().iter().find(|t| t["id"] == id).unwrap();
+    assert_eq!((row["status"].clone(), row["priority"].clone()), (json!(1), json!(4)));
+}
+
 #[tokio::test]
 async fn create_validation_steps_in_order() {
     let s = Sim::start().await;

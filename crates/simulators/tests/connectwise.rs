@@ -233,6 +233,53 @@ async fn json_patch_closes_and_a_sub_path_is_a_false_200() {
     assert!(v["closedDate"].is_string());
 }
 
+/// The ticket lifecycle's updates: reopen a closed ticket, raise priority and due in one
+/// array, repeat it; an invalid operation applies none of the array.
+#[tokio::test]
+async fn json_patch_reopens_and_updates_priority_and_required_date() {
+    let sim = Sim::start().await;
+    let t = sim.create("reopen me", "kmsp-r").await;
+    let id = t["id"].as_i64().unwrap();
+    let path = format!("service/tickets/{id}");
+    let replace = |p: &str, v: Value| json!({"op":"replace","path":p,"value":v});
+    let (s, v, _) = sim.call(Method::PATCH, &path, Some(json!([replace("status", json!({"id":12}))]))).await;
+    assert_eq!((s.as_u16(), v["closedFlag"].clone()), (200, json!(true)));
+
+    let (s, v, _) = sim.call(Method::PATCH, &path, Some(json!([replace("status", json!({"id":10}))]))).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["status"]["id"], 10);
+    assert_eq!(
+        (v["closedFlag"].clone(), v["closedDate"].clone(), v["closedBy"].clone()),
+        (json!(false), Value::Null, Value::Null)
+    );
+
+    let ops = json!([replace("priority", json!({"id":1})), replace("requiredDate", json!("2030-01-15T21:00:00Z"))]);
+    for _ in 0..2 {
+        let (s, v, _) = sim.call(Method::PATCH, &path, Some(ops.clone())).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["priority"], json!({"id":1,"name":"Critical"}));
+        assert_eq!(v["requiredDate"], "2030-01-15T21:00:00Z");
+        assert_eq!(v["status"]["id"], 10);
+    }
+
+    // refusals in the create's error shape; the valid first op of a refused array is not applied
+    let bad = json!([replace("priority", json!({"id":4})), replace("requiredDate", json!("tomorrow"))]);
+    let (s, v, _) = sim.call(Method::PATCH, &path, Some(bad)).await;
+    assert_eq!(
+        (s.as_u16(), v["code"].clone(), v["errors"][0]["field"].clone()),
+        (400, json!("InvalidObject"), json!("requiredDate"))
+    );
+    let (s, v, _) = sim.call(Method::PATCH, &path, Some(json!([replace("priority", json!({"id":99}))]))).await;
+    assert_eq!((s.as_u16(), v["errors"][0]["field"].clone()), (400, json!("priority")));
+    let (s, _, _) = sim.call(Method::PATCH, &path, Some(json!([replace("closedFlag", json!(false))]))).await;
+    assert_eq!(s, 400, "an unknown or read-only path");
+    let (s, v, _) =
+        sim.call(Method::PATCH, "service/tickets/987654", Some(json!([replace("priority", json!({"id":1}))]))).await;
+    assert_eq!((s.as_u16(), v["code"].clone()), (404, json!("NotFound")));
+    let (_, v, _) = sim.call(Method::GET, &path, None).await;
+    assert_eq!(v["priority"]["id"], 1, "nothing of a refused array applied");
+}
+
 #[tokio::test]
 async fn notes_need_text_and_a_kind() {
     let sim = Sim::start().await;

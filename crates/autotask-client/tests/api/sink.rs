@@ -4,7 +4,7 @@ use autotask_client::{AutotaskSink, SinkOptions};
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{PortErrorKind, TicketSink};
+use ticketing_core::ports::{PortErrorKind, TicketSink, TicketUpdate};
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef, Urgency};
 use wiremock::matchers::body_json;
 use wiremock::{MockServer, ResponseTemplate};
@@ -174,6 +174,98 @@ async fn close_ticket_only_patches_the_status() {
     let t = TicketRef { id: PsaId(128926), number: None };
     sink(&server, SinkOptions::default()).close_ticket(&t, PsaId(5)).await.unwrap();
     assert_eq!(server.received_requests().await.unwrap().len(), 1, "no note call from close");
+}
+
+fn patch_ok(body: serde_json::Value) -> wiremock::Mock {
+    api("PATCH", "Tickets")
+        .and(body_json(body))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"itemId":128926})))
+        .expect(1)
+}
+
+#[tokio::test]
+async fn update_ticket_patches_only_the_changed_fields() {
+    let server = MockServer::start().await;
+    patch_ok(json!({"id":128926,"status":1})).mount(&server).await;
+    patch_ok(json!({"id":128926,"priority":4,"dueDateTime":"2030-01-15T21:00:00Z"})).mount(&server).await;
+    let t = TicketRef { id: PsaId(128926), number: None };
+    let s = sink(&server, SinkOptions::default());
+    // reopen: the status alone; completedDate is read-only and cleared by Autotask
+    s.update_ticket(&t, &TicketUpdate { status: Some(PsaId(1)), ..TicketUpdate::default() }).await.unwrap();
+    let escalate = TicketUpdate {
+        status: None,
+        priority: Some(PsaId(4)),
+        due: Some(Utc.with_ymd_and_hms(2030, 1, 15, 21, 0, 0).unwrap()),
+    };
+    s.update_ticket(&t, &escalate).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 2, "one PATCH per update, nothing else");
+}
+
+#[test]
+fn update_to_patch_writes_id_and_only_the_given_fields() {
+    let all = TicketUpdate {
+        status: Some(PsaId(1)),
+        priority: Some(PsaId(4)),
+        due: Some(Utc.with_ymd_and_hms(2030, 1, 15, 21, 0, 0).unwrap()),
+    };
+    let body = serde_json::to_value(autotask_client::sink::update_to_patch(7, &all)).unwrap();
+    assert_eq!(body, json!({"id":7,"status":1,"priority":4,"dueDateTime":"2030-01-15T21:00:00Z"}));
+    let none = serde_json::to_value(autotask_client::sink::update_to_patch(7, &TicketUpdate::default())).unwrap();
+    assert_eq!(none, json!({"id":7}));
+}
+
+#[tokio::test]
+async fn an_empty_update_sends_nothing() {
+    let server = MockServer::start().await;
+    let t = TicketRef { id: PsaId(128926), number: None };
+    sink(&server, SinkOptions::default()).update_ticket(&t, &TicketUpdate::default()).await.unwrap();
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn update_ticket_is_retried_after_a_5xx_like_a_close() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets").respond_with(ResponseTemplate::new(503)).up_to_n_times(1).expect(1).mount(&server).await;
+    patch_ok(json!({"id":128926,"priority":4})).mount(&server).await;
+    let t = TicketRef { id: PsaId(128926), number: None };
+    let u = TicketUpdate { priority: Some(PsaId(4)), ..TicketUpdate::default() };
+    sink(&server, SinkOptions::default()).update_ticket(&t, &u).await.unwrap();
+}
+
+#[tokio::test]
+async fn update_of_an_unknown_ticket_is_not_found() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets")
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"errors":["Ticket with id 999999 not found."]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("GET", "Tickets/999999").respond_with(ResponseTemplate::new(404)).expect(1).mount(&server).await;
+    let t = TicketRef { id: PsaId(999999), number: None };
+    let u = TicketUpdate { status: Some(PsaId(1)), ..TicketUpdate::default() };
+    let err = sink(&server, SinkOptions::default()).update_ticket(&t, &u).await.unwrap_err();
+    assert_eq!(err.kind, PortErrorKind::NotFound, "{err}");
+    assert!(err.message.contains("Ticket with id 999999 not found."), "{}", err.message);
+}
+
+#[tokio::test]
+async fn update_refused_for_an_existing_ticket_stays_invalid() {
+    let server = MockServer::start().await;
+    api("PATCH", "Tickets")
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"errors":["Value does not reference an existing entity for priority . "]})),
+        )
+        .mount(&server)
+        .await;
+    api("GET", "Tickets/128926")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"item":{"id":128926,"status":1}})))
+        .mount(&server)
+        .await;
+    let t = TicketRef { id: PsaId(128926), number: None };
+    let u = TicketUpdate { priority: Some(PsaId(77)), ..TicketUpdate::default() };
+    let err = sink(&server, SinkOptions::default()).update_ticket(&t, &u).await.unwrap_err();
+    assert_eq!(err.kind, PortErrorKind::Invalid, "{err}");
 }
 
 fn note() -> TicketNote {

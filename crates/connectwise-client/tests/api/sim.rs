@@ -10,7 +10,7 @@ use simulators::common::SimHandle;
 use simulators::connectwise::{self, Config, DEFAULT_COMPANY, DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY};
 use ticketing_core::catalog::Field;
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{PortErrorKind, TicketSink};
+use ticketing_core::ports::{PortErrorKind, TicketSink, TicketUpdate};
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, Urgency};
 
 async fn sim() -> SimHandle {
@@ -104,6 +104,38 @@ async fn create_retargets_board_scoped_ids_and_cuts_the_summary() {
     assert_eq!(s.create_ticket(&long).await.unwrap_err().kind, PortErrorKind::Invalid);
     // an unknown board is a rule problem
     assert_eq!(s.create_ticket(&draft("kmsp-nob", 99)).await.unwrap_err().kind, PortErrorKind::Invalid);
+}
+
+#[tokio::test]
+async fn update_reopens_on_the_ticket_s_own_board_and_raises_priority_and_due() {
+    let sim = sim().await;
+    let s = sink(&sim);
+    let t = s.create_ticket(&draft("kmsp-reopen", 2)).await.unwrap();
+    s.close_ticket(&t, PsaId(12)).await.unwrap();
+    // board 1's New (the catalog's id) lands as board 2's New; ConnectWise reopens the ticket
+    s.update_ticket(&t, &TicketUpdate { status: Some(PsaId(10)), ..TicketUpdate::default() }).await.unwrap();
+    let row = sim_tickets(&sim).await.into_iter().find(|r| r["id"].as_i64() == Some(t.id.0)).unwrap();
+    assert_eq!(row["status"]["id"], 20);
+    assert_eq!(row["closedFlag"], false);
+    assert_eq!(row["closedDate"], Value::Null);
+    assert_eq!(s.ticket(t.id).await.unwrap().unwrap().status, PsaId(10));
+    assert!(s.closed_among(&[t.id], PsaId(12)).await.unwrap().is_empty());
+
+    let due = Utc.with_ymd_and_hms(2030, 1, 15, 21, 0, 0).unwrap();
+    let up = TicketUpdate { status: None, priority: Some(PsaId(1)), due: Some(due) };
+    s.update_ticket(&t, &up).await.unwrap();
+    s.update_ticket(&t, &up).await.unwrap();
+    let row = sim_tickets(&sim).await.into_iter().find(|r| r["id"].as_i64() == Some(t.id.0)).unwrap();
+    assert_eq!(row["priority"]["id"], 1);
+    assert_eq!(row["requiredDate"], "2030-01-15T21:00:00Z");
+    assert_eq!(row["status"]["id"], 20, "the status is left as it was");
+
+    // a priority ConnectWise does not have is refused as a rule problem
+    let bad = TicketUpdate { priority: Some(PsaId(99)), ..TicketUpdate::default() };
+    assert_eq!(s.update_ticket(&t, &bad).await.unwrap_err().kind, PortErrorKind::Invalid);
+    // board 1's In Progress: board 2 has no status by that label
+    let bad = TicketUpdate { status: Some(PsaId(11)), ..TicketUpdate::default() };
+    assert_eq!(s.update_ticket(&t, &bad).await.unwrap_err().kind, PortErrorKind::Invalid);
 }
 
 #[tokio::test]

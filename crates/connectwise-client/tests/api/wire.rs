@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
+use chrono::{TimeZone, Utc};
 use connectwise_client::{
     ConnectWiseClient, ConnectWiseSink, Credentials, Error, ErrorClass, ListQuery, PagingMode, RetryPolicy, SinkOptions,
 };
 use serde_json::{Value, json};
 use ticketing_core::model::PsaId;
-use ticketing_core::ports::{PortErrorKind, TicketSink};
+use ticketing_core::ports::{PortErrorKind, TicketSink, TicketUpdate};
 use ticketing_core::ticket::TicketRef;
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -257,6 +258,96 @@ async fn a_false_200_on_close_is_not_success() {
     let catalog = sink.catalog().await.unwrap();
     assert!(catalog.sources.is_empty());
     assert_eq!(catalog.statuses.len(), 2);
+}
+
+#[tokio::test]
+async fn update_patches_status_priority_and_required_date_in_one_json_patch() {
+    let server = MockServer::start().await;
+    for m in board_catalog_mocks() {
+        m.mount(&server).await;
+    }
+    let closed = json!({"id":5,"board":{"id":1},"status":{"id":12,"name":"Completed"},"priority":{"id":3},
+        "requiredDate":"2030-01-15T17:00:00Z","closedFlag":true,"closedDate":"2030-01-15T18:00:00Z"});
+    Mock::given(method("GET"))
+        .and(path(p("service/tickets/5")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(closed))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = json!({"id":5,"board":{"id":1},"status":{"id":10,"name":"New"},"priority":{"id":1},
+        "requiredDate":"2030-01-15T21:00:00Z","closedFlag":false,"closedDate":null});
+    Mock::given(method("PATCH"))
+        .and(path(p("service/tickets/5")))
+        .and(wiremock::matchers::body_json(json!([
+            {"op":"replace","path":"status","value":{"id":10}},
+            {"op":"replace","path":"priority","value":{"id":1}},
+            {"op":"replace","path":"requiredDate","value":"2030-01-15T21:00:00Z"}])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = ConnectWiseSink::new(client(&server), SinkOptions::default());
+    let u = TicketUpdate {
+        status: Some(PsaId(10)),
+        priority: Some(PsaId(1)),
+        due: Some(Utc.with_ymd_and_hms(2030, 1, 15, 21, 0, 0).unwrap()),
+    };
+    sink.update_ticket(&TicketRef { id: PsaId(5), number: None }, &u).await.unwrap();
+}
+
+#[tokio::test]
+async fn update_sends_only_what_differs_and_nothing_when_nothing_does() {
+    let server = MockServer::start().await;
+    let current = json!({"id":5,"board":{"id":1},"status":{"id":10},"priority":{"id":1},
+        "requiredDate":"2030-01-15T21:00:00Z","closedFlag":false});
+    Mock::given(method("GET"))
+        .and(path(p("service/tickets/5")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(current))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(p("service/tickets/5")))
+        .and(wiremock::matchers::body_json(json!([{"op":"replace","path":"priority","value":{"id":2}}])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id":5,"priority":{"id":2}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = ConnectWiseSink::new(client(&server), SinkOptions::default());
+    let t = TicketRef { id: PsaId(5), number: None };
+    let due = Some(Utc.with_ymd_and_hms(2030, 1, 15, 21, 0, 0).unwrap());
+    // already so: no PATCH (and the status needs no catalog)
+    sink.update_ticket(&t, &TicketUpdate { status: None, priority: Some(PsaId(1)), due }).await.unwrap();
+    sink.update_ticket(&t, &TicketUpdate { status: None, priority: Some(PsaId(2)), due }).await.unwrap();
+    sink.update_ticket(&t, &TicketUpdate::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn update_of_a_missing_ticket_is_not_found_and_a_false_200_is_not_success() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(p("service/tickets/404")))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    let open = json!({"id":5,"board":{"id":1},"status":{"id":10},"priority":{"id":3},"closedFlag":false});
+    Mock::given(method("GET"))
+        .and(path(p("service/tickets/5")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(open.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(p("service/tickets/5")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(open))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = ConnectWiseSink::new(client(&server), SinkOptions::default());
+    let u = TicketUpdate { priority: Some(PsaId(1)), ..TicketUpdate::default() };
+    let err = sink.update_ticket(&TicketRef { id: PsaId(404), number: None }, &u).await.unwrap_err();
+    assert_eq!(err.kind, PortErrorKind::NotFound, "{err}");
+    let err = sink.update_ticket(&TicketRef { id: PsaId(5), number: None }, &u).await.unwrap_err();
+    assert_eq!(err.kind, PortErrorKind::Other, "{err}");
+    assert!(err.message.contains("without applying it") && err.message.contains("priority"), "{err}");
 }
 
 #[tokio::test]

@@ -699,7 +699,16 @@ fn patch_ticket(st: &Shared, id: i64, body: &Bytes) -> Response {
                 Value::Null => changes.push(("externalXRef".into(), Value::Null)),
                 _ => return invalid_fields(&[("externalXRef".into(), "externalXRef is too long.".into())]),
             },
-            "requireddate" => changes.push(("requiredDate".into(), value)),
+            // validated as on create: an RFC 3339 date-time, or null to clear it
+            "requireddate" => match &value {
+                Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => {
+                    changes.push(("requiredDate".into(), value.clone()))
+                }
+                Value::Null => changes.push(("requiredDate".into(), Value::Null)),
+                _ => {
+                    return invalid_fields(&[("requiredDate".into(), "requiredDate is not a valid date.".into())]);
+                }
+            },
             other => return bad_request(format!("cannot patch {other}")),
         }
     }
