@@ -86,12 +86,23 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether the request is a scrape of `/metrics` from this machine while `admin.metrics_auth`
+/// is off (the peer address comes from the listener; without one, the token is needed).
+fn open_metrics(state: &AdminState, req: &axum::extract::Request) -> bool {
+    req.uri().path() == "/metrics"
+        && !state.shared.metrics_auth.load(std::sync::atomic::Ordering::Relaxed)
+        && req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_some_and(|c| c.0.ip().is_loopback())
+}
+
 async fn require_token(
     State(state): State<AdminState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if authorized(req.headers(), &state.token) {
+    if authorized(req.headers(), &state.token) || open_metrics(&state, &req) {
         next.run(req).await
     } else {
         (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({ "error": "unauthorized" })))
@@ -215,7 +226,7 @@ async fn decisions(
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.shared.metrics.render())
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], s.shared.metrics.render())
 }
 
 async fn get_rules(State(s): State<AdminState>) -> Response {

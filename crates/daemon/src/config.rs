@@ -92,6 +92,14 @@ pub struct AdminConfig {
     /// not start.
     #[serde(default)]
     pub token: Option<SecretRef>,
+    /// Whether `/metrics` needs the token (the default). `false` lets a scraper on the same
+    /// machine (a loopback peer address) read it without one; any other peer still needs it.
+    #[serde(default = "yes")]
+    pub metrics_auth: bool,
+}
+
+const fn yes() -> bool {
+    true
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -100,7 +108,7 @@ fn default_admin_listen() -> SocketAddr {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: default_admin_listen(), token: None }
+        Self { listen: default_admin_listen(), token: None, metrics_auth: true }
     }
 }
 

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -558,12 +557,8 @@ async fn summary(lab: &Lab, shared: &Shared) -> Result<()> {
     println!();
     println!("Summary");
     println!("  tickets in {name}: {} ({} open, {} closed)", tickets.len(), open, tickets.len() - open);
-    println!(
-        "  created {}, closed {}, recovered after uncertain creates {}",
-        m.tickets_created.load(Ordering::Relaxed),
-        m.tickets_closed.load(Ordering::Relaxed),
-        m.tickets_recovered.load(Ordering::Relaxed)
-    );
+    let (created, closed, recovered) = m.ticket_counts();
+    println!("  created {created}, closed {closed}, recovered after uncertain creates {recovered}");
     let skips: Vec<String> = m.skips().into_iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("  not ticketed: {}", skips.join(", "));
     let calls: Vec<String> = calls.into_iter().map(|(k, v)| format!("{k} {v}")).collect();

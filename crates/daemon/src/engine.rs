@@ -134,6 +134,8 @@ pub struct Shared {
     pub psa_labels: RwLock<crate::backends::Labels>,
     /// The PSA's name as users say it ("Autotask", "ConnectWise"), for the audit's words.
     pub psa_name: RwLock<&'static str>,
+    /// Whether `/metrics` needs the token from a loopback peer too (`admin.metrics_auth`).
+    pub metrics_auth: std::sync::atomic::AtomicBool,
     /// Re-reads the configuration file (`SIGHUP`, `POST /api/reload`), when the daemon was
     /// started from one.
     pub reloader: std::sync::OnceLock<Arc<crate::service::Reloader>>,
@@ -157,6 +159,7 @@ impl Shared {
             role: RwLock::new(None),
             psa_labels: RwLock::new(crate::backends::guide_label),
             psa_name: RwLock::new("Autotask"),
+            metrics_auth: std::sync::atomic::AtomicBool::new(true),
             reloader: std::sync::OnceLock::new(),
         })
     }
@@ -867,7 +870,16 @@ impl Engine {
     }
 
     fn publish_gauges(&self) {
-        self.shared.metrics.outbox.store(self.ledger.pending_len() as u64, Ordering::Relaxed);
+        let mut by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for work in self.ledger.pending_work() {
+            let state = match work {
+                Recovery::LookUpThenCreate(_) => "planned",
+                Recovery::RetryClose(_) => "closing",
+                Recovery::AddNote(_) => "closed",
+            };
+            *by_state.entry(state).or_default() += 1;
+        }
+        self.shared.metrics.set_outbox(&by_state);
         if let Some(probe) = &self.budget {
             let b = probe();
             self.shared.metrics.set_budget(b);
@@ -906,13 +918,18 @@ impl Engine {
             self.event_sources.iter().cloned().enumerate().map(|(i, s)| (Job::Events(i), s)).collect();
         let statuses: Vec<(Job, NamedStatusSource)> =
             self.status_sources.iter().cloned().enumerate().map(|(i, s)| (Job::Statuses(i), s)).collect();
+        let shared = self.shared.clone();
         self.tasks.spawn(async move {
+            let started = std::time::Instant::now();
             let catalog = tokio::time::timeout(timeout, sink.catalog())
                 .await
                 .unwrap_or_else(|_| Err(timed_out("catalog", timeout)));
+            shared.metrics.psa_duration("catalog", started.elapsed());
+            let started = std::time::Instant::now();
             let accounts = tokio::time::timeout(timeout, sink.accounts())
                 .await
                 .unwrap_or_else(|_| Err(timed_out("accounts", timeout)));
+            shared.metrics.psa_duration("accounts", started.elapsed());
             let mut listings = Vec::new();
             for (job, s) in events {
                 let r = tokio::time::timeout(s.timeout, s.source.tenants())
@@ -1012,7 +1029,7 @@ impl Engine {
                     }
                 }
                 self.commit(&applied, &[], None, now)?;
-                self.shared.metrics.tickets_adopted.fetch_add(applied.len() as u64, Ordering::Relaxed);
+                self.shared.metrics.tickets_adopted(applied.len() as u64);
                 if applied.is_empty() {
                     info!(listed = owned.len(), "ledger matches the PSA's tickets");
                 } else {
@@ -1254,6 +1271,7 @@ impl Engine {
         match outcome {
             Ok(more) => {
                 self.shared.health.source_read(&name, Ok(()), now);
+                self.shared.metrics.source_success(&name, now);
                 self.failures.remove(&key);
                 let next = if more { now } else { now + secs(interval) };
                 self.due.insert(key, next);
@@ -1386,7 +1404,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<usize, EngineError> {
         let ctx = self.ctx.as_ref().expect("poll runs only with a context");
-        self.shared.metrics.unknown_descriptions.store(snapshot.unknown_descriptions, Ordering::Relaxed);
+        self.shared.metrics.set_unknown_descriptions(snapshot.unknown_descriptions);
         let rec = reconcile(snapshot, ctx, &self.ledger, now);
         let mut transitions = Vec::new();
         let mut decisions = Vec::new();
@@ -1569,7 +1587,15 @@ impl Engine {
                 _ => {}
             }
             self.delivering.insert(key);
-            self.tasks.spawn(task);
+            let shared = self.shared.clone();
+            let started = std::time::Instant::now();
+            self.tasks.spawn(async move {
+                let done = task.await;
+                if let Done::Delivered { op, .. } = &done {
+                    shared.metrics.psa_duration(op, started.elapsed());
+                }
+                done
+            });
         }
         if !stale.is_empty() {
             let transitions: Vec<Transition> =
@@ -1632,9 +1658,9 @@ impl Engine {
                 self.psa_answered(op, "ok");
                 self.uncertain.remove(&key);
                 if recovered {
-                    self.shared.metrics.tickets_recovered.fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.ticket_recovered();
                 } else {
-                    self.shared.metrics.tickets_created.fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.ticket_created();
                 }
                 Transition::Opened { key: key.clone(), ticket }
             }
@@ -1654,7 +1680,7 @@ impl Engine {
             }
             Outcome::Closed => {
                 self.psa_answered(op, "ok");
-                self.shared.metrics.tickets_closed.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.ticket_closed();
                 Transition::Closed { key: key.clone() }
             }
             Outcome::Noted => {
@@ -1760,7 +1786,7 @@ impl Engine {
             let t = Transition::ClosedByTechnician { key: key.clone() };
             if self.ledger.apply(&t, now).is_ok() {
                 self.commit(std::slice::from_ref(&t), &[], None, now)?;
-                self.shared.metrics.tickets_closed_by_technician.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.ticket_closed_by_technician(1);
                 info!(key = %key, ticket = %id, "ticket closed by a technician; not re-created while its condition persists");
             }
         }

@@ -212,6 +212,7 @@ impl Reloader {
         }
         *self.shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
         *self.shared.psa_name.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.name();
+        self.shared.metrics_auth.store(new.admin.metrics_auth, std::sync::atomic::Ordering::Relaxed);
         self.adapters.lock().await.push(wired);
         *current = new;
         Ok(())
@@ -278,6 +279,7 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
     let (admin_addr, admin) = match &config.admin.token {
         Some(token) => {
             let token = token.resolve().map_err(anyhow::Error::msg).context("admin.token")?;
+            shared.metrics_auth.store(config.admin.metrics_auth, std::sync::atomic::Ordering::Relaxed);
             let state = AdminState { shared: shared.clone(), token };
             let app = admin::router(state.clone()).merge(crate::ui::router(state));
             let listener = tokio::net::TcpListener::bind(config.admin.listen)
@@ -287,7 +289,10 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
             info!(%addr, "admin API listening");
             let shutdown = stopped(rx.clone());
             let handle = tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
                     warn!(error = %e, "admin listener stopped");
                 }
             });

@@ -99,6 +99,40 @@ async fn readyz_goes_red_during_a_psa_outage_and_green_after_and_the_ui_shows_it
     Ok(())
 }
 
+/// `/metrics` comes from the metrics crate with build info, per-source success times, PSA
+/// durations and process metrics; it needs the token unless `admin.metrics_auth = false`, and
+/// then only from this machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_carry_build_sources_durations_and_process_and_the_token_is_optional_on_loopback() -> Result<()> {
+    let lab = Lab::start().await?;
+    let guarded = start(&lab, RULES, &[]).await?;
+    assert_eq!(get(&guarded, "/metrics", false).await?.0, 401, "the token is needed by default");
+    guarded.stop().await?;
+
+    let running = start(&lab, RULES, &[("admin.metrics_auth", "false")]).await?;
+    lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-1", chrono::Duration::minutes(5), "virus").await?;
+    wait_tickets(&lab, 1, 30).await?;
+    let text = eventually(20, "a source's success time", || async {
+        let (code, text) = get(&running, "/metrics", false).await?;
+        anyhow::ensure!(code == 200, "a loopback scraper reads /metrics without the token: {code} {text}");
+        Ok(text.contains("msp_source_last_success_timestamp_seconds{source=").then_some(text))
+    })
+    .await?;
+    for part in [
+        "msp_build_info{version=\"",
+        "msp_psa_request_duration_seconds_count{op=\"create\"} 1",
+        "msp_psa_request_duration_seconds_bucket{le=\"+Inf\",op=\"catalog\"}",
+        "msp_outbox_entries_by_state{state=\"planned\"} 0",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    running.stop().await?;
+    Ok(())
+}
+
 fn why(config: &Path, subject: &[&str]) -> Result<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_msp-ticketd"))
         .arg("why")

@@ -199,9 +199,11 @@ async fn the_admin_api_needs_the_token_and_edits_rules_like_the_guide() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("lifetime_days does not apply"));
 
-    // Metrics are Prometheus text.
-    let m = call(reqwest::Method::GET, "/metrics", json!(null)).await.unwrap().text().await.unwrap();
-    assert!(m.contains("# TYPE msp_tickets_created_total counter"));
+    // Metrics are in the Prometheus / OpenMetrics text format.
+    let r = call(reqwest::Method::GET, "/metrics", json!(null)).await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let m = r.text().await.unwrap();
+    assert!(m.contains("# TYPE msp_tickets_created counter\nmsp_tickets_created_total 0\n"), "{m}");
 }
 
 /// Issue 12.6: a store error names the file it is about.
