@@ -357,6 +357,8 @@ pub struct Engine {
     /// The mapping problems last logged, by tenant: a problem is logged when it appears,
     /// changes or goes away, not on every refresh.
     mapping_problems: HashMap<String, String>,
+    /// The rule problems last logged (logged again only when they change).
+    rule_problems: Vec<String>,
     condition_totals: BTreeMap<String, u64>,
     /// Stored cursors, read once per source and tenant and kept in step with every commit (the
     /// engine is their only writer).
@@ -533,6 +535,7 @@ impl Engine {
             condition_reasons: HashMap::new(),
             ctx_revision: 0,
             mapping_problems: HashMap::new(),
+            rule_problems: Vec::new(),
             condition_totals: BTreeMap::new(),
             cursors: HashMap::new(),
             psa_not_before: epoch,
@@ -1150,9 +1153,16 @@ impl Engine {
         }
         *self.shared.mapping.write().unwrap_or_else(std::sync::PoisonError::into_inner) = mapped;
         let saved = self.shared.rules().saved.clone();
-        let errors = saved.validate(catalog);
-        for e in &errors {
-            warn!(problem = %e, "saved rules do not resolve against the PSA catalog; affected rows skip with rule_invalid");
+        let errors: Vec<String> = saved.validate(catalog).iter().map(ToString::to_string).collect();
+        // Logged when the set of problems changes (every refresh rebuilds the context).
+        if errors != self.rule_problems {
+            for e in errors.iter().filter(|e| !self.rule_problems.contains(e)) {
+                warn!(problem = %e, "saved rules do not resolve against the PSA catalog; affected rows skip with rule_invalid");
+            }
+            if errors.is_empty() {
+                info!("saved rules resolve against the PSA catalog again");
+            }
+            self.rule_problems = errors;
         }
         self.windows = [Product::SecurityCenter, Product::EndpointCloud, Product::Office365]
             .into_iter()

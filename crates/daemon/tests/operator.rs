@@ -133,6 +133,41 @@ async fn metrics_carry_build_sources_durations_and_process_and_the_token_is_opti
     Ok(())
 }
 
+/// Log hygiene: a state that every refresh finds again (an inactive account, a rule that does
+/// not resolve) is logged once, when it appears, not on every refresh. On the old main the
+/// demo logged "account is inactive" 28 times in 12 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeating_state_is_logged_when_it_changes_not_every_refresh() -> Result<()> {
+    let lab = Lab::start().await?;
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let mut toml = lab.config_toml(RULES, &addr);
+    set_keys(&mut toml, &[("polling.catalog_secs", "1")]);
+    let config = lab.dir.join("hygiene.toml");
+    std::fs::write(&config, &toml)?;
+    let log = lab.dir.join("hygiene.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_msp-ticketd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let refreshed = eventually(30, "five catalog refreshes", || async {
+        let r = reqwest::Client::new().get(format!("http://{addr}/metrics")).bearer_auth(ADMIN_TOKEN).send().await;
+        let Ok(r) = r else { return Ok(None) };
+        let m = r.text().await?;
+        Ok((metric(&m, "msp_psa_calls_total{op=\"catalog\",outcome=\"ok\"}") >= 5).then_some(()))
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    refreshed?;
+    let text = std::fs::read_to_string(&log)?;
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("account is inactive"), 1, "{text}");
+    assert_eq!(count("saved rules do not resolve"), 1, "{text}");
+    Ok(())
+}
+
 fn why(config: &Path, subject: &[&str]) -> Result<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_msp-ticketd"))
         .arg("why")
