@@ -76,6 +76,13 @@ fn main() {
                     Transition::Closed { key: c.key.clone() }
                 }
                 Action::Clear { .. } => continue,
+                // lifecycle: the flap guard only records; a reopen or priority raise is one
+                // `update_ticket` plus a note, then `Updated`
+                Action::Delay { .. } | Action::DelayCleared { .. } => continue,
+                Action::Reopen(u) | Action::Update(u) => {
+                    println!("  update {} ({:?})", u.key, u.update);
+                    Transition::Updated { key: u.key.clone() }
+                }
             };
             ledger.apply(&answer, now).expect("answers fit the ledger");
         }

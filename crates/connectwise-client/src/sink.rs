@@ -654,5 +654,10 @@ pub fn field_label(field: Field) -> &'static str {
         Field::SubIssueType => "Subtype",
         Field::Lifetime => "Lifetime (days)",
         Field::DueHours => "Due (hours)",
+        // lifecycle: handled in the engine integration (labels of the issue-20 settings)
+        Field::CreateDelay => "Creation delay, minutes",
+        Field::ReopenHours => "Reopen window, hours",
+        Field::Maintenance => "Maintenance window",
+        Field::PriorityFollowsSeverity => "Priority follows severity",
     }
 }

@@ -120,6 +120,11 @@ pub fn guide_label(field: Field) -> &'static str {
         Field::SubIssueType => "Issue subtype",
         Field::Lifetime => "Lifetime, days",
         Field::DueHours => "Due, hours",
+        // lifecycle: handled in the engine integration (labels of the issue-20 settings)
+        Field::CreateDelay => "Creation delay, minutes",
+        Field::ReopenHours => "Reopen window, hours",
+        Field::Maintenance => "Maintenance window",
+        Field::PriorityFollowsSeverity => "Priority follows severity",
     }
 }
 

@@ -879,6 +879,7 @@ impl Engine {
                 Recovery::LookUpThenCreate(_) => "planned",
                 Recovery::RetryClose(_) => "closing",
                 Recovery::AddNote(_) => "closed",
+                Recovery::Update(_) => "updating",
             };
             *by_state.entry(state).or_default() += 1;
         }

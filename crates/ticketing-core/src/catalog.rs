@@ -69,6 +69,14 @@ pub enum Field {
     Lifetime,
     /// Rule: due in hours.
     DueHours,
+    /// Status rule: minutes a description must stay active before it gets a ticket.
+    CreateDelay,
+    /// Status rule: hours after an automatic close within which a returning problem reopens it.
+    ReopenHours,
+    /// Rule set: a maintenance window.
+    Maintenance,
+    /// Rule set: priority follows severity.
+    PriorityFollowsSeverity,
 }
 
 impl Field {
@@ -85,6 +93,10 @@ impl Field {
             Self::SubIssueType => "sub_issue_type",
             Self::Lifetime => "lifetime_days",
             Self::DueHours => "due_hours",
+            Self::CreateDelay => "create_delay_minutes",
+            Self::ReopenHours => "reopen_hours",
+            Self::Maintenance => "maintenance",
+            Self::PriorityFollowsSeverity => "priority_follows_severity",
         }
     }
 }
@@ -125,7 +137,12 @@ impl Catalog {
             Field::WorkType => &self.work_types,
             Field::IssueType => &self.issue_types,
             Field::SubIssueType => &self.sub_issue_types,
-            Field::Lifetime | Field::DueHours => return None,
+            Field::Lifetime
+            | Field::DueHours
+            | Field::CreateDelay
+            | Field::ReopenHours
+            | Field::Maintenance
+            | Field::PriorityFollowsSeverity => return None,
         })
     }
 

@@ -18,17 +18,18 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::ledger::{Ledger, LedgerEntry, TicketState, Transition};
+use crate::ledger::{Ledger, LedgerEntry, TicketState, Transition, UpdateReason, reopenable};
+use crate::maintenance::{MaintenanceWindow, window_at};
 use crate::model::{
     ActiveDescription, ComputerStatus, DESCRIPTIONS, DeviceStatus, Event, EventClass, Office365EventType, Product,
     PsaId, Severity, StatusDescription, StatusLevel, StatusSnapshot, TenantId,
 };
-use crate::ports::Account;
+use crate::ports::{Account, TicketUpdate};
 use crate::rules::{ResolvedGeneral, ResolvedRule, RowId, RuleSet, ValidationError, resolve_general, resolve_rule};
 use crate::text::{self, FastMap, FastSet};
 use crate::ticket::{
     EVENT_PREFIX, Fnv128, ISSUE_PREFIX, IdempotencyKey, InlineIdempotencyKey, KEY_LINE_PREFIX, STATUS_PREFIX,
-    TicketDraft, TicketKey, Urgency, status_hash,
+    TicketDraft, TicketKey, TicketNote, TicketRef, Urgency, status_hash,
 };
 
 /// Why no ticket was created.
@@ -56,6 +57,20 @@ pub enum SkipReason {
         /// Every problem.
         errors: Vec<ValidationError>,
     },
+    /// A maintenance window covers the tenant (and device): no ticket now. A status problem
+    /// still active when the window ends is ticketed by the first reconciliation after it.
+    Maintenance {
+        /// The window's id.
+        window: String,
+    },
+    /// The flap guard: the status description has been active since `since`, and gets its
+    /// ticket only if it still is at `until` (its row's creation delay).
+    Pending {
+        /// First seen active.
+        since: DateTime<Utc>,
+        /// When it qualifies.
+        until: DateTime<Utc>,
+    },
 }
 
 impl SkipReason {
@@ -68,6 +83,8 @@ impl SkipReason {
             Self::AccountInactive { .. } => "account_inactive",
             Self::AlreadyTicketed => "already_ticketed",
             Self::RuleInvalid { .. } => "rule_invalid",
+            Self::Maintenance { .. } => "maintenance",
+            Self::Pending { .. } => "pending",
         }
     }
 }
@@ -84,6 +101,10 @@ impl fmt::Display for SkipReason {
             Self::RuleInvalid { errors } => {
                 let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 write!(f, "rule invalid: {}", all.join("; "))
+            }
+            Self::Maintenance { window } => write!(f, "maintenance window \"{window}\""),
+            Self::Pending { since, until } => {
+                write!(f, "pending: active since {since}, ticketed at {until} if it persists")
             }
             other => f.write_str(other.label()),
         }
@@ -105,6 +126,8 @@ pub struct Context {
     status_rules: Vec<Option<RuleResult>>,
     /// Each mapped tenant's account, whether that account is active, and its key hashes.
     tenants: FastMap<TenantId, MappedTenant>,
+    /// Whether open status tickets follow severity, by `Product as usize`.
+    follows_severity: [bool; 3],
 }
 
 #[derive(Debug, Clone)]
@@ -115,14 +138,17 @@ struct MappedTenant {
     /// `issue|<tenant>|`: an event's idempotency key then hashes only its own id.
     event_hash: [Fnv128; 3],
     issue_hash: Fnv128,
+    /// The tenant's maintenance windows (empty for almost every tenant: one length check).
+    windows: Vec<MaintenanceWindow>,
 }
 
 impl MappedTenant {
-    fn new(tenant: &TenantId, account: PsaId, active: bool) -> Self {
+    fn new(tenant: &TenantId, account: PsaId, active: bool, windows: Vec<MaintenanceWindow>) -> Self {
         let t = tenant.as_str().as_bytes();
         Self {
             account,
             active,
+            windows,
             event_hash: Product::ALL.map(|p| EVENT_PREFIX[p as usize].write(t).write(b"|")),
             issue_hash: ISSUE_PREFIX.write(t).write(b"|"),
         }
@@ -192,11 +218,27 @@ impl Context {
         let tenants = mapping
             .into_iter()
             .map(|(tenant, account)| {
-                let mapped = MappedTenant::new(&tenant, account, active.get(&account).copied().unwrap_or(false));
+                let windows = rules.maintenance.iter().filter(|w| w.tenant == tenant).cloned().collect();
+                let mapped =
+                    MappedTenant::new(&tenant, account, active.get(&account).copied().unwrap_or(false), windows);
                 (tenant, mapped)
             })
             .collect();
-        Self { general: resolve_general(&rules.general, catalog), rules: resolved, event_rules, status_rules, tenants }
+        let follows_severity = Product::ALL.map(|p| p.has_statuses() && rules.priority_follows_severity.contains(&p));
+        Self {
+            general: resolve_general(&rules.general, catalog),
+            rules: resolved,
+            event_rules,
+            status_rules,
+            tenants,
+            follows_severity,
+        }
+    }
+
+    /// The maintenance window that suppresses a create for `tenant` and `device_name` at `now`.
+    pub fn maintenance_window(&self, tenant: &TenantId, device_name: Option<&str>, now: DateTime<Utc>) -> Option<&str> {
+        let mapped = self.tenants.get(tenant)?;
+        window_at(&mapped.windows, tenant, device_name, now).map(|w| w.id.as_str())
     }
 
     /// The closed status to set, when the general settings resolve.
@@ -326,6 +368,16 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
     let Some(generation) = ledger.next_generation(&key) else {
         return skip(key, SkipReason::AlreadyTicketed);
     };
+    if !mapped.windows.is_empty() {
+        // Suppressed when the window is open now (no create during it) or was when the event
+        // occurred (a late arrival from inside the window is maintenance noise too).
+        let device = event.device.as_ref().map(|d| d.name.as_str());
+        let window = window_at(&mapped.windows, &event.tenant, device, now)
+            .or_else(|| window_at(&mapped.windows, &event.tenant, device, event.occurred_at));
+        if let Some(w) = window {
+            return skip(key, SkipReason::Maintenance { window: w.id.clone() });
+        }
+    }
     let urgency = match event.class {
         EventClass::Severity(Severity::Critical) | EventClass::Office365(_) => Urgency::Critical,
         EventClass::Severity(_) => Urgency::Normal,
@@ -543,6 +595,46 @@ pub enum Action {
         /// Key.
         key: TicketKey,
     },
+    /// The flap guard: a status description seen active for the first time, on a row with a
+    /// creation delay. Record `Delayed` (no PSA call); it is ticketed by the first
+    /// reconciliation at or after `until` that still sees it.
+    Delay {
+        /// Key.
+        key: TicketKey,
+        /// First seen active (the reconciliation's `now`).
+        since: DateTime<Utc>,
+        /// When it qualifies.
+        until: DateTime<Utc>,
+    },
+    /// A delayed description cleared before its delay ran out: record `DelayCleared` (no PSA
+    /// call); it never gets a ticket.
+    DelayCleared {
+        /// Key.
+        key: TicketKey,
+    },
+    /// The reopen window: a status problem returned soon after the integration closed its
+    /// ticket. Record the transition, then update the ticket (status back to the new-ticket
+    /// status, the row's priority, due time from now) and add the note.
+    Reopen(Update),
+    /// Priority follows severity: the open ticket's description became Critical. Record the
+    /// transition, then update the ticket (the Critical row's priority and due time) and add
+    /// the note.
+    Update(Update),
+}
+
+/// A change to an existing ticket ([`Action::Reopen`], [`Action::Update`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    /// The problem's identity.
+    pub key: TicketKey,
+    /// The ticket to change.
+    pub ticket: TicketRef,
+    /// The fields to change ([`crate::ports::TicketSink::update_ticket`]).
+    pub update: TicketUpdate,
+    /// The note to add (at most once: its marker is unique and stable across retries).
+    pub note: TicketNote,
+    /// The entry's urgency from now on (the problem's current level).
+    pub urgency: Urgency,
 }
 
 impl Action {
@@ -552,6 +644,35 @@ impl Action {
             Self::Create(c) => c.transition(),
             Self::Close(c) => Transition::CloseRequested { key: c.key.clone(), status: c.status, note: c.note.clone() },
             Self::Clear { key } => Transition::Cleared { key: key.clone() },
+            Self::Delay { key, since, .. } => Transition::Delayed { key: key.clone(), since: *since },
+            Self::DelayCleared { key } => Transition::DelayCleared { key: key.clone() },
+            Self::Reopen(u) => u.transition(UpdateReason::Reopen),
+            Self::Update(u) => u.transition(UpdateReason::Severity),
+        }
+    }
+
+    /// The key the action concerns.
+    pub fn key(&self) -> &TicketKey {
+        match self {
+            Self::Create(Create { key, .. })
+            | Self::Close(Close { key, .. })
+            | Self::Clear { key }
+            | Self::Delay { key, .. }
+            | Self::DelayCleared { key }
+            | Self::Reopen(Update { key, .. })
+            | Self::Update(Update { key, .. }) => key,
+        }
+    }
+}
+
+impl Update {
+    fn transition(&self, reason: UpdateReason) -> Transition {
+        Transition::UpdateRequested {
+            key: self.key.clone(),
+            update: self.update.clone(),
+            note: self.note.clone(),
+            reason,
+            urgency: self.urgency,
         }
     }
 }
@@ -612,6 +733,7 @@ fn reconcile_devices(
     // Active conditions the ledger does not know, each considered once.
     let mut fresh: FastSet<(&str, &StatusDescription)> = FastSet::default();
     let mut texts: Option<StatusTexts> = None;
+    let follows = ctx.follows_severity[product as usize];
     for device in &snapshot.devices {
         if device.active.is_empty() {
             continue;
@@ -629,7 +751,15 @@ fn reconcile_devices(
                 None if !fresh.insert((id, &a.description)) => continue,
                 None => Some(1),
             };
+            let entry = known.map(|i| entries[i]);
             let Some(generation) = generation else {
+                // Open already. Priority follows severity: a Warning ticket whose description is
+                // now Critical (never the other way: a severity that drops back changes nothing).
+                if let Some(e) = entry {
+                    if follows && a.level == StatusLevel::Critical && e.urgency == Urgency::Normal {
+                        out.actions.extend(severity_update(e, device, a, ctx, now));
+                    }
+                }
                 continue;
             };
             let Some(slot) = status_slot(product, a.level, &a.description) else {
@@ -645,15 +775,45 @@ fn reconcile_devices(
                 device: device.device.id.clone(),
                 description: a.description.clone(),
             };
-            let (account, general, resolved) = match ctx.admit(tenant, rule) {
+            let (mapped, general, resolved) = match ctx.admit_tenant(tenant, rule) {
                 Ok(x) => x,
                 Err(reason) => {
                     out.skipped.push((key, reason));
                     continue;
                 }
             };
+            let delayed = entry.and_then(|e| match &e.state {
+                TicketState::Delayed { since, .. } => Some(*since),
+                _ => None,
+            });
+            let since = delayed.unwrap_or(now);
+            if resolved.create_delay_minutes > 0 {
+                let until = since + Duration::minutes(i64::from(resolved.create_delay_minutes));
+                if now < until {
+                    match delayed {
+                        Some(since) => out.skipped.push((key, SkipReason::Pending { since, until })),
+                        None => out.actions.push(Action::Delay { key, since: now, until }),
+                    }
+                    continue;
+                }
+            }
+            if !mapped.windows.is_empty() {
+                if let Some(w) = window_at(&mapped.windows, tenant, Some(&device.device.name), now) {
+                    out.skipped.push((key, SkipReason::Maintenance { window: w.id.clone() }));
+                    continue;
+                }
+            }
+            if let (Some(hours), Some(e)) = (resolved.reopen_hours, entry) {
+                if let Some((ticket, closed_at)) = reopenable(&e.state) {
+                    if since.signed_duration_since(closed_at) < Duration::hours(i64::from(hours)) {
+                        out.actions
+                            .push(Action::Reopen(reopen(e, key, ticket, a, general, resolved, since, closed_at, now)));
+                        continue;
+                    }
+                }
+            }
             let texts = texts.get_or_insert_with(|| StatusTexts::new(snapshot, now));
-            let draft = texts.draft(device, a, &key, generation, account, general, resolved, now);
+            let draft = texts.draft(device, a, &key, generation, mapped.account, general, resolved, now);
             out.actions.push(Action::Create(Create { key, generation, draft }));
         }
     }
@@ -679,9 +839,91 @@ fn reconcile_devices(
                 )),
             },
             TicketState::Closed { cleared: false, .. } => out.actions.push(Action::Clear { key: entry.key.clone() }),
+            TicketState::Delayed { .. } => out.actions.push(Action::DelayCleared { key: entry.key.clone() }),
             _ => {}
         }
     }
+}
+
+fn level_name(level: StatusLevel) -> &'static str {
+    match level {
+        StatusLevel::Critical => "Critical",
+        StatusLevel::Warning => "Warning",
+    }
+}
+
+fn urgency_of(level: StatusLevel) -> Urgency {
+    if level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal }
+}
+
+/// The reopen of a ticket the integration closed at `closed_at`, for a problem active again
+/// since `since`: status back to the new-ticket status, the row's priority, due time from now.
+#[allow(clippy::too_many_arguments)] // one private helper; a struct would only rename the list
+fn reopen(
+    entry: &LedgerEntry,
+    key: TicketKey,
+    ticket: &TicketRef,
+    a: &ActiveDescription,
+    general: &ResolvedGeneral,
+    rule: &ResolvedRule,
+    since: DateTime<Utc>,
+    closed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Update {
+    let minutes = since.signed_duration_since(closed_at).num_minutes().max(0);
+    let text = format!(
+        "The status description \"{}\" ({} status) is active again {minutes} minute(s) after this ticket was closed \
+         automatically; reopened instead of creating a new ticket.",
+        a.description.text(),
+        level_name(a.level),
+    );
+    // The transition counts this reopen: the marker names the count it will have.
+    let marker = format!("{}/reopen/{}", entry.idempotency_key, entry.reopens.saturating_add(1));
+    Update {
+        key,
+        ticket: ticket.clone(),
+        update: TicketUpdate {
+            status: Some(general.new_status),
+            priority: Some(rule.priority),
+            due: Some(now + Duration::hours(i64::from(rule.due_hours))),
+        },
+        note: TicketNote { marker, text },
+        urgency: urgency_of(a.level),
+    }
+}
+
+/// Priority follows severity for an open Warning ticket whose description is now Critical: the
+/// Critical row's priority and due time, when that row is on and resolves for the tenant.
+#[cold]
+fn severity_update(
+    entry: &LedgerEntry,
+    device: &DeviceStatus,
+    a: &ActiveDescription,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Option<Action> {
+    let TicketState::Open { ticket } = &entry.state else { return None };
+    let TicketKey::Status { product, tenant, .. } = &entry.key else { return None };
+    let slot = status_slot(*product, StatusLevel::Critical, &a.description)?;
+    let rule = ctx.status_rules.get(slot).and_then(Option::as_ref)?;
+    let (_, _, critical) = ctx.admit_tenant(tenant, rule).ok()?;
+    let text = format!(
+        "The status description \"{}\" on {} is now Critical (it was Warning): priority and due time follow the \
+         Critical status rule.",
+        a.description.text(),
+        device.device.name,
+    );
+    Some(Action::Update(Update {
+        key: entry.key.clone(),
+        ticket: ticket.clone(),
+        update: TicketUpdate {
+            status: None,
+            priority: Some(critical.priority),
+            due: Some(now + Duration::hours(i64::from(critical.due_hours))),
+        },
+        note: TicketNote { marker: entry.note_marker("severity"), text },
+        urgency: Urgency::Critical,
+    }))
 }
 
 fn status_device(entry: &LedgerEntry) -> &str {

@@ -46,6 +46,12 @@ pub struct RulePatch {
     /// Sub-issue type.
     #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
     pub sub_issue_type: Option<Option<String>>,
+    /// Creation delay in minutes (status rows; 0 turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_delay_minutes: Option<u32>,
+    /// Reopen window in hours (status rows; `null` turns it off).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub reopen_hours: Option<Option<u32>>,
 }
 
 impl RulePatch {
@@ -66,6 +72,19 @@ impl RulePatch {
         set(&mut rule.work_type, &self.work_type);
         set(&mut rule.issue_type, &self.issue_type);
         set(&mut rule.sub_issue_type, &self.sub_issue_type);
+        set(&mut rule.create_delay_minutes, &self.create_delay_minutes);
+        set(&mut rule.reopen_hours, &self.reopen_hours);
+    }
+}
+
+impl RulePatch {
+    /// Whether the patch sets a lifecycle field.
+    fn sets(&self, field: Field) -> bool {
+        match field {
+            Field::CreateDelay => self.create_delay_minutes.is_some(),
+            Field::ReopenHours => self.reopen_hours.is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -155,12 +174,34 @@ impl RuleBook {
                 let r = crate::rules::DUE_HOURS_RANGE;
                 return Err(invalid(Field::DueHours, Problem::OutOfRange { min: *r.start(), max: *r.end() }));
             }
+            // The lifecycle settings the patch sets, checked on the row as patched.
+            let mut patched = self.draft.rows.get(row).cloned().unwrap_or_else(|| row.default_rule());
+            patch.apply(&mut patched);
+            let lifecycle = crate::rules::lifecycle_problems(row, &patched);
+            if let Some((field, problem)) = lifecycle.into_iter().find(|(f, _)| patch.sets(*f)) {
+                return Err(invalid(field, problem));
+            }
         }
         for row in rows {
             let rule = self.draft.rows.entry(row.clone()).or_insert_with(|| row.default_rule());
             patch.apply(rule);
         }
         Ok(())
+    }
+
+    /// Replaces the draft's maintenance windows (saved with the General section).
+    pub fn set_maintenance(&mut self, windows: Vec<crate::maintenance::MaintenanceWindow>) {
+        self.draft.maintenance = windows;
+    }
+
+    /// Turns priority-follows-severity on or off for a product's status tickets in the draft
+    /// (saved with either of the product's status sections).
+    pub fn set_priority_follows_severity(&mut self, product: crate::model::Product, on: bool) {
+        if on {
+            self.draft.priority_follows_severity.insert(product);
+        } else {
+            self.draft.priority_follows_severity.remove(&product);
+        }
     }
 
     /// Edits the draft's general settings.
@@ -192,8 +233,17 @@ impl RuleBook {
     /// Whether the draft's section differs from the saved one.
     pub fn is_dirty(&self, section: Section) -> bool {
         match section {
-            Section::General => self.draft.general != self.saved.general,
-            s => s.rows().iter().any(|r| self.draft.rows.get(r) != self.saved.rows.get(r)),
+            Section::General => {
+                self.draft.general != self.saved.general || self.draft.maintenance != self.saved.maintenance
+            }
+            s => {
+                let follows = |set: &RuleSet| match s {
+                    Section::Statuses(p, _) => set.priority_follows_severity.contains(&p),
+                    _ => false,
+                };
+                follows(&self.draft) != follows(&self.saved)
+                    || s.rows().iter().any(|r| self.draft.rows.get(r) != self.saved.rows.get(r))
+            }
         }
     }
 }

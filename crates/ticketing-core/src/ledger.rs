@@ -41,7 +41,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{DeviceId, Office365EventType, Product, PsaId, StatusDescription, TenantId};
-use crate::ports::OwnedTicket;
+use crate::ports::{OwnedTicket, TicketUpdate};
 use crate::ticket::{InlineIdempotencyKey, TicketDraft, TicketKey, TicketNote, TicketRef, Urgency};
 
 /// Who closed a ticket.
@@ -52,6 +52,17 @@ pub enum ClosedBy {
     Integration,
     /// A person, in the PSA.
     Technician,
+}
+
+/// Why an open (or automatically closed) ticket is being changed ([`TicketState::Updating`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateReason {
+    /// A status problem returned within its row's reopen window after the integration closed
+    /// its ticket: the ticket is reopened instead of a new one being created.
+    Reopen,
+    /// The problem became more severe (Warning to Critical): priority and due time follow.
+    Severity,
 }
 
 /// Where one ticket is in its life.
@@ -88,6 +99,34 @@ pub enum TicketState {
         /// The close note still to add (outbox work: retried until it lands).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<Box<TicketNote>>,
+        /// When the close was recorded (absent in entries stored by older versions, and for
+        /// adopted tickets): the reopen window counts from it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed_at: Option<DateTime<Utc>>,
+    },
+    /// A status problem seen active, waiting for its row's creation delay (the flap guard)
+    /// before it gets a ticket. Not live: no ticket exists. Removed (or the previous state put
+    /// back) when the problem clears first ([`Transition::DelayCleared`]).
+    Delayed {
+        /// When the problem was first seen active.
+        since: DateTime<Utc>,
+        /// The state of the key's previous generation (a closed ticket, which a reopen may take
+        /// back), `None` when the key had no entry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<Box<Self>>,
+    },
+    /// The PSA ticket is to be changed ([`crate::ports::TicketSink::update_ticket`]) and a note
+    /// added (at most once, by its marker): a reopen or a priority raise. Live; outbox work
+    /// ([`Recovery::Update`]) until [`Transition::Updated`] or [`Transition::UpdateRefused`].
+    Updating {
+        /// The ticket.
+        ticket: TicketRef,
+        /// The fields to change.
+        update: Box<TicketUpdate>,
+        /// The note saying why (its marker is unique and stable across retries).
+        note: Box<TicketNote>,
+        /// Reopen or priority raise.
+        reason: UpdateReason,
     },
     /// The PSA refused the ticket (for example a validation error). Kept with its draft so an
     /// operator can re-plan it once the rule is fixed ([`Transition::Retry`]).
@@ -116,12 +155,14 @@ impl TicketState {
             Self::Closed { .. } => "closed",
             Self::Failed { .. } => "failed",
             Self::Dropped { .. } => "dropped",
+            Self::Delayed { .. } => "delayed",
+            Self::Updating { .. } => "updating",
         }
     }
 
     /// Whether a ticket exists or may exist and is not closed: the state invariant 2 counts.
     pub fn is_live(&self) -> bool {
-        matches!(self, Self::Planned { .. } | Self::Open { .. } | Self::Closing { .. })
+        matches!(self, Self::Planned { .. } | Self::Open { .. } | Self::Closing { .. } | Self::Updating { .. })
     }
 }
 
@@ -140,15 +181,28 @@ pub struct LedgerEntry {
     pub state: TicketState,
     /// Time of the last transition.
     pub updated_at: DateTime<Utc>,
+    /// How often this generation's ticket was reopened (the reopen window): makes the markers
+    /// of its later close, reopen and priority notes unique. Absent (0) in older entries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reopens: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl LedgerEntry {
     /// The ticket, once the PSA has confirmed it.
     pub fn ticket(&self) -> Option<&TicketRef> {
         match &self.state {
-            TicketState::Open { ticket } | TicketState::Closing { ticket, .. } => Some(ticket),
+            TicketState::Open { ticket }
+            | TicketState::Closing { ticket, .. }
+            | TicketState::Updating { ticket, .. } => Some(ticket),
             TicketState::Closed { ticket, .. } => ticket.as_ref(),
-            TicketState::Planned { .. } | TicketState::Failed { .. } | TicketState::Dropped { .. } => None,
+            TicketState::Planned { .. }
+            | TicketState::Failed { .. }
+            | TicketState::Dropped { .. }
+            | TicketState::Delayed { .. } => None,
         }
     }
 
@@ -160,14 +214,29 @@ impl LedgerEntry {
             TicketState::Closed { cleared: true, note: None, .. }
                 | TicketState::Failed { .. }
                 | TicketState::Dropped { .. }
+                | TicketState::Delayed { .. }
         )
+    }
+
+    /// The marker of this generation's note of `kind` (`close`, `reopen`, `severity`): unique
+    /// per note and stable across retries. A ticket never reopened keeps the marker earlier
+    /// versions wrote (`<idempotency key>/close`).
+    pub fn note_marker(&self, kind: &str) -> String {
+        if self.reopens == 0 {
+            format!("{}/{kind}", self.idempotency_key)
+        } else {
+            format!("{}/{kind}/{}", self.idempotency_key, self.reopens)
+        }
     }
 
     /// Whether [`LedgerEntry::pending`] has work (without cloning the key).
     fn is_pending(&self) -> bool {
         matches!(
             self.state,
-            TicketState::Planned { .. } | TicketState::Closing { .. } | TicketState::Closed { note: Some(_), .. }
+            TicketState::Planned { .. }
+                | TicketState::Closing { .. }
+                | TicketState::Closed { note: Some(_), .. }
+                | TicketState::Updating { .. }
         )
     }
 
@@ -177,6 +246,7 @@ impl LedgerEntry {
             TicketState::Planned { .. } => Some(Recovery::LookUpThenCreate(self.key.clone())),
             TicketState::Closing { .. } => Some(Recovery::RetryClose(self.key.clone())),
             TicketState::Closed { note: Some(_), .. } => Some(Recovery::AddNote(self.key.clone())),
+            TicketState::Updating { .. } => Some(Recovery::Update(self.key.clone())),
             _ => None,
         }
     }
@@ -189,6 +259,23 @@ pub(crate) fn next_generation(key: &TicketKey, entry: Option<&LedgerEntry>) -> O
         Some(_) if matches!(key, TicketKey::Event { .. }) => None,
         Some(e) if e.allows_new_generation() => Some(e.generation + 1),
         Some(_) => None,
+    }
+}
+
+/// The ticket a reopen may take back, and when it was closed: a ticket this system closed
+/// (never one a technician closed), whose close note has landed, either as the key's state or
+/// as the state a delayed entry waits on.
+pub fn reopenable(state: &TicketState) -> Option<(&TicketRef, DateTime<Utc>)> {
+    match state {
+        TicketState::Closed {
+            ticket: Some(ticket),
+            by: ClosedBy::Integration,
+            cleared: true,
+            note: None,
+            closed_at: Some(at),
+        } => Some((ticket, *at)),
+        TicketState::Delayed { previous: Some(previous), .. } => reopenable(previous),
+        _ => None,
     }
 }
 
@@ -274,6 +361,48 @@ pub enum Transition {
         /// Key.
         key: TicketKey,
     },
+    /// A status problem was first seen active and waits for its row's creation delay (the
+    /// flap guard): no ticket yet. Allowed wherever a new generation may be planned.
+    Delayed {
+        /// Key.
+        key: TicketKey,
+        /// When it was first seen active.
+        since: DateTime<Utc>,
+    },
+    /// A delayed problem cleared before its delay ran out: it never gets a ticket. The entry
+    /// goes back to its previous state, or is removed when it had none.
+    DelayCleared {
+        /// Key.
+        key: TicketKey,
+    },
+    /// Record a ticket update to perform (before the PSA call): a reopen (from an automatic
+    /// close, possibly after a delay) or a priority raise (from open).
+    UpdateRequested {
+        /// Key.
+        key: TicketKey,
+        /// Fields to change.
+        update: TicketUpdate,
+        /// The note to add (marker from [`LedgerEntry::note_marker`]).
+        note: TicketNote,
+        /// Why.
+        reason: UpdateReason,
+        /// The entry's urgency from now on (the problem's current level).
+        urgency: Urgency,
+    },
+    /// The PSA took the update and the note: the ticket is open.
+    Updated {
+        /// Key.
+        key: TicketKey,
+    },
+    /// The PSA refused the update (for example a backend that cannot update tickets). A refused
+    /// reopen leaves the ticket closed and no longer reopenable (the next pass creates a new
+    /// ticket, as without the feature); a refused priority raise leaves it open as it was.
+    UpdateRefused {
+        /// Key.
+        key: TicketKey,
+        /// The PSA's reason.
+        reason: String,
+    },
 }
 
 impl Transition {
@@ -290,7 +419,12 @@ impl Transition {
             | Self::CloseRequested { key, .. }
             | Self::Closed { key }
             | Self::ClosedByTechnician { key }
-            | Self::Cleared { key } => key,
+            | Self::Cleared { key }
+            | Self::Delayed { key, .. }
+            | Self::DelayCleared { key }
+            | Self::UpdateRequested { key, .. }
+            | Self::Updated { key }
+            | Self::UpdateRefused { key, .. } => key,
         }
     }
 }
@@ -317,13 +451,16 @@ pub enum Recovery {
     RetryClose(TicketKey),
     /// The ticket is closed but its close note is still to be added.
     AddNote(TicketKey),
+    /// A ticket update (reopen or priority raise) was due: send it again (idempotent), then add
+    /// its note looking its marker up first.
+    Update(TicketKey),
 }
 
 impl Recovery {
     /// The key the work is for.
     pub fn key(&self) -> &TicketKey {
         match self {
-            Self::LookUpThenCreate(k) | Self::RetryClose(k) | Self::AddNote(k) => k,
+            Self::LookUpThenCreate(k) | Self::RetryClose(k) | Self::AddNote(k) | Self::Update(k) => k,
         }
     }
 }
@@ -520,6 +657,7 @@ impl Ledger {
                     urgency: draft.urgency,
                     state: TicketState::Planned { draft: Box::new(draft.clone()) },
                     updated_at: now,
+                    reopens: 0,
                 };
                 self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
@@ -540,9 +678,16 @@ impl Ledger {
                 TicketState::Planned { draft: Box::new(draft.clone()) }
             }
             (Transition::Retry { .. }, _) => return Err(err("retry")),
-            (Transition::NoteAdded { .. }, Some(TicketState::Closed { ticket, by, cleared, note: Some(_) })) => {
-                TicketState::Closed { ticket: ticket.clone(), by: *by, cleared: *cleared, note: None }
-            }
+            (
+                Transition::NoteAdded { .. },
+                Some(TicketState::Closed { ticket, by, cleared, note: Some(_), closed_at }),
+            ) => TicketState::Closed {
+                ticket: ticket.clone(),
+                by: *by,
+                cleared: *cleared,
+                note: None,
+                closed_at: *closed_at,
+            },
             (Transition::NoteAdded { .. }, _) => return Err(err("note_added")),
             (Transition::Adopted { generation, ticket, open, .. }, _) => {
                 if !self.adoptable(key, *generation) {
@@ -559,6 +704,7 @@ impl Ledger {
                         by: ClosedBy::Technician,
                         cleared: false,
                         note: None,
+                        closed_at: None,
                     }
                 };
                 let urgency = current.map_or(Urgency::Normal, |e| e.urgency);
@@ -569,6 +715,7 @@ impl Ledger {
                     urgency,
                     state,
                     updated_at: now,
+                    reopens: 0,
                 };
                 self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
@@ -578,26 +725,118 @@ impl Ledger {
             }
             (Transition::CloseRequested { .. }, _) => return Err(err("close_requested")),
             (Transition::Closed { .. }, Some(TicketState::Closing { ticket, note, .. })) => {
-                let note = current.filter(|_| !note.trim().is_empty()).map(|e| {
-                    Box::new(TicketNote { marker: format!("{}/close", e.idempotency_key), text: note.clone() })
-                });
-                TicketState::Closed { ticket: Some(ticket.clone()), by: ClosedBy::Integration, cleared: true, note }
+                let note = current
+                    .filter(|_| !note.trim().is_empty())
+                    .map(|e| Box::new(TicketNote { marker: e.note_marker("close"), text: note.clone() }));
+                TicketState::Closed {
+                    ticket: Some(ticket.clone()),
+                    by: ClosedBy::Integration,
+                    cleared: true,
+                    note,
+                    closed_at: Some(now),
+                }
             }
             (Transition::Closed { .. }, _) => return Err(err("closed")),
             (
                 Transition::ClosedByTechnician { .. },
-                Some(TicketState::Open { ticket } | TicketState::Closing { ticket, .. }),
+                Some(
+                    TicketState::Open { ticket }
+                    | TicketState::Closing { ticket, .. }
+                    | TicketState::Updating { ticket, .. },
+                ),
             ) => TicketState::Closed {
                 ticket: Some(ticket.clone()),
                 by: ClosedBy::Technician,
                 cleared: false,
                 note: None,
+                closed_at: Some(now),
             },
             (Transition::ClosedByTechnician { .. }, _) => return Err(err("closed_by_technician")),
-            (Transition::Cleared { .. }, Some(TicketState::Closed { ticket, by, note, .. })) => {
-                TicketState::Closed { ticket: ticket.clone(), by: *by, cleared: true, note: note.clone() }
+            (Transition::Cleared { .. }, Some(TicketState::Closed { ticket, by, note, closed_at, .. })) => {
+                TicketState::Closed {
+                    ticket: ticket.clone(),
+                    by: *by,
+                    cleared: true,
+                    note: note.clone(),
+                    closed_at: *closed_at,
+                }
             }
             (Transition::Cleared { .. }, _) => return Err(err("cleared")),
+            (Transition::Delayed { since, .. }, _) => {
+                if !matches!(key, TicketKey::Status { .. }) || self.next_generation(key).is_none() {
+                    return Err(err("delayed"));
+                }
+                let entry = match self.entries.take(key) {
+                    Some(Stored(mut e)) => {
+                        let previous =
+                            std::mem::replace(&mut e.state, TicketState::Delayed { since: *since, previous: None });
+                        e.state = TicketState::Delayed { since: *since, previous: Some(Box::new(previous)) };
+                        e.updated_at = now;
+                        e
+                    }
+                    None => Box::new(LedgerEntry {
+                        key: key.clone(),
+                        generation: 0,
+                        idempotency_key: key.inline_idempotency_key(0),
+                        urgency: Urgency::Normal,
+                        state: TicketState::Delayed { since: *since, previous: None },
+                        updated_at: now,
+                        reopens: 0,
+                    }),
+                };
+                self.entries.insert(Stored(entry));
+                return Ok(());
+            }
+            (Transition::DelayCleared { .. }, Some(TicketState::Delayed { previous, .. })) => match previous {
+                Some(previous) => (**previous).clone(),
+                None => {
+                    self.entries.remove(key);
+                    return Ok(());
+                }
+            },
+            (Transition::DelayCleared { .. }, _) => return Err(err("delay_cleared")),
+            (Transition::UpdateRequested { update, note, reason, urgency, .. }, Some(state)) => {
+                let ticket = match (reason, state) {
+                    (UpdateReason::Severity, TicketState::Open { ticket }) => ticket.clone(),
+                    (UpdateReason::Reopen, state) => match reopenable(state) {
+                        Some((ticket, _)) => ticket.clone(),
+                        None => return Err(err("update_requested")),
+                    },
+                    _ => return Err(err("update_requested")),
+                };
+                if let Some(Stored(mut e)) = self.entries.take(key) {
+                    if *reason == UpdateReason::Reopen {
+                        e.reopens = e.reopens.saturating_add(1);
+                    }
+                    e.urgency = *urgency;
+                    e.state = TicketState::Updating {
+                        ticket,
+                        update: Box::new(update.clone()),
+                        note: Box::new(note.clone()),
+                        reason: *reason,
+                    };
+                    e.updated_at = now;
+                    self.entries.insert(Stored(e));
+                }
+                return Ok(());
+            }
+            (Transition::UpdateRequested { .. }, None) => return Err(err("update_requested")),
+            (Transition::Updated { .. }, Some(TicketState::Updating { ticket, .. })) => {
+                TicketState::Open { ticket: ticket.clone() }
+            }
+            (Transition::Updated { .. }, _) => return Err(err("updated")),
+            (Transition::UpdateRefused { .. }, Some(TicketState::Updating { ticket, reason, .. })) => match reason {
+                UpdateReason::Severity => TicketState::Open { ticket: ticket.clone() },
+                // No `closed_at`: not reopenable again, so the next pass creates a new ticket.
+                UpdateReason::Reopen => TicketState::Closed {
+                    ticket: Some(ticket.clone()),
+                    by: ClosedBy::Integration,
+                    cleared: true,
+                    note: None,
+                    closed_at: None,
+                },
+            },
+            (Transition::UpdateRefused { .. }, _) => return Err(err("update_refused")),
         };
         // A set has no `get_mut`: take the entry out and put it back (two lookups, no copy of the
         // entry itself, which stays in its box).

@@ -20,6 +20,7 @@
 //! - [`catalog`]: the PSA's picklists and label → id resolution;
 //! - [`decide`]: the decisions;
 //! - [`ledger`]: the ticket state machine that makes creation exactly-once;
+//! - [`maintenance`]: maintenance windows (no ticket is created during one);
 //! - [`ticket`]: keys, idempotency keys, drafts;
 //! - [`ports`]: `EventSource`, `StatusSource`, `TicketSink`;
 //! - [`secret`]: a string that never prints.
@@ -76,6 +77,7 @@ pub mod catalog;
 pub mod decide;
 pub mod edit;
 pub mod ledger;
+pub mod maintenance;
 pub mod model;
 pub mod ports;
 pub mod retry;

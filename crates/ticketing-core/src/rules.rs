@@ -7,7 +7,7 @@
 //! Rules are global: they apply to every mapped account (the guide: "Ticketing rules are
 //! applicable to all accounts that are mapped").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -32,6 +32,10 @@ pub const DEFAULT_WARNING_STATUS_DUE_HOURS: u32 = 24;
 pub const LIFETIME_RANGE: std::ops::RangeInclusive<u32> = 1..=365;
 /// Due-time bounds accepted, in hours.
 pub const DUE_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=8760;
+/// Creation-delay bounds accepted, in minutes (0 is the guide: no delay; at most a week).
+pub const CREATE_DELAY_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
+/// Reopen-window bounds accepted, in hours (at most 90 days).
+pub const WINDOW_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=2160;
 
 /// General ticketing settings: the initial values every automatic ticket gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +90,23 @@ pub struct Rule {
     /// Sub-issue type label (optional; must belong to the issue type).
     #[serde(default)]
     pub sub_issue_type: Option<String>,
+    // The lifecycle settings below (issue 20) are all opt-in: their "off" value is the guide's
+    // behaviour, is what a rule book saved before them reads as (`default`), and is left out
+    // when written (`skip_serializing_if`), so a rule book with every feature off serialises
+    // exactly as before. They sit on the one `Rule` shape, as `lifetime_days` does, rather
+    // than in per-kind row types: validation refuses each on a row kind that cannot use it.
+    /// Status rows: minutes a description must have been active before it gets a ticket (the
+    /// flap guard); one that clears sooner never gets one. 0 (the guide) creates at first sight.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub create_delay_minutes: u32,
+    /// Status rows: a problem that returns within this many hours of the integration closing
+    /// its ticket reopens that ticket instead of getting a new one. `None` (the guide): off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reopen_hours: Option<u32>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Which table and row a rule sits in.
@@ -134,7 +155,14 @@ impl RowId {
             work_type: None,
             issue_type: None,
             sub_issue_type: None,
+            create_delay_minutes: 0,
+            reopen_hours: None,
         }
+    }
+
+    /// Whether the row is a status row (the flap guard and the reopen window apply to it).
+    pub fn is_status(&self) -> bool {
+        matches!(self, Self::Status(..))
     }
 
     /// The row's label as the guide's tables show it.
@@ -303,6 +331,16 @@ pub struct RuleSet {
     /// Every row. Missing rows (in a partial config file) take their defaults.
     #[serde(default)]
     pub rows: BTreeMap<RowId, Rule>,
+    /// Maintenance windows (per tenant): no ticket is created during one. Saved with the
+    /// General section (they are tenant-wide, not a row of any table). Empty: the guide.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<crate::maintenance::MaintenanceWindow>,
+    /// Products whose open status tickets follow their problem's severity: when a description
+    /// moves from Warning to Critical on the same computer, the ticket takes the Critical row's
+    /// priority and due time, with a note. Saved with that product's status sections (either
+    /// of them). Empty: the guide. Office 365 is refused: its issues carry no severity.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub priority_follows_severity: BTreeSet<Product>,
 }
 
 impl Default for RuleSet {
@@ -312,7 +350,12 @@ impl Default for RuleSet {
             let rule = r.default_rule();
             (r, rule)
         });
-        Self { general: GeneralSettings::default(), rows: rows.collect() }
+        Self {
+            general: GeneralSettings::default(),
+            rows: rows.collect(),
+            maintenance: Vec::new(),
+            priority_follows_severity: BTreeSet::new(),
+        }
     }
 }
 
@@ -349,8 +392,18 @@ impl RuleSet {
     /// Replaces one section with its counterpart from `other`.
     pub fn copy_section_from(&mut self, section: Section, other: &Self) {
         match section {
-            Section::General => self.general = other.general.clone(),
+            Section::General => {
+                self.general = other.general.clone();
+                self.maintenance = other.maintenance.clone();
+            }
             s => {
+                if let Section::Statuses(p, _) = s {
+                    if other.priority_follows_severity.contains(&p) {
+                        self.priority_follows_severity.insert(p);
+                    } else {
+                        self.priority_follows_severity.remove(&p);
+                    }
+                }
                 for row in s.rows() {
                     let rule = other.rows.get(&row).cloned().unwrap_or_else(|| row.default_rule());
                     self.rows.insert(row, rule);
@@ -365,6 +418,14 @@ impl RuleSet {
     /// required fields only matter for rows that create tickets).
     pub fn validate(&self, catalog: &Catalog) -> Vec<ValidationError> {
         let mut errors = resolve_general(&self.general, catalog).err().unwrap_or_default();
+        errors.extend(crate::maintenance::validate_windows(&self.maintenance));
+        if self.priority_follows_severity.contains(&Product::Office365) {
+            errors.push(ValidationError {
+                row: None,
+                field: Field::PriorityFollowsSeverity,
+                problem: Problem::NotApplicable,
+            });
+        }
         for (row, rule) in &self.rows {
             if rule.enabled {
                 if let Err(e) = resolve_rule(row, rule, catalog) {
@@ -403,6 +464,13 @@ pub enum Problem {
     },
     /// The field does not exist for this row (lifetime on an Office 365 or status rule).
     NotApplicable,
+    /// A maintenance window that cannot be used.
+    InvalidWindow {
+        /// The window's id.
+        window: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// One validation problem, naming product, row and field.
@@ -441,6 +509,9 @@ impl fmt::Display for ValidationError {
                 write!(f, "{} must be between {min} and {max}", self.field)
             }
             Problem::NotApplicable => write!(f, "{} does not apply to this row", self.field),
+            Problem::InvalidWindow { window, message } => {
+                write!(f, "{} window \"{window}\": {message}", self.field)
+            }
         }
     }
 }
@@ -475,6 +546,10 @@ pub struct ResolvedRule {
     pub issue_type: Option<PsaId>,
     /// Sub-issue type.
     pub sub_issue_type: Option<PsaId>,
+    /// Creation delay in minutes (status rows; 0: off).
+    pub create_delay_minutes: u32,
+    /// Reopen window in hours (status rows).
+    pub reopen_hours: Option<u32>,
 }
 
 struct Resolver<'a> {
@@ -535,6 +610,9 @@ pub fn resolve_rule(row: &RowId, rule: &Rule, catalog: &Catalog) -> Result<Resol
         (false, None) => {}
     }
     r.range(Field::DueHours, rule.due_hours, &DUE_HOURS_RANGE);
+    for (field, problem) in lifecycle_problems(row, rule) {
+        r.push(field, problem);
+    }
     let queue = r.required(Field::Queue, rule.queue.as_deref());
     let priority = r.required(Field::Priority, rule.priority.as_deref());
     let work_type = r.optional(Field::WorkType, rule.work_type.as_deref());
@@ -555,7 +633,30 @@ pub fn resolve_rule(row: &RowId, rule: &Rule, catalog: &Catalog) -> Result<Resol
             work_type,
             issue_type,
             sub_issue_type,
+            create_delay_minutes: rule.create_delay_minutes,
+            reopen_hours: rule.reopen_hours,
         }),
         _ => Err(r.errors),
     }
+}
+
+/// The lifecycle settings' problems on one row: each refused on a row kind that cannot use it,
+/// and out of its range. Shared by [`resolve_rule`] and the bulk edit's up-front check.
+pub(crate) fn lifecycle_problems(row: &RowId, rule: &Rule) -> Vec<(Field, Problem)> {
+    let mut out = Vec::new();
+    let range = |field, value: u32, range: &std::ops::RangeInclusive<u32>| {
+        (!range.contains(&value)).then(|| (field, Problem::OutOfRange { min: *range.start(), max: *range.end() }))
+    };
+    let status = row.is_status();
+    if rule.create_delay_minutes != 0 && !status {
+        out.push((Field::CreateDelay, Problem::NotApplicable));
+    } else {
+        out.extend(range(Field::CreateDelay, rule.create_delay_minutes, &CREATE_DELAY_RANGE));
+    }
+    match rule.reopen_hours {
+        Some(_) if !status => out.push((Field::ReopenHours, Problem::NotApplicable)),
+        Some(h) => out.extend(range(Field::ReopenHours, h, &WINDOW_HOURS_RANGE)),
+        None => {}
+    }
+    out
 }

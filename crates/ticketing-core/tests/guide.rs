@@ -377,7 +377,8 @@ fn apply_all(ledger: &mut Ledger, actions: &[Action]) {
                 Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(1000 + i as i64), number: None } }
             }
             Action::Close(_) => Transition::Closed { key: key.clone() },
-            Action::Clear { .. } => continue,
+            Action::Clear { .. } | Action::Delay { .. } | Action::DelayCleared { .. } => continue,
+            Action::Reopen(_) | Action::Update(_) => Transition::Updated { key: key.clone() },
         };
         ledger.apply(&follow, now()).unwrap();
         // The close note lands too (it is outbox work of its own).

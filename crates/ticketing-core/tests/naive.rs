@@ -142,6 +142,7 @@ proptest! {
                     (Recovery::RetryClose(_), 1) => Transition::ClosedByTechnician { key },
                     (Recovery::RetryClose(_), _) => Transition::Closed { key },
                     (Recovery::AddNote(_), _) => Transition::NoteAdded { key },
+                    (Recovery::Update(_), _) => Transition::Updated { key },
                 };
                 ledger.apply(&t, at).unwrap();
             }

@@ -214,6 +214,7 @@ proptest! {
                     (Recovery::LookUpThenCreate(_), _) => Transition::Opened { key, ticket: TicketRef { id: PsaId(id), number: None } },
                     (Recovery::RetryClose(_), _) => Transition::Closed { key },
                     (Recovery::AddNote(_), _) => Transition::NoteAdded { key },
+                    (Recovery::Update(_), _) => Transition::Updated { key },
                 };
                 ledger.apply(&t, now()).unwrap();
             }

@@ -62,7 +62,8 @@ fn drive(ledger: &mut Ledger, actions: &[Action], progress: &[bool], ticket_ids:
                 Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(*ticket_ids), number: None } }
             }
             Action::Close(_) => Transition::Closed { key: key.clone() },
-            Action::Clear { .. } => continue,
+            Action::Clear { .. } | Action::Delay { .. } | Action::DelayCleared { .. } => continue,
+            Action::Reopen(_) | Action::Update(_) => Transition::Updated { key: key.clone() },
         };
         ledger.apply(&follow, now()).unwrap();
         if matches!(a, Action::Close(_)) {

@@ -482,6 +482,8 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
         work_type: bulk_label(form, "b_work_type"),
         issue_type: bulk_label(form, "b_issue_type"),
         sub_issue_type: bulk_label(form, "b_sub_issue_type"),
+        // lifecycle: handled in the engine integration (the form has no lifecycle fields yet)
+        ..RulePatch::default()
     })
 }
 

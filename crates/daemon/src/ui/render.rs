@@ -53,6 +53,8 @@ fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String
         Problem::NotOfIssueType => format!("{f} does not belong to the chosen issue type"),
         Problem::OutOfRange { min, max } => format!("{f} must be between {min} and {max}"),
         Problem::NotApplicable => format!("{f} does not apply here"),
+        // lifecycle: handled in the engine integration (worded as the core words them)
+        Problem::InvalidWindow { window, message } => format!("{f} \u{201c}{window}\u{201d}: {message}"),
     }
 }
 

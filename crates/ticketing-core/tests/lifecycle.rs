@@ -1,0 +1,910 @@
+//! Issue 20, the ticket lifecycle beyond the guide: table-driven scenarios per feature (flap
+//! guard, reopen window, maintenance windows, priority follows severity), the pure maintenance
+//! window function against a minute-by-minute reading of the wall clock, storage compatibility,
+//! and the property that with every feature off the decisions are those of today (the frozen
+//! naive reference of `benches/naive/mod.rs`).
+
+mod support;
+
+#[path = "../benches/naive/mod.rs"]
+mod naive;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+use proptest::prelude::*;
+use support::*;
+use ticketing_core::catalog::{Catalog, Field};
+use ticketing_core::decide::{Action, EventDecision, SkipReason, decide_event, reconcile};
+use ticketing_core::ledger::{Ledger, LedgerEntry, TicketState, Transition, UpdateReason};
+use ticketing_core::maintenance::{MaintenanceWindow, Schedule, glob_match, window_at};
+use ticketing_core::model::*;
+use ticketing_core::ports::TicketUpdate;
+use ticketing_core::rules::{Problem, RowId, Rule, RuleSet};
+use ticketing_core::ticket::{TicketKey, TicketNote, TicketRef, Urgency};
+
+const DB: &str = "databases_out_of_date";
+
+fn row(level: StatusLevel) -> RowId {
+    RowId::Status(Product::SecurityCenter, level, desc(DB))
+}
+
+/// One scenario's settings.
+#[derive(Default, Clone)]
+struct Cfg {
+    delay: u32,
+    reopen: Option<u32>,
+    follows: bool,
+    critical_row_off: bool,
+    windows: Vec<MaintenanceWindow>,
+}
+
+impl Cfg {
+    fn rules(&self) -> RuleSet {
+        let mut rules = all_on();
+        for level in StatusLevel::ALL {
+            let r = rules.rows.get_mut(&row(level)).unwrap();
+            r.create_delay_minutes = self.delay;
+            r.reopen_hours = self.reopen;
+        }
+        if self.critical_row_off {
+            rules.rows.get_mut(&row(StatusLevel::Critical)).unwrap().enabled = false;
+        }
+        if self.follows {
+            rules.priority_follows_severity.insert(Product::SecurityCenter);
+        }
+        rules.maintenance = self.windows.clone();
+        assert_eq!(rules.validate(&Catalog::example()), vec![], "scenario rules are valid");
+        rules
+    }
+}
+
+fn once(id: &str, tenant: &str, device: Option<&str>, from_min: i64, to_min: i64) -> MaintenanceWindow {
+    MaintenanceWindow {
+        id: id.into(),
+        tenant: TenantId::new(tenant),
+        device: device.map(Into::into),
+        schedule: Schedule::Once { start: now() + Duration::minutes(from_min), end: now() + Duration::minutes(to_min) },
+    }
+}
+
+fn nightly() -> Vec<MaintenanceWindow> {
+    vec![once("nightly", "ksc:main/vs:1", None, 60, 120)]
+}
+
+/// One step: minutes after `now()`, the state of "databases out of date" on computer `pc`
+/// (`-` inactive, `W` Warning, `C` Critical, `T` a technician closes the open ticket and it
+/// stays Warning), and what the reconciliation decides, summarised.
+type Step = (i64, char, &'static str);
+
+fn summary(rec: &ticketing_core::Reconciliation) -> String {
+    let mut out: Vec<String> = rec
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Create(c) => {
+                format!("create:{}", if c.draft.urgency == Urgency::Critical { "critical" } else { "warning" })
+            }
+            Action::Close(_) => "close".into(),
+            Action::Clear { .. } => "clear".into(),
+            Action::Delay { .. } => "delay".into(),
+            Action::DelayCleared { .. } => "delay_cleared".into(),
+            Action::Reopen(_) => "reopen".into(),
+            Action::Update(_) => "update".into(),
+        })
+        .collect();
+    out.extend(rec.skipped.iter().map(|(_, r)| match r {
+        SkipReason::Maintenance { window } => format!("maintenance:{window}"),
+        r => r.label().to_owned(),
+    }));
+    out.join(",")
+}
+
+/// Runs a scenario: each step's reconciliation is persisted and answered as the engine would
+/// (create → opened, close → closed and its note added, update → updated).
+fn run(name: &str, cfg: &Cfg, steps: &[Step]) -> Ledger {
+    let rules = cfg.rules();
+    let c = ctx(&rules);
+    let mut ledger = Ledger::new();
+    let mut ids = 0;
+    for (i, (minute, state, expected)) in steps.iter().enumerate() {
+        let at = now() + Duration::minutes(*minute);
+        let key = TicketKey::Status {
+            product: Product::SecurityCenter,
+            tenant: tenant(),
+            device: DeviceId::new("pc"),
+            description: desc(DB),
+        };
+        if *state == 'T' {
+            ledger.apply(&Transition::ClosedByTechnician { key: key.clone() }, at).unwrap();
+        }
+        let active: Vec<(&str, StatusLevel)> = match state {
+            '-' => vec![],
+            'C' => vec![(DB, StatusLevel::Critical)],
+            _ => vec![(DB, StatusLevel::Warning)],
+        };
+        let rec = reconcile(&snapshot(vec![device_status("pc", &active)]), &c, &ledger, at);
+        assert_eq!(summary(&rec), *expected, "{name}, step {} (minute {minute}, {state})", i + 1);
+        for a in &rec.actions {
+            ledger.apply(&a.transition(), at).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let key = a.key().clone();
+            match a {
+                Action::Create(_) => {
+                    ids += 1;
+                    ledger.apply(&Transition::Opened { key, ticket: TicketRef { id: PsaId(ids), number: None } }, at)
+                }
+                Action::Close(_) => ledger
+                    .apply(&Transition::Closed { key: key.clone() }, at)
+                    .and_then(|()| ledger.apply(&Transition::NoteAdded { key }, at)),
+                Action::Reopen(_) | Action::Update(_) => ledger.apply(&Transition::Updated { key }, at),
+                _ => Ok(()),
+            }
+            .unwrap();
+        }
+    }
+    ledger
+}
+
+#[test]
+fn flap_guard_scenarios() {
+    let d10 = Cfg { delay: 10, ..Cfg::default() };
+    let table: Vec<(&str, Cfg, Vec<Step>)> = vec![
+        ("no delay is the guide: a ticket at first sight", Cfg::default(), vec![(0, 'W', "create:warning")]),
+        (
+            "clears during the delay: never a ticket",
+            d10.clone(),
+            vec![(0, 'W', "delay"), (5, '-', "delay_cleared"), (20, '-', ""), (30, '-', "")],
+        ),
+        (
+            "persists past the delay",
+            d10.clone(),
+            vec![(0, 'W', "delay"), (5, 'W', "pending"), (10, 'W', "create:warning")],
+        ),
+        ("one minute short of the delay is still pending", d10.clone(), vec![(0, 'W', "delay"), (9, 'W', "pending")]),
+        (
+            "a ticket made after the delay closes as usual",
+            d10.clone(),
+            vec![(0, 'W', "delay"), (10, 'W', "create:warning"), (20, '-', "close"), (25, '-', "")],
+        ),
+        (
+            "flapping: each return starts the delay again",
+            d10.clone(),
+            vec![
+                (0, 'W', "delay"),
+                (5, '-', "delay_cleared"),
+                (6, 'W', "delay"),
+                (11, '-', "delay_cleared"),
+                (12, 'W', "delay"),
+                (21, 'W', "pending"),
+                (22, 'W', "create:warning"),
+            ],
+        ),
+        (
+            "a level change during the delay keeps the first sight",
+            d10.clone(),
+            vec![(0, 'W', "delay"), (5, 'C', "pending"), (10, 'C', "create:critical")],
+        ),
+        (
+            "a second generation waits again",
+            d10.clone(),
+            vec![
+                (0, 'W', "delay"),
+                (10, 'W', "create:warning"),
+                (20, '-', "close"),
+                (30, 'W', "delay"),
+                (40, 'W', "create:warning"),
+            ],
+        ),
+        (
+            "a technician-closed ticket is not re-created while it persists, then waits again",
+            d10,
+            vec![
+                (0, 'W', "delay"),
+                (10, 'W', "create:warning"),
+                (15, 'T', ""),
+                (20, '-', "clear"),
+                (30, 'W', "delay"),
+                (40, 'W', "create:warning"),
+            ],
+        ),
+    ];
+    for (name, cfg, steps) in &table {
+        run(name, cfg, steps);
+    }
+    assert!(table.len() >= 9);
+}
+
+#[test]
+fn reopen_scenarios() {
+    let r2 = Cfg { reopen: Some(2), ..Cfg::default() };
+    let table: Vec<(&str, Cfg, Vec<Step>)> = vec![
+        (
+            "returns within the window: the ticket is reopened",
+            r2.clone(),
+            vec![(0, 'W', "create:warning"), (10, '-', "close"), (30, 'W', "reopen"), (40, 'W', "")],
+        ),
+        (
+            "returns after the reopen window: a new ticket",
+            r2.clone(),
+            vec![(0, 'W', "create:warning"), (10, '-', "close"), (130, 'W', "create:warning")],
+        ),
+        (
+            "returns one minute inside the window",
+            r2.clone(),
+            vec![(0, 'W', "create:warning"), (10, '-', "close"), (129, 'W', "reopen")],
+        ),
+        (
+            "a ticket closed by a technician is not reopened",
+            r2.clone(),
+            vec![(0, 'W', "create:warning"), (10, 'T', ""), (20, '-', "clear"), (30, 'W', "create:warning")],
+        ),
+        (
+            "reopened, closed and reopened again",
+            r2.clone(),
+            vec![
+                (0, 'W', "create:warning"),
+                (10, '-', "close"),
+                (20, 'W', "reopen"),
+                (30, '-', "close"),
+                (40, 'W', "reopen"),
+            ],
+        ),
+        (
+            "off (the guide): a new ticket",
+            Cfg::default(),
+            vec![(0, 'W', "create:warning"), (10, '-', "close"), (20, 'W', "create:warning")],
+        ),
+        ("returns at another level", r2, vec![(0, 'W', "create:warning"), (10, '-', "close"), (20, 'C', "reopen")]),
+        (
+            "with the flap guard: a flap does not reopen, a lasting return does",
+            Cfg { delay: 10, reopen: Some(2), ..Cfg::default() },
+            vec![
+                (0, 'W', "delay"),
+                (10, 'W', "create:warning"),
+                (20, '-', "close"),
+                (30, 'W', "delay"),
+                (35, '-', "delay_cleared"),
+                (40, 'W', "delay"),
+                (50, 'W', "reopen"),
+            ],
+        ),
+        (
+            "the window counts to the return, not to the end of the delay",
+            Cfg { delay: 30, reopen: Some(1), ..Cfg::default() },
+            vec![
+                (0, 'W', "delay"),
+                (30, 'W', "create:warning"),
+                (40, '-', "close"),
+                (95, 'W', "delay"),
+                (125, 'W', "reopen"),
+            ],
+        ),
+    ];
+    for (name, cfg, steps) in &table {
+        run(name, cfg, steps);
+    }
+}
+
+#[test]
+fn maintenance_scenarios() {
+    let table: Vec<(&str, Cfg, Vec<Step>)> = vec![
+        (
+            "clears during a maintenance window: its ticket still closes",
+            Cfg { windows: nightly(), ..Cfg::default() },
+            vec![(0, 'W', "create:warning"), (70, '-', "close")],
+        ),
+        (
+            "window ends while active: the ticket comes with the first poll after it",
+            Cfg { windows: nightly(), ..Cfg::default() },
+            vec![(70, 'W', "maintenance:nightly"), (119, 'W', "maintenance:nightly"), (120, 'W', "create:warning")],
+        ),
+        (
+            "a problem that starts and ends inside the window never gets a ticket",
+            Cfg { windows: nightly(), ..Cfg::default() },
+            vec![(70, 'W', "maintenance:nightly"), (80, '-', ""), (130, '-', "")],
+        ),
+        (
+            "an open ticket stays open through the window",
+            Cfg { windows: nightly(), ..Cfg::default() },
+            vec![(0, 'W', "create:warning"), (70, 'W', ""), (130, 'W', "")],
+        ),
+        (
+            "a device pattern that does not match",
+            Cfg { windows: vec![once("srv", "ksc:main/vs:1", Some("SRV-*"), 60, 120)], ..Cfg::default() },
+            vec![(70, 'W', "create:warning")],
+        ),
+        (
+            "a device pattern that matches, whatever the case",
+            Cfg { windows: vec![once("pcs", "ksc:main/vs:1", Some("pc-?*"), 60, 120)], ..Cfg::default() },
+            vec![(70, 'W', "maintenance:pcs"), (120, 'W', "create:warning")],
+        ),
+        (
+            "another tenant's window",
+            Cfg { windows: vec![once("other", "ksc:main/vs:2", None, 60, 120)], ..Cfg::default() },
+            vec![(70, 'W', "create:warning")],
+        ),
+        (
+            "the flap guard keeps counting during the window",
+            Cfg { delay: 10, windows: nightly(), ..Cfg::default() },
+            vec![(55, 'W', "delay"), (65, 'W', "maintenance:nightly"), (120, 'W', "create:warning")],
+        ),
+        (
+            "a reopen waits for the window's end",
+            Cfg { reopen: Some(2), windows: nightly(), ..Cfg::default() },
+            vec![
+                (0, 'W', "create:warning"),
+                (10, '-', "close"),
+                (70, 'W', "maintenance:nightly"),
+                (120, 'W', "reopen"),
+            ],
+        ),
+    ];
+    for (name, cfg, steps) in &table {
+        run(name, cfg, steps);
+    }
+}
+
+#[test]
+fn priority_follows_severity_scenarios() {
+    let on = Cfg { follows: true, ..Cfg::default() };
+    let table: Vec<(&str, Cfg, Vec<Step>)> = vec![
+        (
+            "Warning to Critical raises the ticket",
+            on.clone(),
+            vec![(0, 'W', "create:warning"), (10, 'C', "update"), (20, 'C', "")],
+        ),
+        (
+            "severity drops back: nothing changes, and no second raise",
+            on.clone(),
+            vec![(0, 'W', "create:warning"), (10, 'C', "update"), (20, 'W', ""), (30, 'C', "")],
+        ),
+        ("off (the guide): nothing", Cfg::default(), vec![(0, 'W', "create:warning"), (10, 'C', "")]),
+        ("a ticket that started Critical", on.clone(), vec![(0, 'C', "create:critical"), (10, 'W', ""), (20, 'C', "")]),
+        (
+            "raised, then cleared: it closes",
+            on,
+            vec![(0, 'W', "create:warning"), (10, 'C', "update"), (20, '-', "close")],
+        ),
+        (
+            "the Critical row is off: nothing to follow",
+            Cfg { follows: true, critical_row_off: true, ..Cfg::default() },
+            vec![(0, 'W', "create:warning"), (10, 'C', "")],
+        ),
+        (
+            "a raise is not a create: it happens during maintenance",
+            Cfg { follows: true, windows: nightly(), ..Cfg::default() },
+            vec![(0, 'W', "create:warning"), (70, 'C', "update")],
+        ),
+        (
+            "a reopened ticket can be raised again",
+            Cfg { follows: true, reopen: Some(2), ..Cfg::default() },
+            vec![
+                (0, 'W', "create:warning"),
+                (10, 'C', "update"),
+                (20, '-', "close"),
+                (30, 'W', "reopen"),
+                (40, 'C', "update"),
+            ],
+        ),
+    ];
+    for (name, cfg, steps) in &table {
+        run(name, cfg, steps);
+    }
+}
+
+fn only_action(cfg: &Cfg, steps: &[(i64, char)]) -> (Ledger, Vec<Action>) {
+    let rules = cfg.rules();
+    let c = ctx(&rules);
+    let mut ledger = Ledger::new();
+    let mut last = Vec::new();
+    for (minute, state) in steps {
+        let at = now() + Duration::minutes(*minute);
+        let active: Vec<(&str, StatusLevel)> = match state {
+            '-' => vec![],
+            'C' => vec![(DB, StatusLevel::Critical)],
+            _ => vec![(DB, StatusLevel::Warning)],
+        };
+        let rec = reconcile(&snapshot(vec![device_status("pc", &active)]), &c, &ledger, at);
+        for a in &rec.actions {
+            ledger.apply(&a.transition(), at).unwrap();
+            let key = a.key().clone();
+            let _ = match a {
+                Action::Create(_) => {
+                    ledger.apply(&Transition::Opened { key, ticket: TicketRef { id: PsaId(5), number: None } }, at)
+                }
+                Action::Close(_) => ledger
+                    .apply(&Transition::Closed { key: key.clone() }, at)
+                    .and_then(|()| ledger.apply(&Transition::NoteAdded { key }, at)),
+                Action::Reopen(_) | Action::Update(_) => ledger.apply(&Transition::Updated { key }, at),
+                _ => Ok(()),
+            };
+        }
+        last = rec.actions;
+    }
+    (ledger, last)
+}
+
+#[test]
+fn a_reopen_sets_the_new_status_the_rows_priority_and_a_due_time_from_now_with_a_unique_note() {
+    let cfg = Cfg { reopen: Some(2), ..Cfg::default() };
+    let (_, actions) = only_action(&cfg, &[(0, 'W'), (10, '-'), (30, 'C')]);
+    let [Action::Reopen(u)] = actions.as_slice() else { panic!("{actions:?}") };
+    let at = now() + Duration::minutes(30);
+    assert_eq!(
+        u.update,
+        TicketUpdate { status: Some(PsaId(1)), priority: Some(PsaId(4)), due: Some(at + Duration::hours(12)) }
+    );
+    assert_eq!(u.ticket.id, PsaId(5));
+    assert_eq!(u.urgency, Urgency::Critical);
+    assert!(u.note.text.contains("20 minute(s) after this ticket was closed automatically"), "{}", u.note.text);
+    assert!(u.note.marker.ends_with("/reopen/1"), "{}", u.note.marker);
+    // A second cycle: the close and reopen markers differ from the first's.
+    let (ledger, actions) = only_action(&cfg, &[(0, 'W'), (10, '-'), (20, 'W'), (30, '-'), (40, 'W')]);
+    let [Action::Reopen(u2)] = actions.as_slice() else { panic!("{actions:?}") };
+    assert!(u2.note.marker.ends_with("/reopen/2"), "{}", u2.note.marker);
+    let e = ledger.entries().next().unwrap();
+    assert_eq!(e.generation, 1, "a reopen keeps the ticket and its generation");
+    assert_eq!(e.reopens, 2);
+    assert_eq!(e.note_marker("close"), format!("{}/close/2", e.idempotency_key));
+}
+
+#[test]
+fn a_raise_takes_the_critical_rows_priority_and_due_time() {
+    let cfg = Cfg { follows: true, ..Cfg::default() };
+    let (ledger, actions) = only_action(&cfg, &[(0, 'W'), (10, 'C')]);
+    let [Action::Update(u)] = actions.as_slice() else { panic!("{actions:?}") };
+    let at = now() + Duration::minutes(10);
+    assert_eq!(u.update, TicketUpdate { status: None, priority: Some(PsaId(4)), due: Some(at + Duration::hours(12)) });
+    assert!(u.note.text.contains("is now Critical (it was Warning)"), "{}", u.note.text);
+    assert!(u.note.marker.ends_with("/severity"), "{}", u.note.marker);
+    assert_eq!(ledger.entries().next().unwrap().urgency, Urgency::Critical);
+}
+
+#[test]
+fn the_pending_skip_says_since_and_until() {
+    let cfg = Cfg { delay: 15, ..Cfg::default() };
+    let rules = cfg.rules();
+    let c = ctx(&rules);
+    let snap = snapshot(vec![device_status("pc", &[(DB, StatusLevel::Warning)])]);
+    let mut ledger = Ledger::new();
+    let rec = reconcile(&snap, &c, &ledger, now());
+    let [Action::Delay { since, until, .. }] = rec.actions.as_slice() else { panic!("{rec:?}") };
+    assert_eq!((*since, *until), (now(), now() + Duration::minutes(15)));
+    ledger.apply(&rec.actions[0].transition(), now()).unwrap();
+    assert_eq!(ledger.get(rec.actions[0].key()).unwrap().state.name(), "delayed");
+    assert!(!ledger.get(rec.actions[0].key()).unwrap().state.is_live());
+    let rec = reconcile(&snap, &c, &ledger, now() + Duration::minutes(3));
+    assert_eq!(rec.skipped[0].1, SkipReason::Pending { since: now(), until: now() + Duration::minutes(15) });
+    // A delayed entry whose problem clears is removed: the ledger is as it was.
+    ledger.apply(&Transition::DelayCleared { key: rec.skipped[0].0.clone() }, now()).unwrap();
+    assert!(ledger.is_empty());
+}
+
+#[test]
+fn a_refused_reopen_falls_back_to_a_new_ticket_and_a_refused_raise_to_open() {
+    let cfg = Cfg { reopen: Some(2), follows: true, ..Cfg::default() };
+    let rules = cfg.rules();
+    let c = ctx(&rules);
+    let snap = |s: &[(&str, StatusLevel)]| snapshot(vec![device_status("pc", s)]);
+    let (mut ledger, _) = only_action(&cfg, &[(0, 'W'), (10, '-')]);
+    let rec = reconcile(&snap(&[(DB, StatusLevel::Warning)]), &c, &ledger, now() + Duration::minutes(20));
+    let key = rec.actions[0].key().clone();
+    ledger.apply(&rec.actions[0].transition(), now()).unwrap();
+    assert_eq!(ledger.get(&key).unwrap().state.name(), "updating");
+    assert!(ledger.recovery().iter().any(|r| matches!(r, ticketing_core::ledger::Recovery::Update(k) if *k == key)));
+    ledger.apply(&Transition::UpdateRefused { key: key.clone(), reason: "cannot update".into() }, now()).unwrap();
+    let rec = reconcile(&snap(&[(DB, StatusLevel::Warning)]), &c, &ledger, now() + Duration::minutes(21));
+    assert_eq!(summary(&rec), "create:warning");
+    // A refused raise: back to open, not raised again.
+    let (mut ledger, actions) = only_action(&Cfg { follows: true, ..Cfg::default() }, &[(0, 'W')]);
+    assert_eq!(actions.len(), 1);
+    let rec = reconcile(&snap(&[(DB, StatusLevel::Critical)]), &c, &ledger, now());
+    ledger.apply(&rec.actions[0].transition(), now()).unwrap();
+    ledger.apply(&Transition::UpdateRefused { key: key.clone(), reason: "no".into() }, now()).unwrap();
+    assert_eq!(ledger.get(&key).unwrap().state.name(), "open");
+    assert_eq!(summary(&reconcile(&snap(&[(DB, StatusLevel::Critical)]), &c, &ledger, now())), "");
+}
+
+fn ev_at(minutes_ago: i64, device: Option<&str>) -> Event {
+    let mut e =
+        event(Product::SecurityCenter, EventClass::Severity(Severity::Critical), Duration::minutes(minutes_ago));
+    e.device = device.map(|n| Device { id: DeviceId::new("h"), name: n.into() });
+    e
+}
+
+#[test]
+fn event_maintenance_scenarios() {
+    // (name, windows relative to now(), event age in minutes, device, expected)
+    type Row = (&'static str, Vec<MaintenanceWindow>, i64, Option<&'static str>, &'static str);
+    let table: Vec<Row> = vec![
+        ("no window: created", vec![], 5, Some("ACME-PC-01"), "create"),
+        (
+            "decided inside a window",
+            vec![once("w", "ksc:main/vs:1", None, -30, 30)],
+            5,
+            Some("ACME-PC-01"),
+            "maintenance:w",
+        ),
+        (
+            "occurred inside a window, read after it",
+            vec![once("w", "ksc:main/vs:1", None, -60, -30)],
+            45,
+            Some("ACME-PC-01"),
+            "maintenance:w",
+        ),
+        (
+            "occurred before a window, read after it",
+            vec![once("w", "ksc:main/vs:1", None, -60, -30)],
+            90,
+            Some("ACME-PC-01"),
+            "create",
+        ),
+        (
+            "a device window and an event without a computer",
+            vec![once("w", "ksc:main/vs:1", Some("ACME-*"), -30, 30)],
+            5,
+            None,
+            "create",
+        ),
+        (
+            "a device window that matches",
+            vec![once("w", "ksc:main/vs:1", Some("acme-*"), -30, 30)],
+            5,
+            Some("ACME-PC-01"),
+            "maintenance:w",
+        ),
+        ("another tenant's window", vec![once("w", "ksc:main/vs:9", None, -30, 30)], 5, Some("ACME-PC-01"), "create"),
+    ];
+    for (name, windows, age, device, expected) in table {
+        let mut rules = all_on();
+        rules.maintenance = windows;
+        let got = match decide_event(&ev_at(age, device), &ctx(&rules), &Ledger::new(), now()) {
+            EventDecision::Create(_) => "create".to_owned(),
+            EventDecision::Skip { reason: SkipReason::Maintenance { window }, .. } => format!("maintenance:{window}"),
+            EventDecision::Skip { reason, .. } => reason.label().to_owned(),
+        };
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
+// --- maintenance windows as a pure function ---------------------------------------------------
+
+fn recurring(weekdays: &[Weekday], start: (u32, u32), minutes: u32, tz: &str, nth: Option<u8>) -> MaintenanceWindow {
+    MaintenanceWindow {
+        id: "r".into(),
+        tenant: tenant(),
+        device: None,
+        schedule: Schedule::Recurring {
+            weekdays: weekdays.to_vec(),
+            start: NaiveTime::from_hms_opt(start.0, start.1, 0).unwrap(),
+            duration_minutes: minutes,
+            time_zone: tz.into(),
+            nth_of_month: nth,
+        },
+    }
+}
+
+fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+}
+
+#[test]
+fn recurring_windows_are_dst_correct() {
+    let berlin = |wd| recurring(&[wd], (2, 30), 60, "Europe/Berlin", None);
+    // 2026-03-29 (Sunday): the clocks jump from 02:00 to 03:00; 02:30 never shows, so the
+    // window starts at the jump (01:00 UTC) and lasts an hour.
+    let w = berlin(Weekday::Sun);
+    assert_eq!(w.occurrence_at(utc(2026, 3, 29, 1, 30)), Some((utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 2, 0))));
+    assert!(!w.contains(utc(2026, 3, 29, 0, 59)));
+    // 2026-10-25 (Sunday): 02:30 shows twice; the first (00:30 UTC, CEST) starts it.
+    assert_eq!(w.occurrence_at(utc(2026, 10, 25, 1, 0)), Some((utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30))));
+    assert!(!w.contains(utc(2026, 10, 25, 1, 30)));
+    // The property's reference reads these instants the same way (so it is not vacuous).
+    for (at, inside) in [
+        (utc(2026, 3, 29, 1, 0), true),
+        (utc(2026, 3, 29, 0, 59), false),
+        (utc(2026, 10, 25, 1, 29), true),
+        (utc(2026, 10, 25, 1, 30), false),
+    ] {
+        assert_eq!((w.contains(at), reference_contains(&w, at)), (inside, inside), "{at}");
+    }
+    // An ordinary Sunday in winter: 02:30 CET is 01:30 UTC.
+    assert!(w.contains(utc(2026, 11, 22, 1, 30)) && !w.contains(utc(2026, 11, 22, 1, 29)));
+    // A window across midnight belongs to the day it starts on.
+    let late = recurring(&[Weekday::Fri], (23, 0), 180, "America/New_York", None);
+    assert!(late.contains(utc(2026, 11, 21, 5, 59))); // Sat 00:59 EST
+    assert!(!late.contains(utc(2026, 11, 21, 7, 0))); // Sat 02:00 EST
+    // Every 3rd Tuesday: 2026-11-17 is one, 2026-11-10 and 2026-11-24 are not.
+    let third = recurring(&[Weekday::Tue], (22, 0), 120, "Europe/London", Some(3));
+    assert!(third.contains(utc(2026, 11, 17, 22, 30)));
+    assert!(!third.contains(utc(2026, 11, 10, 22, 30)) && !third.contains(utc(2026, 11, 24, 22, 30)));
+    // window_at honours tenant and device.
+    let windows = vec![MaintenanceWindow { device: Some("SRV-?".into()), ..third }];
+    assert!(window_at(&windows, &tenant(), Some("srv-1"), utc(2026, 11, 17, 22, 30)).is_some());
+    assert!(window_at(&windows, &tenant(), Some("srv-10"), utc(2026, 11, 17, 22, 30)).is_none());
+    assert!(window_at(&windows, &TenantId::new("x"), Some("srv-1"), utc(2026, 11, 17, 22, 30)).is_none());
+    assert!(glob_match("*", "") && glob_match("a*b*c", "aXbYc") && !glob_match("a*b", "ac") && glob_match("É*", "é1"));
+}
+
+/// The reference reading of a recurring window: minute by minute, an occurrence starts at the
+/// first minute on a matching local date at which the wall clock reaches the start time (a
+/// second passage the same date, after the clocks fall back, is not a start).
+fn reference_contains(w: &MaintenanceWindow, at: DateTime<Utc>) -> bool {
+    let Schedule::Recurring { weekdays, start, duration_minutes, time_zone, nth_of_month } = &w.schedule else {
+        unreachable!()
+    };
+    let tz: Tz = time_zone.parse().unwrap();
+    let local = |u: DateTime<Utc>| u.with_timezone(&tz).naive_local();
+    let matches = |d: NaiveDate| {
+        use chrono::Datelike;
+        weekdays.contains(&d.weekday()) && nth_of_month.is_none_or(|n| u32::from(n) == (d.day() - 1) / 7 + 1)
+    };
+    let passage = |u: DateTime<Utc>| {
+        let (now, before) = (local(u), local(u - Duration::minutes(1)));
+        let t = now.date().and_time(*start);
+        before < t && t <= now && matches(now.date())
+    };
+    let is_start = |u: DateTime<Utc>| {
+        passage(u)
+            && !(1..=180).any(|m| {
+                let v = u - Duration::minutes(m);
+                passage(v) && local(v).date() == local(u).date()
+            })
+    };
+    let floor = at.with_second(0).unwrap();
+    (0..i64::from(*duration_minutes))
+        .map(|m| floor - Duration::minutes(m))
+        .filter(|u| *u > at - Duration::minutes(i64::from(*duration_minutes)))
+        .any(is_start)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A recurring window contains exactly the instants its local-time definition says, across
+    /// DST changes (the instants are drawn around them), in zones east and west, with and
+    /// without "nth of the month".
+    #[test]
+    fn recurring_windows_contain_exactly_their_local_instants(
+        tz in prop_oneof![Just("Europe/Berlin"), Just("America/New_York"), Just("Australia/Sydney"), Just("Asia/Kolkata"), Just("UTC")],
+        days in proptest::collection::btree_set(0usize..7, 1..4),
+        hour in 0u32..24,
+        minute in prop_oneof![Just(0u32), Just(30), 0u32..60],
+        duration in 1u32..300,
+        nth in proptest::option::of(1u8..=5),
+        base in prop_oneof![Just(utc(2026, 3, 8, 0, 0)), Just(utc(2026, 3, 28, 0, 0)), Just(utc(2026, 10, 24, 0, 0)), Just(utc(2026, 11, 1, 0, 0)), Just(utc(2026, 4, 4, 0, 0))],
+        offset_secs in 0i64..(3 * 24 * 3600),
+    ) {
+        let weekdays: Vec<Weekday> = days.into_iter().map(|d| Weekday::try_from(d as u8).unwrap()).collect();
+        let w = recurring(&weekdays, (hour, minute), duration, tz, nth);
+        let at = base + Duration::seconds(offset_secs);
+        prop_assert_eq!(w.contains(at), reference_contains(&w, at), "{:?} at {}", w.schedule, at);
+    }
+}
+
+// --- settings: validation, editing, storage -----------------------------------------------------
+
+#[test]
+fn validation_refuses_a_lifecycle_field_on_a_row_that_cannot_use_it() {
+    let mut rules = all_on();
+    let event_row = sev(Product::SecurityCenter, Severity::Critical);
+    rules.rows.get_mut(&event_row).unwrap().create_delay_minutes = 5;
+    rules.rows.get_mut(&event_row).unwrap().reopen_hours = Some(2);
+    rules.rows.get_mut(&row(StatusLevel::Warning)).unwrap().lifetime_days = Some(2);
+    rules.rows.get_mut(&row(StatusLevel::Critical)).unwrap().reopen_hours = Some(0);
+    rules.priority_follows_severity.insert(Product::Office365);
+    let errors = rules.validate(&Catalog::example());
+    let got: Vec<(Option<RowId>, Field, Problem)> =
+        errors.iter().map(|e| (e.row.clone(), e.field, e.problem.clone())).collect();
+    assert!(got.contains(&(Some(event_row.clone()), Field::CreateDelay, Problem::NotApplicable)));
+    assert!(got.contains(&(Some(event_row.clone()), Field::ReopenHours, Problem::NotApplicable)));
+    assert!(got.contains(&(Some(row(StatusLevel::Warning)), Field::Lifetime, Problem::NotApplicable)));
+    assert!(got.contains(&(
+        Some(row(StatusLevel::Critical)),
+        Field::ReopenHours,
+        Problem::OutOfRange { min: 1, max: 2160 }
+    )));
+    assert!(got.contains(&(None, Field::PriorityFollowsSeverity, Problem::NotApplicable)));
+    let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(
+        text.contains(
+            "row \"Critical\" (security_center/event/critical): create_delay_minutes does not apply to this row"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn validation_refuses_unusable_windows() {
+    let rules = RuleSet {
+        maintenance: vec![
+            recurring(&[], (1, 0), 0, "Mars/Olympus", Some(6)),
+            MaintenanceWindow { id: "r".into(), ..once("x", "t", Some(" "), 10, 5) },
+        ],
+        ..RuleSet::default()
+    };
+    let text: Vec<String> = rules.validate(&Catalog::example()).iter().map(ToString::to_string).collect();
+    for needle in [
+        "no weekday",
+        "duration_minutes must be between 1 and 10080",
+        "unknown time zone \"Mars/Olympus\"",
+        "nth_of_month",
+        "same id",
+        "ends before it starts",
+        "device pattern is blank",
+    ] {
+        assert!(text.iter().any(|t| t.contains(needle)), "{needle} in {text:?}");
+    }
+}
+
+#[test]
+fn the_bulk_edit_sets_lifecycle_fields_and_refuses_them_where_they_do_not_apply() {
+    use ticketing_core::edit::{EditError, RuleBook, RulePatch};
+    let mut book = RuleBook::new(RuleSet::default());
+    let patch: RulePatch = serde_json::from_str(r#"{"create_delay_minutes": 10, "reopen_hours": 4}"#).unwrap();
+    book.bulk_edit(&[row(StatusLevel::Warning)], &patch).unwrap();
+    let r = &book.draft.rows[&row(StatusLevel::Warning)];
+    assert_eq!((r.create_delay_minutes, r.reopen_hours), (10, Some(4)));
+    let err = book.bulk_edit(&[sev(Product::SecurityCenter, Severity::Warning)], &patch).unwrap_err();
+    assert!(
+        matches!(err, EditError::Invalid(ref e) if e.field == Field::CreateDelay && e.problem == Problem::NotApplicable),
+        "{err}"
+    );
+    let off: RulePatch = serde_json::from_str(r#"{"reopen_hours": null}"#).unwrap();
+    book.bulk_edit(&[row(StatusLevel::Warning)], &off).unwrap();
+    assert_eq!(book.draft.rows[&row(StatusLevel::Warning)].reopen_hours, None);
+    // Priority follows severity and maintenance windows save with their sections.
+    book.set_priority_follows_severity(Product::SecurityCenter, true);
+    book.set_maintenance(nightly());
+    assert!(book.is_dirty(ticketing_core::Section::Statuses(Product::SecurityCenter, StatusLevel::Critical)));
+    assert!(book.is_dirty(ticketing_core::Section::General));
+    book.save(ticketing_core::Section::General, &Catalog::example()).unwrap();
+    book.save(ticketing_core::Section::Statuses(Product::SecurityCenter, StatusLevel::Warning), &Catalog::example())
+        .unwrap();
+    assert_eq!(book.saved.maintenance, nightly());
+    assert!(book.saved.priority_follows_severity.contains(&Product::SecurityCenter));
+}
+
+#[test]
+fn a_rule_book_with_every_feature_off_serialises_as_before_and_old_ones_load() {
+    // What a rule and a rule set looked like before issue 20 (field for field).
+    let old_rule = r#"{"enabled":true,"lifetime_days":null,"queue":"Monitoring Alert","priority":"Medium","due_hours":24,"work_type":null,"issue_type":null,"sub_issue_type":null}"#;
+    let rule: Rule = serde_json::from_str(old_rule).unwrap();
+    assert_eq!(serde_json::to_string(&rule).unwrap(), old_rule);
+    assert_eq!((rule.create_delay_minutes, rule.reopen_hours), (0, None));
+    let json = serde_json::to_string(&RuleSet::default()).unwrap();
+    for new in ["create_delay", "reopen", "recurrence", "template", "maintenance", "priority_follows"] {
+        assert!(!json.contains(new), "{new} appears in a rule set with every feature off");
+    }
+    assert!(json.starts_with(r#"{"general":{"#) && json.contains(r#"},"rows":{"#));
+    assert_eq!(serde_json::from_str::<RuleSet>(&json).unwrap(), RuleSet::default());
+    // With the features on, it round-trips, and unknown fields are still refused.
+    let on = Cfg {
+        delay: 5,
+        reopen: Some(3),
+        follows: true,
+        windows: vec![recurring(&[Weekday::Tue], (22, 0), 120, "Europe/Berlin", Some(3))],
+        ..Cfg::default()
+    }
+    .rules();
+    let json = serde_json::to_string(&on).unwrap();
+    assert_eq!(serde_json::from_str::<RuleSet>(&json).unwrap(), on);
+    assert!(json.contains(r#""schedule":{"kind":"recurring","weekdays":["Tue"],"start":"22:00:00""#), "{json}");
+    assert!(serde_json::from_str::<Rule>(&old_rule.replace("}", r#","flap":1}"#)).is_err());
+}
+
+#[test]
+fn new_transitions_and_states_round_trip_and_old_closed_entries_read() {
+    let key = TicketKey::Status {
+        product: Product::SecurityCenter,
+        tenant: tenant(),
+        device: DeviceId::new("pc"),
+        description: desc(DB),
+    };
+    let note = TicketNote { marker: "kmsp-x-1/reopen/1".into(), text: "reopened".into() };
+    let update = TicketUpdate { status: Some(PsaId(1)), priority: Some(PsaId(4)), due: Some(now()) };
+    let transitions = vec![
+        Transition::Delayed { key: key.clone(), since: now() },
+        Transition::DelayCleared { key: key.clone() },
+        Transition::UpdateRequested {
+            key: key.clone(),
+            update,
+            note,
+            reason: UpdateReason::Reopen,
+            urgency: Urgency::Critical,
+        },
+        Transition::Updated { key: key.clone() },
+        Transition::UpdateRefused { key, reason: "no".into() },
+    ];
+    for t in &transitions {
+        let json = serde_json::to_string(t).unwrap();
+        assert_eq!(&serde_json::from_str::<Transition>(&json).unwrap(), t, "{json}");
+    }
+    assert!(serde_json::to_string(&transitions[0]).unwrap().starts_with(r#"{"transition":"delayed","#));
+    // A delayed entry over a closed one, and an updating entry, as stored.
+    let mut ledger = Ledger::new();
+    let (l, _) = only_action(
+        &Cfg { delay: 10, reopen: Some(2), ..Cfg::default() },
+        &[(0, 'W'), (10, 'W'), (20, '-'), (30, 'W')],
+    );
+    ledger = Ledger::from_entries(l.entries().cloned().chain(ledger.entries().cloned()));
+    let json = serde_json::to_string(&ledger).unwrap();
+    assert!(json.contains(r#""state":"delayed""#) && json.contains(r#""previous":{"state":"closed""#), "{json}");
+    assert_eq!(serde_json::from_str::<Ledger>(&json).unwrap(), ledger);
+    // An entry closed by an earlier version has no `closed_at`: it reads, and is not reopened.
+    let old = r#"{"key":{"kind":"status","product":"security_center","tenant":"ksc:main/vs:1","device":"pc","description":"databases_out_of_date"},"generation":1,"idempotency_key":"kmsp-5","urgency":"normal","state":{"state":"closed","ticket":{"id":3,"number":null},"by":"integration","cleared":true},"updated_at":"2026-11-20T10:00:00Z"}"#;
+    let entry: LedgerEntry = serde_json::from_str(old).unwrap();
+    assert_eq!(serde_json::to_string(&entry).unwrap(), old);
+    let rules = Cfg { reopen: Some(2), ..Cfg::default() }.rules();
+    let rec = reconcile(
+        &snapshot(vec![device_status("pc", &[(DB, StatusLevel::Warning)])]),
+        &ctx(&rules),
+        &Ledger::from_entries([entry]),
+        now(),
+    );
+    assert_eq!(summary(&rec), "create:warning");
+    assert!(matches!(TicketState::Delayed { since: now(), previous: None }.name(), "delayed"));
+}
+
+// --- every feature off: the decisions of today ----------------------------------------------
+
+fn naive_ctx(rules: &RuleSet) -> naive::NaiveContext {
+    naive::NaiveContext::new(
+        rules,
+        &Catalog::example(),
+        [(tenant(), ACME), (TenantId::new("kbh:c-1"), ACME), (TenantId::new("ksc:main/vs:9"), OLD_CO)],
+        accounts(),
+    )
+}
+
+const CODES: [&str; 4] = [DB, "many_viruses_detected", "license_expired", "restart_required"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// With every lifecycle feature off (and windows only for other tenants), a sequence of
+    /// snapshots hours apart, with PSA answers and technician closes, is reconciled exactly as
+    /// today's reference does; and events are decided as today's reference does.
+    #[test]
+    fn with_every_feature_off_the_decisions_are_todays(
+        steps in proptest::collection::vec((
+            proptest::collection::vec(proptest::collection::vec((0usize..4, any::<bool>()), 0..3), 0..3),
+            0i64..600,
+            any::<bool>(),
+            any::<bool>(),
+        ), 1..10),
+        age in 0i64..3000,
+        sev_i in 0usize..4,
+    ) {
+        let mut rules = all_on();
+        rules.maintenance = vec![once("elsewhere", "ksc:main/vs:2", None, -10_000, 10_000)];
+        let (c, n) = (ctx(&rules), naive_ctx(&rules));
+        let mut ledger = Ledger::new();
+        let mut at = now();
+        let mut ids = 0;
+        for (devices, gap, answer, tech) in &steps {
+            at += Duration::minutes(*gap);
+            let snap = snapshot(devices.iter().enumerate().map(|(i, act)| {
+                let mut seen = std::collections::BTreeSet::new();
+                let act: Vec<(&str, StatusLevel)> = act.iter().filter(|(c, _)| seen.insert(*c)).map(|(c, crit)| (CODES[*c], if *crit { StatusLevel::Critical } else { StatusLevel::Warning })).collect();
+                device_status(&format!("d{i}"), &act)
+            }).collect());
+            let lean = reconcile(&snap, &c, &ledger, at);
+            prop_assert_eq!(&lean, &naive::reconcile(&snap, &n, &ledger, at));
+            for a in &lean.actions {
+                ledger.apply(&a.transition(), at).unwrap();
+                let key = a.key().clone();
+                match (a, answer) {
+                    (Action::Create(_), true) => { ids += 1; ledger.apply(&Transition::Opened { key, ticket: TicketRef { id: PsaId(ids), number: None } }, at).unwrap() }
+                    (Action::Close(_), _) => { ledger.apply(&Transition::Closed { key: key.clone() }, at).unwrap(); if *answer { ledger.apply(&Transition::NoteAdded { key }, at).unwrap() } }
+                    _ => {}
+                }
+            }
+            if *tech {
+                let open: Vec<TicketKey> = ledger.entries().filter(|e| e.state.name() == "open").map(|e| e.key.clone()).take(1).collect();
+                for key in open { ledger.apply(&Transition::ClosedByTechnician { key }, at).unwrap(); }
+            }
+            let ev = event(Product::SecurityCenter, EventClass::Severity(Severity::ALL[sev_i]), Duration::minutes(age));
+            prop_assert_eq!(decide_event(&ev, &c, &ledger, at), naive::decide_event(&ev, &n, &ledger, at));
+        }
+    }
+}
