@@ -11,7 +11,11 @@
 //! (`document.documentElement.scrollWidth <= innerWidth`), every column on screen at 768, the
 //! left pane folded behind its button on narrow screens; the Edit dialog opens with the count of
 //! selected rows; Save changes applies the inline edits; leaving with unsaved edits asks first;
-//! the left pane grouped by product; words, not internal codes, in every page's text.
+//! the left pane grouped by product; words, not internal codes, in every page's text; the
+//! Activity page (newest first, the ticket's state now, the outcome filter, a bad since named)
+//! and the Mapping page (open tickets as the ledger counts them, the last successful read), at
+//! 1280, 768 and 400 px (screenshots `ui-activity-1280.png`, `ui-mapping-1280.png`,
+//! `ui-400-activity.png`, `ui-400-mapping.png`).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -333,7 +337,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
         }
     }
     // The left pane: General, then each product with its sections.
-    let nav = b.text("nav").await?;
+    let nav = b.text("#nav").await?;
     let mut at = 0;
     for item in [
         "General",
@@ -353,7 +357,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
         at += nav[at..].find(item).with_context(|| format!("{item} in the left pane after {at}: {nav}"))? + item.len();
     }
     b.goto(&format!("{base}/ui/section?s=general")).await?;
-    b.navigate_by("nav a[href=\"/ui/section?s=statuses/endpoint_cloud/warning\"]").await?;
+    b.navigate_by("#nav a[href=\"/ui/section?s=statuses/endpoint_cloud/warning\"]").await?;
     assert_eq!(b.text("#section-title").await?, "statuses/endpoint_cloud/warning".parse::<Section>()?.title());
     // A status page's preview counts status descriptions, not events.
     assert!(b.text("#preview-result").await?.contains("status descriptions"));
@@ -367,7 +371,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
 
     // An inline edit, then a section link: the page asks before dropping it.
     b.click(&id("enabled", CRIT)).await?;
-    b.click("nav a[href=\"/ui/section?s=general\"]").await?;
+    b.click("#nav a[href=\"/ui/section?s=general\"]").await?;
     let asked = b.alert_text().await.context("a confirm before leaving with unsaved edits")?;
     assert!(asked.contains("not saved"), "{asked}");
     b.dismiss_alert().await?;
@@ -483,7 +487,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     for section in Section::all() {
         b.goto(&format!("{base}/ui/section?s={section}")).await?;
         assert_no_sideways_scroll(b, &format!("{section} at 768")).await?;
-        assert!(!displayed(b, "nav").await?, "{section}: the left pane is folded at 768");
+        assert!(!displayed(b, "#nav").await?, "{section}: the left pane is folded at 768");
         if section != Section::General {
             let right = b.eval("return document.getElementById('details-h').getBoundingClientRect().right <= window.innerWidth && document.querySelector('#rules-table tbody tr td:last-child').getBoundingClientRect().right <= window.innerWidth").await?;
             assert_eq!(right, true, "{section}: the last column is on screen at 768");
@@ -495,7 +499,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
         b.screenshot(&p).await?;
     }
     b.click("#nav-toggle").await?;
-    assert!(displayed(b, "nav").await?, "the button unfolds the left pane");
+    assert!(displayed(b, "#nav").await?, "the button unfolds the left pane");
     assert_eq!(b.property("#nav-toggle", "ariaExpanded").await?, "true");
 
     // 400 px: rows become cards; no page scrolls sideways, the Edit dialog fits.
@@ -522,5 +526,112 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     }
     b.click("#edit-close").await?;
     assert_eq!(b.property("#edit-dialog", "open").await?, false);
+
+    activity_and_mapping(b, lab, running, base, shots).await
+}
+
+/// The Activity and Mapping pages with data: the virus event of an hour ago (decided while its
+/// rule was off) and a new one that the saved rules ticket, its ticket open in the PSA.
+async fn activity_and_mapping(
+    b: &Browser,
+    lab: &Lab,
+    running: &service::Running,
+    base: &str,
+    shots: Option<&Path>,
+) -> Result<()> {
+    use daemon::store::{DecisionQuery, Outcome};
+    let shared = &running.shared;
+    let shot = |name: &str| shots.map(|d| d.join(name));
+    b.resize(1280, 800).await?;
+    lab.ksc_event(
+        1,
+        "critical",
+        "GNRL_EV_VIRUS_FOUND",
+        "acme-pc-02",
+        chrono::Duration::minutes(1),
+        "Trojan found again",
+    )
+    .await?;
+    let ticketed = DecisionQuery { outcome: Some(Outcome::Ticketed), ..DecisionQuery::default() };
+    wait_for("a ticketed decision whose ticket is open", 30, || {
+        daemon::audit::query(shared.store.as_ref(), &ticketed)
+            .is_ok_and(|f| f.iter().any(|e| e.ticket.as_deref().is_some_and(|t| t.ends_with(", open"))))
+    })
+    .await?;
+
+    // From any page, the bar leads to Activity: newest first, in words, the ticket's state now.
+    b.goto(&format!("{base}/ui/section?s=general")).await?;
+    b.navigate_by("#tab-activity").await?;
+    assert_eq!(b.text("#page-title").await?, "Activity");
+    assert_eq!(b.property("#tab-activity", "ariaCurrent").await?, "page");
+    let first = b.text("#activity-table tbody tr:first-child").await?;
+    assert!(first.contains("acme-pc-02") && first.contains("Ticketed") && first.contains(", open"), "{first}");
+    let table = b.text("#activity-table").await?;
+    assert!(table.contains("Not ticketed: the Kaspersky Security Center Critical events rule is off"), "{table}");
+    assert_no_sideways_scroll(b, "activity at 1280").await?;
+    assert_words(b, "activity").await?;
+    if let Some(p) = shot("ui-activity-1280.png") {
+        b.screenshot(&p).await?;
+    }
+    // The filter form: only the decisions not ticketed.
+    b.choose("#f-outcome", "skipped").await?;
+    b.navigate_by("#filter-apply").await?;
+    let all_skipped = b
+        .eval("const r = Array.from(document.querySelectorAll('#activity-table tbody tr')); return r.length > 0 && r.every(x => x.dataset.outcome === 'skipped')")
+        .await?;
+    assert_eq!(all_skipped, true, "{}", b.text("main").await?);
+    assert_eq!(b.property("#f-outcome", "value").await?, "skipped", "the filter stays chosen");
+    // A since that is not a time: the field is named, nothing breaks.
+    b.type_into("#f-since", "last tuesday").await?;
+    b.navigate_by("#filter-apply").await?;
+    let error = b.text("#filter-error").await?;
+    assert!(error.contains("Since: \u{201c}last tuesday\u{201d} is not a date and time"), "{error}");
+    assert!(b.find("#activity-table").await.is_err(), "no table with a bad filter");
+    b.navigate_by("#filter-clear").await?;
+    assert!(b.find("#activity-table").await.is_ok());
+
+    // Mapping: each tenant, its account, and its open tickets as the ledger counts them.
+    b.navigate_by("#tab-mapping").await?;
+    assert_eq!(b.text("#page-title").await?, "Mapping");
+    let ledger = shared.store.load_ledger()?;
+    let open = ledger
+        .entries()
+        .filter(|e| e.key.tenant().as_str() == "ksc:demo/vs:1")
+        .filter(|e| {
+            matches!(
+                e.state,
+                ticketing_core::ledger::TicketState::Open { .. } | ticketing_core::ledger::TicketState::Closing { .. }
+            )
+        })
+        .count();
+    assert!(open >= 1, "the new ticket is open");
+    let acme = "#mapping-table tr[data-tenant=\"ksc:demo/vs:1\"]";
+    assert_eq!(b.text(&format!("{acme} td[data-label=\"Open tickets\"]")).await?, open.to_string());
+    let read = b.text(&format!("{acme} td[data-label=\"Last successful read\"]")).await?;
+    assert!(read.contains("Security Center") && read.contains("ago"), "{read}");
+    assert_eq!(b.text(&format!("{acme} td[data-label=\"Active\"]")).await?, "Active");
+    let sources = b.text("#sources-table").await?;
+    assert!(sources.contains("computer statuses"), "{sources}");
+    assert_no_sideways_scroll(b, "mapping at 1280").await?;
+    assert_words(b, "mapping").await?;
+    if let Some(p) = shot("ui-mapping-1280.png") {
+        b.screenshot(&p).await?;
+    }
+
+    // Narrower: no sideways scroll; the bar of pages stays on screen, there is no left pane.
+    for width in [768, 400] {
+        b.resize(width, 800).await?;
+        for page in ["activity", "mapping"] {
+            b.goto(&format!("{base}/ui/{page}")).await?;
+            assert_no_sideways_scroll(b, &format!("{page} at {width}")).await?;
+            assert!(displayed(b, "#tab-rules").await? && displayed(b, "#tab-mapping").await?, "{page} at {width}");
+            assert!(b.find("#nav").await.is_err() && b.find("#nav-toggle").await.is_err(), "{page}: no left pane");
+            if width == 400 {
+                if let Some(p) = shot(&format!("ui-400-{page}.png")) {
+                    b.screenshot(&p).await?;
+                }
+            }
+        }
+    }
     Ok(())
 }

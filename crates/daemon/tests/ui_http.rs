@@ -1,8 +1,10 @@
 //! The Ticketing tab over plain HTTP (no browser): login required, CSRF refused, escaping, and
 //! the form flows (inline edit, Edit window, save refused with the field named, cancel, reset),
 //! words instead of codes, the grouped left pane, the Edit dialog's markup, the status preview,
-//! the PSA banner with Save refused while the catalog is stale, the failing-source banner, and
-//! no snake_case code or row id in any page's text.
+//! the PSA banner with Save refused while the catalog is stale, the failing-source banner, the
+//! Activity page (newest first, filters, a bad filter named) and the Mapping page (accounts,
+//! problems, last reads, open tickets), the bar linking the pages, and no snake_case code or row
+//! id in any page's text.
 
 use std::sync::Arc;
 
@@ -394,7 +396,9 @@ async fn left_pane_grouped_under_product_names() {
     let ui = start(Catalog::example()).await;
     let cookie = ui.session().await;
     let (_, html) = ui.page(&cookie, "/ui/section?s=events/endpoint_cloud").await;
-    let nav = &html[html.find("<nav").unwrap()..html.find("</nav>").unwrap()];
+    // The left pane of sections (the bar of pages above it is another nav).
+    let start = html.find(r#"<nav id="nav""#).unwrap();
+    let nav = &html[start..start + html[start..].find("</nav>").unwrap()];
     let order = [
         ">General</a>",
         "Kaspersky Security Center</span>",
@@ -654,8 +658,36 @@ async fn no_page_shows_a_code_or_a_row_id() {
     )
     .await;
     let (_, unknown) = ui.page(&cookie, "/ui/section?s=nowhere").await;
+    // The Activity and Mapping pages with data whose codes must not show: skip reasons, product
+    // codes in source names, a filter by product code.
+    record_decisions(&ui);
+    *ui.shared.mapping.write().unwrap() = vec![
+        mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None),
+        mapped("kbh:initech", "Initech", None, Some("not mapped: no tickets")),
+    ];
+    let secs = std::time::Duration::from_secs(60);
+    ui.shared.health.set_sources([
+        ("kbh/endpoint_cloud/events".to_owned(), secs),
+        ("kbh/endpoint_cloud/statuses".to_owned(), secs),
+        ("ksc:lab/events".to_owned(), secs),
+    ]);
+    ui.shared.health.source_read("kbh/endpoint_cloud/events", Ok(()), chrono::Utc::now());
     let mut pages =
         vec![("login".to_owned(), login), ("refused login".to_owned(), refused), ("unknown".to_owned(), unknown)];
+    for path in [
+        "/ui/activity",
+        "/ui/activity?product=endpoint_cloud&outcome=ticketed",
+        "/ui/activity?since=nope",
+        "/ui/mapping",
+    ] {
+        let (_, html) = ui.page(&cookie, path).await;
+        assert!(html.contains(r#"id="tabs""#), "{path}");
+        pages.push((path.to_owned(), html));
+    }
+    assert!(
+        visible(&pages.iter().find(|(p, _)| p == "/ui/mapping").unwrap().1)
+            .contains("Business Hub: Endpoint Security Cloud events")
+    );
     for section in ticketing_core::rules::Section::all() {
         let (status, html) = ui.page(&cookie, &format!("/ui/section?s={section}")).await;
         assert_eq!(status, StatusCode::OK);
@@ -668,4 +700,302 @@ async fn no_page_shows_a_code_or_a_row_id() {
         let text = visible(html);
         assert!(codes_in(&text).is_empty(), "{name}: {:?} in the page's text: {text}", codes_in(&text));
     }
+}
+
+// --- Activity and Mapping -------------------------------------------------------------------
+
+fn decision(
+    minutes_ago: i64,
+    product: ticketing_core::model::Product,
+    tenant: &str,
+    outcome: daemon::store::Outcome,
+    detail: &str,
+) -> daemon::store::Decision {
+    daemon::store::Decision {
+        at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        product,
+        tenant: ticketing_core::model::TenantId::new(tenant),
+        event_id: Some(format!("ev{minutes_ago}")),
+        device: Some(format!("dev{minutes_ago}")),
+        device_name: Some(format!("pc-{minutes_ago}")),
+        key: format!("k{minutes_ago}"),
+        outcome,
+        reason: (outcome == daemon::store::Outcome::Skipped).then(|| "rule_off".to_owned()),
+        detail: detail.to_owned(),
+        revision: 3,
+    }
+}
+
+/// Three decisions at two tenants: an hour ago (skipped), 30 minutes ago (ticketed, another
+/// product), 5 minutes ago (skipped).
+fn record_decisions(ui: &Ui) {
+    use daemon::store::Outcome::{Skipped, Ticketed};
+    use ticketing_core::model::Product::{EndpointCloud, SecurityCenter};
+    let decisions = [
+        decision(
+            60,
+            SecurityCenter,
+            "ksc:lab/vs:1",
+            Skipped,
+            "not ticketed: the Kaspersky Security Center Warning events rule is off",
+        ),
+        decision(30, EndpointCloud, "kbh:acme", Ticketed, "ticketed"),
+        decision(
+            5,
+            SecurityCenter,
+            "ksc:lab/vs:1",
+            Skipped,
+            "not ticketed: the event is older than the rule's lifetime of 7 days",
+        ),
+    ];
+    ui.shared
+        .store
+        .commit(&daemon::store::Commit { decisions: &decisions, ..daemon::store::Commit::default() })
+        .expect("decisions recorded");
+}
+
+fn mapped(
+    tenant: &str,
+    name: &str,
+    account: Option<(i64, &str, bool)>,
+    problem: Option<&str>,
+) -> daemon::engine::MappedTenant {
+    daemon::engine::MappedTenant {
+        tenant: tenant.to_owned(),
+        tenant_name: Some(name.to_owned()),
+        account_id: account.map(|a| ticketing_core::model::PsaId(a.0)),
+        account_name: account.map(|a| a.1.to_owned()),
+        active: account.map(|a| a.2),
+        problem: problem.map(str::to_owned),
+    }
+}
+
+/// The order of the table's rows, by the computer names the test decisions carry.
+fn rows_in(html: &str) -> Vec<String> {
+    let text = visible(html);
+    let mut found: Vec<(usize, String)> = ["pc-60", "pc-30", "pc-5 "]
+        .iter()
+        .filter_map(|n| text.find(&format!("Computer {n}")).map(|at| (at, n.trim().to_owned())))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, n)| n).collect()
+}
+
+#[tokio::test]
+async fn activity_and_mapping_require_login_and_link_every_page() {
+    let ui = start(Catalog::example()).await;
+    for path in ["/ui/activity", "/ui/activity?outcome=skipped", "/ui/mapping"] {
+        let resp = ui.http.get(format!("{}{path}", ui.base)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(resp.headers()["location"], "/ui/login", "{path}");
+        let resp =
+            ui.http.get(format!("{}{path}", ui.base)).header("cookie", "msp_ui_session=forged").send().await.unwrap();
+        assert_eq!(resp.headers()["location"], "/ui/login", "{path} with a forged session");
+    }
+    let cookie = ui.session().await;
+    for (path, current) in
+        [("/ui/section?s=general", "tab-rules"), ("/ui/activity", "tab-activity"), ("/ui/mapping", "tab-mapping")]
+    {
+        let (status, html) = ui.page(&cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(html.contains(r#"<nav class="tabs" id="tabs" aria-label="Pages">"#), "{path}: {html}");
+        for (href, text) in
+            [("/ui/section?s=general", "Ticketing rules"), ("/ui/activity", "Activity"), ("/ui/mapping", "Mapping")]
+        {
+            assert!(html.contains(&format!(r#"href="{href}""#)) && visible(&html).contains(text), "{path}: {text}");
+        }
+        assert!(html.contains(&format!(r#"id="{current}" aria-current="page""#)), "{path}: {html}");
+        // The left pane of sections belongs to the rules pages only.
+        assert_eq!(html.contains(r#"id="nav""#), current == "tab-rules", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn activity_lists_decisions_newest_first_and_filters_them() {
+    let ui = start(Catalog::example()).await;
+    *ui.shared.mapping.write().unwrap() = vec![mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None)];
+    let cookie = ui.session().await;
+    let (status, html) = ui.page(&cookie, "/ui/activity").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(visible(&html).contains("No decision recorded yet"), "{html}");
+
+    record_decisions(&ui);
+    let (_, html) = ui.page(&cookie, "/ui/activity").await;
+    let text = visible(&html);
+    assert_eq!(rows_in(&html), ["pc-5", "pc-30", "pc-60"], "newest first: {text}");
+    assert!(text.contains("3 decisions, newest first."), "{text}");
+    // Product, tenant by name (with its id), outcome and reason in words, the ticket now, the
+    // rules revision.
+    for words in [
+        "Kaspersky Security Center",
+        "Kaspersky Endpoint Security Cloud",
+        "Acme Lab",
+        "Not ticketed",
+        "Not ticketed: the Kaspersky Security Center Warning events rule is off",
+        "No ticket in the ledger (pruned, or never made)",
+        "Event ev30",
+        "Rules revision",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+    assert!(html.contains(r#"<option value="ksc:lab/vs:1">Acme Lab (ksc:lab/vs:1)</option>"#), "{html}");
+
+    // Each filter narrows, and the form shows it chosen.
+    let (_, html) = ui.page(&cookie, "/ui/activity?tenant=kbh%3Aacme").await;
+    assert_eq!(rows_in(&html), ["pc-30"]);
+    assert!(html.contains(r#"<option value="kbh:acme" selected>kbh:acme</option>"#), "{html}");
+    assert!(visible(&html).contains("1 decision matches these filters."));
+    let (_, html) = ui.page(&cookie, "/ui/activity?product=security_center").await;
+    assert_eq!(rows_in(&html), ["pc-5", "pc-60"]);
+    assert!(html.contains(r#"<option value="security_center" selected>"#), "{html}");
+    let (_, html) = ui.page(&cookie, "/ui/activity?outcome=ticketed").await;
+    assert_eq!(rows_in(&html), ["pc-30"]);
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(45)).format("%Y-%m-%d %H:%M").to_string();
+    let (_, html) = ui.page(&cookie, &format!("/ui/activity?since={}", since.replace(' ', "+"))).await;
+    assert_eq!(rows_in(&html), ["pc-5", "pc-30"], "since {since}");
+    assert!(html.contains(&format!(r#"value="{since}""#)), "the since is echoed: {html}");
+    let (_, html) =
+        ui.page(&cookie, "/ui/activity?tenant=ksc%3Alab%2Fvs%3A1&product=security_center&outcome=skipped&since=").await;
+    assert_eq!(rows_in(&html), ["pc-5", "pc-60"]);
+    let (_, html) = ui.page(&cookie, "/ui/activity?tenant=nobody").await;
+    assert!(visible(&html).contains("No decision matches these filters."), "{html}");
+}
+
+#[tokio::test]
+async fn a_bad_activity_filter_names_the_field() {
+    let ui = start(Catalog::example()).await;
+    record_decisions(&ui);
+    let cookie = ui.session().await;
+    for (query, words) in [
+        ("since=yesterday", "Since: \u{201c}yesterday\u{201d} is not a date and time"),
+        ("since=2026-13-45", "Since: \u{201c}2026-13-45\u{201d}"),
+        ("product=antivirus", "Product: there is no product \u{201c}antivirus\u{201d}"),
+        ("outcome=maybe", "Outcome: \u{201c}maybe\u{201d} is not an outcome"),
+    ] {
+        let (status, html) = ui.page(&cookie, &format!("/ui/activity?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        let text = visible(&html);
+        assert!(html.contains(r#"id="filter-error""#) && text.contains(words), "{query}: {text}");
+        assert!(rows_in(&html).is_empty(), "{query}: no table");
+        assert!(html.contains(r#"id="activity-filters""#), "{query}: the form is still there");
+    }
+    // Every bad field at once, each named.
+    let (_, html) = ui.page(&cookie, "/ui/activity?since=x&product=y&outcome=z").await;
+    let text = visible(&html);
+    assert!(text.contains("Since:") && text.contains("Product:") && text.contains("Outcome:"), "{text}");
+    // An unknown parameter is ignored, not an error.
+    let (status, _) = ui.page(&cookie, "/ui/activity?colour=blue").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tenant_names_with_html_are_escaped_on_activity_and_mapping() {
+    let ui = start(Catalog::example()).await;
+    let evil = "<script>alert(1)</script> & \"Co\"";
+    *ui.shared.mapping.write().unwrap() = vec![
+        mapped("ksc:lab/vs:1", evil, Some((7, "<b>Acme</b> Corp", true)), Some("<i>account</i> is odd")),
+        mapped("<img src=x>", "<img src=y>", None, Some("not mapped: no tickets")),
+    ];
+    record_decisions(&ui);
+    let decisions = [decision(
+        1,
+        ticketing_core::model::Product::SecurityCenter,
+        "<img src=x>",
+        daemon::store::Outcome::Skipped,
+        "not ticketed: <u>x</u>",
+    )];
+    ui.shared
+        .store
+        .commit(&daemon::store::Commit { decisions: &decisions, ..daemon::store::Commit::default() })
+        .unwrap();
+    let cookie = ui.session().await;
+    for path in ["/ui/activity", "/ui/mapping", "/ui/activity?tenant=%3Cimg+src%3Dx%3E"] {
+        let (status, html) = ui.page(&cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        for raw in ["<script>", "<img", "<b>", "<i>", "<u>"] {
+            assert!(!html.contains(raw), "{path}: {raw} unescaped: {html}");
+        }
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Co&quot;"), "{path}: {html}");
+        assert!(html.contains("&lt;img src=x&gt;"), "{path}: {html}");
+    }
+    let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+    assert!(
+        html.contains("&lt;b&gt;Acme&lt;/b&gt; Corp") && html.contains("&lt;i&gt;account&lt;/i&gt; is odd"),
+        "{html}"
+    );
+    let (_, html) = ui.page(&cookie, "/ui/activity").await;
+    assert!(html.contains("Not ticketed: &lt;u&gt;x&lt;/u&gt;"), "{html}");
+}
+
+#[tokio::test]
+async fn mapping_shows_accounts_active_problems_last_reads_and_open_tickets() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+    let text = visible(&html);
+    assert!(text.contains("No tenant is mapped or listed yet"), "{text}");
+    assert!(text.contains("No source is configured"), "{text}");
+
+    *ui.shared.mapping.write().unwrap() = vec![
+        mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None),
+        mapped("ksc:lab/vs:2", "Globex", Some((8, "Globex Inc", false)), Some("account is inactive: no tickets")),
+        mapped("kbh:initech", "Initech", None, Some("not mapped: no tickets")),
+    ];
+    let at = chrono::Utc::now() - chrono::Duration::minutes(3);
+    let secs = std::time::Duration::from_secs(60);
+    ui.shared.health.set_sources([
+        ("ksc:lab/events".to_owned(), secs),
+        ("ksc:lab/statuses".to_owned(), secs),
+        ("kbh/endpoint_cloud/events".to_owned(), secs),
+    ]);
+    ui.shared.health.source_read("ksc:lab/events", Ok(()), at);
+    ui.shared.health.source_read("ksc:lab/statuses", Ok(()), at);
+    // The events source has read Acme Lab: its cursor for that tenant is stored.
+    let key = daemon::store::CursorKey {
+        source: "ksc:lab/events".to_owned(),
+        tenant: ticketing_core::model::TenantId::new("ksc:lab/vs:1"),
+    };
+    let cursor = ticketing_core::ports::Cursor("42".to_owned());
+    ui.shared
+        .store
+        .commit(&daemon::store::Commit { cursor: Some((&key, &cursor)), ..daemon::store::Commit::default() })
+        .unwrap();
+
+    let (status, html) = ui.page(&cookie, "/ui/mapping").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = |tenant: &str| {
+        let start = html.find(&format!(r#"data-tenant="{tenant}""#)).unwrap_or_else(|| panic!("{tenant}: {html}"));
+        visible(&html[start..start + html[start..].find("</tr>").unwrap()])
+    };
+    let acme = row("ksc:lab/vs:1");
+    for words in [
+        "Acme Lab",
+        "Acme Corp",
+        "id 7",
+        "Active",
+        "None",
+        "Security Center \u{201c}lab\u{201d}: events",
+        "3 min ago",
+        "0",
+    ] {
+        assert!(acme.contains(words), "{words:?} in {acme}");
+    }
+    assert!(!acme.contains("computer statuses"), "a status source keeps no cursor: {acme}");
+    let globex = row("ksc:lab/vs:2");
+    assert!(globex.contains("Inactive: no tickets") && globex.contains("Account is inactive"), "{globex}");
+    assert!(globex.contains("No event source has read it yet"), "{globex}");
+    let initech = row("kbh:initech");
+    assert!(initech.contains("No account") && initech.contains("Not mapped: no tickets"), "{initech}");
+    // Every source, in words, with its last successful read.
+    let start = html.find(r#"id="sources-table""#).expect("sources table");
+    let sources = visible(&html[start..]);
+    assert!(sources.contains("Security Center \u{201c}lab\u{201d}: computer statuses"), "{sources}");
+    let hub = &sources[sources.find("Business Hub: Endpoint Security Cloud events").expect("the hub's source")..];
+    assert!(
+        hub.trim_start_matches("Business Hub: Endpoint Security Cloud events")
+            .trim_start()
+            .starts_with("No successful read yet"),
+        "{sources}"
+    );
+    assert!(visible(&html).contains("Which tenants a computer status source lists is not recorded"));
 }

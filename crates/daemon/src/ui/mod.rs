@@ -1,6 +1,7 @@
 //! The Ticketing tab in the browser, served on the admin listener.
 //!
-//! Server-rendered pages, one per [`Section`] with a navigation listing them all, over the same
+//! Server-rendered pages under a bar linking Ticketing rules, Activity and Mapping: the rules are
+//! one page per [`Section`] with a left pane listing them all, over the same
 //! operations as the admin API and the CLI ([`crate::rules_ops`]). Plain HTML forms that POST and
 //! redirect, so everything works without JavaScript; a small embedded script only adds
 //! conveniences: the Edit window as a modal `<dialog>` with the count of selected rows (without
@@ -23,6 +24,8 @@
 //! | `POST /ui/rows`, `POST /ui/general` | inline edits of a section's rows / general settings into the draft only (API-style; the page itself has no such button) |
 //! | `POST /ui/bulk-edit` | the Edit window: the page's inline edits, then one patch to every selected row |
 //! | `POST /ui/save`, `POST /ui/cancel`, `POST /ui/reset` | Save changes (with the page's inline edits), Cancel changes, Reset to defaults |
+//! | `GET /ui/activity?tenant=&product=&outcome=&since=` | recent decisions, newest first, filtered ([`activity`]) |
+//! | `GET /ui/mapping` | each tenant → PSA account, active, problem, last successful read, open tickets ([`mapping`]) |
 //! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
 //!
 //! Login takes the admin API's bearer token once and starts a server-side session whose random
@@ -30,6 +33,8 @@
 //! cookie. Every POST other than the login carries the session's CSRF token in a hidden field
 //! and is refused (403) without it.
 
+mod activity;
+mod mapping;
 mod psa;
 mod render;
 mod session;
@@ -53,7 +58,7 @@ use crate::admin::{AdminState, constant_time_eq};
 use crate::engine::Shared;
 use crate::rules_ops::{self, OpError, Preview};
 use psa::PsaWatch;
-use render::{Frame, SectionView, StatusCounts, section_href, shown};
+use render::{Frame, SectionView, StatusCounts, Tab, section_href, shown};
 use session::{Flash, SessionView, Sessions};
 
 const CSS: &str = include_str!("assets/ui.css");
@@ -79,6 +84,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/login", get(login_page).post(login))
         .route("/ui/logout", post(logout))
         .route("/ui/section", get(section_page))
+        .route("/ui/activity", get(activity::page))
+        .route("/ui/mapping", get(mapping::page))
         .route("/ui/rows", post(rows))
         .route("/ui/general", post(rows))
         .route("/ui/bulk-edit", post(bulk_edit))
@@ -482,7 +489,7 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
         work_type: bulk_label(form, "b_work_type"),
         issue_type: bulk_label(form, "b_issue_type"),
         sub_issue_type: bulk_label(form, "b_sub_issue_type"),
-        // lifecycle: handled in the engine integration (the form has no lifecycle fields yet)
+        // lifecycle: the form has no lifecycle fields yet
         ..RulePatch::default()
     })
 }
@@ -645,7 +652,14 @@ fn section_response(
     });
     let title = section.title();
     Html(render::page(
-        &Frame { title: &title, current: Some(section), dirty: &dirty, csrf: Some(&session.csrf), flash },
+        &Frame {
+            title: &title,
+            tab: Some(Tab::Rules),
+            current: Some(section),
+            dirty: &dirty,
+            csrf: Some(&session.csrf),
+            flash,
+        },
         body,
     ))
     .into_response()

@@ -53,7 +53,6 @@ fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String
         Problem::NotOfIssueType => format!("{f} does not belong to the chosen issue type"),
         Problem::OutOfRange { min, max } => format!("{f} must be between {min} and {max}"),
         Problem::NotApplicable => format!("{f} does not apply here"),
-        // lifecycle: handled in the engine integration (worded as the core words them)
         Problem::InvalidWindow { window, message } => format!("{f} \u{201c}{window}\u{201d}: {message}"),
     }
 }
@@ -155,10 +154,51 @@ fn bulk_select(catalog: Option<&Catalog>, field: Field, name: &str, names: crate
     }
 }
 
+/// The pages the bar under the header links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tab {
+    /// The Ticketing rules (the sections, with the left pane).
+    Rules,
+    /// Recent decisions.
+    Activity,
+    /// Tenants and their PSA accounts.
+    Mapping,
+}
+
+impl Tab {
+    const ALL: [Self; 3] = [Self::Rules, Self::Activity, Self::Mapping];
+
+    fn href(self) -> String {
+        match self {
+            Self::Rules => section_href(Section::General),
+            Self::Activity => "/ui/activity".to_owned(),
+            Self::Mapping => "/ui/mapping".to_owned(),
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Self::Rules => "Ticketing rules",
+            Self::Activity => "Activity",
+            Self::Mapping => "Mapping",
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Self::Rules => "tab-rules",
+            Self::Activity => "tab-activity",
+            Self::Mapping => "tab-mapping",
+        }
+    }
+}
+
 /// What every page's frame needs.
 pub(crate) struct Frame<'a> {
     /// The page's title.
     pub(crate) title: &'a str,
+    /// Which page of the bar under the header this is (None: login, refusals).
+    pub(crate) tab: Option<Tab>,
     /// The current section (for the navigation), if any.
     pub(crate) current: Option<Section>,
     /// Sections with unsaved changes.
@@ -209,8 +249,22 @@ fn nav(frame: &Frame<'_>) -> Markup {
     }
 }
 
-/// Wraps a page body in the document, header, navigation and messages.
+/// The bar under the header: Ticketing rules, Activity, Mapping.
+fn tabs(frame: &Frame<'_>) -> Markup {
+    html! {
+        nav.tabs id="tabs" aria-label="Pages" {
+            @for t in Tab::ALL {
+                a href=(t.href()) id=(t.id()) aria-current=[(Some(t) == frame.tab).then_some("page")] { (t.text()) }
+            }
+        }
+    }
+}
+
+/// Wraps a page body in the document, header, navigation and messages. Logged-in pages get the
+/// bar of pages; the rules pages also get the left pane of sections.
 pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
+    let logged_in = frame.csrf.is_some();
+    let sections = logged_in && frame.tab == Some(Tab::Rules);
     let doc = html! {
         (DOCTYPE)
         html lang="en" {
@@ -224,7 +278,7 @@ pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
             }
             body {
                 header.top {
-                    @if frame.csrf.is_some() {
+                    @if sections {
                         button type="button" id="nav-toggle" class="nav-toggle" aria-controls="nav" aria-expanded="false" { "Sections" }
                     }
                     span.brand { "msp-ticketd · Ticketing" }
@@ -235,8 +289,11 @@ pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
                         }
                     }
                 }
+                @if logged_in {
+                    (tabs(frame))
+                }
                 div.layout {
-                    @if frame.csrf.is_some() {
+                    @if sections {
                         (nav(frame))
                     }
                     main id="main" {
@@ -279,7 +336,7 @@ pub(crate) fn login(error: Option<&str>) -> String {
         }
         p.hint { "Use the admin API's bearer token (" code { "admin.token" } " in the configuration)." }
     };
-    page(&Frame { title: "Log in", current: None, dirty: &[], csrf: None, flash: &[] }, body)
+    page(&Frame { title: "Log in", tab: None, current: None, dirty: &[], csrf: None, flash: &[] }, body)
 }
 
 /// A page refusing a request, with its reason.
@@ -289,7 +346,7 @@ pub(crate) fn refused(text: &str) -> String {
         div.flash.error role="alert" { p { (text) } }
         p { a href="/ui" { "Back to the Ticketing tab" } }
     };
-    page(&Frame { title: "Refused", current: None, dirty: &[], csrf: None, flash: &[] }, body)
+    page(&Frame { title: "Refused", tab: None, current: None, dirty: &[], csrf: None, flash: &[] }, body)
 }
 
 /// What a status page can say about the computers behind its rows.
