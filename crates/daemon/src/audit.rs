@@ -62,6 +62,14 @@ pub fn explain(reason: &SkipReason, row: Option<&RowId>, tenant: &TenantId, name
             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
             format!("not ticketed: the rule does not resolve against {}'s picklists ({})", names.psa, all.join("; "))
         }
+        SkipReason::Maintenance { window } => {
+            format!("not ticketed: maintenance window \"{window}\" was open")
+        }
+        SkipReason::Pending { since, until } => format!(
+            "not ticketed yet: active since {}; ticketed at {} if it still applies then (the row's creation delay)",
+            since.format("%Y-%m-%d %H:%M:%S UTC"),
+            until.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
         #[allow(unreachable_patterns)] // reasons added to the core later still get words
         other => format!("not ticketed: {other}"),
     }

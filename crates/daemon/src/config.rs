@@ -447,6 +447,13 @@ pub struct RulesConfig {
     /// Changes to default rows, by row id (`security_center/event/critical`).
     #[serde(default)]
     pub rows: BTreeMap<RowId, RulePatch>,
+    /// Maintenance windows (`[[rules.maintenance]]`): no ticket is created during one.
+    #[serde(default)]
+    pub maintenance: Vec<ticketing_core::maintenance::MaintenanceWindow>,
+    /// The products whose open status tickets follow their computer from Warning to Critical
+    /// (`priority_follows_severity = ["security_center"]`).
+    #[serde(default)]
+    pub priority_follows_severity: std::collections::BTreeSet<ticketing_core::model::Product>,
 }
 
 impl RulesConfig {
@@ -459,6 +466,8 @@ impl RulesConfig {
                 patch.apply(rule);
             }
         }
+        rules.maintenance.clone_from(&self.maintenance);
+        rules.priority_follows_severity.clone_from(&self.priority_follows_severity);
         rules
     }
 }

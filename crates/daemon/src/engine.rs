@@ -278,6 +278,10 @@ enum Outcome {
     Noted,
     /// The PSA refused the note.
     NoteRefused(String),
+    /// The update (reopen, priority raise) and its note landed.
+    Updated,
+    /// The PSA refused the update (or no longer has the ticket).
+    UpdateRefused(String),
     /// Anything to retry later.
     Failed(PortError),
 }
@@ -1560,6 +1564,42 @@ impl Engine {
                     });
                     calls.push((key, "close", task));
                 }
+                (Recovery::Update(_), TicketState::Updating { ticket, update, note, .. }) => {
+                    let (ticket, update, note) = (ticket.clone(), (**update).clone(), (**note).clone());
+                    let look_up = self.uncertain_notes.contains(&key);
+                    let k = key.clone();
+                    let guard = self.lease_guard.clone();
+                    let task: Task = Box::pin(async move {
+                        // Like a note: never sent once the lease may have moved on.
+                        if !guard.holds() {
+                            return Done::Delivered { key: k, op: "update", outcome: Outcome::Failed(not_leading()) };
+                        }
+                        // The update sets absolute values (idempotent), so a retry sends it again;
+                        // the note after it is looked up first when an earlier one may have landed.
+                        let call = async {
+                            match sink.update_ticket(&ticket, &update).await {
+                                Ok(()) => {}
+                                Err(e) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
+                                    return Outcome::UpdateRefused(e.message);
+                                }
+                                Err(e) => return Outcome::Failed(e),
+                            }
+                            match sink.add_note(&ticket, &note, look_up).await {
+                                Ok(()) => Outcome::Updated,
+                                Err(e) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
+                                    warn!(ticket = %ticket.id, error = %e, "the PSA refused the update's note; the update stands");
+                                    Outcome::Updated
+                                }
+                                Err(e) => Outcome::Failed(e),
+                            }
+                        };
+                        let outcome = tokio::time::timeout(timeout, call)
+                            .await
+                            .unwrap_or_else(|_| Outcome::Failed(timed_out("update", timeout)));
+                        Done::Delivered { key: k, op: "update", outcome }
+                    });
+                    calls.push((key, "update", task));
+                }
                 (Recovery::AddNote(_), TicketState::Closed { ticket: Some(ticket), note: Some(note), .. }) => {
                     let (ticket, note) = (ticket.clone(), note.clone());
                     let look_up = self.uncertain_notes.contains(&key);
@@ -1592,7 +1632,7 @@ impl Engine {
                 "create" => {
                     self.uncertain.insert(key.clone());
                 }
-                "note" => {
+                "note" | "update" => {
                     self.uncertain_notes.insert(key.clone());
                 }
                 _ => {}
@@ -1705,6 +1745,18 @@ impl Engine {
                 error!(key = %key, reason = %reason, "the PSA refused the close note; the ticket is closed without it");
                 Transition::NoteAdded { key: key.clone() }
             }
+            Outcome::Updated => {
+                self.psa_answered(op, "ok");
+                self.uncertain_notes.remove(&key);
+                self.shared.metrics.ticket_updated();
+                Transition::Updated { key: key.clone() }
+            }
+            Outcome::UpdateRefused(reason) => {
+                self.psa_answered(op, "invalid");
+                self.uncertain_notes.remove(&key);
+                warn!(key = %key, reason = %reason, "the PSA refused the ticket update; a refused reopen makes a new ticket next time");
+                Transition::UpdateRefused { key: key.clone(), reason }
+            }
             Outcome::Failed(e) => {
                 self.psa_answered(op, &format!("{:?}", e.kind).to_lowercase());
                 let ticket = self.ledger.get(&key).and_then(LedgerEntry::ticket).map(|t| t.id.to_string());
@@ -1741,6 +1793,9 @@ impl Engine {
             Transition::Closed { .. } => {
                 info!(tenant = %tenant, key = %entry.key, ticket = %number, "ticket closed");
                 self.notice(Notice::Closed { key: entry.key.clone(), ticket });
+            }
+            Transition::Updated { .. } => {
+                info!(tenant = %tenant, key = %entry.key, ticket = %number, "ticket updated (reopened, or its priority raised)");
             }
             _ => {}
         }

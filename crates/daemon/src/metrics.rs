@@ -75,6 +75,7 @@ pub struct Metrics {
     tickets_recovered: Counter,
     tickets_closed_by_technician: Counter,
     tickets_adopted: Counter,
+    tickets_updated: Counter,
     unknown_descriptions: Gauge,
     outbox: Gauge,
     /// The last budget set (the admin API and readiness read it back).
@@ -148,6 +149,7 @@ impl Metrics {
             tickets_recovered: Counter::default(),
             tickets_closed_by_technician: Counter::default(),
             tickets_adopted: Counter::default(),
+            tickets_updated: Counter::default(),
             unknown_descriptions: Gauge::default(),
             outbox: Gauge::default(),
             budget: Mutex::default(),
@@ -207,6 +209,11 @@ impl Metrics {
             "msp_tickets_adopted",
             "Tickets found in the PSA that the ledger lacked (new, lost or restored store), taken over instead of created again.",
             m.tickets_adopted.clone(),
+        );
+        r.register(
+            "msp_tickets_updated",
+            "Tickets reopened (reopen window) or raised to a higher priority (priority follows severity).",
+            m.tickets_updated.clone(),
         );
         r.register(
             "msp_leader",
@@ -351,6 +358,11 @@ impl Metrics {
     /// Counts tickets a technician closed.
     pub fn ticket_closed_by_technician(&self, n: u64) {
         self.tickets_closed_by_technician.inc_by(n);
+    }
+
+    /// Counts tickets updated (reopened, priority raised).
+    pub fn ticket_updated(&self) {
+        self.tickets_updated.inc();
     }
 
     /// Counts tickets adopted from the PSA's listing.
