@@ -211,6 +211,15 @@ pub struct PollingConfig {
     /// PSA calls in flight at once for ticket delivery.
     #[serde(default = "d2")]
     pub deliver_concurrency: usize,
+    /// Reads in flight at once per source (tenants polled in parallel against one Security
+    /// Center or Business Hub): bounds the connections and sessions a source sees, however
+    /// many tenants it has.
+    #[serde(default = "d16")]
+    pub read_concurrency: usize,
+}
+
+const fn d16() -> usize {
+    16
 }
 
 const fn d2() -> usize {
@@ -248,6 +257,7 @@ impl Default for PollingConfig {
             history_days: d30(),
             batch_size: d500(),
             deliver_concurrency: d2(),
+            read_concurrency: d16(),
         }
     }
 }
@@ -769,6 +779,7 @@ impl Config {
             ("polling.catalog_secs", p.catalog_secs),
             ("polling.batch_size", p.batch_size as u64),
             ("polling.deliver_concurrency", p.deliver_concurrency as u64),
+            ("polling.read_concurrency", p.read_concurrency as u64),
         ] {
             if value == 0 {
                 s.error(key, AT_LEAST_ONE);

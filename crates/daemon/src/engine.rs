@@ -1207,7 +1207,19 @@ impl Engine {
         jobs.sort_by(|a, b| (matches!(a.0, Job::Events(_)), &a.1.id).cmp(&(matches!(b.0, Job::Events(_)), &b.1.id)));
         let limit = self.polling.batch_size;
         let generation = self.generation;
+        // At most `read_concurrency` reads per source at once: 10,000 tenants of one Security
+        // Center are read a few at a time, not with 10,000 connections.
+        let mut in_flight: HashMap<Job, usize> = HashMap::new();
+        for (job, _) in &self.polling_now {
+            *in_flight.entry(*job).or_default() += 1;
+        }
+        let bound = self.polling.read_concurrency.max(1);
         for (job, tenant) in jobs {
+            let n = in_flight.entry(job).or_default();
+            if *n >= bound {
+                continue;
+            }
+            *n += 1;
             self.polling_now.insert((job, tenant.id.clone()));
             let task: Task = match job {
                 Job::Events(i) => {
@@ -1316,6 +1328,12 @@ impl Engine {
         self.commit_decided(transitions, events, cursor, &[], now)
     }
 
+    /// Commits PSA answers, relaxed (see [`Commit::relaxed`]): durable with the next full
+    /// commit, and a lost one only means its calls are looked up again after a restart.
+    fn commit_answers(&mut self, transitions: &[Transition], now: DateTime<Utc>) -> Result<(), EngineError> {
+        self.write(transitions, &[], None, &[], true, now)
+    }
+
     /// [`Engine::commit`], with the audit's decisions in the same transaction.
     fn commit_decided(
         &mut self,
@@ -1323,6 +1341,18 @@ impl Engine {
         events: &[ticketing_core::model::Event],
         cursor: Option<(&CursorKey, &ticketing_core::ports::Cursor)>,
         decisions: &[crate::store::Decision],
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        self.write(transitions, events, cursor, decisions, false, now)
+    }
+
+    fn write(
+        &mut self,
+        transitions: &[Transition],
+        events: &[ticketing_core::model::Event],
+        cursor: Option<(&CursorKey, &ticketing_core::ports::Cursor)>,
+        decisions: &[crate::store::Decision],
+        relaxed: bool,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         if transitions.is_empty() && events.is_empty() && cursor.is_none() && decisions.is_empty() {
@@ -1335,6 +1365,7 @@ impl Engine {
             events,
             cursor,
             decisions,
+            relaxed,
             at: Some(now),
             epoch: self.epoch,
         });
@@ -1685,7 +1716,7 @@ impl Engine {
         // sent twice), and a crash before the commit only means those creates are looked up.
         self.start_deliveries(now)?;
         let transitions: Vec<Transition> = applied.iter().map(|(t, _)| t.clone()).collect();
-        self.commit(&transitions, &[], None, now)?;
+        self.commit_answers(&transitions, now)?;
         for (t, title) in &applied {
             self.log_delivery(t, title);
         }

@@ -72,6 +72,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
                 at: Some(now),
                 epoch: None,
                 decisions: &[],
+                relaxed: false,
             })
             .unwrap();
         // One more transition on its own.
@@ -86,6 +87,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
                 at: Some(now),
                 epoch: None,
                 decisions: &[],
+                relaxed: false,
             })
             .unwrap();
     }

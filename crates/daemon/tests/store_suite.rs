@@ -151,6 +151,7 @@ suite!(
     async_and_sync_callers_alike,
     decisions_are_filtered_newest_first_and_pruned_with_the_history,
     the_store_probe_reports_writable,
+    a_relaxed_commit_of_answers_lands_like_a_full_one,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ fn commit_plain<'a>(
     cursor: Option<(&'a CursorKey, &'a Cursor)>,
     at: DateTime<Utc>,
 ) -> Commit<'a> {
-    Commit { transitions, events, cursor, at: Some(at), epoch: None, decisions: &[] }
+    Commit { transitions, events, cursor, at: Some(at), epoch: None, decisions: &[], relaxed: false }
 }
 
 const SHORT_LEASE: Duration = Duration::from_millis(400);
@@ -514,6 +515,30 @@ fn decisions_are_filtered_newest_first_and_pruned_with_the_history(f: &Fixture) 
     }
     assert_eq!(store.prune_history(t2).unwrap(), 2, "decisions older than the history window go with it");
     assert_eq!(f.open().decisions(&DecisionQuery::default()).unwrap(), [second[0].clone()]);
+}
+
+/// PSA answers are committed relaxed (durable with the next full commit); as far as any
+/// reader can tell they land the same.
+fn a_relaxed_commit_of_answers_lands_like_a_full_one(f: &Fixture) {
+    let store = f.open();
+    let (mut ledger, events, plans) = planned(&["r1"]);
+    let es = entries(&ledger, &plans);
+    store.commit(&commit_plain(pairs(&plans, &es), &events, None, t0())).unwrap();
+    let opened = Transition::Opened { key: plans[0].key().clone(), ticket: TicketRef { id: PsaId(77), number: None } };
+    ledger.apply(&opened, t0()).unwrap();
+    let entry = ledger.get(opened.key()).cloned();
+    store
+        .commit(&Commit {
+            transitions: vec![(&opened, entry.as_ref())],
+            relaxed: true,
+            at: Some(t0()),
+            ..Commit::default()
+        })
+        .unwrap();
+    assert_eq!(f.open().load_ledger().unwrap(), ledger, "visible to a new reader at once");
+    // The next full commit after it works as before.
+    store.commit(&commit_plain(vec![], &[event("r2")], None, t0())).unwrap();
+    assert_eq!(f.open().load_ledger().unwrap(), ledger);
 }
 
 fn the_store_probe_reports_writable(f: &Fixture) {

@@ -90,6 +90,14 @@ pub struct Commit<'a> {
     pub decisions: &'a [Decision],
     /// When the batch was handled.
     pub at: Option<DateTime<Utc>>,
+    /// PSA answers only (`Opened`, `Closed`, `NoteAdded`, ...; no plan, event or cursor): the
+    /// store may make the commit durable lazily, at the next full commit (SQLite
+    /// `synchronous = NORMAL` for this transaction, PostgreSQL `synchronous_commit = off`).
+    /// A power loss may then lose the answer but never reorders it, and a lost answer only
+    /// leaves its entry planned, closing or noting: after a restart every such entry is looked
+    /// up in the PSA before anything is sent again, so nothing is created or noted twice.
+    /// Plans must be durable before their PSA call, so they are never relaxed.
+    pub relaxed: bool,
     /// The leader epoch the writer holds (see [`Store::lease`]). The write is refused with
     /// [`StoreError::Fenced`] when the lease has moved on to a newer epoch, so a paused or
     /// partitioned ex-leader can never land a write after a new leader took over.

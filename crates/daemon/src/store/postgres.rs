@@ -567,6 +567,7 @@ struct CommitRows {
     decisions: Vec<DecisionRow>,
     at: DateTime<Utc>,
     epoch: Option<u64>,
+    relaxed: bool,
 }
 
 type DecisionRow =
@@ -609,6 +610,7 @@ impl CommitRows {
             cursor: commit.cursor.map(|(k, c)| (k.source.clone(), k.tenant.as_str().to_owned(), c.0.clone())),
             at: bound(commit.at.unwrap_or_else(Utc::now)),
             epoch: commit.epoch,
+            relaxed: commit.relaxed,
         })
     }
 }
@@ -635,6 +637,10 @@ impl Store for PostgresStore {
         let rows = CommitRows::of(commit)?;
         self.call(async move |c: &mut Client| {
             in_transaction(c, async |tx| {
+            if rows.relaxed {
+                // Answers only: the commit returns before the WAL is flushed (never reordered).
+                tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+            }
             if let Some(mine) = rows.epoch {
                 // FOR SHARE: a takeover waits for this transaction, so the epoch checked here is
                 // the one in force when the write lands.

@@ -363,6 +363,9 @@ impl Store for SqliteStore {
         self.named((|| {
             let at = commit.at.unwrap_or_else(Utc::now);
             let mut conn = self.lock();
+            // Per transaction: WAL frames are written in order, so a relaxed commit becomes
+            // durable with the next full one (or a checkpoint).
+            conn.pragma_update(None, "synchronous", if commit.relaxed { "NORMAL" } else { "FULL" }).map_err(db)?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             if let Some(mine) = commit.epoch {
                 let current: u64 = tx
