@@ -5,13 +5,22 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
+use async_trait::async_trait;
 use daemon::demo::{Lab, is_closed};
+use daemon::service;
 use daemon::store::{DecisionQuery, Outcome};
 use serde_json::{Value, json};
 use support::*;
+use ticketing_core::catalog::Catalog;
+use ticketing_core::ledger::TicketState;
+use ticketing_core::model::PsaId;
+use ticketing_core::ports::{Account, OwnedTicket, PortError, RemoteTicket, TicketSink, TicketUpdate};
+use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
 
 async fn notes(lab: &Lab) -> Result<Vec<Value>> {
     let v = lab.control(&lab.autotask, reqwest::Method::GET, "/_sim/notes", Value::Null).await?;
@@ -227,5 +236,99 @@ enabled = true
     assert_eq!(now[0]["priority"], raised["priority"], "not lowered again");
     assert_eq!(notes(&lab).await?.len(), 1, "no second note");
     running.stop().await?;
+    Ok(())
+}
+
+/// Forwards everything, but the answer to a reopen's note never comes back (a crash right
+/// after the PSA took it).
+struct LoseTheReopenNote {
+    inner: Arc<dyn TicketSink>,
+    sent: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl TicketSink for LoseTheReopenNote {
+    async fn catalog(&self) -> Result<Catalog, PortError> {
+        self.inner.catalog().await
+    }
+    async fn accounts(&self) -> Result<Vec<Account>, PortError> {
+        self.inner.accounts().await
+    }
+    async fn create_ticket(&self, draft: &TicketDraft) -> Result<TicketRef, PortError> {
+        self.inner.create_ticket(draft).await
+    }
+    async fn find_ticket(&self, key: &IdempotencyKey) -> Result<Option<TicketRef>, PortError> {
+        self.inner.find_ticket(key).await
+    }
+    async fn ticket(&self, ticket: PsaId) -> Result<Option<RemoteTicket>, PortError> {
+        self.inner.ticket(ticket).await
+    }
+    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError> {
+        self.inner.close_ticket(ticket, status).await
+    }
+    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
+        self.inner.update_ticket(ticket, update).await
+    }
+    async fn add_note(&self, ticket: &TicketRef, note: &TicketNote, look_up_first: bool) -> Result<(), PortError> {
+        self.inner.add_note(ticket, note, look_up_first).await?;
+        if note.marker.contains("/reopen") {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+    async fn owned_tickets(
+        &self,
+        prefix: &str,
+        closed_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Vec<OwnedTicket>>, PortError> {
+        self.inner.owned_tickets(prefix, closed_since).await
+    }
+}
+
+/// 2, across a crash: the reopen's note reached the PSA but its answer was never recorded; the
+/// restarted daemon resends the (idempotent) update, looks the note up by its marker and adds
+/// no second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_reopen_note_reopens_once_with_one_note() -> Result<()> {
+    const RULES: &str = r#"
+[rules.rows."security_center/status/warning/databases_out_of_date"]
+enabled = true
+reopen_hours = 24
+"#;
+    let lab = Lab::start().await?;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let s = sent.clone();
+    let wrap: service::SinkWrapper = Box::new(move |inner| Arc::new(LoseTheReopenNote { inner, sent: s }));
+    let first = start_with(&lab, RULES, &[], Some(wrap)).await?;
+    lab.ksc_host(1, "pc-c", "PC-C", &["databases_out_of_date"]).await?;
+    let id = wait_tickets(&lab, 1, 30).await?[0]["id"].clone();
+    lab.ksc_host(1, "pc-c", "PC-C", &[]).await?;
+    eventually(30, "closed with its note", || async { Ok((notes(&lab).await?.len() == 1).then_some(())) }).await?;
+    lab.ksc_host(1, "pc-c", "PC-C", &["databases_out_of_date"]).await?;
+    eventually(30, "the reopen note sent", || async { Ok((sent.load(Ordering::SeqCst) == 1).then_some(())) }).await?;
+    let store = first.shared.store.clone();
+    first.kill().await;
+    let left = store.load_ledger()?;
+    assert!(left.entries().any(|e| e.state.name() == "updating"), "the update is outbox work: {left:?}");
+
+    let second = start(&lab, RULES, &[]).await?;
+    eventually(30, "open again in the ledger", || async {
+        let l = second.shared.store.load_ledger()?;
+        Ok(l.entries().any(|e| matches!(e.state, TicketState::Open { .. })).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = notes(&lab).await?;
+    let reopen: Vec<_> = all
+        .iter()
+        .filter(|n| n["description"].as_str().unwrap_or_default().to_lowercase().contains("reopen"))
+        .collect();
+    assert_eq!(reopen.len(), 1, "one reopen note: {all:#?}");
+    let tickets = lab.tickets().await?;
+    assert_eq!(tickets.len(), 1, "{tickets:#?}");
+    assert_eq!(tickets[0]["id"], id);
+    assert_eq!(tickets[0]["status"].as_i64(), Some(1), "open (New)");
+    second.stop().await?;
     Ok(())
 }

@@ -791,7 +791,8 @@ impl Engine {
         self.uncertain_notes = self
             .ledger
             .pending_work()
-            .filter_map(|r| matches!(r, Recovery::AddNote(_)).then(|| r.key().clone()))
+            // A close note, or an update's note (reopen, priority raise): looked up first.
+            .filter_map(|r| matches!(r, Recovery::AddNote(_) | Recovery::Update(_)).then(|| r.key().clone()))
             .collect();
         self.cursors.clear();
         self.due.clear();
