@@ -1,5 +1,9 @@
 //! The admin HTTP API: health, Prometheus metrics, rule sets (read, edit the draft, save, cancel,
-//! reset, bulk edit, preview), the tenant mapping and the ledger.
+//! reset, bulk edit, preview, the maintenance windows and the priority-follows-severity
+//! switches), the tenant mapping and the ledger.
+//!
+//! Every rule write takes `If-Match: "N"` (the revision from `GET /api/rules`'s ETag): a stale
+//! one is 409 with the current revision; a success is 204 with the new revision as the ETag.
 //!
 //! Bound to loopback by default and protected by a bearer token (`/healthz` is open). Errors are
 //! turned into responses here, at the edge: client errors carry their message, internal ones a
@@ -50,6 +54,14 @@ impl IntoResponse for AppError {
                 (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     Json(json!({ "error": format!("cannot save {section}"), "section": section, "problems": problems, "messages": messages })),
+                )
+                    .into_response()
+            }
+            OpError::Problems { what, problems } => {
+                let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(json!({ "error": format!("{what} refused"), "problems": problems, "messages": messages })),
                 )
                     .into_response()
             }
@@ -122,6 +134,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rules/cancel", post(cancel))
         .route("/api/rules/reset", post(reset))
         .route("/api/rules/preview", get(preview))
+        .route("/api/rules/maintenance", get(get_maintenance).put(put_maintenance).post(add_window))
+        .route("/api/rules/maintenance/{id}", axum::routing::delete(remove_window))
+        .route("/api/rules/priority-follows-severity", get(get_follows).post(set_follows))
         .route("/api/mapping", get(mapping))
         .route("/api/ledger", get(ledger))
         .route("/api/ledger/retry", post(retry))
@@ -320,6 +335,71 @@ async fn reset(
     Json(b): Json<SectionBody>,
 ) -> Result<Response, AppError> {
     Ok(edited(rules_ops::reset(&s.shared, b.section, if_match(&headers)?)?))
+}
+
+/// `GET /api/rules/maintenance`: the saved and draft windows, the draft's problems, the
+/// revision (also the ETag).
+async fn get_maintenance(State(s): State<AdminState>) -> Response {
+    let _ = rules_ops::sync_from_store(&s.shared);
+    let book = s.shared.rules().clone();
+    let revision = s.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let problems = rules_ops::window_problems(&book.draft.maintenance);
+    let body = json!({ "revision": revision, "saved": book.saved.maintenance, "draft": book.draft.maintenance, "problems": problems });
+    ([(header::ETAG, etag(revision))], Json(body)).into_response()
+}
+
+/// `PUT /api/rules/maintenance` with the whole JSON list: replaces the draft's windows (saved
+/// with `{"section":"general"}`). 422 with every problem when a window is invalid.
+async fn put_maintenance(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(windows): Json<Vec<ticketing_core::maintenance::MaintenanceWindow>>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::set_maintenance(&s.shared, windows, if_match(&headers)?)?))
+}
+
+/// `POST /api/rules/maintenance` with one window: adds it to the draft's list.
+async fn add_window(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(window): Json<ticketing_core::maintenance::MaintenanceWindow>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::add_window(&s.shared, window, if_match(&headers)?)?))
+}
+
+/// `DELETE /api/rules/maintenance/{id}`: removes the draft's window `id` (400 when there is none).
+async fn remove_window(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::remove_window(&s.shared, &id, if_match(&headers)?)?))
+}
+
+/// `GET /api/rules/priority-follows-severity`: the products switched on, saved and draft.
+async fn get_follows(State(s): State<AdminState>) -> Response {
+    let _ = rules_ops::sync_from_store(&s.shared);
+    let book = s.shared.rules().clone();
+    let revision = s.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let body = json!({ "revision": revision, "saved": book.saved.priority_follows_severity, "draft": book.draft.priority_follows_severity });
+    ([(header::ETAG, etag(revision))], Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FollowsBody {
+    product: ticketing_core::model::Product,
+    on: bool,
+}
+
+/// `POST /api/rules/priority-follows-severity {"product":"security_center","on":true}`: the
+/// draft's switch (saved with either of the product's status sections). 422 for Office 365.
+async fn set_follows(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Json(b): Json<FollowsBody>,
+) -> Result<Response, AppError> {
+    Ok(edited(rules_ops::set_priority_follows_severity(&s.shared, b.product, b.on, if_match(&headers)?)?))
 }
 
 #[derive(Deserialize)]

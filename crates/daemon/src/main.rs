@@ -167,12 +167,49 @@ enum RulesAction {
         /// The section.
         section: Section,
     },
+    /// The draft's maintenance windows (saved with `rules save general`).
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+    },
+    /// Turn "raise priority when the computer becomes Critical" on or off for a product's
+    /// status tickets in the draft (saved with either of its status sections).
+    PriorityFollowsSeverity {
+        /// `security_center` or `endpoint_cloud`.
+        product: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// What the draft would have ticketed over the last N days of stored events (no PSA call
     /// except reading the catalog and accounts).
     Preview {
         /// Days of history.
         #[arg(long, default_value_t = 7)]
         days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceAction {
+    /// Print the saved and draft windows, one JSON object a line.
+    List,
+    /// Add one window to the draft: `add '{"id":"patch-night","tenant":"ksc:main/vs:1",
+    /// "schedule":{"kind":"recurring","weekdays":["Tue"],"start":"22:00:00",
+    /// "duration_minutes":120,"time_zone":"Europe/Berlin","nth_of_month":2}}'`.
+    Add {
+        /// The window as JSON.
+        window: String,
+    },
+    /// Remove the draft's window with this id.
+    Remove {
+        /// The window's id.
+        id: String,
+    },
+    /// Replace the draft's windows with the JSON list in FILE (`-`: standard input).
+    Set {
+        /// The file.
+        file: PathBuf,
     },
 }
 
@@ -251,6 +288,13 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                         eprintln!("{conflict}");
                         Ok(ExitCode::from(3))
                     }
+                    Some(rules_ops::OpError::Problems { what, problems }) => {
+                        for p in problems {
+                            eprintln!("{p}");
+                        }
+                        eprintln!("{what} refused: {} problem(s); nothing changed", problems.len());
+                        Ok(ExitCode::FAILURE)
+                    }
                     _ => Err(e),
                 },
                 ok => ok,
@@ -323,6 +367,16 @@ async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> R
                 if s == Section::General {
                     println!("  saved: {}", serde_json::to_string(&book.saved.general)?);
                     println!("  draft: {}", serde_json::to_string(&book.draft.general)?);
+                    println!("  maintenance windows saved: {}", serde_json::to_string(&book.saved.maintenance)?);
+                    if book.draft.maintenance != book.saved.maintenance {
+                        println!("  maintenance windows draft: {}", serde_json::to_string(&book.draft.maintenance)?);
+                    }
+                }
+                if let Section::Statuses(p, _) = s {
+                    let on = |set: &ticketing_core::rules::RuleSet| {
+                        if set.priority_follows_severity.contains(&p) { "on" } else { "off" }
+                    };
+                    println!("  priority follows severity: saved {}, draft {}", on(&book.saved), on(&book.draft));
                 }
                 for row in s.rows() {
                     let saved = book.saved.rule(&row).map(serde_json::to_string).transpose()?.unwrap_or_default();
@@ -359,6 +413,40 @@ async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> R
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        RulesAction::Maintenance { action } => match action {
+            MaintenanceAction::List => {
+                let book = shared.rules().clone();
+                println!("revision {}", shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst));
+                for (which, windows) in [("saved", &book.saved.maintenance), ("draft", &book.draft.maintenance)] {
+                    println!("{which}: {} window(s)", windows.len());
+                    for w in windows {
+                        println!("  {}", serde_json::to_string(w)?);
+                    }
+                }
+                for p in rules_ops::window_problems(&book.draft.maintenance) {
+                    println!("problem: {p}");
+                }
+            }
+            MaintenanceAction::Add { window } => {
+                let w = serde_json::from_str(&window).context("the window")?;
+                wrote(rules_ops::add_window(&shared, w, expected)?);
+            }
+            MaintenanceAction::Remove { id } => wrote(rules_ops::remove_window(&shared, &id, expected)?),
+            MaintenanceAction::Set { file } => {
+                let text = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+                } else {
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+                };
+                let windows = serde_json::from_str(&text).context("the windows (a JSON list)")?;
+                wrote(rules_ops::set_maintenance(&shared, windows, expected)?);
+            }
+        },
+        RulesAction::PriorityFollowsSeverity { product, state } => {
+            let p = ticketing_core::model::Product::from_code(&product)
+                .with_context(|| format!("unknown product `{product}` (expected security_center or endpoint_cloud)"))?;
+            wrote(rules_ops::set_priority_follows_severity(&shared, p, state == "on", expected)?);
         }
         RulesAction::Cancel { section } => wrote(rules_ops::cancel(&shared, section, expected)?),
         RulesAction::Reset { section } => wrote(rules_ops::reset(&shared, section, expected)?),

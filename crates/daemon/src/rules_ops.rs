@@ -7,13 +7,14 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use ticketing_core::catalog::Catalog;
-use ticketing_core::decide::{Context, EventDecision, decide_event};
+use ticketing_core::catalog::{Catalog, Field};
+use ticketing_core::decide::{Context, EventDecision, SkipReason, decide_event};
 use ticketing_core::edit::{GeneralPatch, RuleBook, RulePatch};
 use ticketing_core::ledger::Ledger;
-use ticketing_core::model::{PsaId, TenantId};
+use ticketing_core::maintenance::MaintenanceWindow;
+use ticketing_core::model::{Product, PsaId, StatusLevel, TenantId};
 use ticketing_core::ports::Account;
-use ticketing_core::rules::{RowId, RuleSet, Section, ValidationError};
+use ticketing_core::rules::{Problem, RowId, RuleSet, Section, ValidationError};
 
 use tracing::info;
 
@@ -31,6 +32,15 @@ pub enum OpError {
     Refused {
         /// Section.
         section: Section,
+        /// Problems.
+        problems: Vec<ValidationError>,
+    },
+    /// A change refused before it reached the draft, with every problem (an invalid
+    /// maintenance window, priority-follows-severity for a product without statuses).
+    #[error("{what}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Problems {
+        /// What was refused ("maintenance windows").
+        what: String,
         /// Problems.
         problems: Vec<ValidationError>,
     },
@@ -75,13 +85,20 @@ fn sync_locked(shared: &Shared, book: &mut RuleBook) -> Result<Option<(u64, Vec<
     Ok(Some((revision, changed)))
 }
 
+/// The sections whose saved rules differ: General with its maintenance windows, a status
+/// section with its product's priority-follows-severity switch.
 fn changed_sections(old: &RuleSet, new: &RuleSet) -> Vec<Section> {
-    let mut out: Vec<Section> =
-        Section::all().into_iter().filter(|s| s.rows().iter().any(|r| old.rule(r) != new.rule(r))).collect();
-    if old.general != new.general {
-        out.insert(0, Section::General);
-    }
-    out
+    Section::all()
+        .into_iter()
+        .filter(|s| match s {
+            Section::General => old.general != new.general || old.maintenance != new.maintenance,
+            Section::Statuses(p, _) => {
+                old.priority_follows_severity.contains(p) != new.priority_follows_severity.contains(p)
+                    || s.rows().iter().any(|r| old.rule(r) != new.rule(r))
+            }
+            Section::Events(_) => s.rows().iter().any(|r| old.rule(r) != new.rule(r)),
+        })
+        .collect()
 }
 
 /// Applies `change` to a copy of the rule book and stores the copy with a compare-and-swap on
@@ -141,6 +158,87 @@ pub fn put_draft(shared: &Shared, draft: RuleSet, expected: Option<u64>) -> Resu
     })
 }
 
+/// Every problem of a list of maintenance windows (blank or repeated ids, an end before the
+/// start, an unknown time zone, ...), as the save of General would find them.
+pub fn window_problems(windows: &[MaintenanceWindow]) -> Vec<ValidationError> {
+    let only_windows = RuleSet { maintenance: windows.to_vec(), ..RuleSet::default() };
+    // The windows' checks need no catalog; the other problems an empty one causes are dropped.
+    only_windows.validate(&Catalog::default()).into_iter().filter(|e| e.field == Field::Maintenance).collect()
+}
+
+fn refuse_windows(windows: &[MaintenanceWindow]) -> Result<(), OpError> {
+    let problems = window_problems(windows);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(OpError::Problems { what: "maintenance windows".to_owned(), problems })
+    }
+}
+
+/// Replaces the draft's maintenance windows (saved with General). A list with an invalid
+/// window is refused whole, with every problem, and changes nothing.
+pub fn set_maintenance(
+    shared: &Shared,
+    windows: Vec<MaintenanceWindow>,
+    expected: Option<u64>,
+) -> Result<u64, OpError> {
+    refuse_windows(&windows)?;
+    update(shared, &Section::General.to_string(), expected, |next| {
+        next.set_maintenance(windows);
+        Ok(())
+    })
+}
+
+/// Adds one maintenance window to the draft's list (refused when it is invalid or its id is
+/// taken).
+pub fn add_window(shared: &Shared, window: MaintenanceWindow, expected: Option<u64>) -> Result<u64, OpError> {
+    update(shared, &Section::General.to_string(), expected, |next| {
+        let mut windows = next.draft.maintenance.clone();
+        windows.push(window);
+        refuse_windows(&windows)?;
+        next.set_maintenance(windows);
+        Ok(())
+    })
+}
+
+/// Removes the draft's maintenance window `id`.
+pub fn remove_window(shared: &Shared, id: &str, expected: Option<u64>) -> Result<u64, OpError> {
+    update(shared, &Section::General.to_string(), expected, |next| {
+        let mut windows = next.draft.maintenance.clone();
+        let before = windows.len();
+        windows.retain(|w| w.id != id);
+        if windows.len() == before {
+            return Err(OpError::Invalid(format!("there is no maintenance window \"{id}\" in the draft")));
+        }
+        next.set_maintenance(windows);
+        Ok(())
+    })
+}
+
+/// Turns priority-follows-severity on or off for `product` in the draft (saved with either of
+/// its status sections). Refused for a product without computer statuses (Office 365).
+pub fn set_priority_follows_severity(
+    shared: &Shared,
+    product: Product,
+    on: bool,
+    expected: Option<u64>,
+) -> Result<u64, OpError> {
+    if !product.has_statuses() {
+        return Err(OpError::Problems {
+            what: format!("priority follows severity for {product}"),
+            problems: vec![ValidationError {
+                row: None,
+                field: Field::PriorityFollowsSeverity,
+                problem: Problem::NotApplicable,
+            }],
+        });
+    }
+    update(shared, &Section::Statuses(product, StatusLevel::Critical).to_string(), expected, |next| {
+        next.set_priority_follows_severity(product, on);
+        Ok(())
+    })
+}
+
 /// "Save changes" for a section: validated against the live catalog, then made active.
 pub fn save(shared: &Shared, section: Section, expected: Option<u64>) -> Result<u64, OpError> {
     let catalog = shared.catalog().ok_or(OpError::NoCatalog)?;
@@ -183,7 +281,35 @@ pub struct Preview {
     pub by_row: BTreeMap<String, usize>,
     /// Events it would not have ticketed, per reason.
     pub skipped: BTreeMap<String, usize>,
+    /// Of the events not ticketed because a maintenance window covered them (when the event
+    /// occurred or when it was seen), how many per window id.
+    pub maintenance: BTreeMap<String, usize>,
+    /// The enabled status rows that wait before creating or reopen a recent ticket: their
+    /// settings, not a replay (status tickets come from live snapshots, which are not stored).
+    pub status_rows: Vec<StatusRowNote>,
+    /// Products whose open status tickets take the Critical row's priority when a computer's
+    /// problem becomes Critical.
+    pub priority_follows_severity: Vec<Product>,
+    /// What the preview does not simulate.
+    pub limits: Vec<String>,
 }
+
+/// One enabled status row's lifecycle settings, as the preview reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusRowNote {
+    /// The row.
+    pub row: RowId,
+    /// Minutes a description must stay active before its ticket (0: at once).
+    pub create_delay_minutes: u32,
+    /// Hours after an automatic close within which a returning problem reopens the ticket.
+    pub reopen_hours: Option<u32>,
+}
+
+/// What [`preview`] cannot tell, said with every preview.
+pub const PREVIEW_LIMITS: [&str; 2] = [
+    "events are replayed from the stored history, each decided as of the time it was seen, against the draft's maintenance windows",
+    "computer statuses are not replayed (their snapshots are not stored): the creation delay, the reopen window and priority follows severity are listed as set, and open status tickets are counted from the ledger",
+];
 
 /// Replays the last `days` of stored events through `rules`, each decided as of the time it
 /// was seen, against a scratch ledger: no PSA call, no change to anything.
@@ -207,9 +333,28 @@ pub fn preview(
                 *out.by_row.entry(RowId::Event(seen.event.product, seen.event.class).to_string()).or_default() += 1;
                 let _ = ledger.apply(&c.transition(), seen.seen_at);
             }
-            EventDecision::Skip { reason, .. } => *out.skipped.entry(reason.label().to_owned()).or_default() += 1,
+            EventDecision::Skip { reason, .. } => {
+                if let SkipReason::Maintenance { window } = &reason {
+                    *out.maintenance.entry(window.clone()).or_default() += 1;
+                }
+                *out.skipped.entry(reason.label().to_owned()).or_default() += 1;
+            }
         }
     }
+    out.status_rows = rules
+        .rows
+        .iter()
+        .filter(|(row, rule)| {
+            row.is_status() && rule.enabled && (rule.create_delay_minutes > 0 || rule.reopen_hours.is_some())
+        })
+        .map(|(row, rule)| StatusRowNote {
+            row: row.clone(),
+            create_delay_minutes: rule.create_delay_minutes,
+            reopen_hours: rule.reopen_hours,
+        })
+        .collect();
+    out.priority_follows_severity = rules.priority_follows_severity.iter().copied().collect();
+    out.limits = PREVIEW_LIMITS.iter().map(|s| (*s).to_owned()).collect();
     Ok(out)
 }
 
@@ -220,4 +365,34 @@ pub fn preview_draft(shared: &Shared, days: u32) -> Result<Preview, OpError> {
     let mapping: Vec<(TenantId, PsaId)> =
         shared.mapping().into_iter().filter_map(|m| m.account_id.map(|a| (TenantId::new(m.tenant), a))).collect();
     Ok(preview(shared.store.as_ref(), &draft, &catalog, &mapping, &shared.accounts(), days, Utc::now())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A save elsewhere of only the windows or only the switch still reaches a running
+    /// daemon: before, only rows and general settings counted, so it kept the old context.
+    #[test]
+    fn windows_and_the_priority_switch_count_as_changed_sections() {
+        let old = RuleSet::default();
+        let mut new = old.clone();
+        new.maintenance.push(MaintenanceWindow {
+            id: "w".into(),
+            tenant: TenantId::new("t"),
+            device: None,
+            schedule: ticketing_core::maintenance::Schedule::Once { start: Utc::now(), end: Utc::now() },
+        });
+        assert_eq!(changed_sections(&old, &new), [Section::General]);
+        let mut new = old.clone();
+        new.priority_follows_severity.insert(Product::EndpointCloud);
+        assert_eq!(
+            changed_sections(&old, &new),
+            [
+                Section::Statuses(Product::EndpointCloud, StatusLevel::Critical),
+                Section::Statuses(Product::EndpointCloud, StatusLevel::Warning)
+            ]
+        );
+        assert!(changed_sections(&old, &old).is_empty());
+    }
 }

@@ -15,7 +15,10 @@
 //! Activity page (newest first, the ticket's state now, the outcome filter, a bad since named)
 //! and the Mapping page (open tickets as the ledger counts them, the last successful read), at
 //! 1280, 768 and 400 px (screenshots `ui-activity-1280.png`, `ui-mapping-1280.png`,
-//! `ui-400-activity.png`, `ui-400-mapping.png`).
+//! `ui-400-activity.png`, `ui-400-mapping.png`); the lifecycle settings (issue 20): a status
+//! row's delay and reopen window and the priority switch saved and previewed, a maintenance
+//! window added and an invalid one refused next to its field (`ui-statuses-lifecycle-1280.png`,
+//! `ui-maintenance-1280.png`), the pages with them at 768 and 400 px.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -482,6 +485,8 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     assert!(b.text("#flash-ok").await?.contains("Saved"));
     assert_eq!(shared.rules().saved.rule(&CRIT.parse::<RowId>()?).unwrap().priority.as_deref(), Some("High"));
 
+    lifecycle_and_maintenance(b, running, base, shots).await?;
+
     // 768 px: the left pane folds behind "Sections"; every column is on screen.
     b.resize(768, 800).await?;
     for section in Section::all() {
@@ -528,6 +533,93 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     assert_eq!(b.property("#edit-dialog", "open").await?, false);
 
     activity_and_mapping(b, lab, running, base, shots).await
+}
+
+/// Issue 20 in the browser: a status row's creation delay and reopen window and the priority
+/// switch, saved with Save changes and shown in the preview; a maintenance window added on the
+/// General page, an invalid one refused next to its field, then saved (screenshots
+/// `ui-statuses-lifecycle-1280.png`, `ui-maintenance-1280.png`). The window covers the servers
+/// only (`srv-*`), so the Activity step's ticket for a PC is still created.
+async fn lifecycle_and_maintenance(
+    b: &Browser,
+    running: &service::Running,
+    base: &str,
+    shots: Option<&Path>,
+) -> Result<()> {
+    use ticketing_core::model::{Product, StatusLevel};
+    let shared = &running.shared;
+    let shot = |name: &str| shots.map(|d| d.join(name));
+    let sec = Section::Statuses(Product::SecurityCenter, StatusLevel::Warning);
+    let rows = sec.rows();
+    let (r0, r1) = (rows[0].to_string(), rows[1].to_string());
+    b.goto(&format!("{base}/ui/section?s={sec}")).await?;
+    assert!(b.text("#rules-table thead").await?.contains("Create ticket after (minutes)"));
+    b.click(&id("enabled", &r0)).await?;
+    b.type_into(&id("delay", &r0), "10").await?;
+    b.type_into(&id("reopen", &r0), "24").await?;
+    b.click(&id("enabled", &r1)).await?;
+    b.type_into(&id("reopen", &r1), "8").await?;
+    b.click("#follows").await?;
+    b.navigate_by("#save").await?;
+    assert!(b.text("#flash-ok").await?.contains("Saved"), "{}", b.text("main").await?);
+    let saved = shared.rules().saved.clone();
+    let rule = saved.rule(&rows[0]).context("the row")?;
+    assert_eq!((rule.enabled, rule.create_delay_minutes, rule.reopen_hours), (true, 10, Some(24)));
+    assert!(saved.priority_follows_severity.contains(&Product::SecurityCenter));
+    assert_eq!(b.property(&id("delay", &r0), "value").await?, "10");
+    assert_eq!(b.property(&id("reopen", &r1), "value").await?, "8");
+    assert!(b.selected("#follows").await?);
+    let notes = b.text("#preview-lifecycle").await?;
+    assert!(notes.contains("lasted 10 minutes") && notes.contains("back within 8 hours"), "{notes}");
+    assert!(notes.contains("cannot replay"), "{notes}");
+    assert_no_sideways_scroll(b, "status section with lifecycle settings at 1280").await?;
+    let right = b.eval("return document.querySelector('#rules-table tbody tr td:last-child').getBoundingClientRect().right <= window.innerWidth").await?;
+    assert_eq!(right, true, "the last column is on screen at 1280");
+    assert_words(b, "status lifecycle").await?;
+    if let Some(p) = shot("ui-statuses-lifecycle-1280.png") {
+        b.screenshot(&p).await?;
+    }
+
+    // General: a recurring window for the servers of the demo customer.
+    b.goto(&format!("{base}/ui/section?s=general")).await?;
+    assert_eq!(b.text("#maintenance-none").await?, "No maintenance window.");
+    let fill = |name: &'static str, day: &'static str, tz: &'static str| async move {
+        b.type_into("#w_name", name).await?;
+        b.choose("#w_tenant", "ksc:demo/vs:1").await?;
+        b.type_into("#w_device", "srv-*").await?;
+        b.click("#w_kind_recurring").await?;
+        b.click(&format!("#w_day_{day}")).await?;
+        b.choose("#w_nth", "2").await?;
+        b.eval("document.getElementById('w_time').value = '22:00'; return true").await?;
+        b.type_into("#w_duration", "120").await?;
+        b.type_into("#w_tz", tz).await?;
+        anyhow::Ok(())
+    };
+    fill("patch-night", "Tue", "Europe/Berlin").await?;
+    b.navigate_by("#window-add").await?;
+    assert!(b.text("#flash-ok").await?.contains("patch-night"), "{}", b.text("main").await?);
+    let listed = b.text("#maintenance-table").await?;
+    assert!(listed.contains("The 2nd Tuesday of each month at 22:00 (Europe/Berlin), for 2 hours"), "{listed}");
+    assert!(listed.contains("srv-*"), "{listed}");
+    // An invalid one: refused, the problem next to its field, the fields kept.
+    fill("moon-night", "Thu", "Mars/Olympus").await?;
+    b.navigate_by("#window-add").await?;
+    let problem = b.text("#w-error-tz").await?;
+    assert!(problem.contains("Unknown time zone \u{201c}Mars/Olympus\u{201d}"), "{problem}");
+    assert_eq!(b.property("#w_tz", "value").await?, "Mars/Olympus");
+    assert_eq!(b.property("#w_tz", "ariaInvalid").await?, "true");
+    assert_eq!(shared.rules().draft.maintenance.len(), 1, "the refused window is not in the draft");
+    assert_no_sideways_scroll(b, "maintenance editor at 1280").await?;
+    assert_words(b, "maintenance editor").await?;
+    b.eval("document.getElementById('w_tz').scrollIntoView({block: 'center'}); return true").await?;
+    if let Some(p) = shot("ui-maintenance-1280.png") {
+        b.screenshot(&p).await?;
+    }
+    // Save changes makes the window part of the rules in use.
+    b.navigate_by("#save").await?;
+    assert!(b.text("#flash-ok").await?.contains("Saved"), "{}", b.text("main").await?);
+    assert_eq!(shared.rules().saved.maintenance.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["patch-night"]);
+    Ok(())
 }
 
 /// The Activity and Mapping pages with data: the virus event of an hour ago (decided while its

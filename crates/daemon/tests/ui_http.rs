@@ -657,6 +657,54 @@ async fn no_page_shows_a_code_or_a_row_id() {
         &[("csrf", &csrf), ("section", "events/security_center"), ("row", WARN), (&due, "0")],
     )
     .await;
+    // The lifecycle settings (issue 20) on the pages too: a status row's delay and reopen
+    // window, the priority switch, a maintenance window with a problem and one refused form.
+    let (a, _) = warning_rows();
+    let (d, r, o) = (format!("delay.{a}"), format!("reopen.{a}"), format!("enabled.{a}"));
+    let sec = "statuses/security_center/warning";
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[
+            ("csrf", &csrf),
+            ("section", sec),
+            ("row", &a),
+            (&o, "on"),
+            (&d, "15"),
+            (&r, "24"),
+            ("follows_shown", "1"),
+            ("follows", "on"),
+        ],
+    )
+    .await;
+    ui.post(Some(&cookie), "/ui/rows", &[("csrf", &csrf), ("section", sec), ("row", &a), (&o, "on"), (&r, "99999")])
+        .await;
+    let (_, refused_reopen) = ui.page(&cookie, &format!("/ui/section?s={sec}")).await;
+    assert!(visible(&refused_reopen).contains("Reopen within (hours) must be a whole number"), "{refused_reopen}");
+    let mut draft = ui.shared.rules().draft.clone();
+    draft.maintenance = vec![ticketing_core::maintenance::MaintenanceWindow {
+        id: "nightly".into(),
+        tenant: ticketing_core::model::TenantId::new("ksc:lab/vs:1"),
+        device: Some("srv-*".into()),
+        schedule: ticketing_core::maintenance::Schedule::Recurring {
+            weekdays: vec![chrono::Weekday::Mon, chrono::Weekday::Fri],
+            start: chrono::NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+            duration_minutes: 0,
+            time_zone: "Nowhere/Else".into(),
+            nth_of_month: Some(7),
+        },
+    }];
+    daemon::rules_ops::put_draft(&ui.shared, draft, None).unwrap();
+    let refused_window = ui
+        .post(
+            Some(&cookie),
+            "/ui/maintenance/add",
+            &[("csrf", &csrf), ("section", "general"), ("w_name", "nightly"), ("w_kind", "recurring"), ("w_tz", "x")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
     let (_, unknown) = ui.page(&cookie, "/ui/section?s=nowhere").await;
     // The Activity and Mapping pages with data whose codes must not show: skip reasons, product
     // codes in source names, a filter by product code.
@@ -672,8 +720,13 @@ async fn no_page_shows_a_code_or_a_row_id() {
         ("ksc:lab/events".to_owned(), secs),
     ]);
     ui.shared.health.source_read("kbh/endpoint_cloud/events", Ok(()), chrono::Utc::now());
-    let mut pages =
-        vec![("login".to_owned(), login), ("refused login".to_owned(), refused), ("unknown".to_owned(), unknown)];
+    let mut pages = vec![
+        ("login".to_owned(), login),
+        ("refused login".to_owned(), refused),
+        ("unknown".to_owned(), unknown),
+        ("refused window".to_owned(), refused_window),
+        ("refused reopen".to_owned(), refused_reopen),
+    ];
     for path in [
         "/ui/activity",
         "/ui/activity?product=endpoint_cloud&outcome=ticketed",
@@ -696,6 +749,10 @@ async fn no_page_shows_a_code_or_a_row_id() {
     let sc = &pages.iter().find(|(s, _)| s == "events/security_center").unwrap().1;
     assert!(visible(sc).contains("Queue is blank"), "the row's problem is shown");
     assert!(sc.contains(r#"id="psa-banner""#) && sc.contains(r#"id="source-banner""#));
+    let general = visible(&pages.iter().find(|(s, _)| s == "general").unwrap().1);
+    assert!(general.contains("Maintenance window \u{201c}nightly\u{201d}"), "{general}");
+    let warning = visible(&pages.iter().find(|(s, _)| s == sec).unwrap().1);
+    assert!(warning.contains("a ticket only once the problem has lasted 15 minutes"), "{warning}");
     for (name, html) in &pages {
         let text = visible(html);
         assert!(codes_in(&text).is_empty(), "{name}: {:?} in the page's text: {text}", codes_in(&text));
@@ -998,4 +1055,376 @@ async fn mapping_shows_accounts_active_problems_last_reads_and_open_tickets() {
         "{sources}"
     );
     assert!(visible(&html).contains("Which tenants a computer status source lists is not recorded"));
+}
+
+// --- Ticket lifecycle settings (issue 20) ---------------------------------------------------
+
+/// The first two rows of Security Center's Warning status section.
+fn warning_rows() -> (String, String) {
+    let rows = ticketing_core::rules::Section::Statuses(
+        ticketing_core::model::Product::SecurityCenter,
+        ticketing_core::model::StatusLevel::Warning,
+    )
+    .rows();
+    (rows[0].to_string(), rows[1].to_string())
+}
+
+fn follows(set: &RuleSet) -> bool {
+    set.priority_follows_severity.contains(&ticketing_core::model::Product::SecurityCenter)
+}
+
+#[tokio::test]
+async fn status_rows_edit_delay_and_reopen_inline_and_in_the_edit_window_and_the_priority_switch() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    let sec = "statuses/security_center/warning";
+    let page = format!("/ui/section?s={sec}");
+    let (_, html) = ui.page(&cookie, &page).await;
+    let csrf = csrf_of(&html);
+    let (a, b) = warning_rows();
+    for text in ["Create ticket after (minutes)", "Reopen within (hours)", "0: at once", "blank: off"] {
+        assert!(html.contains(text), "{text}");
+    }
+    assert!(
+        html.contains(r#"id="follows-switch""#) && html.contains("Raise priority when the computer becomes Critical")
+    );
+    assert!(
+        html.contains(r#"id="b_delay""#) && html.contains(r#"id="b_reopen""#) && html.contains(r#"id="b_reopen_off""#)
+    );
+    let (_, events) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(!events.contains("Create ticket after") && !events.contains("follows-switch"), "status sections only");
+
+    // Save changes with the row's delay and reopen window and the switch, in one request.
+    let (on, delay, reopen) = (format!("enabled.{a}"), format!("delay.{a}"), format!("reopen.{a}"));
+    let resp = ui
+        .post(
+            Some(&cookie),
+            "/ui/save",
+            &[
+                ("csrf", &csrf),
+                ("section", sec),
+                ("row", &a),
+                (&on, "on"),
+                (&delay, "10"),
+                (&reopen, "24"),
+                ("follows_shown", "1"),
+                ("follows", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let saved = ui.saved_rule(&a);
+    assert_eq!((saved.create_delay_minutes, saved.reopen_hours), (10, Some(24)));
+    assert!(follows(&ui.shared.rules().saved), "the switch is saved with the section");
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains("Saved:"), "{html}");
+    assert!(html.contains(&format!(r#"name="delay.{a}" id="delay-{}" value="10""#, a.replace('/', "-"))), "{html}");
+    let text = visible(&html);
+    assert!(text.contains("a ticket only once the problem has lasted 10 minutes"), "{text}");
+    assert!(text.contains("a problem back within 24 hours of the integration closing its ticket reopens that ticket"));
+    assert!(text.contains("Raise priority when the computer becomes Critical:  on"), "{text}");
+    assert!(text.contains("the preview cannot replay them"), "says what it cannot simulate: {text}");
+    // The product's other status section shows the same switch, on.
+    let (_, critical) = ui.page(&cookie, "/ui/section?s=statuses/security_center/critical").await;
+    assert!(critical.contains(r#"name="follows" value="on" data-inline checked"#), "{critical}");
+    let (_, cloud) = ui.page(&cookie, "/ui/section?s=statuses/endpoint_cloud/warning").await;
+    assert!(!cloud.contains(r#"name="follows" value="on" data-inline checked"#), "per product");
+
+    // Blank reopen turns it off; a delay out of range is refused in words, nothing applied.
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", sec), ("row", &a), (&on, "on"), (&reopen, "")])
+        .await;
+    assert_eq!(ui.saved_rule(&a).reopen_hours, None);
+    assert!(follows(&ui.shared.rules().saved), "a form without the switch leaves it alone");
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[("csrf", &csrf), ("section", sec), ("row", &a), (&on, "on"), (&delay, "99999")],
+    )
+    .await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains("Create ticket after (minutes) must be a whole number from 0 to 10080"), "{html}");
+    assert_eq!(ui.draft_rule(&a).create_delay_minutes, 10);
+    assert_words(&html);
+
+    // The Edit window: both fields on two rows; then reopening off; both at once is refused.
+    let bulk = |extra: Vec<(&'static str, &'static str)>| {
+        let mut form =
+            vec![("csrf", csrf.clone()), ("section", sec.to_owned()), ("select", a.clone()), ("select", b.clone())];
+        form.extend(extra.into_iter().map(|(k, v)| (k, v.to_owned())));
+        form
+    };
+    let post = |form: Vec<(&'static str, String)>| {
+        let ui = &ui;
+        let cookie = cookie.clone();
+        async move {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            ui.post(Some(&cookie), "/ui/bulk-edit", &pairs).await
+        }
+    };
+    assert_eq!(post(bulk(vec![("b_delay", "5"), ("b_reopen", "12")])).await.status(), StatusCode::SEE_OTHER);
+    for row in [&a, &b] {
+        let r = ui.draft_rule(row);
+        assert_eq!((r.create_delay_minutes, r.reopen_hours), (5, Some(12)), "{row}");
+    }
+    post(bulk(vec![("b_reopen_off", "on")])).await;
+    assert_eq!(ui.draft_rule(&b).reopen_hours, None);
+    assert_eq!(ui.draft_rule(&b).create_delay_minutes, 5, "kept");
+    post(bulk(vec![("b_reopen_off", "on"), ("b_reopen", "3")])).await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(
+        visible(&html).contains("give a number of hours or tick \u{201c}Turn reopening off\u{201d}, not both"),
+        "{html}"
+    );
+    post(bulk(vec![("b_delay", "20000")])).await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains("Create ticket after (minutes) must be a whole number from 0 to 10080"), "{html}");
+    assert_eq!(ui.draft_rule(&a).create_delay_minutes, 5);
+
+    // The switch off in the draft, then Cancel changes puts the saved "on" back.
+    ui.post(Some(&cookie), "/ui/rows", &[("csrf", &csrf), ("section", sec), ("follows_shown", "1")]).await;
+    assert!(!follows(&ui.shared.rules().draft) && follows(&ui.shared.rules().saved));
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains("(unsaved)"));
+    ui.post(Some(&cookie), "/ui/cancel", &[("csrf", &csrf), ("section", sec)]).await;
+    assert!(follows(&ui.shared.rules().draft));
+    assert_eq!(ui.draft_rule(&a).create_delay_minutes, 10, "cancel restores the saved delay");
+    // Reset: the guide's defaults (no delay, no reopen, switch off) into the draft.
+    ui.post(Some(&cookie), "/ui/reset", &[("csrf", &csrf), ("section", sec)]).await;
+    assert!(!follows(&ui.shared.rules().draft));
+    assert_eq!(ui.draft_rule(&a).create_delay_minutes, 0);
+}
+
+fn acme() -> daemon::engine::MappedTenant {
+    mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None)
+}
+
+fn window_form<'a>(csrf: &'a str, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![("csrf", csrf), ("section", "general")];
+    form.extend_from_slice(fields);
+    form
+}
+
+#[tokio::test]
+async fn maintenance_windows_added_listed_removed_and_an_invalid_one_refused_next_to_its_field() {
+    let ui = start(Catalog::example()).await;
+    *ui.shared.mapping.write().unwrap() = vec![acme()];
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    let csrf = csrf_of(&html);
+    assert!(html.contains(r#"<h2 id="maintenance-h">Maintenance windows</h2>"#));
+    assert!(html.contains("No maintenance window."));
+    assert!(html.contains(r#"<option value="ksc:lab/vs:1">Acme Lab (ksc:lab/vs:1)</option>"#), "{html}");
+
+    // A recurring window: every 2nd Tuesday, 22:00 Berlin time, 2 hours.
+    let recurring = [
+        ("w_name", "patch-night"),
+        ("w_tenant", "ksc:lab/vs:1"),
+        ("w_kind", "recurring"),
+        ("w_days", "Tue"),
+        ("w_nth", "2"),
+        ("w_time", "22:00"),
+        ("w_duration", "120"),
+        ("w_tz", "Europe/Berlin"),
+    ];
+    let resp = ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &recurring)).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let draft = ui.shared.rules().draft.maintenance.clone();
+    assert_eq!(draft.len(), 1);
+    assert_eq!(draft[0].id, "patch-night");
+    assert!(ui.shared.rules().saved.maintenance.is_empty(), "into the draft only");
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    let text = visible(&html);
+    assert!(text.contains("Maintenance window \u{201c}patch-night\u{201d} added to the draft"), "{text}");
+    assert!(text.contains("The 2nd Tuesday of each month at 22:00 (Europe/Berlin), for 2 hours"), "{text}");
+    assert!(text.contains("Acme Lab (ksc:lab/vs:1)"));
+    assert!(html.contains("(unsaved)"));
+
+    // Refused: an unknown time zone (the rules' check), next to its field, the fields kept.
+    let mut bad = recurring;
+    bad[0] = ("w_name", "mars");
+    bad[7] = ("w_tz", "Mars/Olympus");
+    let resp = ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &bad)).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.unwrap();
+    let tz_error =
+        html.split(r#"<span class="field-error" id="w-error-tz">"#).nth(1).expect("an error at the time zone");
+    assert!(tz_error.starts_with("Unknown time zone \u{201c}Mars/Olympus\u{201d}"), "{tz_error}");
+    assert!(html.contains(r#"value="Mars/Olympus""#) && html.contains(r#"aria-describedby="w-error-tz""#));
+    assert!(html.contains("The maintenance window was not added"));
+    assert_words(&html);
+    assert!(codes_in(&visible(&html)).is_empty(), "{:?}", codes_in(&visible(&html)));
+    // Refused by the form itself: a one-off that ends before it starts, a zero duration, no
+    // weekday, a name taken.
+    let once_backwards = [
+        ("w_name", "move"),
+        ("w_tenant", "ksc:lab/vs:1"),
+        ("w_kind", "once"),
+        ("w_start", "2026-11-17T22:00"),
+        ("w_end", "2026-11-17T21:00"),
+    ];
+    let html =
+        ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &once_backwards)).await.text().await.unwrap();
+    assert!(html.contains(r#"id="w-error-end">The end must be after the start."#), "{html}");
+    let zero = [("w_tenant", "ksc:lab/vs:1"), ("w_kind", "recurring"), ("w_time", "01:00"), ("w_duration", "0")];
+    let html = ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &zero)).await.text().await.unwrap();
+    assert!(html.contains(r#"id="w-error-duration">Duration must be a whole number of minutes from 1 to 10080"#));
+    assert!(html.contains(r#"id="w-error-days">Tick at least one weekday."#), "{html}");
+    let html =
+        ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &recurring)).await.text().await.unwrap();
+    assert!(html.contains(r#"id="w-error-name">Another window has the same name."#), "{html}");
+    assert_eq!(ui.shared.rules().draft.maintenance.len(), 1, "nothing refused reached the draft");
+
+    // A one-off window open now, for the server computers only; its name made up.
+    let now = chrono::Utc::now();
+    let (from, to) = (
+        (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M").to_string(),
+        (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M").to_string(),
+    );
+    let once =
+        [("w_tenant", "ksc:lab/vs:1"), ("w_device", "srv-*"), ("w_kind", "once"), ("w_start", &from), ("w_end", &to)];
+    assert_eq!(
+        ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &once)).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    let text = visible(&html);
+    assert!(
+        text.contains("window-2") && text.contains("names matching  srv-*") && text.contains("(open now)"),
+        "{text}"
+    );
+    assert!(codes_in(&text).is_empty(), "{:?}", codes_in(&text));
+
+    // Save changes saves them with the general settings; Remove takes one out of the draft.
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "general")]).await;
+    assert_eq!(ui.shared.rules().saved.maintenance.len(), 2);
+    let resp =
+        ui.post(Some(&cookie), "/ui/maintenance/remove", &window_form(&csrf, &[("remove", "patch-night")])).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(ui.shared.rules().draft.maintenance.len(), 1);
+    assert_eq!(ui.shared.rules().saved.maintenance.len(), 2, "removed from the draft only");
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    assert!(visible(&html).contains("Maintenance window \u{201c}patch-night\u{201d} removed from the draft"));
+    ui.post(Some(&cookie), "/ui/cancel", &[("csrf", &csrf), ("section", "general")]).await;
+    assert_eq!(ui.shared.rules().draft.maintenance.len(), 2, "cancel puts it back");
+    ui.post(Some(&cookie), "/ui/maintenance/remove", &window_form(&csrf, &[("remove", "patch-night")])).await;
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "general")]).await;
+    assert_eq!(ui.shared.rules().saved.maintenance.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["window-2"]);
+
+    // A window the API put into the draft with a problem: listed with it, in words, and Save
+    // is refused naming it.
+    let mut windows = ui.shared.rules().draft.maintenance.clone();
+    let mut odd = windows[0].clone();
+    odd.id = "odd".into();
+    odd.schedule = ticketing_core::maintenance::Schedule::Recurring {
+        weekdays: vec![chrono::Weekday::Mon],
+        start: chrono::NaiveTime::from_hms_opt(1, 0, 0).unwrap(),
+        duration_minutes: 0,
+        time_zone: "UTC".into(),
+        nth_of_month: Some(9),
+    };
+    windows.push(odd);
+    let mut draft = ui.shared.rules().draft.clone();
+    draft.maintenance = windows;
+    daemon::rules_ops::put_draft(&ui.shared, draft, None).unwrap();
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "general")]).await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
+    let text = visible(&html);
+    assert!(text.contains("Save refused: 2 problems in General"), "{text}");
+    assert!(
+        text.contains("Maintenance window \u{201c}odd\u{201d}: the duration in minutes must be between 1 and 10080"),
+        "{text}"
+    );
+    assert!(text.contains("the weekday of the month must be between 1 and 5"), "{text}");
+    assert!(codes_in(&text).is_empty(), "{:?}", codes_in(&text));
+    assert_words(&html);
+}
+
+fn virus_event(tenant: &str, device: &str, minutes_ago: i64) -> ticketing_core::model::Event {
+    use ticketing_core::model::*;
+    Event {
+        source_id: SourceEventId::new(format!("ev-{device}-{minutes_ago}")),
+        tenant: TenantId::new(tenant),
+        product: Product::SecurityCenter,
+        class: EventClass::Severity(Severity::Critical),
+        occurred_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        device: Some(Device { id: DeviceId::new(device), name: device.to_owned() }),
+        mailbox: None,
+        event_type: "GNRL_EV_VIRUS_FOUND".into(),
+        display_name: "Malicious object detected".into(),
+        text: "Trojan found".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_preview_names_the_maintenance_window_that_held_events_back() {
+    let ui = start(Catalog::example()).await;
+    *ui.shared.mapping.write().unwrap() = vec![acme()];
+    *ui.shared.accounts.write().unwrap() = vec![ticketing_core::ports::Account {
+        id: ticketing_core::model::PsaId(7),
+        name: "Acme Corp".into(),
+        active: true,
+    }];
+    let events = [virus_event("ksc:lab/vs:1", "srv-1", 30), virus_event("ksc:lab/vs:1", "pc-1", 20)];
+    let at = chrono::Utc::now() - chrono::Duration::minutes(10);
+    ui.shared.store.commit(&daemon::store::Commit { events: &events, at: Some(at), ..Default::default() }).unwrap();
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    let csrf = csrf_of(&html);
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[("csrf", &csrf), ("section", "events/security_center"), ("row", CRIT), (&format!("enabled.{CRIT}"), "on")],
+    )
+    .await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(html.contains(r#"<strong id="preview-count">2</strong>"#), "{html}");
+
+    // The servers' window, open over both events: the server's event is held back, by name.
+    let now = chrono::Utc::now();
+    let (from, to) = (
+        (now - chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M").to_string(),
+        (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M").to_string(),
+    );
+    let once = [
+        ("w_name", "server-patching"),
+        ("w_tenant", "ksc:lab/vs:1"),
+        ("w_device", "srv-*"),
+        ("w_kind", "once"),
+        ("w_start", &from),
+        ("w_end", &to),
+    ];
+    ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &once)).await;
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    let text = visible(&html);
+    assert!(html.contains(r#"<strong id="preview-count">1</strong>"#), "{html}");
+    assert!(text.contains("1 event: a maintenance window of the draft covered their customer or computer"), "{text}");
+    assert!(text.contains("maintenance window \u{201c}server-patching\u{201d}: 1 event"), "{text}");
+    assert!(text.contains("including the draft's maintenance windows"), "{text}");
+    assert!(codes_in(&text).is_empty(), "{:?}", codes_in(&text));
+
+    // The admin API's preview says the same, and lists the status rows' settings.
+    let (a, _) = warning_rows();
+    daemon::rules_ops::bulk_edit(
+        &ui.shared,
+        &[a.parse().unwrap()],
+        &ticketing_core::edit::RulePatch { enabled: Some(true), create_delay_minutes: Some(15), ..Default::default() },
+        None,
+    )
+    .unwrap();
+    let p: serde_json::Value = ui
+        .http
+        .get(format!("{}/api/rules/preview?days=1", ui.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["would_create"], 1, "{p}");
+    assert_eq!(p["maintenance"]["server-patching"], 1, "{p}");
+    assert_eq!(p["skipped"]["maintenance"], 1, "{p}");
+    assert_eq!(p["status_rows"][0]["row"], a.as_str(), "{p}");
+    assert_eq!(p["status_rows"][0]["create_delay_minutes"], 15, "{p}");
+    assert!(p["limits"][1].as_str().unwrap().contains("computer statuses are not replayed"), "{p}");
 }

@@ -24,6 +24,7 @@
 //! | `POST /ui/rows`, `POST /ui/general` | inline edits of a section's rows / general settings into the draft only (API-style; the page itself has no such button) |
 //! | `POST /ui/bulk-edit` | the Edit window: the page's inline edits, then one patch to every selected row |
 //! | `POST /ui/save`, `POST /ui/cancel`, `POST /ui/reset` | Save changes (with the page's inline edits), Cancel changes, Reset to defaults |
+//! | `POST /ui/maintenance/add`, `POST /ui/maintenance/remove` | General: add a maintenance window to the draft (with the page's inline edits; refused in words next to its fields, 422) / remove one ([`maintenance`]) |
 //! | `GET /ui/activity?tenant=&product=&outcome=&since=` | recent decisions, newest first, filtered ([`activity`]) |
 //! | `GET /ui/mapping` | each tenant → PSA account, active, problem, last successful read, open tickets ([`mapping`]) |
 //! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
@@ -34,6 +35,7 @@
 //! and is refused (403) without it.
 
 mod activity;
+mod maintenance;
 mod mapping;
 mod psa;
 mod render;
@@ -92,6 +94,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/save", post(save))
         .route("/ui/cancel", post(cancel))
         .route("/ui/reset", post(reset))
+        .route("/ui/maintenance/add", post(window_add))
+        .route("/ui/maintenance/remove", post(window_remove))
         .route("/ui/assets/ui.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
         .route("/ui/assets/nojs.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], NOJS_CSS) }))
         .route("/ui/assets/ui.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
@@ -232,6 +236,18 @@ fn op_error(e: OpError) -> Flash {
             ),
             Vec::new(),
         ),
+        OpError::Problems { problems, .. } => error(
+            "Not applied:",
+            problems
+                .iter()
+                .map(|p| match &p.problem {
+                    ticketing_core::rules::Problem::InvalidWindow { window, message } => {
+                        maintenance::problem_words("Maintenance window", window, message)
+                    }
+                    _ => render::problem_text(p, crate::backends::guide_label),
+                })
+                .collect(),
+        ),
         OpError::Invalid(text) => {
             tracing::warn!(error = %text, "ui edit refused");
             error("The edit was not applied: a value is out of range or does not apply to a selected row.", Vec::new())
@@ -271,6 +287,7 @@ fn apply_inline(shared: &Shared, section: Section, form: &FormData) -> (usize, V
     inline_edits(shared, &draft, section, form, &mut |edit| match edit {
         Edit::General(patch) => rules_ops::edit_general(shared, &patch, None).map(drop),
         Edit::Row(row, patch) => rules_ops::bulk_edit(shared, std::slice::from_ref(&row), &patch, None).map(drop),
+        Edit::Follows(product, on) => rules_ops::set_priority_follows_severity(shared, product, on, None).map(drop),
     })
 }
 
@@ -278,6 +295,8 @@ fn apply_inline(shared: &Shared, section: Section, form: &FormData) -> (usize, V
 enum Edit {
     General(GeneralPatch),
     Row(RowId, RulePatch),
+    /// A status section's priority-follows-severity switch.
+    Follows(ticketing_core::model::Product, bool),
 }
 
 /// Turns the inline edits of a section's form into [`Edit`]s against `draft` and hands each to
@@ -352,6 +371,36 @@ fn inline_edits(
                 }
             }
         }
+        if row.is_status() {
+            if let Some(v) = form.get(&format!("delay.{r}")) {
+                let parsed = match v.trim() {
+                    "" => Ok(0),
+                    v => number(v, render::CREATE_AFTER, &row, ticketing_core::rules::CREATE_DELAY_RANGE),
+                };
+                match parsed {
+                    Ok(m) if m != rule.create_delay_minutes => patch.create_delay_minutes = Some(m),
+                    Ok(_) => {}
+                    Err(e) => {
+                        errors.push(e);
+                        bad = true;
+                    }
+                }
+            }
+            if let Some(v) = form.get(&format!("reopen.{r}")) {
+                let parsed = match v.trim() {
+                    "" => Ok(None),
+                    v => number(v, render::REOPEN_WITHIN, &row, ticketing_core::rules::WINDOW_HOURS_RANGE).map(Some),
+                };
+                match parsed {
+                    Ok(h) if h != rule.reopen_hours => patch.reopen_hours = Some(h),
+                    Ok(_) => {}
+                    Err(e) => {
+                        errors.push(e);
+                        bad = true;
+                    }
+                }
+            }
+        }
         for (field, current, target) in
             [(Field::Queue, &rule.queue, &mut patch.queue), (Field::Priority, &rule.priority, &mut patch.priority)]
         {
@@ -368,6 +417,15 @@ fn inline_edits(
         match write(Edit::Row(row, patch)) {
             Ok(()) => changed += 1,
             Err(e) => errors.push(op_error(e).text),
+        }
+    }
+    if let (Section::Statuses(product, _), Some(_)) = (section, form.get("follows_shown")) {
+        let on = form.get("follows").is_some();
+        if on != draft.priority_follows_severity.contains(&product) {
+            match write(Edit::Follows(product, on)) {
+                Ok(()) => changed += 1,
+                Err(e) => errors.push(op_error(e).text),
+            }
         }
     }
     (changed, errors)
@@ -437,6 +495,12 @@ fn stale_page(s: &UiState, session: &SessionView, section: Section, form: &FormD
                     p.apply(rule);
                 }
             }
+            Edit::Follows(product, true) => {
+                scratch.priority_follows_severity.insert(product);
+            }
+            Edit::Follows(product, false) => {
+                scratch.priority_follows_severity.remove(&product);
+            }
         }
         Ok(())
     });
@@ -447,7 +511,7 @@ fn stale_page(s: &UiState, session: &SessionView, section: Section, form: &FormD
         ),
         Vec::new(),
     )];
-    let mut page = section_response(s, session, section, &book, &flash, 7);
+    let mut page = section_response(s, session, section, &book, &flash, 7, None);
     *page.status_mut() = StatusCode::CONFLICT;
     Some(page)
 }
@@ -482,15 +546,27 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
             "off" => Some(false),
             _ => None,
         },
-        lifetime_days: num("b_lifetime", "Lifetime, days", ticketing_core::rules::LIFETIME_RANGE)?,
         queue: bulk_label(form, "b_queue"),
         priority: bulk_label(form, "b_priority"),
         due_hours: num("b_due", "Due, hours", ticketing_core::rules::DUE_HOURS_RANGE)?,
         work_type: bulk_label(form, "b_work_type"),
         issue_type: bulk_label(form, "b_issue_type"),
         sub_issue_type: bulk_label(form, "b_sub_issue_type"),
-        // lifecycle: the form has no lifecycle fields yet
-        ..RulePatch::default()
+        create_delay_minutes: num("b_delay", render::CREATE_AFTER, ticketing_core::rules::CREATE_DELAY_RANGE)?,
+        reopen_hours: match (
+            form.get("b_reopen_off").is_some(),
+            num("b_reopen", render::REOPEN_WITHIN, ticketing_core::rules::WINDOW_HOURS_RANGE)?,
+        ) {
+            (true, Some(_)) => {
+                return Err(format!(
+                    "{}: give a number of hours or tick \u{201c}Turn reopening off\u{201d}, not both",
+                    render::REOPEN_WITHIN
+                ));
+            }
+            (true, None) => Some(None),
+            (false, hours) => hours.map(Some),
+        },
+        lifetime_days: num("b_lifetime", "Lifetime, days", ticketing_core::rules::LIFETIME_RANGE)?,
     })
 }
 
@@ -581,6 +657,80 @@ async fn reset(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<V
     .await
 }
 
+/// "Add to the draft" of the General page's maintenance editor: the page's inline edits, then
+/// the window. A window the fields cannot describe, or that the rules refuse, is not added:
+/// the page comes back (422) with the fields as typed and each problem next to its field.
+async fn window_add(
+    State(s): State<UiState>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(pairs);
+    let session = match guard(&s, &headers, &form) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let section = Section::General;
+    if let Some(page) = stale_page(&s, &session, section, &form) {
+        return page;
+    }
+    let shared = &s.admin.shared;
+    let (changed, errors) = apply_inline(shared, section, &form);
+    after_inline(&s, &session, changed, errors, false);
+    let mut typed = maintenance::WindowForm::from_form(&form);
+    let existing = shared.rules().draft.maintenance.clone();
+    if let Some(window) = typed.parse(&existing) {
+        let id = window.id.clone();
+        match rules_ops::add_window(shared, window, None) {
+            Ok(_) => {
+                s.sessions.flash(
+                    &session.id,
+                    ok(format!(
+                        "Maintenance window \u{201c}{id}\u{201d} added to the draft. Save changes to make it the rules in use."
+                    )),
+                );
+                return back_to(section);
+            }
+            Err(OpError::Problems { problems, .. }) => typed.take_problems(&problems, &id),
+            Err(e) => {
+                s.sessions.flash(&session.id, op_error(e));
+                return back_to(section);
+            }
+        }
+    }
+    let mut flash = s.sessions.take_flash(&session.id);
+    flash.push(error(
+        "The maintenance window was not added: see the fields marked under \u{201c}Add a maintenance window\u{201d}.",
+        typed.errors.values().cloned().collect(),
+    ));
+    let book = shared.rules().clone();
+    let mut page = section_response(&s, &session, section, &book, &flash, 7, Some(&typed));
+    *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    page
+}
+
+/// A maintenance window's Remove button: out of the draft (Save changes then applies it).
+async fn window_remove(
+    State(s): State<UiState>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    with_section(&s, &headers, pairs, |s, session, _, form| {
+        let id = form.get("remove").unwrap_or_default();
+        let flash = match rules_ops::remove_window(&s.admin.shared, id, None) {
+            Ok(_) => ok(format!(
+                "Maintenance window \u{201c}{id}\u{201d} removed from the draft. Save changes to apply it, or Cancel changes to undo."
+            )),
+            Err(OpError::Invalid(_)) => {
+                error(format!("There is no maintenance window \u{201c}{id}\u{201d} in the draft (any more)."), Vec::new())
+            }
+            Err(e) => op_error(e),
+        };
+        s.sessions.flash(&session.id, flash);
+    })
+    .await
+}
+
 #[derive(Deserialize)]
 struct SectionQuery {
     s: Option<String>,
@@ -611,7 +761,7 @@ async fn section_page(State(s): State<UiState>, headers: HeaderMap, Query(q): Qu
     }
     let book = shared.rules().clone();
     let flash = s.sessions.take_flash(&session.id);
-    section_response(&s, &session, section, &book, &flash, q.days.unwrap_or(7).clamp(1, 365))
+    section_response(&s, &session, section, &book, &flash, q.days.unwrap_or(7).clamp(1, 365), None)
 }
 
 /// A section page showing `book` (the stored one, or a copy with a refused form's edits).
@@ -622,8 +772,10 @@ fn section_response(
     book: &ticketing_core::edit::RuleBook,
     flash: &[Flash],
     days: u32,
+    window_form: Option<&maintenance::WindowForm>,
 ) -> Response {
     let shared = &s.admin.shared;
+    let tenants = if section == Section::General { maintenance::tenant_choices(shared) } else { Vec::new() };
     let catalog = shared.catalog();
     let preview = match rules_ops::preview_draft(shared, days) {
         Ok(p) => Ok((p, catalog.as_ref().and_then(|c| preview_saved(shared, c, days)))),
@@ -649,6 +801,9 @@ fn section_response(
         status,
         psa: &psa,
         sources: &sources,
+        tenants: &tenants,
+        window_form,
+        now: Utc::now(),
     });
     let title = section.title();
     Html(render::page(

@@ -42,9 +42,26 @@ pub(crate) fn dom_id(prefix: &str, row: &RowId) -> String {
     format!("{prefix}-{}", row.to_string().replace('/', "-"))
 }
 
+/// How the page labels a field (the lifecycle columns as the status tables head them).
+pub(crate) fn field_label(field: Field, labels: crate::backends::Labels) -> &'static str {
+    match field {
+        Field::CreateDelay => CREATE_AFTER,
+        Field::ReopenHours => REOPEN_WITHIN,
+        Field::PriorityFollowsSeverity => FOLLOWS,
+        f => labels(f),
+    }
+}
+
+/// The status tables' lifecycle columns and the section switch, as the page names them.
+pub(crate) const CREATE_AFTER: &str = "Create ticket after (minutes)";
+/// See [`CREATE_AFTER`].
+pub(crate) const REOPEN_WITHIN: &str = "Reopen within (hours)";
+/// See [`CREATE_AFTER`].
+pub(crate) const FOLLOWS: &str = "Raise priority when the computer becomes Critical";
+
 /// What is wrong with a field, in words, without naming the row.
 fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String {
-    let f = labels(e.field);
+    let f = field_label(e.field, labels);
     match &e.problem {
         Problem::Blank => format!("{f} is blank, but it is required"),
         Problem::NotInPsa { label } => {
@@ -53,7 +70,7 @@ fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String
         Problem::NotOfIssueType => format!("{f} does not belong to the chosen issue type"),
         Problem::OutOfRange { min, max } => format!("{f} must be between {min} and {max}"),
         Problem::NotApplicable => format!("{f} does not apply here"),
-        Problem::InvalidWindow { window, message } => format!("{f} \u{201c}{window}\u{201d}: {message}"),
+        Problem::InvalidWindow { window, message } => super::maintenance::problem_words(f, window, message),
     }
 }
 
@@ -83,6 +100,8 @@ pub(crate) fn skip_words(code: &str) -> String {
         "account_inactive" => "the mapped Autotask account is inactive or unknown".to_owned(),
         "already_ticketed" => "a ticket for the same problem exists already".to_owned(),
         "rule_invalid" => "their row's settings do not match the PSA's current lists".to_owned(),
+        "maintenance" => "a maintenance window of the draft covered their customer or computer".to_owned(),
+        "pending" => "their row's creation delay had not passed yet".to_owned(),
         other => other.replace('_', " "),
     }
 }
@@ -381,6 +400,12 @@ pub(crate) struct SectionView<'a> {
     pub(crate) psa: &'a PsaStatus,
     /// Which sources (KSC, KBH servers) fail, as far as the UI can tell.
     pub(crate) sources: &'a SourceStatus,
+    /// The mapped tenants (id, label) the maintenance editor offers (General).
+    pub(crate) tenants: &'a [(String, String)],
+    /// A refused "add a maintenance window" form, its fields as typed (General).
+    pub(crate) window_form: Option<&'a super::maintenance::WindowForm>,
+    /// The time the page is rendered (for "open now").
+    pub(crate) now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The hidden fields every form of a section page carries.
@@ -448,13 +473,20 @@ pub(crate) fn section_body(v: &SectionView<'_>) -> Markup {
         // carry nothing but the section.
         form id="cancel-form" method="post" action="/ui/cancel" data-discards { (hidden(v.csrf, s, v.revision)) }
         form id="reset-form" method="post" action="/ui/reset" data-discards { (hidden(v.csrf, s, v.revision)) }
+        @if s == Section::General {
+            (super::maintenance::remove_forms(v))
+        }
         // The form's own action is Save changes: the page's edits go into the draft and the
         // section is saved, in one request (Enter in a field does the same).
         form id="rules-form" method="post" action="/ui/save" {
             (hidden(v.csrf, s, v.revision))
             @if s == Section::General {
                 (general_fields(v))
+                (super::maintenance::editor(v))
             } @else {
+                @if let Section::Statuses(p, _) = s {
+                    (follows_switch(v, p))
+                }
                 (toolbar())
                 (rule_table(v))
             }
@@ -471,6 +503,30 @@ pub(crate) fn section_body(v: &SectionView<'_>) -> Markup {
             }
         }
         (preview_box(v))
+    }
+}
+
+/// The status sections' switch for the product's priority-follows-severity (one setting, shown
+/// on both of its status sections). The hidden field tells the handler the switch was on the
+/// page, so an unticked box means "off" rather than "not shown".
+fn follows_switch(v: &SectionView<'_>, product: Product) -> Markup {
+    let on = v.book.draft.priority_follows_severity.contains(&product);
+    let priority = (v.labels)(Field::Priority).to_lowercase();
+    let problem = v.problems.iter().position(|p| p.field == Field::PriorityFollowsSeverity).map(problem_id);
+    html! {
+        div.switch id="follows-switch" {
+            input type="hidden" name="follows_shown" value="1";
+            label.check for="follows" {
+                input type="checkbox" id="follows" name="follows" value="on" data-inline checked[on]
+                    aria-invalid=[problem.as_ref().map(|_| "true")] aria-describedby=[problem.as_deref()];
+                " " strong { (FOLLOWS) }
+            }
+            p.hint {
+                "When a computer's problem moves from Warning to Critical, its open ticket takes the Critical row's "
+                (priority) " and due time, with a note. One setting for both status sections of "
+                (product.display_name()) ", saved with either."
+            }
+        }
     }
 }
 
@@ -531,6 +587,7 @@ fn toolbar() -> Markup {
 fn rule_table(v: &SectionView<'_>) -> Markup {
     let s = v.section;
     let lifetime = has_lifetime(s);
+    let status = matches!(s, Section::Statuses(..));
     let what = match s {
         Section::Events(Product::Office365) => "Event type",
         Section::Events(_) => "Event severity",
@@ -555,6 +612,10 @@ fn rule_table(v: &SectionView<'_>) -> Markup {
                         th scope="col" { (l(Field::Queue)) }
                         th scope="col" { (l(Field::Priority)) }
                         th scope="col" { (l(Field::DueHours)) }
+                        @if status {
+                            th scope="col" { (CREATE_AFTER) span.sub { "0: at once" } }
+                            th scope="col" { (REOPEN_WITHIN) span.sub { "blank: off" } }
+                        }
                         th scope="col" id="details-h" {
                             (l(Field::WorkType)) " / " (l(Field::IssueType)) " / " (l(Field::SubIssueType))
                         }
@@ -629,6 +690,24 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool, what:
                 input type="number" min="1" max="8760" name={ "due." (r) } id=(id) value=(rule.due_hours) data-inline
                     aria-invalid=[due_problem.as_ref().map(|_| "true")] aria-describedby=[due_problem.as_deref()];
             }
+            @if row.is_status() {
+                @let id = dom_id("delay", row);
+                @let delay_problem = problem_of(Field::CreateDelay);
+                td data-label=(CREATE_AFTER) {
+                    label.vh for=(id) { "Create a ticket after this many minutes for " (label) }
+                    input type="number" min="0" max=(ticketing_core::rules::CREATE_DELAY_RANGE.end()) name={ "delay." (r) } id=(id)
+                        value=(rule.create_delay_minutes) data-inline
+                        aria-invalid=[delay_problem.as_ref().map(|_| "true")] aria-describedby=[delay_problem.as_deref()];
+                }
+                @let id = dom_id("reopen", row);
+                @let reopen_problem = problem_of(Field::ReopenHours);
+                td data-label=(REOPEN_WITHIN) {
+                    label.vh for=(id) { "Reopen within this many hours for " (label) " (blank: off)" }
+                    input type="number" min="1" max=(ticketing_core::rules::WINDOW_HOURS_RANGE.end()) name={ "reopen." (r) } id=(id)
+                        value=(rule.reopen_hours.map(|h| h.to_string()).unwrap_or_default()) placeholder="off" data-inline
+                        aria-invalid=[reopen_problem.as_ref().map(|_| "true")] aria-describedby=[reopen_problem.as_deref()];
+                }
+            }
             td.details data-label="Work type / Issue type / Issue subtype" id=(dom_id("details", row)) {
                 @for (i, (f, val)) in details.into_iter().enumerate() {
                     @if i > 0 { " / " }
@@ -672,6 +751,20 @@ fn edit_window(v: &SectionView<'_>) -> Markup {
                 div.field {
                     label for="b_due" { "Due, hours" }
                     input type="number" min="1" max="8760" id="b_due" name="b_due" placeholder="keep as is";
+                }
+                @if matches!(v.section, Section::Statuses(..)) {
+                    div.field {
+                        label for="b_delay" { (CREATE_AFTER) }
+                        input type="number" min="0" max=(ticketing_core::rules::CREATE_DELAY_RANGE.end()) id="b_delay" name="b_delay" placeholder="keep as is";
+                    }
+                    div.field {
+                        label for="b_reopen" { (REOPEN_WITHIN) }
+                        input type="number" min="1" max=(ticketing_core::rules::WINDOW_HOURS_RANGE.end()) id="b_reopen" name="b_reopen" placeholder="keep as is";
+                        label.check for="b_reopen_off" {
+                            input type="checkbox" id="b_reopen_off" name="b_reopen_off" value="on";
+                            " Turn reopening off"
+                        }
+                    }
                 }
                 (bulk_select(v.catalog, Field::WorkType, "b_work_type", v.labels))
                 (bulk_select(v.catalog, Field::IssueType, "b_issue_type", v.labels))
@@ -718,6 +811,9 @@ fn event_preview(v: &SectionView<'_>) -> Markup {
         @match &v.preview {
             Err(e) => p id="preview-result" { (e) },
             Ok((draft, saved)) => {
+                p.hint id="preview-how" {
+                    "The stored events are replayed through the draft, each as of the time it was seen, including the draft's maintenance windows. Computer statuses are not replayed (see a status section)."
+                }
                 p id="preview-result" {
                     "Over the last " (plural(draft.days as usize, "day", "days")) ", "
                     (plural(draft.events, "event was", "events were"))
@@ -746,7 +842,16 @@ fn event_preview(v: &SectionView<'_>) -> Markup {
                     p { "Not ticketed:" }
                     ul id="preview-skipped" {
                         @for (reason, n) in &draft.skipped {
-                            li { (plural(*n, "event", "events")) ": " (skip_words(reason)) }
+                            li {
+                                (plural(*n, "event", "events")) ": " (skip_words(reason))
+                                @if reason == "maintenance" && !draft.maintenance.is_empty() {
+                                    ul id="preview-maintenance" {
+                                        @for (window, n) in &draft.maintenance {
+                                            li { "maintenance window \u{201c}" (window) "\u{201d}: " (plural(*n, "event", "events")) }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -776,6 +881,7 @@ fn status_preview(v: &SectionView<'_>, product: Product, level: StatusLevel) -> 
             (product.display_name())
             " are not kept where this page can read them. Below are the status tickets the integration owns now, from its ledger (it does not record the status level)."
         }
+        (lifecycle_notes(v, product, level))
         @match &v.status {
             Err(e) => p id="preview-ledger" { (e) },
             Ok(c) if c.open_by_description.is_empty() => p id="preview-ledger" { "No computer has an open status ticket now." },
@@ -788,6 +894,62 @@ fn status_preview(v: &SectionView<'_>, product: Product, level: StatusLevel) -> 
                     }
                 }
             },
+        }
+    }
+}
+
+/// The status section's lifecycle settings in words: which enabled rows wait or reopen, and
+/// whether priority follows severity. Settings, not a replay: the page says so.
+fn lifecycle_notes(v: &SectionView<'_>, product: Product, level: StatusLevel) -> Markup {
+    let draft = &v.book.draft;
+    let rows: Vec<(RowId, Rule)> = v
+        .section
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let rule = draft.rule(&r).cloned().unwrap_or_else(|| r.default_rule());
+            (r, rule)
+        })
+        .filter(|(_, rule)| rule.enabled)
+        .collect();
+    let delayed: Vec<&(RowId, Rule)> = rows.iter().filter(|(_, r)| r.create_delay_minutes > 0).collect();
+    let reopening: Vec<&(RowId, Rule)> = rows.iter().filter(|(_, r)| r.reopen_hours.is_some()).collect();
+    let follows = draft.priority_follows_severity.contains(&product);
+    html! {
+        div id="preview-lifecycle" {
+            @if delayed.is_empty() && reopening.is_empty() {
+                p { "Every ticketed description here gets its ticket at first sight, and a problem that comes back gets a new ticket." }
+            } @else {
+                ul {
+                    @for (row, rule) in &delayed {
+                        li {
+                            "\u{201c}" (row.label()) "\u{201d}: a ticket only once the problem has lasted "
+                            (plural(rule.create_delay_minutes as usize, "minute", "minutes"))
+                            "; one that clears sooner gets none."
+                        }
+                    }
+                    @for (row, rule) in &reopening {
+                        li {
+                            "\u{201c}" (row.label()) "\u{201d}: a problem back within "
+                            (plural(rule.reopen_hours.unwrap_or_default() as usize, "hour", "hours"))
+                            " of the integration closing its ticket reopens that ticket."
+                        }
+                    }
+                }
+            }
+            p {
+                (FOLLOWS) ": "
+                @if follows {
+                    strong { "on" } " for " (product.display_name())
+                    @if level == StatusLevel::Warning { " (an open Warning ticket is raised when its computer becomes Critical)" }
+                    "."
+                } @else {
+                    strong { "off" } "."
+                }
+            }
+            p.hint {
+                "These are the settings as the draft has them; the preview cannot replay them (computer statuses are not stored), and a maintenance window also holds back creates and reopens here."
+            }
         }
     }
 }
