@@ -361,6 +361,8 @@ pub struct Engine {
     /// The mapping problems last logged, by tenant: a problem is logged when it appears,
     /// changes or goes away, not on every refresh.
     mapping_problems: HashMap<String, String>,
+    /// PSA answers applied to the ledger and not yet committed (see `flush_answers`).
+    pending_answers: Vec<Transition>,
     /// The rule problems last logged (logged again only when they change).
     rule_problems: Vec<String>,
     condition_totals: BTreeMap<String, u64>,
@@ -487,6 +489,9 @@ fn publish_sources(
     shared.health.set_psa_interval(every(polling.catalog_secs));
 }
 
+/// PSA answers committed together at most (see `Engine::flush_answers`).
+const ANSWER_BATCH: usize = 256;
+
 fn timed_out(what: &str, after: Duration) -> PortError {
     PortError::new(PortErrorKind::Transient, format!("{what} timed out after {} s", after.as_secs()))
 }
@@ -539,6 +544,7 @@ impl Engine {
             condition_reasons: HashMap::new(),
             ctx_revision: 0,
             mapping_problems: HashMap::new(),
+            pending_answers: Vec::new(),
             rule_problems: Vec::new(),
             condition_totals: BTreeMap::new(),
             cursors: HashMap::new(),
@@ -649,7 +655,7 @@ impl Engine {
                 () = &mut shutdown => break,
                 _ = pace.tick() => {
                     self.shared.health.beat(Utc::now(), every);
-                    let r = self.start_due_work(Utc::now());
+                    let r = self.flush_answers(Utc::now()).and_then(|()| self.start_due_work(Utc::now()));
                     self.survive(r)?;
                 }
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -689,6 +695,9 @@ impl Engine {
             }
         }
         self.tasks.abort_all();
+        if let Err(e) = self.flush_answers(Utc::now()) {
+            warn!(error = %e, "cannot commit the last PSA answers; they are looked up after the restart");
+        }
         if let Some(epoch) = self.epoch {
             // A clean stop hands the lease over at once instead of after its expiry.
             if let Err(e) = self.shared.store.release(&self.instance, epoch) {
@@ -723,6 +732,8 @@ impl Engine {
             let r = self.start_due_work(Utc::now());
             self.survive(r)?;
         }
+        let r = self.flush_answers(Utc::now());
+        self.survive(r)?;
         report.ready = self.ctx.is_some() && self.rebuilt;
         report.outbox = self.ledger.pending_len();
         Ok(report)
@@ -777,7 +788,10 @@ impl Engine {
     /// create and pending note looked up before it is tried, the outbox resumed.
     fn become_leader(&mut self, epoch: u64) {
         match self.shared.store.load_ledger() {
-            Ok(ledger) => self.ledger = ledger,
+            Ok(ledger) => {
+                self.ledger = ledger;
+                self.pending_answers.clear();
+            }
             Err(e) => {
                 warn!(error = %e, "cannot load the ledger to take over; trying again");
                 return;
@@ -814,6 +828,9 @@ impl Engine {
         self.tasks.abort_all();
         self.generation += 1;
         self.delivering.clear();
+        // Answers not committed are the new leader's to look up (it looks every planned,
+        // closing and updating entry up); this instance reloads its ledger when it leads again.
+        self.pending_answers.clear();
         self.polling_now.clear();
         self.refreshing = false;
         self.syncing = false;
@@ -1329,10 +1346,16 @@ impl Engine {
         self.commit_decided(transitions, events, cursor, &[], now)
     }
 
-    /// Commits PSA answers, relaxed (see [`Commit::relaxed`]): durable with the next full
-    /// commit, and a lost one only means its calls are looked up again after a restart.
-    fn commit_answers(&mut self, transitions: &[Transition], now: DateTime<Utc>) -> Result<(), EngineError> {
-        self.write(transitions, &[], None, &[], true, now)
+    /// Commits the PSA answers applied since the last commit, relaxed (see
+    /// [`Commit::relaxed`]). Answers wait for the next commit of any kind, at most one tick or
+    /// [`ANSWER_BATCH`] answers: a lost answer only means its call is looked up again after a
+    /// restart (every planned, closing and updating entry is, by a new leader), so batching
+    /// them loses nothing and saves a write per answer.
+    fn flush_answers(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        if self.pending_answers.is_empty() {
+            return Ok(());
+        }
+        self.write(&[], &[], None, &[], true, now)
     }
 
     /// [`Engine::commit`], with the audit's decisions in the same transaction.
@@ -1356,6 +1379,16 @@ impl Engine {
         relaxed: bool,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
+        // Answers not yet committed go first, in the order they were applied.
+        let answers = std::mem::take(&mut self.pending_answers);
+        let relaxed = relaxed && transitions.is_empty() && events.is_empty() && cursor.is_none();
+        let owned: Vec<Transition>;
+        let transitions = if answers.is_empty() {
+            transitions
+        } else {
+            owned = answers.into_iter().chain(transitions.iter().cloned()).collect();
+            &owned[..]
+        };
         if transitions.is_empty() && events.is_empty() && cursor.is_none() && decisions.is_empty() {
             return Ok(());
         }
@@ -1716,8 +1749,10 @@ impl Engine {
         // The next calls go out before this commit: the answers are in the ledger (so nothing is
         // sent twice), and a crash before the commit only means those creates are looked up.
         self.start_deliveries(now)?;
-        let transitions: Vec<Transition> = applied.iter().map(|(t, _)| t.clone()).collect();
-        self.commit_answers(&transitions, now)?;
+        self.pending_answers.extend(applied.iter().map(|(t, _)| t.clone()));
+        if self.pending_answers.len() >= ANSWER_BATCH {
+            self.flush_answers(now)?;
+        }
         for (t, title) in &applied {
             self.log_delivery(t, title);
         }

@@ -128,6 +128,8 @@ pub struct SqliteStore {
     /// The file's (device, inode) when opened: a different one later means the file was
     /// replaced under the daemon.
     identity: Option<(u64, u64)>,
+    /// Whether the connection is set to `synchronous = NORMAL` now (relaxed commits).
+    relaxed: std::sync::atomic::AtomicBool,
 }
 
 fn identity_of(path: &Path) -> std::io::Result<(u64, u64)> {
@@ -177,7 +179,12 @@ impl SqliteStore {
         // write transaction begins IMMEDIATE, taking the write lock up front, so a second writer
         // waits here instead of failing when its read snapshot went stale mid-transaction.
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
-        let store = Self { conn: Mutex::new(conn), path: None, identity: None };
+        let store = Self {
+            conn: Mutex::new(conn),
+            path: None,
+            identity: None,
+            relaxed: std::sync::atomic::AtomicBool::new(false),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -222,24 +229,25 @@ impl SqliteStore {
 
 fn write_entry(tx: &rusqlite::Transaction<'_>, entry: &LedgerEntry) -> Result<(), StoreError> {
     let json = serde_json::to_string(entry).map_err(|e| corrupt("ledger", e))?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO ledger (key, tenant, state, generation, idempotency_key, urgency, ticket_id, entry, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT(key) DO UPDATE SET state = excluded.state, generation = excluded.generation,
             idempotency_key = excluded.idempotency_key, urgency = excluded.urgency,
             ticket_id = excluded.ticket_id, entry = excluded.entry, updated_at = excluded.updated_at",
-        params![
-            entry.key.canonical(),
-            entry.key.tenant().as_str(),
-            entry.state.name(),
-            entry.generation,
-            entry.idempotency_key.as_str(),
-            format!("{:?}", entry.urgency).to_lowercase(),
-            entry.ticket().map(|t| t.id.0),
-            json,
-            ts(entry.updated_at),
-        ],
     )
+    .map_err(db)?
+    .execute(params![
+        entry.key.canonical(),
+        entry.key.tenant().as_str(),
+        entry.state.name(),
+        entry.generation,
+        entry.idempotency_key.as_str(),
+        format!("{:?}", entry.urgency).to_lowercase(),
+        entry.ticket().map(|t| t.id.0),
+        json,
+        ts(entry.updated_at),
+    ])
     .map_err(db)?;
     Ok(())
 }
@@ -279,9 +287,8 @@ impl Store for SqliteStore {
                 Some((epoch, _, expires)) if parse_ts("leader", &expires)? <= now => epoch as u64 + 1,
                 Some(_) => return Ok(None),
             };
-            tx.execute(
-                "INSERT INTO leader (id, epoch, holder, expires_at) VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET epoch = excluded.epoch, holder = excluded.holder, expires_at = excluded.expires_at",
+            tx.prepare_cached("INSERT INTO leader (id, epoch, holder, expires_at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET epoch = excluded.epoch, holder = excluded.holder, expires_at = excluded.expires_at").map_err(db)?.execute(
                 params![epoch as i64, holder, ts(until)],
             )
             .map_err(db)?;
@@ -339,7 +346,7 @@ impl Store for SqliteStore {
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(db)?
             };
-            tx.execute("DELETE FROM retry_requests", []).map_err(db)?;
+            tx.prepare_cached("DELETE FROM retry_requests").map_err(db)?.execute([]).map_err(db)?;
             tx.commit().map_err(db)?;
             Ok(targets)
         })())
@@ -365,7 +372,9 @@ impl Store for SqliteStore {
             let mut conn = self.lock();
             // Per transaction: WAL frames are written in order, so a relaxed commit becomes
             // durable with the next full one (or a checkpoint).
-            conn.pragma_update(None, "synchronous", if commit.relaxed { "NORMAL" } else { "FULL" }).map_err(db)?;
+            if self.relaxed.swap(commit.relaxed, std::sync::atomic::Ordering::Relaxed) != commit.relaxed {
+                conn.pragma_update(None, "synchronous", if commit.relaxed { "NORMAL" } else { "FULL" }).map_err(db)?;
+            }
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             if let Some(mine) = commit.epoch {
                 let current: u64 = tx
@@ -381,22 +390,20 @@ impl Store for SqliteStore {
                 match entry {
                     Some(entry) => write_entry(&tx, entry)?,
                     None => {
-                        tx.execute("DELETE FROM ledger WHERE key = ?1", params![transition.key().canonical()])
+                        tx.prepare_cached("DELETE FROM ledger WHERE key = ?1").map_err(db)?.execute( params![transition.key().canonical()])
                             .map_err(db)?;
                     }
                 }
                 let json = serde_json::to_string(transition).map_err(|e| corrupt("transitions", e))?;
-                tx.execute(
-                    "INSERT INTO transitions (key, transition, at) VALUES (?1, ?2, ?3)",
+                tx.prepare_cached("INSERT INTO transitions (key, transition, at) VALUES (?1, ?2, ?3)").map_err(db)?.execute(
                     params![transition.key().canonical(), json, ts(at)],
                 )
                 .map_err(db)?;
             }
             for event in commit.events {
                 let json = serde_json::to_string(event).map_err(|e| corrupt("event_history", e))?;
-                tx.execute(
-                    "INSERT INTO event_history (product, tenant, source_id, occurred_at, seen_at, event)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                tx.prepare_cached("INSERT INTO event_history (product, tenant, source_id, occurred_at, seen_at, event)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING").map_err(db)?.execute(
                     params![
                         event.product.code(),
                         event.tenant.as_str(),
@@ -410,9 +417,8 @@ impl Store for SqliteStore {
             }
             for d in commit.decisions {
                 let json = serde_json::to_string(d).map_err(|e| corrupt("decisions", e))?;
-                tx.execute(
-                    "INSERT INTO decisions (at, product, tenant, event_id, device, device_name, outcome, decision)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                tx.prepare_cached("INSERT INTO decisions (at, product, tenant, event_id, device, device_name, outcome, decision)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").map_err(db)?.execute(
                     params![
                         ts(d.at),
                         d.product.code(),
@@ -427,9 +433,8 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             }
             if let Some((key, cursor)) = commit.cursor {
-                tx.execute(
-                    "INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                tx.prepare_cached("INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at").map_err(db)?.execute(
                     params![key.source, key.tenant.as_str(), cursor.0, ts(at)],
                 )
                 .map_err(db)?;
