@@ -880,6 +880,8 @@ impl Engine {
                 Recovery::RetryClose(_) => "closing",
                 Recovery::AddNote(_) => "closed",
                 Recovery::Update(_) => "updating",
+                // lifecycle: handled in the engine integration (a recurrence note waits on an open ticket)
+                Recovery::AddRecurrenceNote(_) => "open",
             };
             *by_state.entry(state).or_default() += 1;
         }
@@ -1380,6 +1382,14 @@ impl Engine {
                     }
                     decisions.push(decided(&c.key, crate::store::Outcome::Ticketed, None, "ticketed".to_owned()));
                     transitions.push(t);
+                }
+                // lifecycle: handled in the engine integration (counted and its note queued in the
+                // ledger; adding the note to the ticket is the integration's)
+                EventDecision::Note(n) => {
+                    let t = n.transition();
+                    if self.ledger.apply(&t, now).is_ok() {
+                        transitions.push(t);
+                    }
                 }
                 EventDecision::Skip { key, reason } => {
                     let row = RowId::Event(event.product, event.class);

@@ -207,6 +207,11 @@ pub fn preview(
                 *out.by_row.entry(RowId::Event(seen.event.product, seen.event.class).to_string()).or_default() += 1;
                 let _ = ledger.apply(&c.transition(), seen.seen_at);
             }
+            // lifecycle: handled in the engine integration (a recurrence is noted, not ticketed)
+            EventDecision::Note(n) => {
+                *out.skipped.entry("recurrence_note".to_owned()).or_default() += 1;
+                let _ = ledger.apply(&n.transition(), seen.seen_at);
+            }
             EventDecision::Skip { reason, .. } => *out.skipped.entry(reason.label().to_owned()).or_default() += 1,
         }
     }

@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::ledger::{Ledger, LedgerEntry, TicketState, Transition, UpdateReason, reopenable};
+use crate::ledger::{Ledger, LedgerEntry, Recurrence, TicketState, Transition, UpdateReason, reopenable};
 use crate::maintenance::{MaintenanceWindow, window_at};
 use crate::model::{
     ActiveDescription, ComputerStatus, DESCRIPTIONS, DeviceStatus, Event, EventClass, Office365EventType, Product,
@@ -303,12 +303,41 @@ pub struct Create {
     pub generation: u32,
     /// The ticket.
     pub draft: TicketDraft,
+    /// An event ticket on a row with a recurrence window: what makes a later event the same
+    /// (recorded with the entry, so its recurrences are noted on this ticket). `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Box<Recurrence>>,
 }
 
 impl Create {
     /// The ledger transition that records this decision (persist it before calling the PSA).
     pub fn transition(&self) -> Transition {
-        Transition::Plan { key: self.key.clone(), generation: self.generation, draft: self.draft.clone() }
+        Transition::Plan {
+            key: self.key.clone(),
+            generation: self.generation,
+            draft: self.draft.clone(),
+            recurrence: self.recurrence.clone(),
+        }
+    }
+}
+
+/// A recurrence noted on an existing ticket instead of a new one ([`EventDecision::Note`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// The ticket's key: the event it was made for, planned or open.
+    pub key: TicketKey,
+    /// The recurring event's own key (for the audit; no entry is recorded for it).
+    pub event: TicketKey,
+    /// The note: "The event recurred (2nd time) at … UTC: <title>", marker
+    /// `<ticket's idempotency key>/recurrence/<n>`.
+    pub note: TicketNote,
+}
+
+impl Note {
+    /// The ledger transition that counts the recurrence and queues its note (persist it; the
+    /// note is then outbox work, [`crate::ledger::Recovery::AddRecurrenceNote`]).
+    pub fn transition(&self) -> Transition {
+        Transition::Recurred { key: self.key.clone(), note: self.note.clone() }
     }
 }
 
@@ -319,6 +348,9 @@ impl Create {
 pub enum EventDecision {
     /// Create a ticket.
     Create(Create),
+    /// The same event recurred on the same computer within its row's recurrence window while
+    /// its ticket is planned or open: count it and add a note to that ticket (no new ticket).
+    Note(Note),
     /// Do nothing, for a reason.
     Skip {
         /// The key the event would have had.
@@ -378,6 +410,16 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
             return skip(key, SkipReason::Maintenance { window: w.id.clone() });
         }
     }
+    let recurrence = match (resolved.recurrence_hours, &event.device) {
+        (Some(hours), Some(device)) if matches!(key, TicketKey::Event { .. }) => {
+            let open = ledger.recurrence_entry(event.product, &event.tenant, &device.id, &event.event_type);
+            if let Some(note) = open.and_then(|e| recurrence_note(e, event, hours)) {
+                return EventDecision::Note(Note { key: note.0, event: key, note: note.1 });
+            }
+            Some(Box::new(Recurrence::new(device.id.clone(), event.event_type.clone(), event.occurred_at)))
+        }
+        _ => None,
+    };
     let urgency = match event.class {
         EventClass::Severity(Severity::Critical) | EventClass::Office365(_) => Urgency::Critical,
         EventClass::Severity(_) => Urgency::Normal,
@@ -391,7 +433,45 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
         build_draft(mapped.account, general, resolved, title, description, idempotency_key, device_name, urgency, now);
     draft.expires_at = expires_at;
     draft.row = Some(row);
-    EventDecision::Create(Create { key, generation, draft })
+    EventDecision::Create(Create { key, generation, draft, recurrence })
+}
+
+/// The note for `event` recurring on `entry`'s ticket, when that ticket takes it: planned (the
+/// note waits for the create) or open, and made for an event within `hours` of this one (either
+/// way: a late arrival of an earlier occurrence counts too). A ticket closed by anyone, or whose
+/// create failed or was dropped, does not: the event gets its own ticket, as without the feature.
+#[cold]
+fn recurrence_note(entry: &LedgerEntry, event: &Event, hours: u32) -> Option<(TicketKey, TicketNote)> {
+    if !matches!(entry.state, TicketState::Planned { .. } | TicketState::Open { .. }) {
+        return None;
+    }
+    let r = entry.recurrence.as_deref()?;
+    if (event.occurred_at - r.first_at).abs() >= Duration::hours(i64::from(hours)) {
+        return None;
+    }
+    let marker = entry.next_recurrence_marker()?;
+    // The ticketed event was the first time; its n-th recurrence the (n + 1)-th.
+    let time = r.count.saturating_add(2);
+    let mut at = String::with_capacity(text::UTC_LEN);
+    text::push_utc(&mut at, event.occurred_at);
+    let text = format!(
+        "The event recurred ({time}{} time) at {at} UTC: {}\nEvent id: {}",
+        ordinal_suffix(time),
+        event_title(event),
+        event.source_id.as_str(),
+    );
+    Some((entry.key.clone(), TicketNote { marker, text }))
+}
+
+/// `st`, `nd`, `rd` or `th`, as English writes 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st.
+fn ordinal_suffix(n: u32) -> &'static str {
+    match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    }
 }
 
 /// The lifetime rule: stale when `now - occurred_at >= lifetime_days` days.
@@ -814,7 +894,7 @@ fn reconcile_devices(
             }
             let texts = texts.get_or_insert_with(|| StatusTexts::new(snapshot, now));
             let draft = texts.draft(device, a, &key, generation, mapped.account, general, resolved, now);
-            out.actions.push(Action::Create(Create { key, generation, draft }));
+            out.actions.push(Action::Create(Create { key, generation, draft, recurrence: None }));
         }
     }
     for (entry, _) in entries.iter().zip(&seen).filter(|(_, seen)| !**seen) {

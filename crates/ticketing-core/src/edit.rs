@@ -52,6 +52,10 @@ pub struct RulePatch {
     /// Reopen window in hours (status rows; `null` turns it off).
     #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
     pub reopen_hours: Option<Option<u32>>,
+    /// Recurrence window in hours (Security Center and Endpoint Security Cloud event rows;
+    /// `null` turns it off).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub recurrence_hours: Option<Option<u32>>,
 }
 
 impl RulePatch {
@@ -74,6 +78,7 @@ impl RulePatch {
         set(&mut rule.sub_issue_type, &self.sub_issue_type);
         set(&mut rule.create_delay_minutes, &self.create_delay_minutes);
         set(&mut rule.reopen_hours, &self.reopen_hours);
+        set(&mut rule.recurrence_hours, &self.recurrence_hours);
     }
 }
 
@@ -83,6 +88,7 @@ impl RulePatch {
         match field {
             Field::CreateDelay => self.create_delay_minutes.is_some(),
             Field::ReopenHours => self.reopen_hours.is_some(),
+            Field::RecurrenceHours => self.recurrence_hours.is_some(),
             _ => false,
         }
     }

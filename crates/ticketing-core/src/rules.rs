@@ -34,7 +34,7 @@ pub const LIFETIME_RANGE: std::ops::RangeInclusive<u32> = 1..=365;
 pub const DUE_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=8760;
 /// Creation-delay bounds accepted, in minutes (0 is the guide: no delay; at most a week).
 pub const CREATE_DELAY_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
-/// Reopen-window bounds accepted, in hours (at most 90 days).
+/// Reopen- and recurrence-window bounds accepted, in hours (at most 90 days).
 pub const WINDOW_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=2160;
 
 /// General ticketing settings: the initial values every automatic ticket gets.
@@ -103,6 +103,12 @@ pub struct Rule {
     /// its ticket reopens that ticket instead of getting a new one. `None` (the guide): off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reopen_hours: Option<u32>,
+    /// Security Center and Endpoint Security Cloud event rows: an event of the same type on the
+    /// same computer that recurs within this many hours of the event its open ticket was made
+    /// for is added to that ticket as a note (count and time) instead of getting a ticket of its
+    /// own. `None` (the guide): every event gets its own ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence_hours: Option<u32>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -157,12 +163,21 @@ impl RowId {
             sub_issue_type: None,
             create_delay_minutes: 0,
             reopen_hours: None,
+            recurrence_hours: None,
         }
     }
 
     /// Whether the row is a status row (the flap guard and the reopen window apply to it).
     pub fn is_status(&self) -> bool {
         matches!(self, Self::Status(..))
+    }
+
+    /// Whether the row is an event row the recurrence note applies to: a severity row of
+    /// Security Center or Endpoint Security Cloud. Office 365 rows are not: its resolvable
+    /// issues already share one ticket per tenant and type, and its other events concern a
+    /// mailbox, not a computer (each detected mail is its own item for a technician).
+    pub fn has_recurrence(&self) -> bool {
+        matches!(self, Self::Event(Product::SecurityCenter | Product::EndpointCloud, EventClass::Severity(_)))
     }
 
     /// The row's label as the guide's tables show it.
@@ -550,6 +565,8 @@ pub struct ResolvedRule {
     pub create_delay_minutes: u32,
     /// Reopen window in hours (status rows).
     pub reopen_hours: Option<u32>,
+    /// Recurrence window in hours (Security Center and Endpoint Security Cloud event rows).
+    pub recurrence_hours: Option<u32>,
 }
 
 struct Resolver<'a> {
@@ -635,6 +652,7 @@ pub fn resolve_rule(row: &RowId, rule: &Rule, catalog: &Catalog) -> Result<Resol
             sub_issue_type,
             create_delay_minutes: rule.create_delay_minutes,
             reopen_hours: rule.reopen_hours,
+            recurrence_hours: rule.recurrence_hours,
         }),
         _ => Err(r.errors),
     }
@@ -656,6 +674,11 @@ pub(crate) fn lifecycle_problems(row: &RowId, rule: &Rule) -> Vec<(Field, Proble
     match rule.reopen_hours {
         Some(_) if !status => out.push((Field::ReopenHours, Problem::NotApplicable)),
         Some(h) => out.extend(range(Field::ReopenHours, h, &WINDOW_HOURS_RANGE)),
+        None => {}
+    }
+    match rule.recurrence_hours {
+        Some(_) if !row.has_recurrence() => out.push((Field::RecurrenceHours, Problem::NotApplicable)),
+        Some(h) => out.extend(range(Field::RecurrenceHours, h, &WINDOW_HOURS_RANGE)),
         None => {}
     }
     out

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use support::*;
 use ticketing_core::catalog::{Catalog, Field};
 use ticketing_core::decide::{Action, EventDecision, SkipReason, decide_event, reconcile};
-use ticketing_core::ledger::{Ledger, LedgerEntry, TicketState, Transition, UpdateReason};
+use ticketing_core::ledger::{Ledger, LedgerEntry, Recovery, TicketState, Transition, UpdateReason};
 use ticketing_core::maintenance::{MaintenanceWindow, Schedule, glob_match, window_at};
 use ticketing_core::model::*;
 use ticketing_core::ports::TicketUpdate;
@@ -559,11 +559,340 @@ fn event_maintenance_scenarios() {
         rules.maintenance = windows;
         let got = match decide_event(&ev_at(age, device), &ctx(&rules), &Ledger::new(), now()) {
             EventDecision::Create(_) => "create".to_owned(),
+            EventDecision::Note(_) => "note".to_owned(),
             EventDecision::Skip { reason: SkipReason::Maintenance { window }, .. } => format!("maintenance:{window}"),
             EventDecision::Skip { reason, .. } => reason.label().to_owned(),
         };
         assert_eq!(got, expected, "{name}");
     }
+}
+
+// --- recurrence notes ------------------------------------------------------------------------
+
+const VIRUS: &str = "GNRL_EV_VIRUS_FOUND";
+const TASK: &str = "KLPRCI_TaskState";
+
+/// One scenario's recurrence settings: the window of the Critical and Warning event rows of
+/// Security Center, whether the PSA answers creates (a ticket stays planned otherwise), and
+/// maintenance windows.
+#[derive(Default, Clone)]
+struct Rec {
+    critical: Option<u32>,
+    warning: Option<u32>,
+    unanswered: bool,
+    windows: Vec<MaintenanceWindow>,
+}
+
+impl Rec {
+    fn rules(&self) -> RuleSet {
+        let mut rules = all_on();
+        rules.rows.get_mut(&sev(Product::SecurityCenter, Severity::Critical)).unwrap().recurrence_hours = self.critical;
+        rules.rows.get_mut(&sev(Product::SecurityCenter, Severity::Warning)).unwrap().recurrence_hours = self.warning;
+        rules.maintenance = self.windows.clone();
+        assert_eq!(rules.validate(&Catalog::example()), vec![], "scenario rules are valid");
+        rules
+    }
+}
+
+/// One step: minutes after `now()` at which it is decided, minutes after `now()` at which the
+/// event occurred, what happens, and the decision summarised (`create`, `note:<n>` for the n-th
+/// recurrence, a skip's label). What happens: `A` a virus on pc1 (Critical), `B` another type
+/// on pc1, `a` a virus on pc2, `W` a virus on pc1 at Warning, `X` a virus with no computer, `R`
+/// the previous event read again, `T` a technician closes every open ticket (no decision).
+type RecStep = (i64, i64, char, &'static str);
+
+fn recurring_event(i: usize, occurred_min: i64, what: char) -> Event {
+    let (severity, device, event_type) = match what {
+        'B' => (Severity::Critical, Some("pc1"), TASK),
+        'a' => (Severity::Critical, Some("pc2"), VIRUS),
+        'W' => (Severity::Warning, Some("pc1"), VIRUS),
+        'X' => (Severity::Critical, None, VIRUS),
+        _ => (Severity::Critical, Some("pc1"), VIRUS),
+    };
+    let mut e = event(Product::SecurityCenter, EventClass::Severity(severity), Duration::zero());
+    e.occurred_at = now() + Duration::minutes(occurred_min);
+    e.source_id = SourceEventId::new(format!("e{i}"));
+    e.device = device.map(|d| Device { id: DeviceId::new(d), name: d.to_uppercase() });
+    e.event_type = event_type.into();
+    e
+}
+
+/// Runs a recurrence scenario as the engine would: each decision's transition persisted, then
+/// the outbox drained (creates answered unless `unanswered`, recurrence notes added). Returns
+/// the ledger and every note added, in order.
+fn run_recurrence(name: &str, cfg: &Rec, steps: &[RecStep]) -> (Ledger, Vec<TicketNote>) {
+    let rules = cfg.rules();
+    let c = ctx(&rules);
+    let mut ledger = Ledger::new();
+    let mut added = Vec::new();
+    let mut ids = 0;
+    let mut last = None;
+    for (i, (decided, occurred, what, expected)) in steps.iter().enumerate() {
+        let at = now() + Duration::minutes(*decided);
+        if *what == 'T' {
+            let open: Vec<TicketKey> =
+                ledger.entries().filter(|e| e.state.name() == "open").map(|e| e.key.clone()).collect();
+            for key in open {
+                ledger.apply(&Transition::ClosedByTechnician { key }, at).unwrap();
+            }
+            continue;
+        }
+        let e = if *what == 'R' { last.clone().unwrap() } else { recurring_event(i, *occurred, *what) };
+        let got = match decide_event(&e, &c, &ledger, at) {
+            EventDecision::Create(create) => {
+                ledger.apply(&create.transition(), at).unwrap_or_else(|err| panic!("{name}: {err}"));
+                "create".to_owned()
+            }
+            EventDecision::Note(n) => {
+                assert_eq!(n.event, ticketing_core::decide::event_key(&e), "{name}");
+                ledger.apply(&n.transition(), at).unwrap_or_else(|err| panic!("{name}: {err}"));
+                format!("note:{}", n.note.marker.rsplit('/').next().unwrap())
+            }
+            EventDecision::Skip { reason, .. } => reason.label().to_owned(),
+        };
+        assert_eq!(got, *expected, "{name}, step {} (minute {decided}, {what})", i + 1);
+        last = Some(e);
+        // The outbox, as the engine drains it.
+        for work in ledger.recovery() {
+            let key = work.key().clone();
+            let t = match work {
+                Recovery::LookUpThenCreate(_) if cfg.unanswered => continue,
+                Recovery::LookUpThenCreate(_) => {
+                    ids += 1;
+                    Transition::Opened { key, ticket: TicketRef { id: PsaId(ids), number: None } }
+                }
+                Recovery::AddRecurrenceNote(_) => {
+                    let note = ledger.get(&key).and_then(LedgerEntry::recurrence_note).unwrap().clone();
+                    added.push(note.clone());
+                    Transition::RecurrenceNoted { key, marker: note.marker }
+                }
+                other => panic!("{name}: unexpected work {other:?}"),
+            };
+            ledger.apply(&t, at).unwrap_or_else(|err| panic!("{name}: {err}"));
+        }
+    }
+    (ledger, added)
+}
+
+#[test]
+fn recurrence_scenarios() {
+    let h2 = Rec { critical: Some(2), ..Rec::default() };
+    let table: Vec<(&str, Rec, Vec<RecStep>)> = vec![
+        (
+            "off (the guide): every event its own ticket",
+            Rec::default(),
+            vec![(0, 0, 'A', "create"), (10, 10, 'A', "create")],
+        ),
+        (
+            "recurs within the window: noted on the open ticket, counted",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (30, 30, 'A', "note:1"), (60, 60, 'A', "note:2"), (119, 119, 'A', "note:3")],
+        ),
+        (
+            "recurs after the window: a new ticket, which takes the later recurrences",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (120, 120, 'A', "create"), (150, 150, 'A', "note:1")],
+        ),
+        (
+            "recurs after the ticket was closed: a new ticket",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (10, 10, 'T', ""), (20, 20, 'A', "create"), (30, 30, 'A', "note:1")],
+        ),
+        (
+            "another event type on the same computer: its own ticket",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (10, 10, 'B', "create"), (20, 20, 'B', "note:1"), (30, 30, 'A', "note:1")],
+        ),
+        (
+            "the same type on another computer: its own ticket",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (10, 10, 'a', "create")],
+        ),
+        (
+            "an event without a computer: its own ticket",
+            h2.clone(),
+            vec![(0, 0, 'X', "create"), (10, 10, 'X', "create")],
+        ),
+        (
+            "while the ticket is still planned: counted, the note waits for the create",
+            Rec { unanswered: true, ..h2.clone() },
+            vec![(0, 0, 'A', "create"), (1, 1, 'A', "note:1"), (2, 2, 'A', "note:2")],
+        ),
+        (
+            "a late arrival of an earlier occurrence counts (the events' own times)",
+            h2.clone(),
+            vec![(60, 60, 'A', "create"), (61, 0, 'A', "note:1")],
+        ),
+        (
+            "the window counts in the events' times, not in when they are read",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (300, 60, 'A', "note:1"), (301, 150, 'A', "create")],
+        ),
+        (
+            "the recurring event's row decides: its window off, its own ticket",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (10, 10, 'W', "create"), (20, 20, 'W', "create")],
+        ),
+        (
+            "a window on the Warning row folds into the Critical ticket of the same type",
+            Rec { warning: Some(2), ..h2.clone() },
+            vec![(0, 0, 'A', "create"), (10, 10, 'W', "note:1")],
+        ),
+        (
+            "the ticketed event read again is still one ticket",
+            h2.clone(),
+            vec![(0, 0, 'A', "create"), (5, 0, 'R', "already_ticketed"), (10, 10, 'A', "note:1")],
+        ),
+        (
+            "during a maintenance window: neither a ticket nor a note",
+            Rec { windows: vec![once("w", "ksc:main/vs:1", None, 20, 40)], ..h2 },
+            vec![(0, 0, 'A', "create"), (30, 30, 'A', "maintenance"), (50, 50, 'A', "note:1")],
+        ),
+    ];
+    for (name, cfg, steps) in &table {
+        run_recurrence(name, cfg, steps);
+    }
+    assert!(table.len() >= 8);
+}
+
+#[test]
+fn a_recurrence_note_says_how_many_times_and_when_with_a_stable_unique_marker() {
+    let cfg = Rec { critical: Some(24), ..Rec::default() };
+    let steps: Vec<RecStep> = (0..12).map(|i| (i * 10, i * 10, 'A', "")).collect();
+    let rules = cfg.rules();
+    let c = ctx(&rules);
+    let (mut ledger, _) = run_recurrence("first", &cfg, &[(0, 0, 'A', "create")]);
+    let mut texts = Vec::new();
+    for (i, (decided, occurred, what, _)) in steps.iter().enumerate().skip(1) {
+        let e = recurring_event(i, *occurred, *what);
+        let at = now() + Duration::minutes(*decided);
+        let EventDecision::Note(n) = decide_event(&e, &c, &ledger, at) else { panic!("step {i}") };
+        // Deciding again before it is recorded names the same marker (stable across retries).
+        let EventDecision::Note(again) = decide_event(&e, &c, &ledger, at) else { panic!() };
+        assert_eq!(again, n);
+        ledger.apply(&n.transition(), at).unwrap();
+        // Recorded once: the same transition again does not fit (counted once).
+        assert!(ledger.apply(&n.transition(), at).is_err());
+        texts.push(n.note);
+    }
+    let ik = ledger.entries().next().unwrap().idempotency_key;
+    assert_eq!(texts[0].marker, format!("{ik}/recurrence/1"));
+    assert_eq!(
+        texts[0].text,
+        "The event recurred (2nd time) at 2026-11-20 10:10:00 UTC: Kaspersky Security Center: Critical event: \
+         Malicious object detected on PC1\nEvent id: e1"
+    );
+    let ordinals: Vec<&str> =
+        texts.iter().map(|n| n.text.split(['(', ')']).nth(1).unwrap().trim_end_matches(" time")).collect();
+    assert_eq!(ordinals, ["2nd", "3rd", "4th", "5th", "6th", "7th", "8th", "9th", "10th", "11th", "12th"]);
+    let markers: std::collections::BTreeSet<&str> = texts.iter().map(|n| n.marker.as_str()).collect();
+    assert_eq!(markers.len(), texts.len(), "every marker unique");
+    let r = ledger.entries().next().unwrap().recurrence.as_deref().unwrap();
+    assert_eq!((r.count, r.notes.len()), (11, 11));
+}
+
+#[test]
+fn a_note_for_a_planned_ticket_waits_for_its_create_then_each_lands_once_in_order() {
+    let cfg = Rec { critical: Some(2), unanswered: true, ..Rec::default() };
+    let (mut ledger, added) =
+        run_recurrence("planned", &cfg, &[(0, 0, 'A', "create"), (1, 1, 'A', "note:1"), (2, 2, 'A', "note:2")]);
+    assert!(added.is_empty());
+    let key = ledger.entries().next().unwrap().key.clone();
+    assert_eq!(ledger.recovery(), vec![Recovery::LookUpThenCreate(key.clone())], "the create first, alone");
+    ledger
+        .apply(&Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(9), number: None } }, now())
+        .unwrap();
+    assert_eq!(ledger.recovery(), vec![Recovery::AddRecurrenceNote(key.clone())]);
+    let first = ledger.get(&key).unwrap().recurrence_note().unwrap().clone();
+    assert!(first.marker.ends_with("/recurrence/1"), "{}", first.marker);
+    // A stale answer (the wrong marker) does not pop a note.
+    let wrong = Transition::RecurrenceNoted { key: key.clone(), marker: "kmsp-x/recurrence/2".into() };
+    assert!(ledger.apply(&wrong, now()).is_err());
+    ledger.apply(&Transition::RecurrenceNoted { key: key.clone(), marker: first.marker }, now()).unwrap();
+    let second = ledger.get(&key).unwrap().recurrence_note().unwrap().clone();
+    assert!(second.marker.ends_with("/recurrence/2"), "{}", second.marker);
+    // Closed by a technician meanwhile: the note still belongs in the ticket's history.
+    ledger.apply(&Transition::ClosedByTechnician { key: key.clone() }, now()).unwrap();
+    assert_eq!(ledger.recovery(), vec![Recovery::AddRecurrenceNote(key.clone())]);
+    ledger.apply(&Transition::RecurrenceNoted { key: key.clone(), marker: second.marker }, now()).unwrap();
+    assert!(ledger.recovery().is_empty());
+    assert_eq!(ledger.get(&key).unwrap().recurrence.as_deref().unwrap().count, 2);
+    // A create the PSA refuses keeps its notes waiting (no ticket to add them to); the next
+    // recurrence gets its own ticket.
+    let (mut ledger, _) = run_recurrence("refused", &cfg, &[(0, 0, 'A', "create"), (1, 1, 'A', "note:1")]);
+    let key = ledger.entries().next().unwrap().key.clone();
+    ledger.apply(&Transition::Abandoned { key, reason: "invalid".into() }, now()).unwrap();
+    assert!(ledger.recovery().is_empty());
+    let rules = cfg.rules();
+    let e = recurring_event(7, 2, 'A');
+    assert!(matches!(decide_event(&e, &ctx(&rules), &ledger, now()), EventDecision::Create(_)));
+}
+
+#[test]
+fn the_count_and_the_queued_notes_survive_a_restart_and_old_entries_load() {
+    let cfg = Rec { critical: Some(2), unanswered: true, ..Rec::default() };
+    let (ledger, _) = run_recurrence("before", &cfg, &[(0, 0, 'A', "create"), (1, 1, 'A', "note:1")]);
+    let json = serde_json::to_string(&ledger).unwrap();
+    assert!(json.contains(r#""recurrence":{"device":"pc1","event_type":"GNRL_EV_VIRUS_FOUND","first_at":"#), "{json}");
+    let restored: Ledger = serde_json::from_str(&json).unwrap();
+    assert_eq!(restored, ledger);
+    // The index is rebuilt: the next recurrence is the second, on the same ticket.
+    let rules = cfg.rules();
+    let EventDecision::Note(n) = decide_event(&recurring_event(5, 3, 'A'), &ctx(&rules), &restored, now()) else {
+        panic!("noted after a restart")
+    };
+    assert!(n.note.marker.ends_with("/recurrence/2") && n.note.text.contains("(3rd time)"), "{n:?}");
+    // An event entry stored before the feature has no recurrence: it loads, writes back the same,
+    // and its event's recurrences get tickets of their own (it cannot say which computer it was).
+    let old = r#"{"key":{"kind":"event","product":"security_center","tenant":"ksc:main/vs:1","source_id":"e0"},"generation":1,"idempotency_key":"kmsp-5","urgency":"critical","state":{"state":"open","ticket":{"id":3,"number":null}},"updated_at":"2026-11-20T10:00:00Z"}"#;
+    let entry: LedgerEntry = serde_json::from_str(old).unwrap();
+    assert_eq!(serde_json::to_string(&entry).unwrap(), old);
+    let old_ledger = Ledger::from_entries([entry]);
+    assert!(matches!(
+        decide_event(&recurring_event(1, 1, 'A'), &ctx(&rules), &old_ledger, now()),
+        EventDecision::Create(_)
+    ));
+    // A plan transition as older versions wrote it reads (no recurrence).
+    let plan = serde_json::to_string(&Transition::Plan {
+        key: ledger.entries().next().unwrap().key.clone(),
+        generation: 1,
+        draft: match ledger.entries().next().unwrap().state.clone() {
+            TicketState::Planned { draft } => *draft,
+            _ => unreachable!(),
+        },
+        recurrence: None,
+    })
+    .unwrap();
+    assert!(!plan.contains("recurrence"));
+    assert!(matches!(serde_json::from_str::<Transition>(&plan).unwrap(), Transition::Plan { recurrence: None, .. }));
+}
+
+#[test]
+fn the_recurrence_window_is_refused_where_it_does_not_apply() {
+    use ticketing_core::edit::{EditError, RuleBook, RulePatch};
+    let mut rules = all_on();
+    let o365 = RowId::Event(Product::Office365, EventClass::Office365(Office365EventType::MalwareDetected));
+    rules.rows.get_mut(&o365).unwrap().recurrence_hours = Some(2);
+    rules.rows.get_mut(&row(StatusLevel::Warning)).unwrap().recurrence_hours = Some(2);
+    rules.rows.get_mut(&sev(Product::EndpointCloud, Severity::Warning)).unwrap().recurrence_hours = Some(0);
+    let got: Vec<(Option<RowId>, Field, Problem)> =
+        rules.validate(&Catalog::example()).into_iter().map(|e| (e.row, e.field, e.problem)).collect();
+    assert!(got.contains(&(Some(o365.clone()), Field::RecurrenceHours, Problem::NotApplicable)), "{got:?}");
+    assert!(got.contains(&(Some(row(StatusLevel::Warning)), Field::RecurrenceHours, Problem::NotApplicable)));
+    assert!(got.contains(&(
+        Some(sev(Product::EndpointCloud, Severity::Warning)),
+        Field::RecurrenceHours,
+        Problem::OutOfRange { min: 1, max: 2160 }
+    )));
+    let mut book = RuleBook::new(RuleSet::default());
+    let patch: RulePatch = serde_json::from_str(r#"{"recurrence_hours": 6}"#).unwrap();
+    book.bulk_edit(&[sev(Product::SecurityCenter, Severity::Critical)], &patch).unwrap();
+    assert_eq!(book.draft.rows[&sev(Product::SecurityCenter, Severity::Critical)].recurrence_hours, Some(6));
+    let err = book.bulk_edit(&[o365], &patch).unwrap_err();
+    assert!(matches!(err, EditError::Invalid(ref e) if e.field == Field::RecurrenceHours), "{err}");
+    let off: RulePatch = serde_json::from_str(r#"{"recurrence_hours": null}"#).unwrap();
+    book.bulk_edit(&[sev(Product::SecurityCenter, Severity::Critical)], &off).unwrap();
+    assert_eq!(book.draft, RuleSet::default());
 }
 
 // --- maintenance windows as a pure function ---------------------------------------------------
@@ -874,9 +1203,17 @@ proptest! {
         ), 1..10),
         age in 0i64..3000,
         sev_i in 0usize..4,
+        events in proptest::collection::vec((0usize..3, 0usize..2, 0usize..2, 0usize..4), 1..4),
     ) {
         let mut rules = all_on();
         rules.maintenance = vec![once("elsewhere", "ksc:main/vs:2", None, -10_000, 10_000)];
+        // Recurrence windows on the rows of another product: the Security Center events below,
+        // the same type on the same computer again and again, are each their own ticket.
+        for s in Severity::ALL {
+            if let Some(r) = rules.rows.get_mut(&sev(Product::EndpointCloud, s)) {
+                r.recurrence_hours = Some(24);
+            }
+        }
         let (c, n) = (ctx(&rules), naive_ctx(&rules));
         let mut ledger = Ledger::new();
         let mut at = now();
@@ -905,6 +1242,24 @@ proptest! {
             }
             let ev = event(Product::SecurityCenter, EventClass::Severity(Severity::ALL[sev_i]), Duration::minutes(age));
             prop_assert_eq!(decide_event(&ev, &c, &ledger, at), naive::decide_event(&ev, &n, &ledger, at));
+            // Events recorded as the engine records them (some answered), so that a recurrence,
+            // were it on, would find their tickets.
+            for (source, device, ty, s) in &events {
+                let mut ev = event(Product::SecurityCenter, EventClass::Severity(Severity::ALL[*s]), Duration::minutes(5));
+                ev.source_id = SourceEventId::new(format!("s{source}"));
+                ev.device = Some(Device { id: DeviceId::new(format!("h{device}")), name: format!("H{device}") });
+                ev.event_type = ["GNRL_EV_VIRUS_FOUND", "KLPRCI_TaskState"][*ty].into();
+                let lean = decide_event(&ev, &c, &ledger, at);
+                prop_assert_eq!(&lean, &naive::decide_event(&ev, &n, &ledger, at));
+                if let EventDecision::Create(create) = lean {
+                    prop_assert!(create.recurrence.is_none());
+                    ledger.apply(&create.transition(), at).unwrap();
+                    if *answer {
+                        ids += 1;
+                        ledger.apply(&Transition::Opened { key: create.key, ticket: TicketRef { id: PsaId(ids), number: None } }, at).unwrap();
+                    }
+                }
+            }
         }
     }
 }
