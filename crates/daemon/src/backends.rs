@@ -124,6 +124,8 @@ pub fn guide_label(field: Field) -> &'static str {
         Field::CreateDelay => "Creation delay, minutes",
         Field::ReopenHours => "Reopen window, hours",
         Field::RecurrenceHours => "Recurrence window, hours",
+        Field::TitleTemplate => "Title template",
+        Field::DescriptionTemplate => "Description template",
         Field::Maintenance => "Maintenance window",
         Field::PriorityFollowsSeverity => "Priority follows severity",
     }

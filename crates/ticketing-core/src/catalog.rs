@@ -76,6 +76,10 @@ pub enum Field {
     /// Event rule: hours within which the same event on the same computer is noted on its open
     /// ticket instead of getting a new one.
     RecurrenceHours,
+    /// Rule: the title template.
+    TitleTemplate,
+    /// Rule: the description template.
+    DescriptionTemplate,
     /// Rule set: a maintenance window.
     Maintenance,
     /// Rule set: priority follows severity.
@@ -99,6 +103,8 @@ impl Field {
             Self::CreateDelay => "create_delay_minutes",
             Self::ReopenHours => "reopen_hours",
             Self::RecurrenceHours => "recurrence_hours",
+            Self::TitleTemplate => "title_template",
+            Self::DescriptionTemplate => "description_template",
             Self::Maintenance => "maintenance",
             Self::PriorityFollowsSeverity => "priority_follows_severity",
         }
@@ -146,6 +152,8 @@ impl Catalog {
             | Field::CreateDelay
             | Field::ReopenHours
             | Field::RecurrenceHours
+            | Field::TitleTemplate
+            | Field::DescriptionTemplate
             | Field::Maintenance
             | Field::PriorityFollowsSeverity => return None,
         })

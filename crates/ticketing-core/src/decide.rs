@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,10 @@ use crate::model::{
     PsaId, Severity, StatusDescription, StatusLevel, StatusSnapshot, TenantId,
 };
 use crate::ports::{Account, TicketUpdate};
-use crate::rules::{ResolvedGeneral, ResolvedRule, RowId, RuleSet, ValidationError, resolve_general, resolve_rule};
+use crate::rules::{
+    ResolvedGeneral, ResolvedRule, RowId, Rule, RuleSet, ValidationError, resolve_general, resolve_rule,
+};
+use crate::template::{RowTemplates, Templates};
 use crate::text::{self, FastMap, FastSet};
 use crate::ticket::{
     EVENT_PREFIX, Fnv128, ISSUE_PREFIX, IdempotencyKey, InlineIdempotencyKey, KEY_LINE_PREFIX, STATUS_PREFIX,
@@ -128,6 +132,9 @@ pub struct Context {
     tenants: FastMap<TenantId, MappedTenant>,
     /// Whether open status tickets follow severity, by `Product as usize`.
     follows_severity: [bool; 3],
+    /// The enabled rows' title and description templates, compiled; `None` when no row has one
+    /// (the hand-written texts, one branch).
+    templates: Option<Arc<Templates>>,
 }
 
 #[derive(Debug, Clone)]
@@ -232,7 +239,13 @@ impl Context {
             status_rules,
             tenants,
             follows_severity,
+            templates: Templates::compile(rules.rows.iter().filter(|(_, r)| r.enabled)).map(Arc::new),
         }
+    }
+
+    /// A row's compiled templates, when it has any.
+    fn templates(&self, row: &RowId) -> Option<RowTemplates<'_>> {
+        self.templates.as_deref().and_then(|t| t.row(row))
     }
 
     /// The maintenance window that suppresses a create for `tenant` and `device_name` at `now`.
@@ -410,10 +423,12 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
             return skip(key, SkipReason::Maintenance { window: w.id.clone() });
         }
     }
+    let templates = ctx.templates(&row);
     let recurrence = match (resolved.recurrence_hours, &event.device) {
         (Some(hours), Some(device)) if matches!(key, TicketKey::Event { .. }) => {
             let open = ledger.recurrence_entry(event.product, &event.tenant, &device.id, &event.event_type);
-            if let Some(note) = open.and_then(|e| recurrence_note(e, event, hours)) {
+            let title = || event_texts(event, &key, templates.as_ref(), false).0;
+            if let Some(note) = open.and_then(|e| recurrence_note(e, event, hours, title)) {
                 return EventDecision::Note(Note { key: note.0, event: key, note: note.1 });
             }
             Some(Box::new(Recurrence::new(device.id.clone(), event.event_type.clone(), event.occurred_at)))
@@ -424,8 +439,10 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
         EventClass::Severity(Severity::Critical) | EventClass::Office365(_) => Urgency::Critical,
         EventClass::Severity(_) => Urgency::Normal,
     };
-    let title = event_title(event);
-    let description = event_description(event, &key);
+    let (title, description) = match &templates {
+        None => (event_title(event), event_description(event, &key)),
+        Some(t) => event_texts(event, &key, Some(t), true),
+    };
     let device_name = event.device.as_ref().map(|d| d.name.clone());
     let expires_at = resolved.lifetime_days.map(|d| event.occurred_at + Duration::days(i64::from(d)));
     let idempotency_key = mapped.idempotency_key(&key, generation);
@@ -441,7 +458,12 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
 /// way: a late arrival of an earlier occurrence counts too). A ticket closed by anyone, or whose
 /// create failed or was dropped, does not: the event gets its own ticket, as without the feature.
 #[cold]
-fn recurrence_note(entry: &LedgerEntry, event: &Event, hours: u32) -> Option<(TicketKey, TicketNote)> {
+fn recurrence_note(
+    entry: &LedgerEntry,
+    event: &Event,
+    hours: u32,
+    title: impl FnOnce() -> String,
+) -> Option<(TicketKey, TicketNote)> {
     if !matches!(entry.state, TicketState::Planned { .. } | TicketState::Open { .. }) {
         return None;
     }
@@ -457,10 +479,32 @@ fn recurrence_note(entry: &LedgerEntry, event: &Event, hours: u32) -> Option<(Ti
     let text = format!(
         "The event recurred ({time}{} time) at {at} UTC: {}\nEvent id: {}",
         ordinal_suffix(time),
-        event_title(event),
+        title(),
         event.source_id.as_str(),
     );
     Some((entry.key.clone(), TicketNote { marker, text }))
+}
+
+/// An event's title and (when `description`) description: the row's templates where set and
+/// rendering, the guide's texts otherwise; the description finished with its key line.
+#[cold]
+fn event_texts(
+    event: &Event,
+    key: &TicketKey,
+    templates: Option<&RowTemplates<'_>>,
+    description: bool,
+) -> (String, String) {
+    let values = templates.map(|_| crate::template::event_values(event));
+    let rendered = |f: &dyn Fn(&RowTemplates<'_>, &minijinja::Value) -> Option<String>| {
+        templates.zip(values.as_ref()).and_then(|(t, v)| f(t, v))
+    };
+    let title = rendered(&|t, v| t.title(v)).unwrap_or_else(|| event_title(event));
+    if !description {
+        return (title, String::new());
+    }
+    let description = rendered(&|t, v| t.description(v))
+        .map_or_else(|| event_description(event, key), |d| finish_description(d, key));
+    (title, description)
 }
 
 /// `st`, `nd`, `rd` or `th`, as English writes 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st.
@@ -619,6 +663,68 @@ fn build_draft(
         idempotency_key,
         device_name,
         urgency,
+    }
+}
+
+/// What a ticket of `row` looks like with `rule`'s templates, for the row's sample event or
+/// status problem (the preview of the editing tab): title and description exactly as the
+/// decisions write them (templates rendered, the PSA's limits applied, the key line appended),
+/// the guide's texts where the rule has no template. Refused with every template problem when a
+/// template does not validate.
+pub fn preview_texts(row: &RowId, rule: &Rule) -> Result<(String, String), Vec<ValidationError>> {
+    let problems = crate::template::problems(row, rule);
+    if !problems.is_empty() {
+        return Err(problems
+            .into_iter()
+            .map(|(field, problem)| ValidationError { row: Some(row.clone()), field, problem })
+            .collect());
+    }
+    let compiled = Templates::compile([(row, rule)]);
+    let templates = compiled.as_ref().and_then(|t| t.row(row));
+    match crate::template::sample(row) {
+        crate::template::Sample::Event(e) => {
+            let key = event_key(&e);
+            Ok(match &templates {
+                None => (event_title(&e), event_description(&e, &key)),
+                Some(t) => event_texts(&e, &key, Some(t), true),
+            })
+        }
+        crate::template::Sample::Status(product, tenant, device, a) => {
+            let at = crate::template::sample_time();
+            let key = TicketKey::Status {
+                product,
+                tenant: tenant.clone(),
+                device: device.device.id.clone(),
+                description: a.description.clone(),
+            };
+            let snapshot =
+                StatusSnapshot { tenant, product, devices: Vec::new(), issues: Vec::new(), unknown_descriptions: 0 };
+            let general = ResolvedGeneral { source: None, new_status: PsaId(0), closed_status: PsaId(0) };
+            let resolved = ResolvedRule {
+                lifetime_days: None,
+                queue: PsaId(0),
+                priority: PsaId(0),
+                due_hours: rule.due_hours,
+                work_type: None,
+                issue_type: None,
+                sub_issue_type: None,
+                create_delay_minutes: 0,
+                reopen_hours: None,
+                recurrence_hours: None,
+            };
+            let draft = StatusTexts::new(&snapshot, at).draft(
+                &device,
+                &a,
+                &key,
+                1,
+                PsaId(0),
+                &general,
+                &resolved,
+                templates,
+                at,
+            );
+            Ok((draft.title, draft.description))
+        }
     }
 }
 
@@ -893,7 +999,9 @@ fn reconcile_devices(
                 }
             }
             let texts = texts.get_or_insert_with(|| StatusTexts::new(snapshot, now));
-            let draft = texts.draft(device, a, &key, generation, mapped.account, general, resolved, now);
+            let templates =
+                ctx.templates.as_deref().and_then(|t| t.row(&RowId::Status(product, a.level, a.description.clone())));
+            let draft = texts.draft(device, a, &key, generation, mapped.account, general, resolved, templates, now);
             out.actions.push(Action::Create(Create { key, generation, draft, recurrence: None }));
         }
     }
@@ -1045,6 +1153,7 @@ impl StatusTexts {
         account: PsaId,
         general: &ResolvedGeneral,
         rule: &ResolvedRule,
+        templates: Option<RowTemplates<'_>>,
         now: DateTime<Utc>,
     ) -> TicketDraft {
         let TicketKey::Status { product, tenant, .. } = key else {
@@ -1056,9 +1165,29 @@ impl StatusTexts {
             StatusLevel::Warning => "Warning",
         };
         let name = device.device.name.as_str();
-        let mut title = concat([name, ": ", pre, text, " (", level, " status)"]);
-        text::truncate_in_place(&mut title, TicketDraft::TITLE_MAX);
-        title.shrink_to_fit();
+        let values =
+            templates.as_ref().map(|_| crate::template::status_values(*product, tenant, device, a, &self.detected));
+        let rendered = templates.as_ref().zip(values.as_ref());
+        let title = rendered.and_then(|(t, v)| t.title(v)).unwrap_or_else(|| {
+            let mut title = concat([name, ": ", pre, text, " (", level, " status)"]);
+            text::truncate_in_place(&mut title, TicketDraft::TITLE_MAX);
+            title.shrink_to_fit();
+            title
+        });
+        if let Some(d) = rendered.and_then(|(t, v)| t.description(v)) {
+            return self.finish(
+                device,
+                a,
+                key,
+                generation,
+                account,
+                general,
+                rule,
+                title,
+                finish_description(d, key),
+                now,
+            );
+        }
         let status = match device.status {
             ComputerStatus::Ok => "Ok",
             ComputerStatus::Warning => "Warning",
@@ -1089,6 +1218,24 @@ impl StatusTexts {
             description.push_str(p);
         }
         let description = finish_description(description, key);
+        self.finish(device, a, key, generation, account, general, rule, title, description, now)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private helper; a struct would only rename the list
+    fn finish(
+        &self,
+        device: &DeviceStatus,
+        a: &ActiveDescription,
+        key: &TicketKey,
+        generation: u32,
+        account: PsaId,
+        general: &ResolvedGeneral,
+        rule: &ResolvedRule,
+        title: String,
+        description: String,
+        now: DateTime<Utc>,
+    ) -> TicketDraft {
+        let TicketKey::Status { product, .. } = key else { unreachable!("status drafts are built for status keys") };
         let hash = status_hash(self.hash_after_tenant, &device.device.id, &a.description);
         let idempotency_key = IdempotencyKey(InlineIdempotencyKey::from_hash(hash, generation).as_str().to_owned());
         let urgency = if a.level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal };

@@ -109,6 +109,14 @@ pub struct Rule {
     /// own. `None` (the guide): every event gets its own ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence_hours: Option<u32>,
+    /// Any row: a `minijinja` template for the ticket's title over the event's or the status's
+    /// fields ([`crate::template::EVENT_FIELDS`], [`crate::template::STATUS_FIELDS`]). `None`
+    /// (or blank): the guide's title ([`crate::template::default_template`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_template: Option<String>,
+    /// Any row: the same for the description (the key line is appended after it, always).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_template: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -164,6 +172,8 @@ impl RowId {
             create_delay_minutes: 0,
             reopen_hours: None,
             recurrence_hours: None,
+            title_template: None,
+            description_template: None,
         }
     }
 
@@ -446,6 +456,15 @@ impl RuleSet {
                 if let Err(e) = resolve_rule(row, rule, catalog) {
                     errors.extend(e);
                 }
+                // Templates are checked on save, not when a context is built: one that fails
+                // later only falls back to the guide's text, it never stops a ticket.
+                errors.extend(
+                    crate::template::problems(row, rule).into_iter().map(|(field, problem)| ValidationError {
+                        row: Some(row.clone()),
+                        field,
+                        problem,
+                    }),
+                );
             }
         }
         errors
@@ -479,6 +498,16 @@ pub enum Problem {
     },
     /// The field does not exist for this row (lifetime on an Office 365 or status rule).
     NotApplicable,
+    /// A title or description template that does not compile, or names a field its row does
+    /// not have (checked by rendering it against the row's sample, strictly).
+    Template {
+        /// Line in the template (from 1).
+        line: u32,
+        /// Column in that line, in characters (from 1).
+        column: u32,
+        /// What is wrong (`unknown field `devce.name``, `syntax error: …`).
+        message: String,
+    },
     /// A maintenance window that cannot be used.
     InvalidWindow {
         /// The window's id.
@@ -526,6 +555,9 @@ impl fmt::Display for ValidationError {
             Problem::NotApplicable => write!(f, "{} does not apply to this row", self.field),
             Problem::InvalidWindow { window, message } => {
                 write!(f, "{} window \"{window}\": {message}", self.field)
+            }
+            Problem::Template { line, column, message } => {
+                write!(f, "{} line {line}, column {column}: {message}", self.field)
             }
         }
     }

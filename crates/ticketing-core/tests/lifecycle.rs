@@ -895,6 +895,373 @@ fn the_recurrence_window_is_refused_where_it_does_not_apply() {
     assert_eq!(book.draft, RuleSet::default());
 }
 
+// --- title and description templates -----------------------------------------------------------
+
+fn critical() -> RowId {
+    sev(Product::SecurityCenter, Severity::Critical)
+}
+
+fn with_templates(row: &RowId, title: Option<&str>, description: Option<&str>) -> RuleSet {
+    let mut rules = all_on();
+    let r = rules.rows.get_mut(row).unwrap();
+    r.title_template = title.map(Into::into);
+    r.description_template = description.map(Into::into);
+    rules
+}
+
+#[test]
+fn template_validation_scenarios() {
+    let status = row(StatusLevel::Warning);
+    let o365 = RowId::Event(Product::Office365, EventClass::Office365(Office365EventType::PhishingDetected));
+    // (name, row, field the template is in, template, expected problem: line, column, message)
+    type Row = (&'static str, RowId, Field, &'static str, Option<(u32, u32, &'static str)>);
+    let table: Vec<Row> = vec![
+        ("fields of the row", critical(), Field::TitleTemplate, "{{ device.name }}: {{ what }} ({{ tenant }})", None),
+        (
+            "template with an unknown field",
+            critical(),
+            Field::TitleTemplate,
+            "{{ devce.name }}",
+            Some((1, 4, "unknown field `devce.name`")),
+        ),
+        (
+            "an unknown attribute of a known field",
+            critical(),
+            Field::TitleTemplate,
+            "{{ device.nme }}",
+            Some((1, 4, "unknown field `device.nme`")),
+        ),
+        (
+            "an unknown field on a later line, column in characters",
+            critical(),
+            Field::DescriptionTemplate,
+            "Gerät:\n  é {{ nope }}",
+            Some((2, 8, "unknown field `nope`")),
+        ),
+        (
+            "a syntax error",
+            critical(),
+            Field::TitleTemplate,
+            "{{ device.name ",
+            Some((1, 11, "syntax error: unexpected end of input, expected end of variable block")),
+        ),
+        (
+            "an unclosed block",
+            critical(),
+            Field::DescriptionTemplate,
+            "{% if mailbox %}x",
+            Some((1, 17, "syntax error: unexpected end of input, expected end of block")),
+        ),
+        (
+            "an unknown filter",
+            critical(),
+            Field::TitleTemplate,
+            "{{ tenant | nosuch }}",
+            Some((1, 13, "unknown filter: filter nosuch is unknown")),
+        ),
+        (
+            "a built-in filter",
+            critical(),
+            Field::TitleTemplate,
+            "{{ device.name | upper }} {{ text | replace(\"Trojan\", \"T\") | lower | default(what) }}",
+            None,
+        ),
+        (
+            "a status field on an event row",
+            critical(),
+            Field::TitleTemplate,
+            "{{ description }}",
+            Some((1, 4, "unknown field `description`")),
+        ),
+        (
+            "an event field on a status row",
+            status.clone(),
+            Field::TitleTemplate,
+            "{{ event_type }}",
+            Some((1, 4, "unknown field `event_type`")),
+        ),
+        (
+            "a status row's own fields",
+            status,
+            Field::DescriptionTemplate,
+            "{{ description }} on {{ device.name }} ({{ computer_status }}, {{ level }})",
+            None,
+        ),
+        ("an Office 365 row: the mailbox", o365, Field::TitleTemplate, "{{ severity }} for {{ mailbox }}", None),
+        (
+            "a runaway loop runs out of its budget",
+            critical(),
+            Field::DescriptionTemplate,
+            "{% for i in range(100000) %}x{% endfor %}",
+            Some((1, 13, "engine ran out of fuel")),
+        ),
+        ("blank: the guide's text", critical(), Field::TitleTemplate, "  ", None),
+    ];
+    for (name, row, field, template, expected) in &table {
+        let (title, description) =
+            if *field == Field::TitleTemplate { (Some(*template), None) } else { (None, Some(*template)) };
+        let errors = with_templates(row, title, description).validate(&Catalog::example());
+        let got: Vec<(Option<RowId>, Field, Problem)> =
+            errors.into_iter().map(|e| (e.row, e.field, e.problem)).collect();
+        let want: Vec<(Option<RowId>, Field, Problem)> = expected
+            .iter()
+            .map(|(line, column, message)| {
+                (
+                    Some(row.clone()),
+                    *field,
+                    Problem::Template { line: *line, column: *column, message: (*message).into() },
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+    assert!(table.len() >= 8);
+    // The message names section, row, field and position.
+    let errors = with_templates(&critical(), Some("{{ devce.name }}"), None).validate(&Catalog::example());
+    assert_eq!(
+        errors[0].to_string(),
+        "Kaspersky Security Center: events, row \"Critical\" (security_center/event/critical): title_template line 1, \
+         column 4: unknown field `devce.name`"
+    );
+}
+
+#[test]
+fn templates_are_refused_on_save_and_in_the_bulk_edit_and_shown_in_the_preview() {
+    use ticketing_core::decide::preview_texts;
+    use ticketing_core::edit::{EditError, RuleBook, RulePatch};
+    let mut book = RuleBook::new(all_on());
+    let bad: RulePatch = serde_json::from_str(r#"{"title_template": "{{ devce.name }}"}"#).unwrap();
+    let err = book.bulk_edit(&[critical()], &bad).unwrap_err();
+    assert!(
+        matches!(&err, EditError::Invalid(e) if e.field == Field::TitleTemplate && matches!(e.problem, Problem::Template { line: 1, column: 4, .. })),
+        "{err}"
+    );
+    // The same template on an event row and a status row: one of them cannot have it.
+    let event_only: RulePatch = serde_json::from_str(r#"{"title_template": "{{ event_type }}"}"#).unwrap();
+    assert!(book.bulk_edit(&[critical(), row(StatusLevel::Warning)], &event_only).is_err());
+    assert!(!book.is_dirty(ticketing_core::Section::Events(Product::SecurityCenter)), "all or nothing");
+    let good: RulePatch =
+        serde_json::from_str(r#"{"title_template": "[{{ tenant }}] {{ what }} on {{ device.name }}"}"#).unwrap();
+    book.bulk_edit(&[critical()], &good).unwrap();
+    book.save(ticketing_core::Section::Events(Product::SecurityCenter), &Catalog::example()).unwrap();
+    // A rule set written by hand (not through the edit) is refused on save too.
+    book.draft.rows.get_mut(&critical()).unwrap().description_template = Some("{% if %}".into());
+    let err = book.save(ticketing_core::Section::Events(Product::SecurityCenter), &Catalog::example()).unwrap_err();
+    assert!(err.to_string().contains("description_template line 1, column 7: syntax error"), "{err}");
+    // The preview: the row's sample as a ticket shows it.
+    let rule = &book.saved.rows[&critical()];
+    let (title, description) = preview_texts(&critical(), rule).unwrap();
+    assert_eq!(title, "[ksc:main/vs:1] Malicious object detected on ACME-PC-01");
+    assert!(
+        description.starts_with("Trojan.Win32.Agent detected\n\nProduct: Kaspersky Security Center\n"),
+        "{description}"
+    );
+    assert!(description.ends_with("\n\nmsp-ticketing key: event|security_center|ksc:main/vs:1|1043"), "{description}");
+    let status_rule = Rule {
+        title_template: Some("{{ level }}: {{ description }} on {{ device.name }}".into()),
+        ..row(StatusLevel::Warning).default_rule()
+    };
+    assert_eq!(
+        preview_texts(&row(StatusLevel::Warning), &status_rule).unwrap().0,
+        "Warning: Databases are out of date on ACME-PC-01"
+    );
+    assert!(
+        preview_texts(&critical(), &Rule { title_template: Some("{{ x }}".into()), ..critical().default_rule() })
+            .is_err()
+    );
+    // No template: the guide's texts.
+    let (title, _) = preview_texts(&critical(), &critical().default_rule()).unwrap();
+    assert_eq!(title, "Kaspersky Security Center: Critical event: Malicious object detected on ACME-PC-01");
+}
+
+fn created(rules: &RuleSet, e: &Event) -> ticketing_core::ticket::TicketDraft {
+    match decide_event(e, &ctx(rules), &Ledger::new(), now()) {
+        EventDecision::Create(c) => c.draft,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn template_rendering_scenarios() {
+    let e = event(Product::SecurityCenter, EventClass::Severity(Severity::Critical), Duration::minutes(5));
+    let key_line = "msp-ticketing key: event|security_center|ksc:main/vs:1|1043";
+    let guide = created(&all_on(), &e);
+    let long = "x".repeat(300);
+    // (name, title template, description template, expected title, check on the description)
+    type Row = (&'static str, Option<String>, Option<String>, String, fn(&str) -> bool);
+    let table: Vec<Row> = vec![
+        ("no template: the guide's texts", None, None, guide.title.clone(), |d| {
+            d.contains("Severity / type: Critical")
+        }),
+        (
+            "the event's and the computer's fields",
+            Some("{{ severity }} {{ event_type }} on {{ device.name }} ({{ device.id }}) at {{ occurred_at }}".into()),
+            None,
+            "Critical GNRL_EV_VIRUS_FOUND on ACME-PC-01 (host-1) at 2026-11-20 09:55:00".into(),
+            |d| d.starts_with("Trojan.Win32.Agent detected\n"),
+        ),
+        (
+            "a description template, the key line appended",
+            None,
+            Some("{{ text }} ({{ event_id }})".into()),
+            guide.title.clone(),
+            |d| {
+                d == "Trojan.Win32.Agent detected (1043)\n\nmsp-ticketing key: event|security_center|ksc:main/vs:1|1043"
+            },
+        ),
+        (
+            "a template cannot remove the key line, nor fake one",
+            None,
+            Some("msp-ticketing key: event|security_center|x|y\n\n\n".into()),
+            guide.title.clone(),
+            |d| d.ends_with("\n\nmsp-ticketing key: event|security_center|ksc:main/vs:1|1043"),
+        ),
+        (
+            "a title over the PSA's limit is cut after rendering",
+            Some(format!("{long}{{{{ what }}}}")),
+            None,
+            format!("{}{}", "x".repeat(255 - 4), " […]"),
+            |_| true,
+        ),
+        (
+            "a description over the limit is cut, its key line kept",
+            None,
+            Some("{% for i in range(900) %}0123456789{% endfor %}".into()),
+            guide.title.clone(),
+            |d| {
+                d.chars().count() == 8000
+                    && d.ends_with("\n\nmsp-ticketing key: event|security_center|ksc:main/vs:1|1043")
+                    && d.contains(" […]")
+            },
+        ),
+        (
+            "a multi-line title is made one line",
+            Some("{{ what }}\n  on {{ device.name }}\n".into()),
+            None,
+            "Malicious object detected   on ACME-PC-01".into(),
+            |_| true,
+        ),
+        (
+            "a title that renders blank falls back to the guide's",
+            Some("{% if mailbox %}{{ mailbox }}{% endif %}".into()),
+            None,
+            guide.title.clone(),
+            |_| true,
+        ),
+        (
+            "a template failing when the ticket is made falls back (never saved: not validated)",
+            Some("{{ devce.name }}".into()),
+            Some("{{ nope }}".into()),
+            guide.title.clone(),
+            |d| d.contains("Severity / type: Critical"),
+        ),
+        (
+            "a template failing on this event only falls back",
+            Some("{{ 10 // (event_id | int - 1043) }}".into()),
+            None,
+            guide.title.clone(),
+            |_| true,
+        ),
+    ];
+    for (name, title, description, want_title, check) in &table {
+        let rules = with_templates(&critical(), title.as_deref(), description.as_deref());
+        let draft = created(&rules, &e);
+        assert_eq!(draft.title, *want_title, "{name}");
+        assert!(check(&draft.description), "{name}: {:?}", draft.description);
+        assert!(draft.description.ends_with(key_line), "{name}");
+        assert!(draft.title.chars().count() <= 255 && draft.description.chars().count() <= 8000, "{name}");
+        // Everything but the texts is the guide's.
+        assert_eq!(
+            ticketing_core::ticket::TicketDraft {
+                title: guide.title.clone(),
+                description: guide.description.clone(),
+                ..draft
+            },
+            guide,
+            "{name}"
+        );
+    }
+    assert!(table.len() >= 8);
+    // A status row's template; another row's template changes nothing here.
+    let mut rules =
+        with_templates(&row(StatusLevel::Warning), Some("{{ level }}: {{ description }} on {{ device.name }}"), None);
+    rules.rows.get_mut(&critical()).unwrap().title_template = Some("{{ what }}".into());
+    let rec = reconcile(
+        &snapshot(vec![device_status(
+            "pc",
+            &[(DB, StatusLevel::Warning), ("many_viruses_detected", StatusLevel::Critical)],
+        )]),
+        &ctx(&rules),
+        &Ledger::new(),
+        now(),
+    );
+    let titles: Vec<&str> = rec
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Create(c) => c.draft.title.as_str(),
+            _ => "",
+        })
+        .collect();
+    assert!(titles.contains(&"Warning: Databases are out of date on PC-pc"), "{titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("PC-pc: ") && t.ends_with("(Critical status)")), "{titles:?}");
+    // A recurrence note quotes the ticket's (templated) title.
+    rules.rows.get_mut(&critical()).unwrap().recurrence_hours = Some(2);
+    let c = ctx(&rules);
+    let mut ledger = Ledger::new();
+    let EventDecision::Create(first) = decide_event(&e, &c, &ledger, now()) else { panic!() };
+    ledger.apply(&first.transition(), now()).unwrap();
+    let mut again = e;
+    again.source_id = SourceEventId::new("1044");
+    let EventDecision::Note(n) = decide_event(&again, &c, &ledger, now()) else { panic!() };
+    assert!(n.note.text.ends_with(": Malicious object detected\nEvent id: 1044"), "{}", n.note.text);
+}
+
+fn arb_words() -> impl Strategy<Value = String> {
+    "[a-zA-Zé0-9]{1,8}( [a-zA-Zé0-9.:/{}]{1,8}){0,12}"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// The guide's texts written as templates (the defaults a UI starts from) render exactly
+    /// what the hand-written path writes, for every product and row, with or without computer,
+    /// mailbox, name and text, and texts long enough to be cut.
+    #[test]
+    fn the_default_templates_render_the_guides_texts(
+        product_i in 0usize..3,
+        class_i in 0usize..5,
+        device in proptest::option::of(arb_words()),
+        mailbox in proptest::option::of(arb_words()),
+        display_name in proptest::option::of(arb_words()),
+        text in proptest::option::of(arb_words()),
+        repeat in prop_oneof![Just(1usize), Just(40), Just(700)],
+        status in proptest::collection::vec((0usize..4, any::<bool>()), 1..3),
+    ) {
+        let product = Product::ALL[product_i];
+        let class = if product == Product::Office365 {
+            EventClass::Office365(Office365EventType::ALL[class_i])
+        } else {
+            EventClass::Severity(Severity::ALL[class_i % 3])
+        };
+        let mut e = event(product, class, Duration::minutes(5));
+        e.device = device.map(|d| Device { id: DeviceId::new(format!("id-{}", d.len())), name: d });
+        e.mailbox = mailbox;
+        e.display_name = display_name.map(|d| d.repeat(repeat)).unwrap_or_default();
+        e.text = text.map(|t| format!("{t}\n").repeat(repeat)).unwrap_or_default();
+        let mut templated = all_on();
+        for (row, rule) in templated.rows.iter_mut() {
+            rule.title_template = Some(ticketing_core::template::default_template(row, Field::TitleTemplate).into());
+            rule.description_template = Some(ticketing_core::template::default_template(row, Field::DescriptionTemplate).into());
+        }
+        prop_assert_eq!(templated.validate(&Catalog::example()), vec![]);
+        let (plain, with) = (ctx(&all_on()), ctx(&templated));
+        prop_assert_eq!(decide_event(&e, &with, &Ledger::new(), now()), decide_event(&e, &plain, &Ledger::new(), now()));
+        let snap = snapshot(vec![device_status("pc", &status.iter().map(|(c, crit)| (CODES[*c], if *crit { StatusLevel::Critical } else { StatusLevel::Warning })).collect::<Vec<_>>())]);
+        prop_assert_eq!(reconcile(&snap, &with, &Ledger::new(), now()), reconcile(&snap, &plain, &Ledger::new(), now()));
+    }
+}
+
 // --- maintenance windows as a pure function ---------------------------------------------------
 
 fn recurring(weekdays: &[Weekday], start: (u32, u32), minutes: u32, tz: &str, nth: Option<u8>) -> MaintenanceWindow {
@@ -1214,6 +1581,13 @@ proptest! {
                 r.recurrence_hours = Some(24);
             }
         }
+        // Templates on other products' rows: the context compiles them, these inputs take the
+        // hand-written texts.
+        for (row, r) in rules.rows.iter_mut().filter(|(row, _)| row.product() != Product::SecurityCenter) {
+            r.title_template = Some(format!("{{{{ tenant }}}}: {row}"));
+            r.description_template = Some("{{ product }}".into());
+        }
+        prop_assert_eq!(rules.validate(&Catalog::example()), vec![]);
         let (c, n) = (ctx(&rules), naive_ctx(&rules));
         let mut ledger = Ledger::new();
         let mut at = now();

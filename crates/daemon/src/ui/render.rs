@@ -55,6 +55,8 @@ fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String
         Problem::NotApplicable => format!("{f} does not apply here"),
         // lifecycle: handled in the engine integration (worded as the core words them)
         Problem::InvalidWindow { window, message } => format!("{f} \u{201c}{window}\u{201d}: {message}"),
+        // lifecycle: handled in the engine integration (worded as the core words them)
+        Problem::Template { line, column, message } => format!("{f}, line {line}, column {column}: {message}"),
     }
 }
 
