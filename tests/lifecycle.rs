@@ -332,3 +332,38 @@ reopen_hours = 24
     second.stop().await?;
     Ok(())
 }
+
+/// 3: an event that recurs on the same computer while its ticket is open adds a note (count and
+/// time) to that ticket instead of a new ticket; `why` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recurring_event_adds_a_note_to_its_open_ticket() -> Result<()> {
+    const RULES: &str = r#"
+[rules.rows."security_center/event/critical"]
+enabled = true
+recurrence_hours = 24
+"#;
+    let lab = Lab::start().await?;
+    let running = start(&lab, RULES, &[]).await?;
+    let m = chrono::Duration::minutes(5);
+    lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-v", m, "virus one").await?;
+    let first = wait_tickets(&lab, 1, 30).await?;
+    let id = first[0]["id"].clone();
+    lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-v", chrono::Duration::minutes(1), "virus two").await?;
+    lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-other", m, "elsewhere").await?;
+    let note = eventually(30, "the recurrence note", || async {
+        let n = notes(&lab).await?;
+        Ok(n.into_iter().find(|n| n["description"].as_str().unwrap_or_default().contains("recurred")))
+    })
+    .await?;
+    assert_eq!(note["ticketID"], id, "{note}");
+    assert!(note["description"].as_str().unwrap_or_default().contains("2nd time"), "{note}");
+    let tickets = wait_tickets(&lab, 2, 30).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lab.tickets().await?.len(), 2, "one for pc-v, one for the other computer: {tickets:#?}");
+    let noted =
+        running.shared.store.decisions(&DecisionQuery { outcome: Some(Outcome::Noted), ..DecisionQuery::default() })?;
+    assert_eq!(noted.len(), 1, "{noted:#?}");
+    assert!(noted[0].detail.contains("noted on its open ticket"), "{noted:#?}");
+    running.stop().await?;
+    Ok(())
+}

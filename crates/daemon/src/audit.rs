@@ -106,7 +106,7 @@ pub fn describe(d: &Decision, entry: Option<&LedgerEntry>) -> String {
         (None, None, None) => format!("tenant {}", d.tenant),
     };
     let now = match d.outcome {
-        Outcome::Ticketed | Outcome::Closed => format!(" — {}", ticket_words(entry)),
+        Outcome::Ticketed | Outcome::Closed | Outcome::Noted => format!(" — {}", ticket_words(entry)),
         Outcome::Skipped => String::new(),
     };
     format!(

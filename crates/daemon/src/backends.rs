@@ -123,6 +123,9 @@ pub fn guide_label(field: Field) -> &'static str {
         // lifecycle: handled in the engine integration (labels of the issue-20 settings)
         Field::CreateDelay => "Creation delay, minutes",
         Field::ReopenHours => "Reopen window, hours",
+        Field::RecurrenceHours => "Recurrence window, hours",
+        Field::TitleTemplate => "Title template",
+        Field::DescriptionTemplate => "Description template",
         Field::Maintenance => "Maintenance window",
         Field::PriorityFollowsSeverity => "Priority follows severity",
     }

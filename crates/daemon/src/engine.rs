@@ -280,6 +280,8 @@ enum Outcome {
     NoteRefused(String),
     /// The update (reopen, priority raise) and its note landed.
     Updated,
+    /// A recurrence note landed (or the PSA refused it: it is not offered again).
+    RecurrenceNoted(String),
     /// The PSA refused the update (or no longer has the ticket).
     UpdateRefused(String),
     /// Anything to retry later.
@@ -487,6 +489,11 @@ fn publish_sources(
             .chain(statuses.iter().map(|s| (s.name.clone(), every(polling.statuses_secs)))),
     );
     shared.health.set_psa_interval(every(polling.catalog_secs));
+}
+
+/// The first line of a text.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 /// PSA answers committed together at most (see `Engine::flush_answers`).
@@ -806,7 +813,10 @@ impl Engine {
             .ledger
             .pending_work()
             // A close note, or an update's note (reopen, priority raise): looked up first.
-            .filter_map(|r| matches!(r, Recovery::AddNote(_) | Recovery::Update(_)).then(|| r.key().clone()))
+            .filter_map(|r| {
+                matches!(r, Recovery::AddNote(_) | Recovery::Update(_) | Recovery::AddRecurrenceNote(_))
+                    .then(|| r.key().clone())
+            })
             .collect();
         self.cursors.clear();
         self.due.clear();
@@ -902,6 +912,7 @@ impl Engine {
                 Recovery::RetryClose(_) => "closing",
                 Recovery::AddNote(_) => "closed",
                 Recovery::Update(_) => "updating",
+                Recovery::AddRecurrenceNote(_) => "recurrence",
             };
             *by_state.entry(state).or_default() += 1;
         }
@@ -1450,6 +1461,20 @@ impl Engine {
                     decisions.push(decided(&c.key, crate::store::Outcome::Ticketed, None, "ticketed".to_owned()));
                     transitions.push(t);
                 }
+                // A recurrence: counted, and its note queued on the open ticket (outbox work).
+                EventDecision::Note(n) => {
+                    let t = n.transition();
+                    if let Err(e) = self.ledger.apply(&t, now) {
+                        error!(error = %e, "recurrence does not fit the ledger");
+                        continue;
+                    }
+                    let words = format!("not ticketed again: {}; noted on its open ticket", first_line(&n.note.text));
+                    let mut d = decided(&n.event, crate::store::Outcome::Noted, None, words);
+                    // The ticket is the open one's: `why` shows its state.
+                    d.key = n.key.canonical();
+                    decisions.push(d);
+                    transitions.push(t);
+                }
                 EventDecision::Skip { key, reason } => {
                     let row = RowId::Event(event.product, event.class);
                     let words = crate::audit::explain(&reason, Some(&row), &event.tenant, names);
@@ -1628,6 +1653,32 @@ impl Engine {
                         Done::Delivered { key: k, op: "close", outcome }
                     });
                     calls.push((key, "close", task));
+                }
+                (Recovery::AddRecurrenceNote(_), _) => {
+                    let (Some(ticket), Some(note)) = (entry.ticket().cloned(), entry.recurrence_note().cloned()) else {
+                        continue;
+                    };
+                    let look_up = self.uncertain_notes.contains(&key);
+                    let k = key.clone();
+                    let guard = self.lease_guard.clone();
+                    let task: Task = Box::pin(async move {
+                        if !guard.holds() {
+                            return Done::Delivered { key: k, op: "note", outcome: Outcome::Failed(not_leading()) };
+                        }
+                        let marker = note.marker.clone();
+                        let outcome = match tokio::time::timeout(timeout, sink.add_note(&ticket, &note, look_up)).await
+                        {
+                            Ok(Ok(())) => Outcome::RecurrenceNoted(marker),
+                            Ok(Err(e)) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
+                                warn!(ticket = %ticket.id, error = %e, "the PSA refused the recurrence note; not offered again");
+                                Outcome::RecurrenceNoted(marker)
+                            }
+                            Ok(Err(e)) => Outcome::Failed(e),
+                            Err(_) => Outcome::Failed(timed_out("note", timeout)),
+                        };
+                        Done::Delivered { key: k, op: "note", outcome }
+                    });
+                    calls.push((key, "note", task));
                 }
                 (Recovery::Update(_), TicketState::Updating { ticket, update, note, .. }) => {
                     let (ticket, update, note) = (ticket.clone(), (**update).clone(), (**note).clone());
@@ -1811,6 +1862,11 @@ impl Engine {
                 self.uncertain_notes.remove(&key);
                 error!(key = %key, reason = %reason, "the PSA refused the close note; the ticket is closed without it");
                 Transition::NoteAdded { key: key.clone() }
+            }
+            Outcome::RecurrenceNoted(marker) => {
+                self.psa_answered(op, "ok");
+                self.uncertain_notes.remove(&key);
+                Transition::RecurrenceNoted { key: key.clone(), marker }
             }
             Outcome::Updated => {
                 self.psa_answered(op, "ok");

@@ -234,7 +234,7 @@ impl Metrics {
         r.register("msp_outbox_entries", "Ledger entries waiting for a PSA call.", m.outbox.clone());
         r.register(
             "msp_outbox_entries_by_state",
-            "Ledger entries waiting for a PSA call, by state: planned (create), closing (close), closed (close note), updating (reopen or priority raise).",
+            "Ledger entries waiting for a PSA call, by state: planned (create), closing (close), closed (close note), updating (reopen or priority raise), recurrence (a recurrence note).",
             m.outbox_by_state.clone(),
         );
         r.register(
@@ -329,7 +329,7 @@ impl Metrics {
     /// Sets the outbox gauges: the total and the count by state.
     pub fn set_outbox(&self, by_state: &BTreeMap<&'static str, u64>) {
         self.outbox.set(gauge_value(by_state.values().sum()));
-        for state in ["planned", "closing", "closed", "updating"] {
+        for state in ["planned", "closing", "closed", "updating", "recurrence"] {
             let n = by_state.get(state).copied().unwrap_or(0);
             self.outbox_by_state.get_or_create(&one("state", state)).set(gauge_value(n));
         }

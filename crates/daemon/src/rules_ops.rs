@@ -333,6 +333,10 @@ pub fn preview(
                 *out.by_row.entry(RowId::Event(seen.event.product, seen.event.class).to_string()).or_default() += 1;
                 let _ = ledger.apply(&c.transition(), seen.seen_at);
             }
+            EventDecision::Note(n) => {
+                *out.skipped.entry("recurrence_note".to_owned()).or_default() += 1;
+                let _ = ledger.apply(&n.transition(), seen.seen_at);
+            }
             EventDecision::Skip { reason, .. } => {
                 if let SkipReason::Maintenance { window } = &reason {
                     *out.maintenance.entry(window.clone()).or_default() += 1;

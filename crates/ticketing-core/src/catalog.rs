@@ -73,6 +73,13 @@ pub enum Field {
     CreateDelay,
     /// Status rule: hours after an automatic close within which a returning problem reopens it.
     ReopenHours,
+    /// Event rule: hours within which the same event on the same computer is noted on its open
+    /// ticket instead of getting a new one.
+    RecurrenceHours,
+    /// Rule: the title template.
+    TitleTemplate,
+    /// Rule: the description template.
+    DescriptionTemplate,
     /// Rule set: a maintenance window.
     Maintenance,
     /// Rule set: priority follows severity.
@@ -95,6 +102,9 @@ impl Field {
             Self::DueHours => "due_hours",
             Self::CreateDelay => "create_delay_minutes",
             Self::ReopenHours => "reopen_hours",
+            Self::RecurrenceHours => "recurrence_hours",
+            Self::TitleTemplate => "title_template",
+            Self::DescriptionTemplate => "description_template",
             Self::Maintenance => "maintenance",
             Self::PriorityFollowsSeverity => "priority_follows_severity",
         }
@@ -141,6 +151,9 @@ impl Catalog {
             | Field::DueHours
             | Field::CreateDelay
             | Field::ReopenHours
+            | Field::RecurrenceHours
+            | Field::TitleTemplate
+            | Field::DescriptionTemplate
             | Field::Maintenance
             | Field::PriorityFollowsSeverity => return None,
         })

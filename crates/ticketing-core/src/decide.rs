@@ -13,19 +13,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::ledger::{Ledger, LedgerEntry, TicketState, Transition, UpdateReason, reopenable};
+use crate::ledger::{Ledger, LedgerEntry, Recurrence, TicketState, Transition, UpdateReason, reopenable};
 use crate::maintenance::{MaintenanceWindow, window_at};
 use crate::model::{
     ActiveDescription, ComputerStatus, DESCRIPTIONS, DeviceStatus, Event, EventClass, Office365EventType, Product,
     PsaId, Severity, StatusDescription, StatusLevel, StatusSnapshot, TenantId,
 };
 use crate::ports::{Account, TicketUpdate};
-use crate::rules::{ResolvedGeneral, ResolvedRule, RowId, RuleSet, ValidationError, resolve_general, resolve_rule};
+use crate::rules::{
+    ResolvedGeneral, ResolvedRule, RowId, Rule, RuleSet, ValidationError, resolve_general, resolve_rule,
+};
+use crate::template::{RowTemplates, Templates};
 use crate::text::{self, FastMap, FastSet};
 use crate::ticket::{
     EVENT_PREFIX, Fnv128, ISSUE_PREFIX, IdempotencyKey, InlineIdempotencyKey, KEY_LINE_PREFIX, STATUS_PREFIX,
@@ -128,6 +132,9 @@ pub struct Context {
     tenants: FastMap<TenantId, MappedTenant>,
     /// Whether open status tickets follow severity, by `Product as usize`.
     follows_severity: [bool; 3],
+    /// The enabled rows' title and description templates, compiled; `None` when no row has one
+    /// (the hand-written texts, one branch).
+    templates: Option<Arc<Templates>>,
 }
 
 #[derive(Debug, Clone)]
@@ -232,7 +239,13 @@ impl Context {
             status_rules,
             tenants,
             follows_severity,
+            templates: Templates::compile(rules.rows.iter().filter(|(_, r)| r.enabled)).map(Arc::new),
         }
+    }
+
+    /// A row's compiled templates, when it has any.
+    fn templates(&self, row: &RowId) -> Option<RowTemplates<'_>> {
+        self.templates.as_deref().and_then(|t| t.row(row))
     }
 
     /// The maintenance window that suppresses a create for `tenant` and `device_name` at `now`.
@@ -303,12 +316,41 @@ pub struct Create {
     pub generation: u32,
     /// The ticket.
     pub draft: TicketDraft,
+    /// An event ticket on a row with a recurrence window: what makes a later event the same
+    /// (recorded with the entry, so its recurrences are noted on this ticket). `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Box<Recurrence>>,
 }
 
 impl Create {
     /// The ledger transition that records this decision (persist it before calling the PSA).
     pub fn transition(&self) -> Transition {
-        Transition::Plan { key: self.key.clone(), generation: self.generation, draft: self.draft.clone() }
+        Transition::Plan {
+            key: self.key.clone(),
+            generation: self.generation,
+            draft: self.draft.clone(),
+            recurrence: self.recurrence.clone(),
+        }
+    }
+}
+
+/// A recurrence noted on an existing ticket instead of a new one ([`EventDecision::Note`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// The ticket's key: the event it was made for, planned or open.
+    pub key: TicketKey,
+    /// The recurring event's own key (for the audit; no entry is recorded for it).
+    pub event: TicketKey,
+    /// The note: "The event recurred (2nd time) at … UTC: <title>", marker
+    /// `<ticket's idempotency key>/recurrence/<n>`.
+    pub note: TicketNote,
+}
+
+impl Note {
+    /// The ledger transition that counts the recurrence and queues its note (persist it; the
+    /// note is then outbox work, [`crate::ledger::Recovery::AddRecurrenceNote`]).
+    pub fn transition(&self) -> Transition {
+        Transition::Recurred { key: self.key.clone(), note: self.note.clone() }
     }
 }
 
@@ -319,6 +361,9 @@ impl Create {
 pub enum EventDecision {
     /// Create a ticket.
     Create(Create),
+    /// The same event recurred on the same computer within its row's recurrence window while
+    /// its ticket is planned or open: count it and add a note to that ticket (no new ticket).
+    Note(Note),
     /// Do nothing, for a reason.
     Skip {
         /// The key the event would have had.
@@ -378,12 +423,26 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
             return skip(key, SkipReason::Maintenance { window: w.id.clone() });
         }
     }
+    let templates = ctx.templates(&row);
+    let recurrence = match (resolved.recurrence_hours, &event.device) {
+        (Some(hours), Some(device)) if matches!(key, TicketKey::Event { .. }) => {
+            let open = ledger.recurrence_entry(event.product, &event.tenant, &device.id, &event.event_type);
+            let title = || event_texts(event, &key, templates.as_ref(), false).0;
+            if let Some(note) = open.and_then(|e| recurrence_note(e, event, hours, title)) {
+                return EventDecision::Note(Note { key: note.0, event: key, note: note.1 });
+            }
+            Some(Box::new(Recurrence::new(device.id.clone(), event.event_type.clone(), event.occurred_at)))
+        }
+        _ => None,
+    };
     let urgency = match event.class {
         EventClass::Severity(Severity::Critical) | EventClass::Office365(_) => Urgency::Critical,
         EventClass::Severity(_) => Urgency::Normal,
     };
-    let title = event_title(event);
-    let description = event_description(event, &key);
+    let (title, description) = match &templates {
+        None => (event_title(event), event_description(event, &key)),
+        Some(t) => event_texts(event, &key, Some(t), true),
+    };
     let device_name = event.device.as_ref().map(|d| d.name.clone());
     let expires_at = resolved.lifetime_days.map(|d| event.occurred_at + Duration::days(i64::from(d)));
     let idempotency_key = mapped.idempotency_key(&key, generation);
@@ -391,7 +450,72 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
         build_draft(mapped.account, general, resolved, title, description, idempotency_key, device_name, urgency, now);
     draft.expires_at = expires_at;
     draft.row = Some(row);
-    EventDecision::Create(Create { key, generation, draft })
+    EventDecision::Create(Create { key, generation, draft, recurrence })
+}
+
+/// The note for `event` recurring on `entry`'s ticket, when that ticket takes it: planned (the
+/// note waits for the create) or open, and made for an event within `hours` of this one (either
+/// way: a late arrival of an earlier occurrence counts too). A ticket closed by anyone, or whose
+/// create failed or was dropped, does not: the event gets its own ticket, as without the feature.
+#[cold]
+fn recurrence_note(
+    entry: &LedgerEntry,
+    event: &Event,
+    hours: u32,
+    title: impl FnOnce() -> String,
+) -> Option<(TicketKey, TicketNote)> {
+    if !matches!(entry.state, TicketState::Planned { .. } | TicketState::Open { .. }) {
+        return None;
+    }
+    let r = entry.recurrence.as_deref()?;
+    if (event.occurred_at - r.first_at).abs() >= Duration::hours(i64::from(hours)) {
+        return None;
+    }
+    let marker = entry.next_recurrence_marker()?;
+    // The ticketed event was the first time; its n-th recurrence the (n + 1)-th.
+    let time = r.count.saturating_add(2);
+    let mut at = String::with_capacity(text::UTC_LEN);
+    text::push_utc(&mut at, event.occurred_at);
+    let text = format!(
+        "The event recurred ({time}{} time) at {at} UTC: {}\nEvent id: {}",
+        ordinal_suffix(time),
+        title(),
+        event.source_id.as_str(),
+    );
+    Some((entry.key.clone(), TicketNote { marker, text }))
+}
+
+/// An event's title and (when `description`) description: the row's templates where set and
+/// rendering, the guide's texts otherwise; the description finished with its key line.
+#[cold]
+fn event_texts(
+    event: &Event,
+    key: &TicketKey,
+    templates: Option<&RowTemplates<'_>>,
+    description: bool,
+) -> (String, String) {
+    let values = templates.map(|_| crate::template::event_values(event));
+    let rendered = |f: &dyn Fn(&RowTemplates<'_>, &minijinja::Value) -> Option<String>| {
+        templates.zip(values.as_ref()).and_then(|(t, v)| f(t, v))
+    };
+    let title = rendered(&|t, v| t.title(v)).unwrap_or_else(|| event_title(event));
+    if !description {
+        return (title, String::new());
+    }
+    let description = rendered(&|t, v| t.description(v))
+        .map_or_else(|| event_description(event, key), |d| finish_description(d, key));
+    (title, description)
+}
+
+/// `st`, `nd`, `rd` or `th`, as English writes 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st.
+fn ordinal_suffix(n: u32) -> &'static str {
+    match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    }
 }
 
 /// The lifetime rule: stale when `now - occurred_at >= lifetime_days` days.
@@ -539,6 +663,68 @@ fn build_draft(
         idempotency_key,
         device_name,
         urgency,
+    }
+}
+
+/// What a ticket of `row` looks like with `rule`'s templates, for the row's sample event or
+/// status problem (the preview of the editing tab): title and description exactly as the
+/// decisions write them (templates rendered, the PSA's limits applied, the key line appended),
+/// the guide's texts where the rule has no template. Refused with every template problem when a
+/// template does not validate.
+pub fn preview_texts(row: &RowId, rule: &Rule) -> Result<(String, String), Vec<ValidationError>> {
+    let problems = crate::template::problems(row, rule);
+    if !problems.is_empty() {
+        return Err(problems
+            .into_iter()
+            .map(|(field, problem)| ValidationError { row: Some(row.clone()), field, problem })
+            .collect());
+    }
+    let compiled = Templates::compile([(row, rule)]);
+    let templates = compiled.as_ref().and_then(|t| t.row(row));
+    match crate::template::sample(row) {
+        crate::template::Sample::Event(e) => {
+            let key = event_key(&e);
+            Ok(match &templates {
+                None => (event_title(&e), event_description(&e, &key)),
+                Some(t) => event_texts(&e, &key, Some(t), true),
+            })
+        }
+        crate::template::Sample::Status(product, tenant, device, a) => {
+            let at = crate::template::sample_time();
+            let key = TicketKey::Status {
+                product,
+                tenant: tenant.clone(),
+                device: device.device.id.clone(),
+                description: a.description.clone(),
+            };
+            let snapshot =
+                StatusSnapshot { tenant, product, devices: Vec::new(), issues: Vec::new(), unknown_descriptions: 0 };
+            let general = ResolvedGeneral { source: None, new_status: PsaId(0), closed_status: PsaId(0) };
+            let resolved = ResolvedRule {
+                lifetime_days: None,
+                queue: PsaId(0),
+                priority: PsaId(0),
+                due_hours: rule.due_hours,
+                work_type: None,
+                issue_type: None,
+                sub_issue_type: None,
+                create_delay_minutes: 0,
+                reopen_hours: None,
+                recurrence_hours: None,
+            };
+            let draft = StatusTexts::new(&snapshot, at).draft(
+                &device,
+                &a,
+                &key,
+                1,
+                PsaId(0),
+                &general,
+                &resolved,
+                templates,
+                at,
+            );
+            Ok((draft.title, draft.description))
+        }
     }
 }
 
@@ -813,8 +999,10 @@ fn reconcile_devices(
                 }
             }
             let texts = texts.get_or_insert_with(|| StatusTexts::new(snapshot, now));
-            let draft = texts.draft(device, a, &key, generation, mapped.account, general, resolved, now);
-            out.actions.push(Action::Create(Create { key, generation, draft }));
+            let templates =
+                ctx.templates.as_deref().and_then(|t| t.row(&RowId::Status(product, a.level, a.description.clone())));
+            let draft = texts.draft(device, a, &key, generation, mapped.account, general, resolved, templates, now);
+            out.actions.push(Action::Create(Create { key, generation, draft, recurrence: None }));
         }
     }
     for (entry, _) in entries.iter().zip(&seen).filter(|(_, seen)| !**seen) {
@@ -965,6 +1153,7 @@ impl StatusTexts {
         account: PsaId,
         general: &ResolvedGeneral,
         rule: &ResolvedRule,
+        templates: Option<RowTemplates<'_>>,
         now: DateTime<Utc>,
     ) -> TicketDraft {
         let TicketKey::Status { product, tenant, .. } = key else {
@@ -976,9 +1165,29 @@ impl StatusTexts {
             StatusLevel::Warning => "Warning",
         };
         let name = device.device.name.as_str();
-        let mut title = concat([name, ": ", pre, text, " (", level, " status)"]);
-        text::truncate_in_place(&mut title, TicketDraft::TITLE_MAX);
-        title.shrink_to_fit();
+        let values =
+            templates.as_ref().map(|_| crate::template::status_values(*product, tenant, device, a, &self.detected));
+        let rendered = templates.as_ref().zip(values.as_ref());
+        let title = rendered.and_then(|(t, v)| t.title(v)).unwrap_or_else(|| {
+            let mut title = concat([name, ": ", pre, text, " (", level, " status)"]);
+            text::truncate_in_place(&mut title, TicketDraft::TITLE_MAX);
+            title.shrink_to_fit();
+            title
+        });
+        if let Some(d) = rendered.and_then(|(t, v)| t.description(v)) {
+            return self.finish(
+                device,
+                a,
+                key,
+                generation,
+                account,
+                general,
+                rule,
+                title,
+                finish_description(d, key),
+                now,
+            );
+        }
         let status = match device.status {
             ComputerStatus::Ok => "Ok",
             ComputerStatus::Warning => "Warning",
@@ -1009,6 +1218,24 @@ impl StatusTexts {
             description.push_str(p);
         }
         let description = finish_description(description, key);
+        self.finish(device, a, key, generation, account, general, rule, title, description, now)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private helper; a struct would only rename the list
+    fn finish(
+        &self,
+        device: &DeviceStatus,
+        a: &ActiveDescription,
+        key: &TicketKey,
+        generation: u32,
+        account: PsaId,
+        general: &ResolvedGeneral,
+        rule: &ResolvedRule,
+        title: String,
+        description: String,
+        now: DateTime<Utc>,
+    ) -> TicketDraft {
+        let TicketKey::Status { product, .. } = key else { unreachable!("status drafts are built for status keys") };
         let hash = status_hash(self.hash_after_tenant, &device.device.id, &a.description);
         let idempotency_key = IdempotencyKey(InlineIdempotencyKey::from_hash(hash, generation).as_str().to_owned());
         let urgency = if a.level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal };

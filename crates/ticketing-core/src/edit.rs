@@ -52,6 +52,16 @@ pub struct RulePatch {
     /// Reopen window in hours (status rows; `null` turns it off).
     #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
     pub reopen_hours: Option<Option<u32>>,
+    /// Recurrence window in hours (Security Center and Endpoint Security Cloud event rows;
+    /// `null` turns it off).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub recurrence_hours: Option<Option<u32>>,
+    /// Title template (`null` goes back to the guide's title).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub title_template: Option<Option<String>>,
+    /// Description template (`null` goes back to the guide's description).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub description_template: Option<Option<String>>,
 }
 
 impl RulePatch {
@@ -74,6 +84,9 @@ impl RulePatch {
         set(&mut rule.sub_issue_type, &self.sub_issue_type);
         set(&mut rule.create_delay_minutes, &self.create_delay_minutes);
         set(&mut rule.reopen_hours, &self.reopen_hours);
+        set(&mut rule.recurrence_hours, &self.recurrence_hours);
+        set(&mut rule.title_template, &self.title_template);
+        set(&mut rule.description_template, &self.description_template);
     }
 }
 
@@ -83,6 +96,9 @@ impl RulePatch {
         match field {
             Field::CreateDelay => self.create_delay_minutes.is_some(),
             Field::ReopenHours => self.reopen_hours.is_some(),
+            Field::RecurrenceHours => self.recurrence_hours.is_some(),
+            Field::TitleTemplate => self.title_template.is_some(),
+            Field::DescriptionTemplate => self.description_template.is_some(),
             _ => false,
         }
     }
@@ -177,7 +193,10 @@ impl RuleBook {
             // The lifecycle settings the patch sets, checked on the row as patched.
             let mut patched = self.draft.rows.get(row).cloned().unwrap_or_else(|| row.default_rule());
             patch.apply(&mut patched);
-            let lifecycle = crate::rules::lifecycle_problems(row, &patched);
+            let mut lifecycle = crate::rules::lifecycle_problems(row, &patched);
+            if patch.title_template.is_some() || patch.description_template.is_some() {
+                lifecycle.extend(crate::template::problems(row, &patched));
+            }
             if let Some((field, problem)) = lifecycle.into_iter().find(|(f, _)| patch.sets(*f)) {
                 return Err(invalid(field, problem));
             }

@@ -42,7 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{DeviceId, Office365EventType, Product, PsaId, StatusDescription, TenantId};
 use crate::ports::{OwnedTicket, TicketUpdate};
-use crate::ticket::{InlineIdempotencyKey, TicketDraft, TicketKey, TicketNote, TicketRef, Urgency};
+use crate::text::FastMap;
+use crate::ticket::{EVENT_PREFIX, InlineIdempotencyKey, TicketDraft, TicketKey, TicketNote, TicketRef, Urgency};
 
 /// Who closed a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,10 +186,67 @@ pub struct LedgerEntry {
     /// of its later close, reopen and priority notes unique. Absent (0) in older entries.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reopens: u32,
+    /// An event ticket made on a row with a recurrence window: what makes a later event "the
+    /// same" (its computer and event type), how often it recurred and the notes still to add.
+    /// Absent for every other entry, and in entries stored by older versions (boxed: only the
+    /// entries that have one pay for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Box<Recurrence>>,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// The recurrence note (issue 20): an event ticket remembers what makes a later event the same
+/// one, so that its recurrences are added to it as notes instead of becoming tickets.
+///
+/// "The same" is (product, tenant, computer, event type): the event type (`GNRL_EV_VIRUS_FOUND`)
+/// names the problem, where a severity is only the row it falls in (a detected virus and a
+/// failed update task can both be Critical: folding by severity would hide one problem in the
+/// other's ticket). The product and tenant come from the entry's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// The computer.
+    pub device: DeviceId,
+    /// The source's event type code.
+    pub event_type: String,
+    /// When the ticketed event occurred: the recurrence window counts from it, in the events'
+    /// own times (a late read decides as a timely one).
+    pub first_at: DateTime<Utc>,
+    /// How often the event recurred (and was noted, or is to be) so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub count: u32,
+    /// The notes still to add, oldest first: outbox work ([`Recovery::AddRecurrenceNote`]) once
+    /// the ticket exists, each at most once (its marker, `<idempotency key>/recurrence/<n>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<TicketNote>,
+}
+
+impl Recurrence {
+    /// A fresh recurrence identity (no recurrence yet).
+    pub fn new(device: DeviceId, event_type: String, first_at: DateTime<Utc>) -> Self {
+        Self { device, event_type, first_at, count: 0, notes: Vec::new() }
+    }
+}
+
+/// The recurrence index's hash of (product, tenant, computer, event type). A collision only
+/// hides a recurrence (the event gets its own ticket, as without the feature): every lookup
+/// checks the entry it finds.
+fn recurrence_hash(product: Product, tenant: &TenantId, device: &DeviceId, event_type: &str) -> u128 {
+    EVENT_PREFIX[product as usize]
+        .write(tenant.as_str().as_bytes())
+        .write(b"\0")
+        .write(device.as_str().as_bytes())
+        .write(b"\0")
+        .write(event_type.as_bytes())
+        .0
+}
+
+/// The key of an entry in the recurrence index, when it has a recurrence identity.
+fn recurrence_slot(entry: &LedgerEntry) -> Option<u128> {
+    let r = entry.recurrence.as_deref()?;
+    Some(recurrence_hash(entry.key.product(), entry.key.tenant(), &r.device, &r.event_type))
 }
 
 impl LedgerEntry {
@@ -237,18 +295,34 @@ impl LedgerEntry {
                 | TicketState::Closing { .. }
                 | TicketState::Closed { note: Some(_), .. }
                 | TicketState::Updating { .. }
-        )
+        ) || self.recurrence_note().is_some()
     }
 
-    /// The PSA work this entry waits for, if any.
+    /// The PSA work this entry waits for, if any. The state's own work comes first; then the
+    /// oldest recurrence note, once the ticket exists (a note for a planned ticket waits for
+    /// its create).
     pub fn pending(&self) -> Option<Recovery> {
         match &self.state {
             TicketState::Planned { .. } => Some(Recovery::LookUpThenCreate(self.key.clone())),
             TicketState::Closing { .. } => Some(Recovery::RetryClose(self.key.clone())),
             TicketState::Closed { note: Some(_), .. } => Some(Recovery::AddNote(self.key.clone())),
             TicketState::Updating { .. } => Some(Recovery::Update(self.key.clone())),
-            _ => None,
+            _ => self.recurrence_note().map(|_| Recovery::AddRecurrenceNote(self.key.clone())),
         }
+    }
+
+    /// The recurrence note to add now: the oldest pending one, when the ticket exists (open, or
+    /// closed since: the note still belongs in its history).
+    pub fn recurrence_note(&self) -> Option<&TicketNote> {
+        let note = self.recurrence.as_deref()?.notes.first()?;
+        matches!(self.state, TicketState::Open { .. } | TicketState::Closed { ticket: Some(_), .. }).then_some(note)
+    }
+
+    /// The marker the next recurrence note of this ticket gets (`<idempotency key>/recurrence/
+    /// <n>`, n counting from 1), `None` for an entry without a recurrence identity.
+    pub fn next_recurrence_marker(&self) -> Option<String> {
+        let r = self.recurrence.as_deref()?;
+        Some(format!("{}/recurrence/{}", self.idempotency_key, r.count.saturating_add(1)))
     }
 }
 
@@ -291,6 +365,10 @@ pub enum Transition {
         generation: u32,
         /// What to create.
         draft: TicketDraft,
+        /// An event ticket on a row with a recurrence window: what makes a later event the
+        /// same (absent otherwise, and in transitions stored by older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recurrence: Option<Box<Recurrence>>,
     },
     /// The PSA created the ticket, or already had it under the idempotency key.
     Opened {
@@ -403,6 +481,23 @@ pub enum Transition {
         /// The PSA's reason.
         reason: String,
     },
+    /// The same event recurred on the same computer within its row's recurrence window, while
+    /// this ticket is planned or open: count it and queue its note (marker from
+    /// [`LedgerEntry::next_recurrence_marker`]; any other marker is refused, so a transition
+    /// applied twice counts once).
+    Recurred {
+        /// The ticket's key (not the recurring event's).
+        key: TicketKey,
+        /// The note to add.
+        note: TicketNote,
+    },
+    /// The PSA took the oldest recurrence note (or refused it for good): it leaves the queue.
+    RecurrenceNoted {
+        /// Key.
+        key: TicketKey,
+        /// The note's marker (must be the oldest's).
+        marker: String,
+    },
 }
 
 impl Transition {
@@ -424,7 +519,9 @@ impl Transition {
             | Self::DelayCleared { key }
             | Self::UpdateRequested { key, .. }
             | Self::Updated { key }
-            | Self::UpdateRefused { key, .. } => key,
+            | Self::UpdateRefused { key, .. }
+            | Self::Recurred { key, .. }
+            | Self::RecurrenceNoted { key, .. } => key,
         }
     }
 }
@@ -454,13 +551,21 @@ pub enum Recovery {
     /// A ticket update (reopen or priority raise) was due: send it again (idempotent), then add
     /// its note looking its marker up first.
     Update(TicketKey),
+    /// The ticket's oldest recurrence note ([`LedgerEntry::recurrence_note`]) is to be added
+    /// (looking its marker up first after an unknown outcome), then
+    /// [`Transition::RecurrenceNoted`] recorded.
+    AddRecurrenceNote(TicketKey),
 }
 
 impl Recovery {
     /// The key the work is for.
     pub fn key(&self) -> &TicketKey {
         match self {
-            Self::LookUpThenCreate(k) | Self::RetryClose(k) | Self::AddNote(k) | Self::Update(k) => k,
+            Self::LookUpThenCreate(k)
+            | Self::RetryClose(k)
+            | Self::AddNote(k)
+            | Self::Update(k)
+            | Self::AddRecurrenceNote(k) => k,
         }
     }
 }
@@ -475,6 +580,11 @@ pub struct Ledger {
     /// The outbox: entries waiting for PSA work, most urgent first. Kept in step with
     /// `entries` by every change, so finding work costs the work, not the ledger's size.
     pending: BTreeSet<(Urgency, TicketKey)>,
+    /// The recurrence index: from the hash of (product, tenant, computer, event type) to the
+    /// event entry that a recurrence of it is noted on, the one whose event is the latest (ties:
+    /// the greatest key), whatever its state. Derived from `entries`: kept in step by
+    /// [`Ledger::apply`], rebuilt by [`Ledger::from_entries`], never compared.
+    recurring: FastMap<u128, TicketKey>,
 }
 
 /// A ledger entry as the ledger's set holds it: compared, ordered and looked up by its key alone.
@@ -550,7 +660,51 @@ impl Ledger {
         let entries: BTreeSet<Stored> = entries.into_iter().map(|e| Stored(Box::new(e))).collect();
         let pending =
             entries.iter().map(|s| &*s.0).filter(|e| e.is_pending()).map(|e| (e.urgency, e.key.clone())).collect();
-        Self { entries, pending }
+        let mut ledger = Self { entries, pending, recurring: FastMap::default() };
+        let keys: Vec<TicketKey> = ledger.entries().filter(|e| e.recurrence.is_some()).map(|e| e.key.clone()).collect();
+        for key in keys {
+            ledger.index_recurrence(&key);
+        }
+        ledger
+    }
+
+    /// Makes `key`'s entry the recurrence index's choice for its identity, unless the entry
+    /// there now is of a later event (or of the same time and a greater key).
+    fn index_recurrence(&mut self, key: &TicketKey) {
+        let Some(entry) = self.get(key) else { return };
+        let (Some(slot), Some(r)) = (recurrence_slot(entry), entry.recurrence.as_deref()) else { return };
+        let rank = (r.first_at, key);
+        let keep = self.recurring.get(&slot).and_then(|k| self.get(k)).is_some_and(|held| {
+            recurrence_slot(held) == Some(slot)
+                && held.recurrence.as_deref().is_some_and(|h| (h.first_at, &held.key) > rank)
+        });
+        if !keep {
+            self.recurring.insert(slot, key.clone());
+        }
+    }
+
+    /// The event entry a recurrence of (product, tenant, computer, event type) is noted on, if
+    /// the ledger has one: the latest such event's ticket, in whatever state (the caller checks
+    /// that it is planned or open and within the window). One hash probe, whatever the size of
+    /// the ledger.
+    pub fn recurrence_entry(
+        &self,
+        product: Product,
+        tenant: &TenantId,
+        device: &DeviceId,
+        event_type: &str,
+    ) -> Option<&LedgerEntry> {
+        if self.recurring.is_empty() {
+            return None;
+        }
+        let key = self.recurring.get(&recurrence_hash(product, tenant, device, event_type))?;
+        let entry = self.get(key)?;
+        let r = entry.recurrence.as_deref()?;
+        (entry.key.product() == product
+            && entry.key.tenant() == tenant
+            && r.device == *device
+            && r.event_type == event_type)
+            .then_some(entry)
     }
 
     fn reindex(&mut self, key: &TicketKey, before: Option<Urgency>) {
@@ -633,6 +787,9 @@ impl Ledger {
         let result = self.apply_inner(transition, now);
         if result.is_ok() {
             self.reindex(key, before);
+            if let Transition::Plan { recurrence: Some(_), .. } = transition {
+                self.index_recurrence(key);
+            }
         }
         result
     }
@@ -646,7 +803,7 @@ impl Ledger {
             transition: name,
         };
         let next_state = match (transition, current.map(|e| &e.state)) {
-            (Transition::Plan { generation, draft, .. }, _) => {
+            (Transition::Plan { generation, draft, recurrence, .. }, _) => {
                 if self.next_generation(key) != Some(*generation) {
                     return Err(err("plan"));
                 }
@@ -658,6 +815,7 @@ impl Ledger {
                     state: TicketState::Planned { draft: Box::new(draft.clone()) },
                     updated_at: now,
                     reopens: 0,
+                    recurrence: recurrence.clone(),
                 };
                 self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
@@ -708,6 +866,9 @@ impl Ledger {
                     }
                 };
                 let urgency = current.map_or(Urgency::Normal, |e| e.urgency);
+                // The same generation's recurrence identity, count and queued notes stay: the
+                // adopted ticket is the one they belong to.
+                let recurrence = current.filter(|e| e.generation == *generation).and_then(|e| e.recurrence.clone());
                 let entry = LedgerEntry {
                     key: key.clone(),
                     generation: *generation,
@@ -716,6 +877,7 @@ impl Ledger {
                     state,
                     updated_at: now,
                     reopens: 0,
+                    recurrence,
                 };
                 self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
@@ -782,6 +944,7 @@ impl Ledger {
                         state: TicketState::Delayed { since: *since, previous: None },
                         updated_at: now,
                         reopens: 0,
+                        recurrence: None,
                     }),
                 };
                 self.entries.insert(Stored(entry));
@@ -837,6 +1000,34 @@ impl Ledger {
                 },
             },
             (Transition::UpdateRefused { .. }, _) => return Err(err("update_refused")),
+            (Transition::Recurred { note, .. }, Some(TicketState::Planned { .. } | TicketState::Open { .. }))
+                if current.and_then(LedgerEntry::next_recurrence_marker).as_deref() == Some(note.marker.as_str()) =>
+            {
+                if let Some(Stored(mut e)) = self.entries.take(key) {
+                    if let Some(r) = e.recurrence.as_deref_mut() {
+                        r.count = r.count.saturating_add(1);
+                        r.notes.push(note.clone());
+                    }
+                    e.updated_at = now;
+                    self.entries.insert(Stored(e));
+                }
+                return Ok(());
+            }
+            (Transition::Recurred { .. }, _) => return Err(err("recurred")),
+            (Transition::RecurrenceNoted { marker, .. }, Some(_))
+                if current.and_then(|e| e.recurrence.as_deref()).and_then(|r| r.notes.first()).map(|n| &n.marker)
+                    == Some(marker) =>
+            {
+                if let Some(Stored(mut e)) = self.entries.take(key) {
+                    if let Some(r) = e.recurrence.as_deref_mut() {
+                        r.notes.remove(0);
+                    }
+                    e.updated_at = now;
+                    self.entries.insert(Stored(e));
+                }
+                return Ok(());
+            }
+            (Transition::RecurrenceNoted { .. }, _) => return Err(err("recurrence_noted")),
         };
         // A set has no `get_mut`: take the entry out and put it back (two lookups, no copy of the
         // entry itself, which stays in its box).

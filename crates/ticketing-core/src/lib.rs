@@ -21,6 +21,7 @@
 //! - [`decide`]: the decisions;
 //! - [`ledger`]: the ticket state machine that makes creation exactly-once;
 //! - [`maintenance`]: maintenance windows (no ticket is created during one);
+//! - [`template`]: title and description templates of rule rows;
 //! - [`ticket`]: keys, idempotency keys, drafts;
 //! - [`ports`]: `EventSource`, `StatusSource`, `TicketSink`;
 //! - [`secret`]: a string that never prints.
@@ -83,6 +84,7 @@ pub mod ports;
 pub mod retry;
 pub mod rules;
 pub mod secret;
+pub mod template;
 mod text;
 pub mod ticket;
 

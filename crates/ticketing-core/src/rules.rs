@@ -34,7 +34,7 @@ pub const LIFETIME_RANGE: std::ops::RangeInclusive<u32> = 1..=365;
 pub const DUE_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=8760;
 /// Creation-delay bounds accepted, in minutes (0 is the guide: no delay; at most a week).
 pub const CREATE_DELAY_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
-/// Reopen-window bounds accepted, in hours (at most 90 days).
+/// Reopen- and recurrence-window bounds accepted, in hours (at most 90 days).
 pub const WINDOW_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=2160;
 
 /// General ticketing settings: the initial values every automatic ticket gets.
@@ -103,6 +103,20 @@ pub struct Rule {
     /// its ticket reopens that ticket instead of getting a new one. `None` (the guide): off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reopen_hours: Option<u32>,
+    /// Security Center and Endpoint Security Cloud event rows: an event of the same type on the
+    /// same computer that recurs within this many hours of the event its open ticket was made
+    /// for is added to that ticket as a note (count and time) instead of getting a ticket of its
+    /// own. `None` (the guide): every event gets its own ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence_hours: Option<u32>,
+    /// Any row: a `minijinja` template for the ticket's title over the event's or the status's
+    /// fields ([`crate::template::EVENT_FIELDS`], [`crate::template::STATUS_FIELDS`]). `None`
+    /// (or blank): the guide's title ([`crate::template::default_template`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_template: Option<String>,
+    /// Any row: the same for the description (the key line is appended after it, always).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_template: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -157,12 +171,23 @@ impl RowId {
             sub_issue_type: None,
             create_delay_minutes: 0,
             reopen_hours: None,
+            recurrence_hours: None,
+            title_template: None,
+            description_template: None,
         }
     }
 
     /// Whether the row is a status row (the flap guard and the reopen window apply to it).
     pub fn is_status(&self) -> bool {
         matches!(self, Self::Status(..))
+    }
+
+    /// Whether the row is an event row the recurrence note applies to: a severity row of
+    /// Security Center or Endpoint Security Cloud. Office 365 rows are not: its resolvable
+    /// issues already share one ticket per tenant and type, and its other events concern a
+    /// mailbox, not a computer (each detected mail is its own item for a technician).
+    pub fn has_recurrence(&self) -> bool {
+        matches!(self, Self::Event(Product::SecurityCenter | Product::EndpointCloud, EventClass::Severity(_)))
     }
 
     /// The row's label as the guide's tables show it.
@@ -431,6 +456,15 @@ impl RuleSet {
                 if let Err(e) = resolve_rule(row, rule, catalog) {
                     errors.extend(e);
                 }
+                // Templates are checked on save, not when a context is built: one that fails
+                // later only falls back to the guide's text, it never stops a ticket.
+                errors.extend(
+                    crate::template::problems(row, rule).into_iter().map(|(field, problem)| ValidationError {
+                        row: Some(row.clone()),
+                        field,
+                        problem,
+                    }),
+                );
             }
         }
         errors
@@ -464,6 +498,16 @@ pub enum Problem {
     },
     /// The field does not exist for this row (lifetime on an Office 365 or status rule).
     NotApplicable,
+    /// A title or description template that does not compile, or names a field its row does
+    /// not have (checked by rendering it against the row's sample, strictly).
+    Template {
+        /// Line in the template (from 1).
+        line: u32,
+        /// Column in that line, in characters (from 1).
+        column: u32,
+        /// What is wrong (`unknown field `devce.name``, `syntax error: …`).
+        message: String,
+    },
     /// A maintenance window that cannot be used.
     InvalidWindow {
         /// The window's id.
@@ -512,6 +556,9 @@ impl fmt::Display for ValidationError {
             Problem::InvalidWindow { window, message } => {
                 write!(f, "{} window \"{window}\": {message}", self.field)
             }
+            Problem::Template { line, column, message } => {
+                write!(f, "{} line {line}, column {column}: {message}", self.field)
+            }
         }
     }
 }
@@ -550,6 +597,8 @@ pub struct ResolvedRule {
     pub create_delay_minutes: u32,
     /// Reopen window in hours (status rows).
     pub reopen_hours: Option<u32>,
+    /// Recurrence window in hours (Security Center and Endpoint Security Cloud event rows).
+    pub recurrence_hours: Option<u32>,
 }
 
 struct Resolver<'a> {
@@ -635,6 +684,7 @@ pub fn resolve_rule(row: &RowId, rule: &Rule, catalog: &Catalog) -> Result<Resol
             sub_issue_type,
             create_delay_minutes: rule.create_delay_minutes,
             reopen_hours: rule.reopen_hours,
+            recurrence_hours: rule.recurrence_hours,
         }),
         _ => Err(r.errors),
     }
@@ -656,6 +706,11 @@ pub(crate) fn lifecycle_problems(row: &RowId, rule: &Rule) -> Vec<(Field, Proble
     match rule.reopen_hours {
         Some(_) if !status => out.push((Field::ReopenHours, Problem::NotApplicable)),
         Some(h) => out.extend(range(Field::ReopenHours, h, &WINDOW_HOURS_RANGE)),
+        None => {}
+    }
+    match rule.recurrence_hours {
+        Some(_) if !row.has_recurrence() => out.push((Field::RecurrenceHours, Problem::NotApplicable)),
+        Some(h) => out.extend(range(Field::RecurrenceHours, h, &WINDOW_HOURS_RANGE)),
         None => {}
     }
     out

@@ -143,6 +143,7 @@ proptest! {
                     (Recovery::RetryClose(_), _) => Transition::Closed { key },
                     (Recovery::AddNote(_), _) => Transition::NoteAdded { key },
                     (Recovery::Update(_), _) => Transition::Updated { key },
+                    (Recovery::AddRecurrenceNote(_), _) => unreachable!("no row has a recurrence window here"),
                 };
                 ledger.apply(&t, at).unwrap();
             }

@@ -195,11 +195,22 @@ proptest! {
 
     /// The outbox index always equals a scan of the ledger.
     #[test]
-    fn the_outbox_index_matches_a_scan(steps in proptest::collection::vec(0u8..6, 1..40)) {
-        let rules = all_on();
+    fn the_outbox_index_matches_a_scan(steps in proptest::collection::vec(0u8..9, 1..40)) {
+        let mut rules = all_on();
+        // Recurrence notes are outbox work too (steps 6 to 8: the same event again).
+        rules.rows.get_mut(&sev(Product::SecurityCenter, Severity::Critical)).unwrap().recurrence_hours = Some(2);
         let mut ledger = Ledger::new();
         let mut id = 0;
         for (i, step) in steps.iter().enumerate() {
+            if *step >= 6 {
+                let mut e = event(Product::SecurityCenter, EventClass::Severity(Severity::Critical), Duration::minutes(5));
+                e.source_id = SourceEventId::new(format!("e{i}"));
+                match decide_event(&e, &ctx(&rules), &ledger, now()) {
+                    EventDecision::Create(c) => ledger.apply(&c.transition(), now()).unwrap(),
+                    EventDecision::Note(n) => ledger.apply(&n.transition(), now()).unwrap(),
+                    EventDecision::Skip { .. } => {}
+                }
+            }
             let active: &[(&str, StatusLevel)] = if step % 2 == 0 { &[("databases_out_of_date", StatusLevel::Warning)] } else { &[] };
             let rec = reconcile(&snapshot(vec![device_status("d1", active)]), &ctx(&rules), &ledger, now());
             for a in &rec.actions {
@@ -215,6 +226,10 @@ proptest! {
                     (Recovery::RetryClose(_), _) => Transition::Closed { key },
                     (Recovery::AddNote(_), _) => Transition::NoteAdded { key },
                     (Recovery::Update(_), _) => Transition::Updated { key },
+                    (Recovery::AddRecurrenceNote(_), _) => {
+                        let marker = ledger.get(&key).and_then(|e| e.recurrence_note()).unwrap().marker.clone();
+                        Transition::RecurrenceNoted { key, marker }
+                    }
                 };
                 ledger.apply(&t, now()).unwrap();
             }

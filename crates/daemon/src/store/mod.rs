@@ -154,6 +154,9 @@ pub enum Outcome {
     Skipped,
     /// The ticket's problem went away: its close was planned.
     Closed,
+    /// The event recurred while its ticket was open: a note was queued on that ticket instead
+    /// of a new one (the recurrence note, issue 20).
+    Noted,
 }
 
 impl Outcome {
@@ -163,6 +166,7 @@ impl Outcome {
             Self::Ticketed => "ticketed",
             Self::Skipped => "skipped",
             Self::Closed => "closed",
+            Self::Noted => "noted",
         }
     }
 }
@@ -175,7 +179,8 @@ impl std::str::FromStr for Outcome {
             "ticketed" => Ok(Self::Ticketed),
             "skipped" => Ok(Self::Skipped),
             "closed" => Ok(Self::Closed),
-            other => Err(format!("unknown outcome `{other}` (expected ticketed, skipped or closed)")),
+            "noted" => Ok(Self::Noted),
+            other => Err(format!("unknown outcome `{other}` (expected ticketed, skipped, closed or noted)")),
         }
     }
 }

@@ -104,6 +104,7 @@ pub(crate) fn outcome_words(o: Outcome) -> &'static str {
         Outcome::Ticketed => "Ticketed",
         Outcome::Skipped => "Not ticketed",
         Outcome::Closed => "Closed",
+        Outcome::Noted => "Noted on its open ticket",
     }
 }
 
@@ -226,7 +227,7 @@ fn filter_form(v: &View<'_>) -> Markup {
                 label for="f-outcome" { "Outcome" }
                 select id="f-outcome" name="outcome" {
                     option value="" selected[f.outcome.is_empty()] { "All outcomes" }
-                    @for o in [Outcome::Ticketed, Outcome::Skipped, Outcome::Closed] {
+                    @for o in [Outcome::Ticketed, Outcome::Skipped, Outcome::Closed, Outcome::Noted] {
                         option value=(o.code()) selected[o.code() == f.outcome] { (outcome_words(o)) }
                     }
                 }

@@ -567,6 +567,8 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
             (false, hours) => hours.map(Some),
         },
         lifetime_days: num("b_lifetime", "Lifetime, days", ticketing_core::rules::LIFETIME_RANGE)?,
+        // Recurrence windows and templates are edited per row, not in bulk.
+        ..RulePatch::default()
     })
 }
 

@@ -71,6 +71,7 @@ fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String
         Problem::OutOfRange { min, max } => format!("{f} must be between {min} and {max}"),
         Problem::NotApplicable => format!("{f} does not apply here"),
         Problem::InvalidWindow { window, message } => super::maintenance::problem_words(f, window, message),
+        Problem::Template { line, column, message } => format!("{f}, line {line}, column {column}: {message}"),
     }
 }
 
