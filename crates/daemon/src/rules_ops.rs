@@ -279,8 +279,19 @@ pub struct Preview {
     pub would_create: usize,
     /// Of those, per rule row.
     pub by_row: BTreeMap<String, usize>,
-    /// Events it would not have ticketed, per reason.
+    /// Events it would not have ticketed, per reason (`recurrence_note`: noted on an open
+    /// ticket instead, also counted in `recurrence_notes`).
     pub skipped: BTreeMap<String, usize>,
+    /// Events that recurred (same type, same computer) within their row's recurrence window of
+    /// the event a ticket of the replay was made for: a note on that ticket, not a ticket.
+    pub recurrence_notes: usize,
+    /// Of those, per rule row.
+    pub notes_by_row: BTreeMap<String, usize>,
+    /// The enabled event rows with a recurrence window: their settings.
+    pub recurrence_rows: Vec<RecurrenceRowNote>,
+    /// The enabled rows with a title or description template: the sample ticket each would
+    /// write ([`row_texts`]).
+    pub texts: Vec<RowTexts>,
     /// Of the events not ticketed because a maintenance window covered them (when the event
     /// occurred or when it was seen), how many per window id.
     pub maintenance: BTreeMap<String, usize>,
@@ -305,10 +316,69 @@ pub struct StatusRowNote {
     pub reopen_hours: Option<u32>,
 }
 
+/// One enabled event row's recurrence window, as the preview reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecurrenceRowNote {
+    /// The row.
+    pub row: RowId,
+    /// Hours within which the same event type on the same computer is noted on the open ticket.
+    pub recurrence_hours: u32,
+}
+
+/// One row's sample ticket with its templates, as [`ticketing_core::decide::preview_texts`]
+/// renders it: the texts the decisions would write for a typical event or status problem of
+/// the row. A template the draft holds unchecked (put in whole, not through an edit) that does
+/// not render has its problems instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowTexts {
+    /// The row.
+    pub row: RowId,
+    /// Whether the row has its own title template (else the guide's title).
+    pub custom_title: bool,
+    /// Whether the row has its own description template (else the guide's description).
+    pub custom_description: bool,
+    /// The sample ticket's title.
+    pub title: Option<String>,
+    /// The sample ticket's description, its key line last.
+    pub description: Option<String>,
+    /// Why the templates do not render (then no title or description).
+    pub problems: Vec<ValidationError>,
+}
+
+fn is_set(t: Option<&str>) -> bool {
+    t.is_some_and(|t| !t.trim().is_empty())
+}
+
+/// The sample tickets of the enabled rows of `rules` that have a title or description template.
+pub fn row_texts(rules: &RuleSet) -> Vec<RowTexts> {
+    rules
+        .rows
+        .iter()
+        .filter(|(_, rule)| {
+            rule.enabled && (is_set(rule.title_template.as_deref()) || is_set(rule.description_template.as_deref()))
+        })
+        .map(|(row, rule)| {
+            let (title, description, problems) = match ticketing_core::decide::preview_texts(row, rule) {
+                Ok((t, d)) => (Some(t), Some(d), Vec::new()),
+                Err(problems) => (None, None, problems),
+            };
+            RowTexts {
+                row: row.clone(),
+                custom_title: is_set(rule.title_template.as_deref()),
+                custom_description: is_set(rule.description_template.as_deref()),
+                title,
+                description,
+                problems,
+            }
+        })
+        .collect()
+}
+
 /// What [`preview`] cannot tell, said with every preview.
-pub const PREVIEW_LIMITS: [&str; 2] = [
+pub const PREVIEW_LIMITS: [&str; 3] = [
     "events are replayed from the stored history, each decided as of the time it was seen, against the draft's maintenance windows",
     "computer statuses are not replayed (their snapshots are not stored): the creation delay, the reopen window and priority follows severity are listed as set, and open status tickets are counted from the ledger",
+    "a recurrence is noted only on a ticket the replay itself made: tickets opened before the window, and tickets a technician closed meanwhile, are not known to it",
 ];
 
 /// Replays the last `days` of stored events through `rules`, each decided as of the time it
@@ -334,6 +404,9 @@ pub fn preview(
                 let _ = ledger.apply(&c.transition(), seen.seen_at);
             }
             EventDecision::Note(n) => {
+                out.recurrence_notes += 1;
+                *out.notes_by_row.entry(RowId::Event(seen.event.product, seen.event.class).to_string()).or_default() +=
+                    1;
                 *out.skipped.entry("recurrence_note".to_owned()).or_default() += 1;
                 let _ = ledger.apply(&n.transition(), seen.seen_at);
             }
@@ -357,6 +430,15 @@ pub fn preview(
             reopen_hours: rule.reopen_hours,
         })
         .collect();
+    out.recurrence_rows = rules
+        .rows
+        .iter()
+        .filter(|(row, rule)| row.has_recurrence() && rule.enabled)
+        .filter_map(|(row, rule)| {
+            rule.recurrence_hours.map(|h| RecurrenceRowNote { row: row.clone(), recurrence_hours: h })
+        })
+        .collect();
+    out.texts = row_texts(rules);
     out.priority_follows_severity = rules.priority_follows_severity.iter().copied().collect();
     out.limits = PREVIEW_LIMITS.iter().map(|s| (*s).to_owned()).collect();
     Ok(out)

@@ -1,11 +1,13 @@
 //! The ticket lifecycle settings (issue 20) from the CLI and the admin API: a status row's
-//! creation delay and reopen window through `rules set` / `POST /api/rules/bulk-edit`, the
-//! maintenance windows (`rules maintenance list|add|remove|set`, `GET|PUT|POST
-//! /api/rules/maintenance`, `DELETE /api/rules/maintenance/{id}`) and the
-//! priority-follows-severity switches (`rules priority-follows-severity PRODUCT on|off`, `POST
-//! /api/rules/priority-follows-severity`), each a compare-and-swap on the rules revision: a stale
-//! `--revision` exits 3, a stale `If-Match` is 409; an invalid window is refused with its
-//! problem (exit 1, 422).
+//! creation delay and reopen window through `rules set` / `POST /api/rules/bulk-edit`, an event
+//! row's recurrence window and ticket text through `rules set` / `rules bulk-edit` (an unknown
+//! template field refused with its line and column, exit 1), the maintenance windows (`rules
+//! maintenance list|add|remove|set`, `GET|PUT|POST /api/rules/maintenance`, `DELETE
+//! /api/rules/maintenance/{id}`) and the priority-follows-severity switches (`rules
+//! priority-follows-severity PRODUCT on|off`, `POST /api/rules/priority-follows-severity`), each
+//! a compare-and-swap on the rules revision: a stale `--revision` exits 3, a stale `If-Match` is
+//! 409; an invalid window is refused with its problem (exit 1, 422); `rules preview` counts
+//! recurrence notes apart and shows the sample ticket of a row with a template.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -123,6 +125,46 @@ fn rules_set_edits_a_status_rows_delay_and_reopen_window() {
     let (code, _, err) = rules(&cfg, &["set", &row, r#"{"create_delay_minutes":99999}"#]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("create_delay_minutes must be between 0 and 10080"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rules_set_edits_an_event_rows_recurrence_window_and_ticket_text_and_refuses_an_unknown_field() {
+    let dir = temp_dir("recurrence");
+    let cfg = config(&dir);
+    let row = "security_center/event/critical";
+    let title = "{{ device.name }}: {{ what }} ({{ severity }})";
+    let patch = json!({ "recurrence_hours": 24, "title_template": title }).to_string();
+    let out = ok(&cfg, &["set", row, &patch]);
+    assert!(out.contains("draft updated"), "{out}");
+    let out = ok(&cfg, &["show", "events/security_center"]);
+    let draft = out.lines().find(|l| l.contains("draft:") && l.contains("recurrence_hours")).unwrap_or_default();
+    let rule: Value = serde_json::from_str(draft.trim().trim_start_matches("draft: ")).expect("the draft row as JSON");
+    assert_eq!((rule["recurrence_hours"].as_u64(), rule["title_template"].as_str()), (Some(24), Some(title)), "{out}");
+    // An unknown field: refused with its line and column, exit 1, nothing changed.
+    let r = revision(&cfg);
+    let bad = json!({ "title_template": "Virus\n  {{ devce.name }}" }).to_string();
+    let (code, _, err) = rules(&cfg, &["set", row, &bad]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("title_template line 2, column 6: unknown field `devce.name`"), "{err}");
+    let (code, _, err) = rules(
+        &cfg,
+        &["bulk-edit", "--patch", r#"{"description_template":"{% if %}"}"#, row, "security_center/event/warning"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("description_template line 1, column"), "{err}");
+    assert_eq!(revision(&cfg), r, "nothing written");
+    // Not on an Office 365 row; out of range.
+    let (code, _, err) = rules(&cfg, &["set", "office365/event/malware_detected", r#"{"recurrence_hours":5}"#]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("recurrence_hours does not apply to this row"), "{err}");
+    let (code, _, err) = rules(&cfg, &["set", row, r#"{"recurrence_hours":0}"#]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("recurrence_hours must be between 1 and 2160"), "{err}");
+    // null clears both: back to the guide.
+    ok(&cfg, &["set", row, r#"{"recurrence_hours":null,"title_template":null}"#]);
+    let out = ok(&cfg, &["show", "events/security_center"]);
+    assert!(!out.contains("recurrence_hours") && !out.contains("title_template"), "back to the guide: {out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -336,6 +378,21 @@ async fn api_edits_windows_and_switches_on_the_draft_with_if_match_and_refuses_w
     let (status, _, body) = api.call(Method::POST, "/api/rules/bulk-edit", Some(wrong), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["error"].as_str().unwrap().contains("create_delay_minutes does not apply"), "{body}");
+    // An event row's recurrence window and title the same way; an unknown field refused, 400.
+    let crit = "security_center/event/critical";
+    let patch = json!({ "rows": [crit], "patch": { "recurrence_hours": 12, "title_template": "{{ what }}" } });
+    let (status, _, body) = api.call(Method::POST, "/api/rules/bulk-edit", Some(patch), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, _, all) = api.call(Method::GET, "/api/rules", None, None).await;
+    assert_eq!(all["draft"]["rows"][crit]["recurrence_hours"], 12);
+    assert_eq!(all["draft"]["rows"][crit]["title_template"], "{{ what }}");
+    let wrong = json!({ "rows": [crit], "patch": { "title_template": "{{ devce.name }}" } });
+    let (status, _, body) = api.call(Method::POST, "/api/rules/bulk-edit", Some(wrong), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("title_template line 1, column 4: unknown field `devce.name`"), "{body}");
+    let (_, _, all) = api.call(Method::GET, "/api/rules", None, None).await;
+    assert_eq!(all["draft"]["rows"][crit]["title_template"], "{{ what }}", "nothing changed");
 }
 
 // --- `rules preview` against the lab's PSA -------------------------------------------------
@@ -386,6 +443,26 @@ async fn rules_preview_names_the_maintenance_window_and_lists_the_status_setting
     assert_eq!(p["would_create"], 1, "{p}");
     assert_eq!(p["maintenance"]["server-patching"], 1, "{p}");
     assert_eq!(p["status_rows"][0]["create_delay_minutes"], 10, "{p}");
-    assert!(p["limits"].as_array().is_some_and(|l| l.len() == 2), "{p}");
+    assert!(p["limits"].as_array().is_some_and(|l| l.len() == 3), "{p}");
+    // A recurrence window and a title on the critical row: the PC's virus again a few minutes
+    // later is noted on its ticket, counted apart; the row's sample ticket is in the preview.
+    {
+        let (store, _) = daemon::service::open_store(&config)?;
+        let mut again = virus("pc-7", 15);
+        again.source_id = ticketing_core::model::SourceEventId::new("ev-pc-7-again");
+        let at = chrono::Utc::now() - chrono::Duration::minutes(5);
+        store.commit(&daemon::store::Commit { events: &[again], at: Some(at), ..Default::default() })?;
+    }
+    let title = "{{ device.name }}: {{ what }}";
+    let patch = json!({ "recurrence_hours": 24, "title_template": title }).to_string();
+    ok(&cfg, &["set", "security_center/event/critical", &patch]);
+    let p = preview(&cfg)?;
+    assert_eq!((p["would_create"].as_u64(), p["recurrence_notes"].as_u64()), (Some(1), Some(1)), "{p}");
+    assert_eq!(p["skipped"]["recurrence_note"], 1, "{p}");
+    assert_eq!(p["recurrence_rows"][0]["recurrence_hours"], 24, "{p}");
+    let texts = &p["texts"][0];
+    assert_eq!(texts["row"], "security_center/event/critical", "{p}");
+    assert_eq!(texts["title"], "ACME-PC-01: Malicious object detected", "{p}");
+    assert!(texts["description"].as_str().is_some_and(|d| d.contains("\n\nmsp-ticketing key: ")), "{p}");
     Ok(())
 }

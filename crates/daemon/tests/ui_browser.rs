@@ -18,7 +18,10 @@
 //! `ui-400-activity.png`, `ui-400-mapping.png`); the lifecycle settings (issue 20): a status
 //! row's delay and reopen window and the priority switch saved and previewed, a maintenance
 //! window added and an invalid one refused next to its field (`ui-statuses-lifecycle-1280.png`,
-//! `ui-maintenance-1280.png`), the pages with them at 768 and 400 px.
+//! `ui-maintenance-1280.png`), the pages with them at 768 and 400 px; an event row's recurrence
+//! window (`ui-events-recurrence-1280.png`) and its ticket text editor: an unknown field refused
+//! with its position, a preview, put into the draft, saved, the default restored
+//! (`ui-ticket-text-1280.png`, `ui-400-ticket-text.png`).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -331,7 +334,10 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
         assert_eq!(b.text("#section-title").await?, section.title());
         for row in section.rows() {
             let r = row.to_string();
-            assert_eq!(b.text(&format!("{} th", id("row", &r))).await?, row.label(), "{section}");
+            // The row's name, then the link to its ticket text editor under it.
+            let th = b.text(&format!("{} th", id("row", &r))).await?;
+            assert_eq!(th.lines().next(), Some(row.label().as_str()), "{section}");
+            assert!(th.contains("Ticket text"), "{section}: {th}");
         }
         assert_no_sideways_scroll(b, &format!("{section} at 1280")).await?;
         assert_words(b, &section.to_string()).await?;
@@ -486,6 +492,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
     assert_eq!(shared.rules().saved.rule(&CRIT.parse::<RowId>()?).unwrap().priority.as_deref(), Some("High"));
 
     lifecycle_and_maintenance(b, running, base, shots).await?;
+    recurrence_and_ticket_text(b, running, base, shots).await?;
 
     // 768 px: the left pane folds behind "Sections"; every column is on screen.
     b.resize(768, 800).await?;
@@ -494,8 +501,13 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
         assert_no_sideways_scroll(b, &format!("{section} at 768")).await?;
         assert!(!displayed(b, "#nav").await?, "{section}: the left pane is folded at 768");
         if section != Section::General {
-            let right = b.eval("return document.getElementById('details-h').getBoundingClientRect().right <= window.innerWidth && document.querySelector('#rules-table tbody tr td:last-child').getBoundingClientRect().right <= window.innerWidth").await?;
-            assert_eq!(right, true, "{section}: the last column is on screen at 768");
+            // On screen: inside the window and inside the table's own scroll box, unscrolled.
+            let right = b.eval("const w = document.getElementById('rules-table').parentElement, r = w.getBoundingClientRect().right; return w.scrollWidth <= w.clientWidth && document.getElementById('details-h').getBoundingClientRect().right <= Math.min(r, document.documentElement.clientWidth)").await?;
+            let widths = b.eval("return [document.getElementById('rules-table').getBoundingClientRect().width, window.innerWidth, Array.from(document.querySelectorAll('#rules-table thead th')).map(t => Math.round(t.getBoundingClientRect().width))]").await?;
+            assert_eq!(
+                right, true,
+                "{section}: the last column is on screen at 768 (table, window, columns: {widths})"
+            );
         }
     }
     b.goto(&sc).await?;
@@ -619,6 +631,126 @@ async fn lifecycle_and_maintenance(
     b.navigate_by("#save").await?;
     assert!(b.text("#flash-ok").await?.contains("Saved"), "{}", b.text("main").await?);
     assert_eq!(shared.rules().saved.maintenance.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["patch-night"]);
+    Ok(())
+}
+
+/// Issue 20 in the browser, event rows: a recurrence window inline, saved and said in the
+/// preview (`ui-events-recurrence-1280.png`); the critical row's ticket text editor: an unknown
+/// field refused next to its field with its line and column, a title previewed with the key
+/// line shown apart (`ui-ticket-text-1280.png`), put into the draft and saved, the editor at 768
+/// and 400 px (`ui-400-ticket-text.png`), then the default text restored and saved.
+async fn recurrence_and_ticket_text(
+    b: &Browser,
+    running: &service::Running,
+    base: &str,
+    shots: Option<&Path>,
+) -> Result<()> {
+    let shared = &running.shared;
+    let shot = |name: &str| shots.map(|d| d.join(name));
+    let crit: RowId = CRIT.parse()?;
+    let sc = format!("{base}/ui/section?s=events/security_center");
+    b.goto(&sc).await?;
+    let head = b.text("#rules-table thead").await?;
+    assert!(head.contains("Note recurrences within (hours)"), "{head}");
+    assert_eq!(b.property(&id("recur", CRIT), "placeholder").await?, "off");
+    b.type_into(&id("recur", CRIT), "24").await?;
+    b.click(&id("enabled", WARN)).await?;
+    b.type_into(&id("recur", WARN), "8").await?;
+    b.navigate_by("#save").await?;
+    assert!(b.text("#flash-ok").await?.contains("Saved"), "{}", b.text("main").await?);
+    assert_eq!(shared.rules().saved.rule(&crit).context("the row")?.recurrence_hours, Some(24));
+    assert_eq!(b.property(&id("recur", CRIT), "value").await?, "24");
+    let notes = b.text("#preview-recurrence").await?;
+    assert!(
+        notes.contains("\u{201c}Critical\u{201d}: an event of the same type on the same computer within 24 hours"),
+        "{notes}"
+    );
+    assert!(notes.contains("\u{201c}Warning\u{201d}") && notes.contains("within 8 hours"), "{notes}");
+    assert_no_sideways_scroll(b, "events with recurrence windows at 1280").await?;
+    let right = b.eval("return document.querySelector('#rules-table tbody tr td:last-child').getBoundingClientRect().right <= window.innerWidth").await?;
+    assert_eq!(right, true, "the last column is on screen at 1280");
+    assert_words(b, "events with recurrence windows").await?;
+    b.eval("document.getElementById('rules-table').scrollIntoView({block: 'start'}); return true").await?;
+    if let Some(p) = shot("ui-events-recurrence-1280.png") {
+        b.screenshot(&p).await?;
+    }
+    // The Edit dialog turns it off on the warning row.
+    b.click(&id("select", WARN)).await?;
+    b.click("#edit-open").await?;
+    b.click("#b_recur_off").await?;
+    b.navigate_by("#bulk-apply").await?;
+    assert!(b.text("#flash-ok").await?.contains("Applied to 1 row(s)"));
+    assert_eq!(b.property(&id("recur", WARN), "value").await?, "");
+
+    // The critical row's ticket text editor, from its link in the table.
+    assert!(b.text(&id("text", CRIT)).await?.ends_with(": default"), "the link says the row has the default text");
+    b.navigate_by("#save").await?;
+    b.navigate_by(&id("text", CRIT)).await?;
+    assert_eq!(b.text("#text-title").await?, "Ticket text: Event severity \u{201c}Critical\u{201d}");
+    let default_title =
+        ticketing_core::template::default_template(&crit, ticketing_core::catalog::Field::TitleTemplate);
+    assert_eq!(b.property("#t_title", "value").await?, default_title, "prefilled with the default text");
+    assert!(b.text("#fields-list").await?.contains("device.name"));
+    assert!(b.text("#sample-key").await?.starts_with("msp-ticketing key: "));
+    // An unknown field on the second line: refused next to the title, with line and column.
+    b.type_into("#t_title", "Virus\n  {{ devce.name }}").await?;
+    b.navigate_by("#text-preview").await?;
+    let problem = b.text("#t-error-title").await?;
+    assert!(
+        problem.starts_with("Line 2, column 6: \u{201c}devce.name\u{201d} is not a field of this row"),
+        "{problem}"
+    );
+    assert_eq!(b.property("#t_title", "ariaInvalid").await?, "true");
+    assert!(b.text("#sample-none").await?.contains("fix the problems"));
+    // A good title: the sample ticket as the decisions would write it, the key line apart.
+    b.type_into("#t_title", "{{ device.name }}: {{ what }} ({{ severity }})").await?;
+    b.navigate_by("#text-preview").await?;
+    assert_eq!(b.text("#sample-title").await?, "ACME-PC-01: Malicious object detected (Critical)");
+    assert!(!b.text("#sample-description").await?.contains("msp-ticketing key"));
+    assert!(b.text("#sample-key").await?.starts_with("msp-ticketing key: "));
+    assert_eq!(shared.rules().draft.rule(&crit).context("the row")?.title_template, None, "a preview changes nothing");
+    assert_no_sideways_scroll(b, "ticket text editor at 1280").await?;
+    let side = b.eval("const s = document.getElementById('text-sample').getBoundingClientRect(), d = document.getElementById('t_description').getBoundingClientRect(); return s.left >= d.right && s.top < d.bottom").await?;
+    assert_eq!(side, true, "at 1280 the sample ticket is beside the fields");
+    if let Some(p) = shot("ui-ticket-text-1280.png") {
+        b.screenshot(&p).await?;
+    }
+    // Put into the draft, then Save changes on the section page.
+    b.navigate_by("#text-apply").await?;
+    assert!(b.text("#flash-ok").await?.contains("put into the draft"), "{}", b.text("main").await?);
+    assert!(b.text(&id("text", CRIT)).await?.ends_with(": custom"), "now its own text");
+    b.navigate_by("#save").await?;
+    let saved = shared.rules().saved.rule(&crit).context("the row")?.clone();
+    assert_eq!(saved.title_template.as_deref(), Some("{{ device.name }}: {{ what }} ({{ severity }})"));
+    assert!(b.text("#preview-texts").await?.contains("ACME-PC-01: Malicious object detected (Critical)"));
+    assert_words(b, "events with a sample ticket").await?;
+
+    // Narrower: the editor in one column, nothing scrolls sideways.
+    let editor = format!("{base}/ui/text?row={CRIT}");
+    for width in [768, 400] {
+        b.resize(width, 800).await?;
+        b.goto(&editor).await?;
+        assert_no_sideways_scroll(b, &format!("ticket text editor at {width}")).await?;
+        let fits = b.eval("const r = document.getElementById('t_description').getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth").await?;
+        assert_eq!(fits, true, "the description field fits at {width}");
+        if width == 400 {
+            let below = b.eval("return document.getElementById('text-sample').getBoundingClientRect().top >= document.getElementById('t_description').getBoundingClientRect().bottom").await?;
+            assert_eq!(below, true, "at 400 the sample ticket follows the fields");
+            b.eval("document.getElementById('text-title').scrollIntoView({block: 'start'}); return true").await?;
+            if let Some(p) = shot("ui-400-ticket-text.png") {
+                b.screenshot(&p).await?;
+            }
+        }
+    }
+    b.resize(1280, 800).await?;
+    // Use the default text, then save: the guide's title again.
+    b.goto(&editor).await?;
+    b.navigate_by("#text-default").await?;
+    assert!(b.text("#flash-ok").await?.contains("back to the default ticket text"), "{}", b.text("main").await?);
+    b.navigate_by("#save").await?;
+    assert_eq!(shared.rules().saved.rule(&crit).context("the row")?.title_template, None);
+    b.goto(&editor).await?;
+    assert_eq!(b.property("#t_title", "value").await?, default_title);
     Ok(())
 }
 

@@ -1428,3 +1428,385 @@ async fn the_preview_names_the_maintenance_window_that_held_events_back() {
     assert_eq!(p["status_rows"][0]["create_delay_minutes"], 15, "{p}");
     assert!(p["limits"][1].as_str().unwrap().contains("computer statuses are not replayed"), "{p}");
 }
+
+// --- Recurrence notes and ticket text (issue 20) --------------------------------------------
+
+const O365: &str = "office365/event/malware_detected";
+
+/// A page's text without its code, textarea and sample description parts: template field
+/// names (`product_short`, `{{ device.name }}`), the key line and a sample ticket's description
+/// (the event's own type code, as the guide's text writes it) are what one types or what a
+/// ticket carries, shown as such on purpose; everything around them must be words.
+fn words_outside_code(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    loop {
+        let next = ["<code", "<textarea", "<pre"].iter().filter_map(|t| rest.find(t).map(|i| (i, *t))).min();
+        let Some((i, tag)) = next else { break };
+        out.push_str(&rest[..i]);
+        let close = match tag {
+            "<code" => "</code>",
+            "<pre" => "</pre>",
+            _ => "</textarea>",
+        };
+        let end = rest[i..].find(close).map_or(rest.len(), |e| i + e + close.len());
+        out.push(' ');
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    visible(&out)
+}
+
+fn assert_no_codes_outside_code(name: &str, html: &str) {
+    let text = words_outside_code(html);
+    assert!(codes_in(&text).is_empty(), "{name}: {:?} in the page's text: {text}", codes_in(&text));
+    for code in CODES {
+        assert!(!text.contains(code), "{name}: {code:?} in the page's text: {text}");
+    }
+}
+
+/// A virus event at Acme on `device`, `minutes_ago`, with its own id.
+fn virus_event_id(id: &str, device: &str, minutes_ago: i64) -> ticketing_core::model::Event {
+    let mut e = virus_event("ksc:lab/vs:1", device, minutes_ago);
+    e.source_id = ticketing_core::model::SourceEventId::new(id);
+    e
+}
+
+fn map_acme(ui: &Ui) {
+    *ui.shared.mapping.write().unwrap() = vec![acme()];
+    *ui.shared.accounts.write().unwrap() = vec![ticketing_core::ports::Account {
+        id: ticketing_core::model::PsaId(7),
+        name: "Acme Corp".into(),
+        active: true,
+    }];
+}
+
+#[tokio::test]
+async fn event_rows_note_recurrences_inline_and_in_the_edit_window_and_the_preview_counts_the_notes() {
+    let ui = start(Catalog::example()).await;
+    map_acme(&ui);
+    // The same virus twice on pc-1, once on pc-2: with a recurrence window, the second on pc-1
+    // is noted on pc-1's ticket.
+    let events = [virus_event_id("a", "pc-1", 50), virus_event_id("b", "pc-2", 40), virus_event_id("c", "pc-1", 30)];
+    let at = chrono::Utc::now() - chrono::Duration::minutes(10);
+    ui.shared.store.commit(&daemon::store::Commit { events: &events, at: Some(at), ..Default::default() }).unwrap();
+    let cookie = ui.session().await;
+    let sec = "events/security_center";
+    let page = format!("/ui/section?s={sec}");
+    let (_, html) = ui.page(&cookie, &page).await;
+    let csrf = csrf_of(&html);
+    for text in ["Note recurrences within (hours)", "blank: off", r#"id="b_recur""#, r#"id="b_recur_off""#] {
+        assert!(html.contains(text), "{text}");
+    }
+    assert!(html.contains(&format!(r#"name="recur.{CRIT}""#)), "inline, per row");
+    assert!(visible(&html).contains("Every ticketed event here gets its own ticket (no row notes recurrences)."));
+    let (_, cloud) = ui.page(&cookie, "/ui/section?s=events/endpoint_cloud").await;
+    assert!(cloud.contains("Note recurrences within (hours)") && cloud.contains(r#"id="b_recur""#));
+    for other in ["events/office365", "statuses/security_center/warning"] {
+        let (_, html) = ui.page(&cookie, &format!("/ui/section?s={other}")).await;
+        assert!(!html.contains("Note recurrences") && !html.contains("b_recur"), "not on {other}");
+    }
+
+    // Save changes with the row on and a 24-hour window, in one request.
+    let (on, recur) = (format!("enabled.{CRIT}"), format!("recur.{CRIT}"));
+    let resp = ui
+        .post(
+            Some(&cookie),
+            "/ui/save",
+            &[("csrf", &csrf), ("section", sec), ("row", CRIT), (&on, "on"), (&recur, "24")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(ui.saved_rule(CRIT).recurrence_hours, Some(24));
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains(&format!(r#"name="recur.{CRIT}" id="recur-{}" value="24""#, CRIT.replace('/', "-"))));
+    let text = visible(&html);
+    assert!(
+        text.contains("\u{201c}Critical\u{201d}: an event of the same type on the same computer within 24 hours"),
+        "{text}"
+    );
+    // The preview: two tickets (pc-1, pc-2) and one recurrence noted on pc-1's, counted apart.
+    assert!(html.contains(r#"<strong id="preview-count">2</strong>"#), "{html}");
+    assert!(html.contains(r#"<strong id="preview-notes">1</strong>"#), "{html}");
+    assert!(text.contains("recurrence(s) on an open ticket instead of a new one"), "{text}");
+    assert!(text.contains("1 event: noted on an open ticket: the same event on the same computer again"), "{text}");
+    assert!(text.contains("Noted on an open ticket"), "the per-row column: {text}");
+    assert!(codes_in(&text).is_empty(), "{:?}", codes_in(&text));
+    assert_words(&html);
+    let p: serde_json::Value = ui
+        .http
+        .get(format!("{}/api/rules/preview?days=1", ui.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((p["would_create"].as_u64(), p["recurrence_notes"].as_u64()), (Some(2), Some(1)), "{p}");
+    assert_eq!(p["notes_by_row"][CRIT], 1, "{p}");
+    assert_eq!(p["skipped"]["recurrence_note"], 1, "{p}");
+    assert_eq!(p["recurrence_rows"][0]["recurrence_hours"], 24, "{p}");
+
+    // Blank turns it off; out of range is refused in words, nothing applied.
+    ui.post(Some(&cookie), "/ui/rows", &[("csrf", &csrf), ("section", sec), ("row", CRIT), (&on, "on"), (&recur, "")])
+        .await;
+    assert_eq!(ui.draft_rule(CRIT).recurrence_hours, None);
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[("csrf", &csrf), ("section", sec), ("row", CRIT), (&on, "on"), (&recur, "9999")],
+    )
+    .await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains("Note recurrences within (hours) must be a whole number from 1 to 2160"), "{html}");
+    assert_eq!(ui.draft_rule(CRIT).recurrence_hours, None);
+    assert_words(&html);
+
+    // The Edit window: a window on two rows; then off with the tick box; both at once refused.
+    let bulk = |extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![("csrf", csrf.clone()), ("section", sec.to_owned())];
+        form.extend([CRIT, WARN].map(|r| ("select", r.to_owned())));
+        form.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        form
+    };
+    let post = |form: Vec<(&'static str, String)>, section: &'static str| {
+        let ui = &ui;
+        let cookie = cookie.clone();
+        async move {
+            let mut pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            for p in pairs.iter_mut().filter(|(k, _)| *k == "section") {
+                p.1 = section;
+            }
+            ui.post(Some(&cookie), "/ui/bulk-edit", &pairs).await
+        }
+    };
+    assert_eq!(post(bulk(&[("b_recur", "12")]), sec).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!((ui.draft_rule(CRIT).recurrence_hours, ui.draft_rule(WARN).recurrence_hours), (Some(12), Some(12)));
+    post(bulk(&[("b_recur_off", "on")]), sec).await;
+    assert_eq!(ui.draft_rule(WARN).recurrence_hours, None);
+    post(bulk(&[("b_recur_off", "on"), ("b_recur", "3")]), sec).await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(
+        visible(&html).contains(
+            "Note recurrences within (hours): give a number of hours or tick \u{201c}Turn recurrence notes off\u{201d}, not both"
+        ),
+        "{html}"
+    );
+    post(bulk(&[("b_recur", "5000")]), sec).await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains("Note recurrences within (hours) must be a whole number from 1 to 2160"), "{html}");
+    assert_eq!(ui.draft_rule(CRIT).recurrence_hours, None);
+    assert_words(&html);
+    // Office 365 rows take none: a forged Edit window is refused, nothing changes.
+    let forged = vec![
+        ("csrf", csrf.clone()),
+        ("section", "events/office365".to_owned()),
+        ("select", O365.to_owned()),
+        ("b_recur", "5".to_owned()),
+    ];
+    post(forged, "events/office365").await;
+    assert_eq!(ui.draft_rule(O365).recurrence_hours, None);
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/office365").await;
+    assert!(html.contains("The edit was not applied"), "{html}");
+}
+
+fn text_form<'a>(
+    csrf: &'a str,
+    row: &'a str,
+    revision: &'a str,
+    title: &'a str,
+    description: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("section", "events/security_center"),
+        ("revision", revision),
+        ("row", row),
+        ("t_title", title),
+        ("t_description", description),
+    ]
+}
+
+/// The text of the element with `id` (up to its closing tag).
+fn element_text(html: &str, id: &str) -> String {
+    let start = html.find(&format!(r#"id="{id}""#)).unwrap_or_else(|| panic!("no #{id} in {html}"));
+    let from = start + html[start..].find('>').unwrap() + 1;
+    let to = from + html[from..].find("</").unwrap();
+    visible(&html[from..to])
+}
+
+#[tokio::test]
+async fn ticket_text_editor_previews_refuses_an_unknown_field_with_its_position_and_restores_the_default() {
+    use ticketing_core::catalog::Field;
+    use ticketing_core::template::default_template;
+    let ui = start(Catalog::example()).await;
+    map_acme(&ui);
+    let cookie = ui.session().await;
+    let row: RowId = CRIT.parse().unwrap();
+    let (_, section) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    let csrf = csrf_of(&section);
+    // Every table links each row's editor; the link says whether the row has its own text.
+    let link = format!(r#"href="/ui/text?row={CRIT}" id="text-{}""#, CRIT.replace('/', "-"));
+    assert!(section.contains(&link), "{section}");
+    assert!(visible(&section).contains("Ticket text  for Critical : default"), "{}", visible(&section));
+    for s in ticketing_core::rules::Section::all().into_iter().filter(|s| *s != ticketing_core::rules::Section::General)
+    {
+        let (_, html) = ui.page(&cookie, &format!("/ui/section?s={s}")).await;
+        let first = s.rows()[0].to_string();
+        assert!(html.contains(&format!(r#"href="/ui/text?row={first}""#)), "{s}");
+    }
+
+    // The editor: both fields prefilled with the default text, the row's fields, the sample.
+    let (status, html) = ui.page(&cookie, &format!("/ui/text?row={CRIT}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let revision = ui.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst).to_string();
+    let escaped = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    assert!(html.contains(&escaped(default_template(&row, Field::TitleTemplate))), "{html}");
+    assert!(html.contains(&escaped(default_template(&row, Field::DescriptionTemplate))), "{html}");
+    for name in ["product_short", "device.name", "device.id", "mailbox", "occurred_at"] {
+        assert!(html.contains(&format!("<code>{name}</code>")), "{name}");
+    }
+    let (title, description) = ticketing_core::decide::preview_texts(&row, &row.default_rule()).unwrap();
+    assert_eq!(element_text(&html, "sample-title").trim(), title);
+    let key = description.lines().last().unwrap();
+    assert!(key.starts_with("msp-ticketing key: "));
+    assert_eq!(element_text(&html, "sample-key"), key, "the key line shown apart");
+    assert!(!element_text(&html, "sample-description").contains("msp-ticketing key"));
+    assert!(visible(&html).contains("Key line, always added last"));
+    assert!(visible(&html).contains("The draft uses the default title and description for this row."));
+    assert!(!html.contains(r#"id="text-pending""#), "the page shows the draft's text");
+    assert_no_codes_outside_code("editor", &html);
+    // A status row's editor lists the status fields; an Office 365 row's its own default title.
+    let status_row = ticketing_core::rules::Section::Statuses(
+        ticketing_core::model::Product::SecurityCenter,
+        ticketing_core::model::StatusLevel::Critical,
+    )
+    .rows()[0]
+        .clone();
+    let (_, html) = ui.page(&cookie, &format!("/ui/text?row={status_row}")).await;
+    assert!(html.contains("<code>computer_status</code>") && !html.contains("<code>mailbox</code>"));
+    assert!(html.contains(&escaped(default_template(&status_row, Field::TitleTemplate))));
+    assert_no_codes_outside_code("status editor", &html);
+    let o365: RowId = O365.parse().unwrap();
+    let (_, html) = ui.page(&cookie, &format!("/ui/text?row={O365}")).await;
+    assert!(html.contains(&escaped(default_template(&o365, Field::TitleTemplate))));
+    assert_no_codes_outside_code("Office 365 editor", &html);
+    let (status, _) = ui.page(&cookie, "/ui/text?row=nowhere/event/x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Preview renders the typed text; nothing changes.
+    let desc = default_template(&row, Field::DescriptionTemplate);
+    let custom = "{{ device.name }}: {{ what }} ({{ severity }})";
+    let resp = ui.post(Some(&cookie), "/ui/text/preview", &text_form(&csrf, CRIT, &revision, custom, desc)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert_eq!(element_text(&html, "sample-title").trim(), "ACME-PC-01: Malicious object detected (Critical)");
+    assert!(html.contains(&escaped(custom)), "the typed text is kept");
+    assert_eq!(ui.draft_rule(CRIT).title_template, None, "a preview changes nothing");
+    assert!(visible(&html).contains("The text on this page is not in the draft yet"), "{html}");
+
+    // An unknown field: refused next to its field, with line and column, the text kept.
+    let bad_title = "{{ devce.name }}: {{ what }}";
+    let bad_desc = "First line\nSecond {{ text }}\nThird {{ event_typo }}";
+    let resp =
+        ui.post(Some(&cookie), "/ui/text/preview", &text_form(&csrf, CRIT, &revision, bad_title, bad_desc)).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.unwrap();
+    assert_eq!(
+        element_text(&html, "t-error-title"),
+        "Line 1, column 4: \u{201c}devce.name\u{201d} is not a field of this row (see the fields of this row)"
+    );
+    assert!(element_text(&html, "t-error-description").starts_with("Line 3, column 10: \u{201c}event_typo\u{201d}"));
+    assert!(html.contains(r#"aria-invalid="true" aria-describedby="t-error-title""#), "{html}");
+    assert!(html.contains(&escaped(bad_title)) && html.contains(r#"id="sample-none""#));
+    let resp = ui.post(Some(&cookie), "/ui/text/apply", &text_form(&csrf, CRIT, &revision, bad_title, desc)).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.unwrap();
+    assert!(visible(&html).contains("The ticket text was not put into the draft"), "{html}");
+    assert_eq!(ui.draft_rule(CRIT).title_template, None, "nothing refused reached the draft");
+    // The typed problem is the user's own text, in code: the words around it are words.
+    let text = words_outside_code(&html.replace("devce.name", "x"));
+    assert!(codes_in(&text).is_empty(), "{:?}: {text}", codes_in(&text));
+
+    // Put into the draft: the title only (the description was left at the default text).
+    let resp = ui.post(Some(&cookie), "/ui/text/apply", &text_form(&csrf, CRIT, &revision, custom, desc)).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/ui/section?s=events/security_center");
+    let draft = ui.draft_rule(CRIT);
+    assert_eq!((draft.title_template.as_deref(), draft.description_template.as_deref()), (Some(custom), None));
+    assert_eq!(ui.saved_rule(CRIT).title_template, None, "into the draft only");
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(visible(&html).contains("Ticket text of \u{201c}Critical\u{201d} put into the draft"), "{html}");
+    assert!(visible(&html).contains("Ticket text  for Critical : custom"), "{html}");
+    assert!(html.contains("(unsaved)"));
+    // Save changes saves it with the section (the row on): the preview shows its sample ticket.
+    let on = format!("enabled.{CRIT}");
+    ui.post(
+        Some(&cookie),
+        "/ui/save",
+        &[("csrf", &csrf), ("section", "events/security_center"), ("row", CRIT), (&on, "on")],
+    )
+    .await;
+    assert_eq!(ui.saved_rule(CRIT).title_template.as_deref(), Some(custom));
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    let samples = element_text(&html, "preview-texts");
+    assert!(samples.contains("Sample tickets of the rows with their own text"), "{samples}");
+    let sample = html.split(r#"id="preview-texts""#).nth(1).unwrap();
+    assert!(sample.contains("ACME-PC-01: Malicious object detected (Critical)"), "{sample}");
+    assert!(visible(sample).contains("its own title, the default description"));
+    assert_no_codes_outside_code("section with a sample ticket", &html);
+    let p: serde_json::Value = ui
+        .http
+        .get(format!("{}/api/rules/preview?days=1", ui.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["texts"][0]["row"], CRIT, "{p}");
+    assert_eq!(p["texts"][0]["title"], "ACME-PC-01: Malicious object detected (Critical)", "{p}");
+    assert!(p["texts"][0]["description"].as_str().unwrap().ends_with(key), "{p}");
+    assert_eq!(
+        (p["texts"][0]["custom_title"].as_bool(), p["texts"][0]["custom_description"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let (_, html) = ui.page(&cookie, &format!("/ui/text?row={CRIT}")).await;
+    assert!(html.contains(&escaped(custom)), "the editor shows the row's own title");
+    assert!(
+        visible(&html)
+            .contains("The draft has this row's own title and the default description. The saved rules use the same.")
+    );
+
+    // A page from before another writer's change: 409, nothing applied, the text kept.
+    let revision = ui.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    daemon::rules_ops::cancel(&ui.shared, ticketing_core::rules::Section::General, None).unwrap();
+    let old = revision.to_string();
+    let resp = ui.post(Some(&cookie), "/ui/text/apply", &text_form(&csrf, CRIT, &old, "{{ what }}", desc)).await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let html = resp.text().await.unwrap();
+    assert!(visible(&html).contains("Changed elsewhere"), "{html}");
+    assert!(html.contains(">{{ what }}</textarea>"), "{html}");
+    assert_eq!(ui.draft_rule(CRIT).title_template.as_deref(), Some(custom));
+    // Without the session's CSRF token: refused.
+    let mut forged = text_form("nope", CRIT, &old, "{{ what }}", desc);
+    forged[0] = ("csrf", "nope");
+    assert_eq!(ui.post(Some(&cookie), "/ui/text/apply", &forged).await.status(), StatusCode::FORBIDDEN);
+
+    // Use the default text: the template out of the draft; Save changes saves that.
+    let revision = ui.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst).to_string();
+    let resp = ui.post(Some(&cookie), "/ui/text/default", &text_form(&csrf, CRIT, &revision, custom, desc)).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(ui.draft_rule(CRIT).title_template, None);
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(visible(&html).contains("\u{201c}Critical\u{201d} is back to the default ticket text in the draft"));
+    let (_, html) = ui.page(&cookie, &format!("/ui/text?row={CRIT}")).await;
+    assert!(html.contains(&escaped(default_template(&row, Field::TitleTemplate))), "the default text again");
+    assert!(visible(&html).contains("Not saved yet"), "{html}");
+    ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "events/security_center")]).await;
+    assert_eq!(ui.saved_rule(CRIT).title_template, None);
+    let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
+    assert!(!html.contains(r#"id="preview-texts""#), "no sample ticket without a template");
+}

@@ -26,6 +26,8 @@
 //! | `POST /ui/save`, `POST /ui/cancel`, `POST /ui/reset` | Save changes (with the page's inline edits), Cancel changes, Reset to defaults |
 //! | `POST /ui/maintenance/add`, `POST /ui/maintenance/remove` | General: add a maintenance window to the draft (with the page's inline edits; refused in words next to its fields, 422) / remove one ([`maintenance`]) |
 //! | `GET /ui/activity?tenant=&product=&outcome=&since=` | recent decisions, newest first, filtered ([`activity`]) |
+//! | `GET /ui/text?row=…` | a row's ticket text editor: title and description templates, the fields, a sample ticket ([`text`]) |
+//! | `POST /ui/text/preview`, `/ui/text/apply`, `/ui/text/default` | render the typed text's sample ticket (nothing changes) / put it into the draft / back to the default text in the draft (refused in words next to its field, 422) |
 //! | `GET /ui/mapping` | each tenant → PSA account, active, problem, last successful read, open tickets ([`mapping`]) |
 //! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
 //!
@@ -40,6 +42,7 @@ mod mapping;
 mod psa;
 mod render;
 mod session;
+mod text;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -96,6 +99,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/reset", post(reset))
         .route("/ui/maintenance/add", post(window_add))
         .route("/ui/maintenance/remove", post(window_remove))
+        .route("/ui/text", get(text::page))
+        .route("/ui/text/preview", post(text::preview))
+        .route("/ui/text/apply", post(text::apply))
+        .route("/ui/text/default", post(text::use_default))
         .route("/ui/assets/ui.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
         .route("/ui/assets/nojs.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], NOJS_CSS) }))
         .route("/ui/assets/ui.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
@@ -401,6 +408,22 @@ fn inline_edits(
                 }
             }
         }
+        if row.has_recurrence() {
+            if let Some(v) = form.get(&format!("recur.{r}")) {
+                let parsed = match v.trim() {
+                    "" => Ok(None),
+                    v => number(v, render::RECUR_WITHIN, &row, ticketing_core::rules::WINDOW_HOURS_RANGE).map(Some),
+                };
+                match parsed {
+                    Ok(h) if h != rule.recurrence_hours => patch.recurrence_hours = Some(h),
+                    Ok(_) => {}
+                    Err(e) => {
+                        errors.push(e);
+                        bad = true;
+                    }
+                }
+            }
+        }
         for (field, current, target) in
             [(Field::Queue, &rule.queue, &mut patch.queue), (Field::Priority, &rule.priority, &mut patch.priority)]
         {
@@ -540,6 +563,16 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
             v => whole(v, what, range).map(Some),
         }
     };
+    // A window in hours with its "turn off" tick box: keep (neither), off (the box), or hours.
+    let window = |name: &str, off: &str, what: &str, off_words: &str| -> Result<Option<Option<u32>>, String> {
+        match (form.get(off).is_some(), num(name, what, ticketing_core::rules::WINDOW_HOURS_RANGE)?) {
+            (true, Some(_)) => {
+                Err(format!("{what}: give a number of hours or tick \u{201c}{off_words}\u{201d}, not both"))
+            }
+            (true, None) => Ok(Some(None)),
+            (false, hours) => Ok(hours.map(Some)),
+        }
+    };
     Ok(RulePatch {
         enabled: match form.get("b_enabled").unwrap_or_default() {
             "on" => Some(true),
@@ -553,21 +586,10 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
         issue_type: bulk_label(form, "b_issue_type"),
         sub_issue_type: bulk_label(form, "b_sub_issue_type"),
         create_delay_minutes: num("b_delay", render::CREATE_AFTER, ticketing_core::rules::CREATE_DELAY_RANGE)?,
-        reopen_hours: match (
-            form.get("b_reopen_off").is_some(),
-            num("b_reopen", render::REOPEN_WITHIN, ticketing_core::rules::WINDOW_HOURS_RANGE)?,
-        ) {
-            (true, Some(_)) => {
-                return Err(format!(
-                    "{}: give a number of hours or tick \u{201c}Turn reopening off\u{201d}, not both",
-                    render::REOPEN_WITHIN
-                ));
-            }
-            (true, None) => Some(None),
-            (false, hours) => hours.map(Some),
-        },
+        reopen_hours: window("b_reopen", "b_reopen_off", render::REOPEN_WITHIN, "Turn reopening off")?,
+        recurrence_hours: window("b_recur", "b_recur_off", render::RECUR_WITHIN, "Turn recurrence notes off")?,
         lifetime_days: num("b_lifetime", "Lifetime, days", ticketing_core::rules::LIFETIME_RANGE)?,
-        // Recurrence windows and templates are edited per row, not in bulk.
+        // Templates are edited per row (the ticket text editor, [`text`]), not in bulk.
         ..RulePatch::default()
     })
 }

@@ -47,6 +47,9 @@ pub(crate) fn field_label(field: Field, labels: crate::backends::Labels) -> &'st
     match field {
         Field::CreateDelay => CREATE_AFTER,
         Field::ReopenHours => REOPEN_WITHIN,
+        Field::RecurrenceHours => RECUR_WITHIN,
+        Field::TitleTemplate => TITLE,
+        Field::DescriptionTemplate => DESCRIPTION,
         Field::PriorityFollowsSeverity => FOLLOWS,
         f => labels(f),
     }
@@ -58,6 +61,14 @@ pub(crate) const CREATE_AFTER: &str = "Create ticket after (minutes)";
 pub(crate) const REOPEN_WITHIN: &str = "Reopen within (hours)";
 /// See [`CREATE_AFTER`].
 pub(crate) const FOLLOWS: &str = "Raise priority when the computer becomes Critical";
+/// The Security Center and Endpoint Security Cloud event tables' recurrence column.
+pub(crate) const RECUR_WITHIN: &str = "Note recurrences within (hours)";
+/// The link under each rule row's name to its ticket text editor.
+pub(crate) const TICKET_TEXT: &str = "Ticket text";
+/// The ticket text editor's title field (the row's title template).
+pub(crate) const TITLE: &str = "Ticket title";
+/// The ticket text editor's description field (the row's description template).
+pub(crate) const DESCRIPTION: &str = "Ticket description";
 
 /// What is wrong with a field, in words, without naming the row.
 fn problem_words(e: &ValidationError, labels: crate::backends::Labels) -> String {
@@ -84,7 +95,7 @@ pub(crate) fn problem_text(e: &ValidationError, labels: crate::backends::Labels)
 }
 
 /// What a row of a section is called ("Event severity", "Status description", …).
-fn row_noun(row: &RowId) -> &'static str {
+pub(crate) fn row_noun(row: &RowId) -> &'static str {
     match row {
         RowId::Event(Product::Office365, _) => "Event type",
         RowId::Event(..) => "Event severity",
@@ -103,6 +114,10 @@ pub(crate) fn skip_words(code: &str) -> String {
         "rule_invalid" => "their row's settings do not match the PSA's current lists".to_owned(),
         "maintenance" => "a maintenance window of the draft covered their customer or computer".to_owned(),
         "pending" => "their row's creation delay had not passed yet".to_owned(),
+        "recurrence_note" => {
+            "noted on an open ticket: the same event on the same computer again within its row's recurrence window"
+                .to_owned()
+        }
         other => other.replace('_', " "),
     }
 }
@@ -564,6 +579,22 @@ fn has_lifetime(section: Section) -> bool {
     section.rows().first().is_some_and(|r| r.default_rule().lifetime_days.is_some())
 }
 
+/// Whether the section's rows take a recurrence window (Security Center and Endpoint Security
+/// Cloud events).
+fn has_recurrence(section: Section) -> bool {
+    section.rows().first().is_some_and(RowId::has_recurrence)
+}
+
+/// The address of a row's ticket text editor.
+pub(crate) fn text_href(row: &RowId) -> String {
+    format!("/ui/text?row={}", url_encode(&row.to_string()))
+}
+
+/// Whether a template is set (a blank one is the guide's text).
+pub(crate) fn template_set(t: Option<&str>) -> bool {
+    t.is_some_and(|t| !t.trim().is_empty())
+}
+
 /// The Edit window's title, as the guide names it.
 pub(crate) fn edit_title(section: Section) -> &'static str {
     match section {
@@ -589,6 +620,7 @@ fn rule_table(v: &SectionView<'_>) -> Markup {
     let s = v.section;
     let lifetime = has_lifetime(s);
     let status = matches!(s, Section::Statuses(..));
+    let recurrence = has_recurrence(s);
     let what = match s {
         Section::Events(Product::Office365) => "Event type",
         Section::Events(_) => "Event severity",
@@ -616,6 +648,9 @@ fn rule_table(v: &SectionView<'_>) -> Markup {
                         @if status {
                             th scope="col" { (CREATE_AFTER) span.sub { "0: at once" } }
                             th scope="col" { (REOPEN_WITHIN) span.sub { "blank: off" } }
+                        }
+                        @if recurrence {
+                            th scope="col" id="recur-h" { (RECUR_WITHIN) span.sub { "blank: off" } }
                         }
                         th scope="col" id="details-h" {
                             (l(Field::WorkType)) " / " (l(Field::IssueType)) " / " (l(Field::SubIssueType))
@@ -654,7 +689,17 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool, what:
                 label.vh for=(sid) { "Select " (label) }
                 input type="checkbox" name="select" value=(r) id=(sid) data-label=(label);
             }
-            th scope="row" data-label=(what) { (label) }
+            // The row's ticket text editor is linked under its name: a page of its own per row
+            // (see `text`), and no extra column, so the tables still fit at 768 px.
+            @let custom = template_set(rule.title_template.as_deref()) || template_set(rule.description_template.as_deref());
+            @let text_problem = problem_of(Field::TitleTemplate).or_else(|| problem_of(Field::DescriptionTemplate));
+            th scope="row" data-label=(what) {
+                (label)
+                a.text-link href=(text_href(row)) id=(dom_id("text", row)) class=[text_problem.as_ref().map(|_| "bad-value")]
+                    aria-describedby=[text_problem.as_deref()] {
+                    (TICKET_TEXT) span.vh { " for " (label) } ": " (if custom { "custom" } else { "default" })
+                }
+            }
             td data-label="Create ticket" {
                 label.toggle {
                     input type="checkbox" name={ "enabled." (r) } id=(dom_id("enabled", row)) value="on" data-inline checked[rule.enabled];
@@ -707,6 +752,16 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool, what:
                     input type="number" min="1" max=(ticketing_core::rules::WINDOW_HOURS_RANGE.end()) name={ "reopen." (r) } id=(id)
                         value=(rule.reopen_hours.map(|h| h.to_string()).unwrap_or_default()) placeholder="off" data-inline
                         aria-invalid=[reopen_problem.as_ref().map(|_| "true")] aria-describedby=[reopen_problem.as_deref()];
+                }
+            }
+            @if row.has_recurrence() {
+                @let id = dom_id("recur", row);
+                @let recur_problem = problem_of(Field::RecurrenceHours);
+                td data-label=(RECUR_WITHIN) {
+                    label.vh for=(id) { "Note recurrences within this many hours for " (label) " (blank: off, every event gets its own ticket)" }
+                    input type="number" min="1" max=(ticketing_core::rules::WINDOW_HOURS_RANGE.end()) name={ "recur." (r) } id=(id)
+                        value=(rule.recurrence_hours.map(|h| h.to_string()).unwrap_or_default()) placeholder="off" data-inline
+                        aria-invalid=[recur_problem.as_ref().map(|_| "true")] aria-describedby=[recur_problem.as_deref()];
                 }
             }
             td.details data-label="Work type / Issue type / Issue subtype" id=(dom_id("details", row)) {
@@ -767,6 +822,16 @@ fn edit_window(v: &SectionView<'_>) -> Markup {
                         }
                     }
                 }
+                @if has_recurrence(v.section) {
+                    div.field {
+                        label for="b_recur" { (RECUR_WITHIN) }
+                        input type="number" min="1" max=(ticketing_core::rules::WINDOW_HOURS_RANGE.end()) id="b_recur" name="b_recur" placeholder="keep as is";
+                        label.check for="b_recur_off" {
+                            input type="checkbox" id="b_recur_off" name="b_recur_off" value="on";
+                            " Turn recurrence notes off"
+                        }
+                    }
+                }
                 (bulk_select(v.catalog, Field::WorkType, "b_work_type", v.labels))
                 (bulk_select(v.catalog, Field::IssueType, "b_issue_type", v.labels))
                 (bulk_select(v.catalog, Field::SubIssueType, "b_sub_issue_type", v.labels))
@@ -822,19 +887,36 @@ fn event_preview(v: &SectionView<'_>) -> Markup {
                     strong id="preview-count" { (draft.would_create) }
                     " ticket(s)"
                     @if let Some(p) = saved { " (the saved rules: " (p.would_create) ")" }
+                    @if draft.recurrence_notes > 0 || saved.as_ref().is_some_and(|p| p.recurrence_notes > 0) {
+                        ", and noted "
+                        strong id="preview-notes" { (draft.recurrence_notes) }
+                        " recurrence(s) on an open ticket instead of a new one"
+                        @if let Some(p) = saved { " (the saved rules: " (p.recurrence_notes) ")" }
+                    }
                     "."
                 }
-                @if !draft.by_row.is_empty() {
+                @let rows: std::collections::BTreeSet<&String> = draft.by_row.keys().chain(draft.notes_by_row.keys()).collect();
+                @if !rows.is_empty() {
                     table.small id="preview-rows" {
                         caption { "Tickets per row" }
-                        thead { tr { th scope="col" { "Row" } th scope="col" { "Tickets" } } }
+                        thead {
+                            tr {
+                                th scope="col" { "Row" }
+                                th scope="col" { "Tickets" }
+                                @if draft.recurrence_notes > 0 { th scope="col" { "Noted on an open ticket" } }
+                            }
+                        }
                         tbody {
-                            @for (row, n) in &draft.by_row {
+                            @for row in rows {
                                 @let name = row
                                     .parse::<RowId>()
                                     .map(|r| format!("{}: {}", r.section().title(), r.label()))
                                     .unwrap_or_else(|_| "another row".to_owned());
-                                tr { td { (name) } td { (n) } }
+                                tr {
+                                    td { (name) }
+                                    td { (draft.by_row.get(row).copied().unwrap_or_default()) }
+                                    @if draft.recurrence_notes > 0 { td { (draft.notes_by_row.get(row).copied().unwrap_or_default()) } }
+                                }
                             }
                         }
                     }
@@ -845,6 +927,7 @@ fn event_preview(v: &SectionView<'_>) -> Markup {
                         @for (reason, n) in &draft.skipped {
                             li {
                                 (plural(*n, "event", "events")) ": " (skip_words(reason))
+                                @if reason == "recurrence_note" { " (counted above, not as tickets)" }
                                 @if reason == "maintenance" && !draft.maintenance.is_empty() {
                                     ul id="preview-maintenance" {
                                         @for (window, n) in &draft.maintenance {
@@ -858,6 +941,10 @@ fn event_preview(v: &SectionView<'_>) -> Markup {
                 }
             }
         }
+        @if has_recurrence(v.section) {
+            (recurrence_notes(v))
+        }
+        (sample_texts(v))
     }
 }
 
@@ -883,6 +970,7 @@ fn status_preview(v: &SectionView<'_>, product: Product, level: StatusLevel) -> 
             " are not kept where this page can read them. Below are the status tickets the integration owns now, from its ledger (it does not record the status level)."
         }
         (lifecycle_notes(v, product, level))
+        (sample_texts(v))
         @match &v.status {
             Err(e) => p id="preview-ledger" { (e) },
             Ok(c) if c.open_by_description.is_empty() => p id="preview-ledger" { "No computer has an open status ticket now." },
@@ -950,6 +1038,109 @@ fn lifecycle_notes(v: &SectionView<'_>, product: Product, level: StatusLevel) ->
             }
             p.hint {
                 "These are the settings as the draft has them; the preview cannot replay them (computer statuses are not stored), and a maintenance window also holds back creates and reopens here."
+            }
+        }
+    }
+}
+
+/// An event section's recurrence windows in words: which enabled rows note a recurrence on
+/// the open ticket instead of making a new one.
+fn recurrence_notes(v: &SectionView<'_>) -> Markup {
+    let rows: Vec<(RowId, u32)> = v
+        .section
+        .rows()
+        .into_iter()
+        .filter_map(|r| {
+            let rule = v.book.draft.rule(&r).cloned().unwrap_or_else(|| r.default_rule());
+            let hours = rule.recurrence_hours.filter(|_| rule.enabled)?;
+            Some((r, hours))
+        })
+        .collect();
+    html! {
+        div id="preview-recurrence" {
+            @if rows.is_empty() {
+                p { "Every ticketed event here gets its own ticket (no row notes recurrences)." }
+            } @else {
+                ul {
+                    @for (row, hours) in &rows {
+                        li {
+                            "\u{201c}" (row.label()) "\u{201d}: an event of the same type on the same computer within "
+                            (plural(*hours as usize, "hour", "hours"))
+                            " of the event its still open ticket was made for is noted on that ticket instead of getting a ticket of its own."
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The sample ticket of each enabled row of the section with its own title or description:
+/// what the draft's templates write for a typical event or problem of the row.
+fn sample_texts(v: &SectionView<'_>) -> Markup {
+    let rows = v.section.rows();
+    let texts: Vec<crate::rules_ops::RowTexts> =
+        crate::rules_ops::row_texts(&v.book.draft).into_iter().filter(|t| rows.contains(&t.row)).collect();
+    html! {
+        @if !texts.is_empty() {
+            div id="preview-texts" {
+                h3 { "Sample tickets of the rows with their own text" }
+                @for t in &texts {
+                    div.sample id=(dom_id("sample", &t.row)) {
+                        p {
+                            strong { "\u{201c}" (t.row.label()) "\u{201d}" }
+                            " ("
+                            (match (t.custom_title, t.custom_description) {
+                                (true, true) => "its own title and description",
+                                (true, false) => "its own title, the default description",
+                                _ => "the default title, its own description",
+                            })
+                            "): "
+                            a href=(text_href(&t.row)) { "edit the ticket text" }
+                        }
+                        @if t.problems.is_empty() {
+                            (sample_ticket(t.title.as_deref().unwrap_or_default(), t.description.as_deref().unwrap_or_default(), None))
+                        } @else {
+                            ul.field-error {
+                                @for p in &t.problems {
+                                    li { (problem_words(p, v.labels)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A sample ticket: its title, its description and, apart, the key line every description
+/// ends with (the integration recognises its tickets by it; no template can remove it). The
+/// editor shows the key line itself (`id_prefix` set); a section page's preview only says it
+/// follows, so the section pages stay free of internal spellings.
+pub(crate) fn sample_ticket(title: &str, description: &str, id_prefix: Option<&str>) -> Markup {
+    let key_start = description
+        .rfind(ticketing_core::ticket::KEY_LINE_PREFIX)
+        .filter(|i| *i == 0 || description[..*i].ends_with('\n'));
+    let (body, key) = match key_start {
+        Some(i) => (description[..i].trim_end(), Some(&description[i..])),
+        None => (description, None),
+    };
+    let id = |what: &str| id_prefix.map(|p| format!("{p}-{what}"));
+    html! {
+        dl.ticket {
+            dt { "Title" }
+            dd.ticket-title id=[id("title")] { (title) }
+            dt { "Description" }
+            dd { pre.ticket-description id=[id("description")] { (body) } }
+            @if let Some(key) = key {
+                dt { "Key line, always added last" }
+                dd {
+                    @if id_prefix.is_some() {
+                        code.key-line id=[id("key")] { (key) }
+                    }
+                    span.sub { "The integration finds its own tickets by this line; no template can remove it." }
+                }
             }
         }
     }

@@ -3,7 +3,8 @@
 "use strict";
 document.documentElement.classList.add("js");
 document.addEventListener("DOMContentLoaded", function () {
-  var form = document.getElementById("rules-form");
+  // The section's form, or a row's ticket text editor: their edits are warned about alike.
+  var form = document.getElementById("rules-form") || document.getElementById("text-form");
 
   // The left pane folds behind "Sections" on narrow screens.
   var toggle = document.getElementById("nav-toggle");
