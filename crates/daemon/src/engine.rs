@@ -218,7 +218,7 @@ pub struct RoleInfo {
     pub epoch: Option<u64>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Job {
     Events(usize),
     Statuses(usize),
@@ -348,6 +348,11 @@ pub struct Engine {
     /// The backend cannot list its tickets: look every create up first.
     look_up_every_create: bool,
     tenants: HashMap<Job, Vec<Tenant>>,
+    /// Every listed tenant by source, for the reads `start_polls` starts.
+    listed: HashMap<(Job, TenantId), Tenant>,
+    /// The reads to start, soonest first (see `start_polls`). An entry is current while its
+    /// time equals the tenant's `due` time; older ones are skipped when they come up.
+    queues: HashMap<Job, std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, TenantId)>>>,
     due: HashMap<(Job, TenantId), DateTime<Utc>>,
     failures: HashMap<(Job, TenantId), u32>,
     polling_now: HashSet<(Job, TenantId)>,
@@ -539,6 +544,8 @@ impl Engine {
             rebuild_due: epoch,
             look_up_every_create: false,
             tenants: HashMap::new(),
+            listed: HashMap::new(),
+            queues: HashMap::new(),
             due: HashMap::new(),
             failures: HashMap::new(),
             polling_now: HashSet::new(),
@@ -623,6 +630,8 @@ impl Engine {
         }
         self.generation += 1;
         self.tenants.clear();
+        self.listed.clear();
+        self.queues.clear();
         self.due.clear();
         self.failures.clear();
         self.polling_now.clear();
@@ -821,6 +830,10 @@ impl Engine {
         self.cursors.clear();
         self.due.clear();
         self.failures.clear();
+        self.queues.clear();
+        for (job, id) in self.listed.keys() {
+            self.queues.entry(*job).or_default().push(std::cmp::Reverse((DateTime::<Utc>::MIN_UTC, id.clone())));
+        }
         self.epoch = Some(epoch);
         self.psa_not_before = DateTime::<Utc>::MIN_UTC;
         info!(instance = %self.instance, epoch, outbox = self.ledger.pending_len(), "leading: polling sources and delivering to the PSA");
@@ -1010,6 +1023,19 @@ impl Engine {
         for (job, name, listed) in listings {
             match listed {
                 Ok(t) => {
+                    let before: HashSet<TenantId> =
+                        self.listed.keys().filter(|(j, _)| *j == job).map(|(_, id)| id.clone()).collect();
+                    self.listed.retain(|(j, _), _| *j != job);
+                    for tenant in &t {
+                        let key = (job, tenant.id.clone());
+                        // A tenant new to the list (or back on it) is queued: at once, or when it
+                        // was due anyway.
+                        if !before.contains(&tenant.id) && !self.polling_now.contains(&key) {
+                            let at = self.due.get(&key).copied().unwrap_or(DateTime::<Utc>::MIN_UTC);
+                            self.schedule(key.clone(), at);
+                        }
+                        self.listed.insert(key, tenant.clone());
+                    }
                     self.tenants.insert(job, t);
                 }
                 Err(e) => {
@@ -1221,34 +1247,46 @@ impl Engine {
         self.psa_answered(op, &outcome);
     }
 
+    /// Sets when a tenant is read next.
+    fn schedule(&mut self, key: (Job, TenantId), at: DateTime<Utc>) {
+        self.queues.entry(key.0).or_default().push(std::cmp::Reverse((at, key.1.clone())));
+        self.due.insert(key, at);
+    }
+
     /// Starts a read of every due tenant not already being read. Each read has its source's
     /// timeout; a slow or failing tenant delays no one.
     fn start_polls(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let mut jobs: Vec<(Job, Tenant)> = Vec::new();
-        for (job, tenants) in &self.tenants {
-            for t in tenants {
-                let k = (*job, t.id.clone());
-                if !self.polling_now.contains(&k) && self.due.get(&k).is_none_or(|d| now >= *d) {
-                    jobs.push((*job, t.clone()));
-                }
-            }
-        }
-        jobs.sort_by(|a, b| (matches!(a.0, Job::Events(_)), &a.1.id).cmp(&(matches!(b.0, Job::Events(_)), &b.1.id)));
-        let limit = self.polling.batch_size;
-        let generation = self.generation;
         // At most `read_concurrency` reads per source at once: 10,000 tenants of one Security
-        // Center are read a few at a time, not with 10,000 connections.
+        // Center are read a few at a time, not with 10,000 connections. Each source keeps its
+        // tenants in a queue by due time, so a call costs the reads it starts, not a pass over
+        // every tenant. It runs every tick and whenever a read finishes (a slot frees up).
         let mut in_flight: HashMap<Job, usize> = HashMap::new();
         for (job, _) in &self.polling_now {
             *in_flight.entry(*job).or_default() += 1;
         }
         let bound = self.polling.read_concurrency.max(1);
-        for (job, tenant) in jobs {
-            let n = in_flight.entry(job).or_default();
-            if *n >= bound {
-                continue;
+        let mut jobs: Vec<(Job, Tenant)> = Vec::new();
+        for (job, queue) in &mut self.queues {
+            let mut free = bound.saturating_sub(in_flight.get(job).copied().unwrap_or(0));
+            while free > 0 {
+                let Some(std::cmp::Reverse((at, _))) = queue.peek() else { break };
+                if *at > now {
+                    break;
+                }
+                let std::cmp::Reverse((at, id)) = queue.pop().expect("peeked");
+                let key = (*job, id);
+                // Stale (rescheduled since), already being read, or no longer listed: skip.
+                if self.due.get(&key).is_some_and(|d| *d != at) || self.polling_now.contains(&key) {
+                    continue;
+                }
+                let Some(tenant) = self.listed.get(&key) else { continue };
+                jobs.push((*job, tenant.clone()));
+                free -= 1;
             }
-            *n += 1;
+        }
+        let limit = self.polling.batch_size;
+        let generation = self.generation;
+        for (job, tenant) in jobs {
             self.polling_now.insert((job, tenant.id.clone()));
             let task: Task = match job {
                 Job::Events(i) => {
@@ -1330,7 +1368,7 @@ impl Engine {
                 self.shared.metrics.source_success(&name, now);
                 self.failures.remove(&key);
                 let next = if more { now } else { now + secs(interval) };
-                self.due.insert(key, next);
+                self.schedule(key, next);
             }
             Err(e) => {
                 self.shared.metrics.source_error(&name);
@@ -1339,8 +1377,12 @@ impl Engine {
                 *n += 1;
                 let wait = backoff(*n, interval);
                 warn!(source = %name, tenant = %tenant.id, error = %e, retry_in_secs = wait.num_seconds(), "source read failed");
-                self.due.insert(key, now + wait);
+                self.schedule(key, now + wait);
             }
+        }
+        // A slot is free: the next due tenant's read starts now, not at the next tick.
+        if self.epoch.is_some() && self.rebuilt {
+            self.start_polls(now)?;
         }
         Ok(())
     }
