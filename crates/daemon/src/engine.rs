@@ -164,6 +164,25 @@ impl Shared {
         })
     }
 
+    /// Records a PSA answer (`ok`, or the lower-cased error kind): counted in the metrics and
+    /// told to the health checks, which `/readyz` and the UI's banner read.
+    pub fn psa_answered(&self, op: &str, outcome: &str) {
+        self.metrics.psa_call(op, outcome);
+        self.health.psa_answered(op, outcome, Utc::now());
+    }
+
+    /// Records a failed source read (metrics and health).
+    pub fn source_failed(&self, source: &str, error: &str) {
+        self.metrics.source_error(source);
+        self.health.source_read(source, Err(error.to_owned()), Utc::now());
+    }
+
+    /// Records a successful source read (metrics and health).
+    pub fn source_succeeded(&self, source: &str, at: DateTime<Utc>) {
+        self.metrics.source_success(source, at);
+        self.health.source_read(source, Ok(()), at);
+    }
+
     /// The rules, locked.
     pub fn rules(&self) -> std::sync::MutexGuard<'_, RuleBook> {
         self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1039,8 +1058,7 @@ impl Engine {
                     self.tenants.insert(job, t);
                 }
                 Err(e) => {
-                    self.shared.metrics.source_error(&name);
-                    self.shared.health.source_read(&name, Err(e.to_string()), now);
+                    self.shared.source_failed(&name, &e.to_string());
                     warn!(source = %name, error = %e, "cannot list tenants; keeping the last list");
                 }
             }
@@ -1233,10 +1251,8 @@ impl Engine {
         self.ctx_revision = self.shared.rules_revision.load(Ordering::SeqCst);
     }
 
-    /// Counts a PSA answer and tells readiness whether the PSA was reached.
     fn psa_answered(&self, op: &str, outcome: &str) {
-        self.shared.metrics.psa_call(op, outcome);
-        self.shared.health.psa_answered(op, outcome, Utc::now());
+        self.shared.psa_answered(op, outcome);
     }
 
     fn count_psa<T>(&self, op: &str, r: &Result<T, PortError>) {
@@ -1364,15 +1380,13 @@ impl Engine {
         };
         match outcome {
             Ok(more) => {
-                self.shared.health.source_read(&name, Ok(()), now);
-                self.shared.metrics.source_success(&name, now);
+                self.shared.source_succeeded(&name, now);
                 self.failures.remove(&key);
                 let next = if more { now } else { now + secs(interval) };
                 self.schedule(key, next);
             }
             Err(e) => {
-                self.shared.metrics.source_error(&name);
-                self.shared.health.source_read(&name, Err(e.to_string()), now);
+                self.shared.source_failed(&name, &e.to_string());
                 let n = self.failures.entry(key.clone()).or_default();
                 *n += 1;
                 let wait = backoff(*n, interval);

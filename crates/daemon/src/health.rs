@@ -45,6 +45,11 @@ struct State {
     psa_ok: Option<DateTime<Utc>>,
     /// The last failed PSA call: when, which operation, what kind.
     psa_failed: Option<(DateTime<Utc>, String, String)>,
+    /// Since when PSA calls fail with none answered, the last failure's kind and how many.
+    psa_failing: Option<(DateTime<Utc>, String, u64)>,
+    /// When the catalog was last read, and whether its latest read failed.
+    catalog_read_at: Option<DateTime<Utc>>,
+    catalog_stale: bool,
     /// How often the PSA is asked at least (catalog refresh), for the staleness bound.
     psa_every: Duration,
     /// Each source's last successful read and its poll interval.
@@ -60,6 +65,8 @@ struct SourceHealth {
     interval: Duration,
     last_ok: Option<DateTime<Utc>>,
     last_error: Option<(DateTime<Utc>, String)>,
+    /// Failed reads since the last successful one.
+    failures: u64,
 }
 
 /// What the engine saw, for the probes.
@@ -74,6 +81,17 @@ impl Default for Health {
     fn default() -> Self {
         Self { state: Mutex::default(), born: std::time::Instant::now() }
     }
+}
+
+/// The PSA as the UI's banner shows it (see [`Health::psa_view`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PsaView {
+    /// Since when PSA calls fail with none answered, the last failure's kind, how many.
+    pub failing: Option<(DateTime<Utc>, String, u64)>,
+    /// The catalog's latest read failed.
+    pub catalog_stale: bool,
+    /// When the catalog was last read.
+    pub catalog_read_at: Option<DateTime<Utc>>,
 }
 
 /// One readiness check's answer.
@@ -141,9 +159,37 @@ impl Health {
     pub fn psa_answered(&self, op: &str, outcome: &str, now: DateTime<Utc>) {
         let mut s = self.lock();
         match PsaAnswer::of(outcome) {
-            PsaAnswer::Reached => s.psa_ok = Some(now),
-            PsaAnswer::Unreachable => s.psa_failed = Some((now, op.to_owned(), outcome.to_owned())),
+            PsaAnswer::Reached => {
+                s.psa_ok = Some(now);
+                s.psa_failing = None;
+            }
+            PsaAnswer::Unreachable => {
+                s.psa_failed = Some((now, op.to_owned(), outcome.to_owned()));
+                let (since, n) = s.psa_failing.as_ref().map_or((now, 0), |(t, _, n)| (*t, *n));
+                s.psa_failing = Some((since, outcome.to_owned(), n + 1));
+            }
         }
+        if op == "catalog" {
+            if outcome == "ok" {
+                s.catalog_read_at = Some(now);
+                s.catalog_stale = false;
+            } else {
+                s.catalog_stale = true;
+            }
+        }
+    }
+
+    /// What the UI's PSA banner says: since when calls fail with none answered (with the last
+    /// failure's kind and their count), whether the catalog's latest read failed, and when it
+    /// was last read.
+    pub fn psa_view(&self) -> PsaView {
+        let s = self.lock();
+        PsaView { failing: s.psa_failing.clone(), catalog_stale: s.catalog_stale, catalog_read_at: s.catalog_read_at }
+    }
+
+    /// The sources whose latest read failed, with their failed reads since the last success.
+    pub fn failing_sources(&self) -> BTreeMap<String, u64> {
+        self.lock().sources.iter().filter(|(_, h)| h.failures > 0).map(|(k, h)| (k.clone(), h.failures)).collect()
     }
 
     /// Records a source read.
@@ -151,8 +197,14 @@ impl Health {
         let mut s = self.lock();
         let h = s.sources.entry(source.to_owned()).or_default();
         match result {
-            Ok(()) => h.last_ok = Some(now),
-            Err(e) => h.last_error = Some((now, e)),
+            Ok(()) => {
+                h.last_ok = Some(now);
+                h.failures = 0;
+            }
+            Err(e) => {
+                h.last_error = Some((now, e));
+                h.failures += 1;
+            }
         }
     }
 

@@ -518,8 +518,8 @@ async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
     let csrf = csrf_of(&html);
 
     // The catalog refresh fails (as the engine counts it): the PSA is unreachable.
-    ui.shared.metrics.psa_call("catalog", "transient");
-    ui.shared.metrics.psa_call("accounts", "transient");
+    ui.shared.psa_answered("catalog", "transient");
+    ui.shared.psa_answered("accounts", "transient");
     let (_, html) = ui.page(&cookie, sc).await;
     let text = visible(&html);
     assert!(html.contains(r#"id="psa-banner""#), "{html}");
@@ -536,14 +536,14 @@ async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
     assert!(visible(&html).contains("Your edits are kept in the draft"), "{html}");
 
     // Creates answered by the PSA, but the catalog has not been read since: still stale.
-    ui.shared.metrics.psa_call("create", "ok");
+    ui.shared.psa_answered("create", "ok");
     let (_, html) = ui.page(&cookie, sc).await;
     assert!(visible(&html).contains("The PSA catalog is stale"), "{html}");
     ui.post(Some(&cookie), "/ui/save", &form).await;
     assert!(!ui.saved_rule(CRIT).enabled);
 
     // The catalog is read again: the banner goes, and the save goes through.
-    ui.shared.metrics.psa_call("catalog", "ok");
+    ui.shared.psa_answered("catalog", "ok");
     let (_, html) = ui.page(&cookie, sc).await;
     assert!(!html.contains(r#"id="psa-banner""#), "{html}");
     ui.post(Some(&cookie), "/ui/save", &form).await;
@@ -576,10 +576,9 @@ async fn without_a_catalog_the_banner_says_so_and_save_waits() {
 #[tokio::test]
 async fn a_failing_source_shows_a_banner_naming_it() {
     let ui = start(Catalog::example()).await;
-    // Counted before the UI's first sample (its sampler waits a second): that sample sees the
-    // rise, and the next is not due for a while.
-    ui.shared.metrics.source_error("ksc-lab");
-    ui.shared.metrics.source_error("ksc-lab");
+    // Two failed reads and no success since: the source is failing.
+    ui.shared.source_failed("ksc-lab", "connection refused");
+    ui.shared.source_failed("ksc-lab", "connection refused");
     let cookie = ui.session().await;
     let sc = "/ui/section?s=events/security_center";
     let (_, html) = ui.page(&cookie, sc).await;
@@ -638,8 +637,8 @@ fn the_code_scan_catches_codes_and_row_ids() {
 #[tokio::test]
 async fn no_page_shows_a_code_or_a_row_id() {
     let ui = start(Catalog::example()).await;
-    ui.shared.metrics.psa_call("catalog", "transient");
-    ui.shared.metrics.source_error("ksc-lab");
+    ui.shared.psa_answered("catalog", "transient");
+    ui.shared.source_failed("ksc-lab", "connection refused");
     let (_, login) = ui.page("", "/ui/login").await;
     let refused = ui.login("wrong").await.text().await.unwrap();
     let cookie = ui.session().await;
@@ -720,6 +719,8 @@ async fn no_page_shows_a_code_or_a_row_id() {
         ("ksc:lab/events".to_owned(), secs),
     ]);
     ui.shared.health.source_read("kbh/endpoint_cloud/events", Ok(()), chrono::Utc::now());
+    // The configured sources replace the list: the failing one is one of them now.
+    ui.shared.source_failed("ksc:lab/events", "connection refused");
     let mut pages = vec![
         ("login".to_owned(), login),
         ("refused login".to_owned(), refused),

@@ -80,7 +80,6 @@ struct UiState {
 /// The UI's routes, merged into the admin listener's router.
 pub fn router(state: AdminState) -> Router {
     let psa = Arc::new(PsaWatch::default());
-    PsaWatch::spawn_sampler(&psa, &state.shared);
     let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()), psa };
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))

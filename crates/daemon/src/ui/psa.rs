@@ -1,36 +1,21 @@
-//! Whether the PSA and the sources answer, as far as the Ticketing tab can tell (for the sources,
-//! see [`SourceStatus`]).
+//! Whether the PSA and the sources answer, as the Ticketing tab's banners say it.
 //!
-//! The PSA.
-//!
-//! The engine records no "PSA down" flag and no catalog age: when a catalog read fails it keeps
-//! the last catalog in [`crate::engine::Shared`] and counts the failure in the PSA-call counters
-//! (`msp_psa_calls_total{op,outcome}`). So the UI derives the PSA's state from those counters:
-//! it samples them (every second in the background, and before every page and every save) and
-//! looks at what changed since the previous sample.
-//!
-//! - A sample in which PSA calls failed (outcome other than `ok`, `invalid` or `not_found`: the
-//!   PSA did not answer, throttled us or rejected the credentials) and none was answered marks
-//!   the PSA as failing, from that moment; a sample with answered calls and no failure clears it.
-//!   A sample with both keeps the previous state.
-//! - The same for the `catalog` operation alone decides whether the catalog is stale: its last
-//!   read (as far as the samples tell) failed, so the drop-downs show the lists as last read.
+//! The state comes from [`crate::health::Health`], the same record `/readyz` reads: the engine
+//! tells it every PSA answer and every source read as they happen. The banner shows the PSA as
+//! unreachable from the first failed call (timeout, 5xx, 429, rejected credentials) until a
+//! call is answered again (a refusal of one request counts as answered), and the catalog as
+//! stale while its latest read failed. A source is failing while its latest read failed.
 //!
 //! While the PSA is failing or the catalog is stale (or not read yet), Save changes is refused:
 //! values cannot be checked against the PSA's current lists.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::engine::Shared;
 
-/// PSA calls by (operation, outcome), as [`crate::metrics::Metrics::psa_calls`] returns them.
-type Calls = BTreeMap<(String, String), u64>;
-
-/// What the samples tell about the PSA.
+/// The PSA's state for the banner.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PsaStatus {
     /// Since when PSA calls fail without any being answered, with the last failure's kind and
@@ -88,30 +73,10 @@ impl PsaStatus {
     }
 }
 
-#[derive(Debug, Default)]
-struct State {
-    last: Option<Calls>,
-    status: PsaStatus,
-}
-
-/// How often the source-error counters are sampled (at most): a source counts as failing while
-/// its counter rose within the last two samples, so for one to two periods after its last
-/// failed call.
-const SOURCE_SAMPLE: Duration = Duration::from_secs(30);
-
-/// What the samples tell about the sources (KSC servers, KBH tenants' hub).
-///
-/// Unlike the PSA, a source has no success counter: [`crate::metrics::Metrics`] counts its
-/// failed calls only (`msp_source_errors_total{source}`, from `Metrics::source_error`; the
-/// events it yields are counted per product, not per source, and a source with nothing new
-/// yields none). So "errors rising with no success" cannot be told apart from "errors rising
-/// between successes", and the UI says a source is failing when its error counter rose within
-/// the last two samples ([`SOURCE_SAMPLE`] apart at most): the banner shows from the first
-/// sample that sees a failure until two samples in a row saw none. The counters are read from
-/// the metrics' text exposition, which is the only read access they offer.
+/// The sources' state for the banner (Security Center servers, the Business Hub).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SourceStatus {
-    /// Failing sources by name, with the failed calls the last two samples saw.
+    /// Failing sources by name, with their failed reads since the last success.
     pub(crate) failing: BTreeMap<String, u64>,
 }
 
@@ -121,7 +86,8 @@ impl SourceStatus {
         if self.failing.is_empty() {
             return None;
         }
-        let names: Vec<String> = self.failing.keys().map(|n| format!("\u{201c}{n}\u{201d}")).collect();
+        let names: Vec<String> =
+            self.failing.keys().map(|n| format!("\u{201c}{}\u{201d}", super::mapping::source_words(n))).collect();
         let n: u64 = self.failing.values().sum();
         let head = if names.len() == 1 {
             format!("The source {} is failing: calls to it do not succeed.", names[0])
@@ -131,205 +97,73 @@ impl SourceStatus {
         Some((
             head,
             format!(
-                "{n} call(s) to a source failed in the last minute or so. Events and computer statuses from it arrive late until it answers again (the daemon keeps retrying); the rules here can still be edited and saved."
+                "{n} call(s) to a source failed since its last successful read. Events and computer statuses from it arrive late until it answers again (the daemon keeps retrying); the rules here can still be edited and saved."
             ),
         ))
     }
 }
 
+/// Reads the PSA's and the sources' state for a page (no state of its own).
 #[derive(Debug, Default)]
-struct SourceState {
-    /// The counters at the last sample, and when it was taken.
-    last: Option<(BTreeMap<String, u64>, DateTime<Utc>)>,
-    /// Each source's rise in the last sample and in the one before.
-    rises: BTreeMap<String, (u64, u64)>,
-}
-
-/// The sampler's memory.
-#[derive(Debug, Default)]
-pub(crate) struct PsaWatch {
-    state: Mutex<State>,
-    sources: Mutex<SourceState>,
-}
-
-/// The source-error counters, read from the metrics' text exposition.
-fn source_errors(exposition: &str) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for line in exposition.lines() {
-        let Some(rest) = line.strip_prefix("msp_source_errors_total{source=\"") else { continue };
-        let Some((label, value)) = rest.rsplit_once("\"} ") else { continue };
-        let Ok(n) = value.trim().parse::<u64>() else { continue };
-        let mut name = String::with_capacity(label.len());
-        let mut chars = label.chars();
-        while let Some(c) = chars.next() {
-            match (c, c == '\\') {
-                (_, true) => match chars.next() {
-                    Some('n') => name.push('\n'),
-                    Some(other) => name.push(other),
-                    None => {}
-                },
-                (c, false) => name.push(c),
-            }
-        }
-        out.insert(name, n);
-    }
-    out
-}
-
-/// Outcomes that mean the PSA answered (even if it refused the request).
-fn answered(outcome: &str) -> bool {
-    matches!(outcome, "ok" | "invalid" | "notfound" | "not_found")
-}
+pub(crate) struct PsaWatch;
 
 impl PsaWatch {
-    /// Takes a sample of the counters at `now`; returns what they tell.
-    pub(crate) fn sample(&self, calls: &Calls, now: DateTime<Utc>) -> PsaStatus {
-        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let prev = st.last.replace(calls.clone()).unwrap_or_default();
-        let (mut ok, mut failed, mut cat_ok, mut cat_failed) = (0u64, 0u64, 0u64, 0u64);
-        let mut kind = None;
-        for ((op, outcome), n) in calls {
-            let d = n.saturating_sub(prev.get(&(op.clone(), outcome.clone())).copied().unwrap_or(0));
-            if d == 0 {
-                continue;
-            }
-            if answered(outcome) {
-                ok += d;
-            } else {
-                failed += d;
-                kind = Some(outcome.clone());
-            }
-            if op == "catalog" {
-                if outcome == "ok" {
-                    cat_ok += d;
-                } else {
-                    cat_failed += d;
-                }
-            }
-        }
-        let s = &mut st.status;
-        if failed > 0 && ok == 0 {
-            let (since, n) = s.failing.as_ref().map_or((now, 0), |(t, _, n)| (*t, *n));
-            s.failing = Some((since, kind.unwrap_or_default(), n + failed));
-        } else if ok > 0 && failed == 0 {
-            s.failing = None;
-        } else if let Some((_, k, n)) = s.failing.as_mut() {
-            *n += failed;
-            if let Some(kind) = kind {
-                *k = kind;
-            }
-        }
-        if cat_failed > 0 && cat_ok == 0 {
-            s.catalog_stale = true;
-        } else if cat_ok > 0 {
-            if cat_failed == 0 {
-                s.catalog_stale = false;
-            }
-            s.catalog_read_at = Some(now);
-        }
-        s.clone()
-    }
-
-    /// Samples the daemon's counters now.
+    /// The PSA's state now.
     pub(crate) fn check(&self, shared: &Shared) -> PsaStatus {
-        self.sample(&shared.metrics.psa_calls(), Utc::now())
+        let v = shared.health.psa_view();
+        PsaStatus { failing: v.failing, catalog_stale: v.catalog_stale, catalog_read_at: v.catalog_read_at }
     }
 
-    /// Takes a sample of the source-error counters at `now` unless the last one is less than
-    /// [`SOURCE_SAMPLE`] old; returns what the samples tell.
-    pub(crate) fn sample_sources(&self, errors: &BTreeMap<String, u64>, now: DateTime<Utc>) -> SourceStatus {
-        let mut st = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let due = st
-            .last
-            .as_ref()
-            .is_none_or(|(_, at)| now.signed_duration_since(*at).to_std().is_ok_and(|d| d >= SOURCE_SAMPLE));
-        if due {
-            let prev = st.last.replace((errors.clone(), now)).map(|(c, _)| c).unwrap_or_default();
-            let mut rises = BTreeMap::new();
-            for (name, n) in errors {
-                let rise = n.saturating_sub(prev.get(name).copied().unwrap_or(0));
-                let before = st.rises.get(name).map_or(0, |r| r.0);
-                if rise > 0 || before > 0 {
-                    rises.insert(name.clone(), (rise, before));
-                }
-            }
-            st.rises = rises;
-        }
-        SourceStatus { failing: st.rises.iter().map(|(k, (a, b))| (k.clone(), a + b)).collect() }
-    }
-
-    /// Samples the daemon's source-error counters now (when a sample is due).
+    /// The sources' state now.
     pub(crate) fn check_sources(&self, shared: &Shared) -> SourceStatus {
-        self.sample_sources(&source_errors(&shared.metrics.render()), Utc::now())
-    }
-
-    /// Samples every second in the background while the UI and the daemon's state live.
-    pub(crate) fn spawn_sampler(watch: &Arc<Self>, shared: &Arc<Shared>) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-        let (watch, shared): (Weak<Self>, Weak<Shared>) = (Arc::downgrade(watch), Arc::downgrade(shared));
-        handle.spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let (Some(w), Some(s)) = (watch.upgrade(), shared.upgrade()) else { break };
-                w.check(&s);
-                w.check_sources(&s);
-            }
-        });
+        SourceStatus { failing: shared.health.failing_sources() }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::Health;
 
-    #[test]
-    fn a_source_fails_while_its_errors_rose_within_the_last_two_samples() {
-        let w = PsaWatch::default();
-        let t = Utc::now();
-        let at = |s: i64| t + chrono::Duration::seconds(s);
-        let errs = |n: u64| BTreeMap::from([("ksc-1".to_owned(), n), ("ksc-2".to_owned(), 0)]);
-        assert!(w.sample_sources(&errs(0), at(0)).problem().is_none());
-        let s = w.sample_sources(&errs(2), at(30));
-        assert_eq!(s.failing, BTreeMap::from([("ksc-1".to_owned(), 2)]));
-        assert!(s.problem().unwrap().0.contains("\u{201c}ksc-1\u{201d}"));
-        // Too soon for a new sample: the same answer, whatever the counters say.
-        assert_eq!(w.sample_sources(&errs(5), at(40)), s);
-        // One quiet sample: still within the last two (the rise to 5 was not sampled).
-        assert!(w.sample_sources(&errs(2), at(60)).failing.contains_key("ksc-1"));
-        assert!(w.sample_sources(&errs(2), at(90)).problem().is_none());
-        assert!(w.sample_sources(&errs(3), at(120)).failing.contains_key("ksc-1"));
-    }
-
-    #[test]
-    fn source_errors_are_read_from_the_exposition() {
-        let m = crate::metrics::Metrics::default();
-        m.source_error("ksc \"main\"");
-        m.source_error("ksc \"main\"");
-        m.source_error("hub");
-        let e = source_errors(&m.render());
-        assert_eq!(e, BTreeMap::from([("hub".to_owned(), 1), ("ksc \"main\"".to_owned(), 2)]));
-    }
-
-    fn calls(v: &[(&str, &str, u64)]) -> Calls {
-        v.iter().map(|(o, r, n)| ((o.to_string(), r.to_string()), *n)).collect()
+    fn status(h: &Health) -> PsaStatus {
+        let v = h.psa_view();
+        PsaStatus { failing: v.failing, catalog_stale: v.catalog_stale, catalog_read_at: v.catalog_read_at }
     }
 
     #[test]
     fn failures_without_answers_mark_the_psa_down_until_it_answers() {
-        let w = PsaWatch::default();
+        let h = Health::default();
         let t = Utc::now();
-        let s = w.sample(&calls(&[("catalog", "ok", 1)]), t);
-        assert!(!s.blocks_save(true));
-        let s = w.sample(&calls(&[("catalog", "ok", 1), ("create", "transient", 2)]), t);
+        h.psa_answered("catalog", "ok", t);
+        assert!(!status(&h).blocks_save(true));
+        h.psa_answered("create", "transient", t);
+        h.psa_answered("create", "transient", t);
+        let s = status(&h);
         assert_eq!(s.failing.as_ref().map(|f| f.2), Some(2));
         assert!(!s.catalog_stale);
         assert!(s.blocks_save(true));
-        let s = w.sample(&calls(&[("catalog", "ok", 1), ("catalog", "transient", 1), ("create", "transient", 2)]), t);
+        h.psa_answered("catalog", "transient", t);
+        let s = status(&h);
         assert!(s.catalog_stale);
         assert!(s.problem(true).unwrap().0.contains("unreachable"));
-        let s = w.sample(&calls(&[("catalog", "ok", 2), ("catalog", "transient", 1), ("create", "transient", 2)]), t);
+        h.psa_answered("catalog", "ok", t);
+        let s = status(&h);
         assert_eq!(s, PsaStatus { failing: None, catalog_stale: false, catalog_read_at: Some(t) });
         assert!(s.problem(true).is_none());
         assert!(s.problem(false).is_some());
+    }
+
+    #[test]
+    fn a_source_fails_while_its_latest_read_failed() {
+        let h = Health::default();
+        let t = Utc::now();
+        h.source_read("ksc-1", Err("refused".into()), t);
+        h.source_read("ksc-1", Err("refused".into()), t);
+        h.source_read("ksc-2", Ok(()), t);
+        let s = SourceStatus { failing: h.failing_sources() };
+        assert_eq!(s.failing, BTreeMap::from([("ksc-1".to_owned(), 2)]));
+        assert!(s.problem().unwrap().0.contains("\u{201c}ksc-1\u{201d}"));
+        h.source_read("ksc-1", Ok(()), t);
+        assert!(SourceStatus { failing: h.failing_sources() }.problem().is_none());
     }
 }
