@@ -371,7 +371,7 @@ pub struct Engine {
     listed: HashMap<(Job, TenantId), Tenant>,
     /// The reads to start, soonest first (see `start_polls`). An entry is current while its
     /// time equals the tenant's `due` time; older ones are skipped when they come up.
-    queues: HashMap<Job, std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, TenantId)>>>,
+    queues: HashMap<Job, ReadQueue>,
     due: HashMap<(Job, TenantId), DateTime<Utc>>,
     failures: HashMap<(Job, TenantId), u32>,
     polling_now: HashSet<(Job, TenantId)>,
@@ -519,6 +519,9 @@ fn publish_sources(
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
+
+/// A source's tenants by the time their next read is due, soonest first.
+type ReadQueue = std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, TenantId)>>;
 
 /// PSA answers committed together at most (see `Engine::flush_answers`).
 const ANSWER_BATCH: usize = 256;

@@ -79,7 +79,7 @@ struct UiState {
 
 /// The UI's routes, merged into the admin listener's router.
 pub fn router(state: AdminState) -> Router {
-    let psa = Arc::new(PsaWatch::default());
+    let psa = Arc::new(PsaWatch);
     let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()), psa };
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
