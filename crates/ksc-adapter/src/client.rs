@@ -108,10 +108,14 @@ impl std::fmt::Debug for KscClient {
     }
 }
 
-enum Attempt {
-    Done(Result<Reply, KscError>),
+enum Attempt<T> {
+    Done(Result<T, KscError>),
     SessionGone(u16),
 }
+
+/// Reads one answer (HTTP status and body) into a result; [`parse_response`] for [`Reply`].
+pub(crate) trait ParseAnswer<T>: Fn(&str, u16, &str) -> Result<T, KscError> {}
+impl<T, F: Fn(&str, u16, &str) -> Result<T, KscError>> ParseAnswer<T> for F {}
 
 impl KscClient {
     /// Builds the client (HTTP client, TLS settings); makes no request.
@@ -207,7 +211,13 @@ impl KscClient {
         }
     }
 
-    async fn attempt(&self, vserver: &str, method: &str, body: &Json) -> Result<Attempt, KscError> {
+    async fn attempt<T>(
+        &self,
+        vserver: &str,
+        method: &str,
+        body: &Json,
+        parse: &impl ParseAnswer<T>,
+    ) -> Result<Attempt<T>, KscError> {
         let session = self.session(vserver).await?;
         let header = HeaderValue::from_str(&session)
             .map_err(|_| malformed("Session.StartSession", "session id is not a header value"))?;
@@ -216,16 +226,22 @@ impl KscClient {
             self.forget_session(vserver, &session).await;
             return Ok(Attempt::SessionGone(status));
         }
-        Ok(Attempt::Done(parse_response(method, status, &text)))
+        Ok(Attempt::Done(parse(method, status, &text)))
     }
 
     /// One call without transient retries; a lost session is replaced once.
-    async fn call_once(&self, vserver: &str, method: &str, body: &Json) -> Result<Reply, KscError> {
-        match self.attempt(vserver, method, body).await? {
+    async fn call_once<T>(
+        &self,
+        vserver: &str,
+        method: &str,
+        body: &Json,
+        parse: &impl ParseAnswer<T>,
+    ) -> Result<T, KscError> {
+        match self.attempt(vserver, method, body, parse).await? {
             Attempt::Done(r) => r,
             Attempt::SessionGone(status) => {
                 tracing::info!(vserver, method, status, "security center session gone, starting a new one");
-                match self.attempt(vserver, method, body).await? {
+                match self.attempt(vserver, method, body, parse).await? {
                     Attempt::Done(r) => r,
                     Attempt::SessionGone(status) => Err(KscError::SessionExpired { method: method.to_owned(), status }),
                 }
@@ -236,9 +252,22 @@ impl KscClient {
     /// Calls a read method (`Class.Method`) in the context of a virtual server, retrying
     /// transient failures per the [`RetryPolicy`].
     pub async fn call(&self, vserver: &str, method: &str, body: &Json) -> Result<Reply, KscError> {
+        self.call_with(vserver, method, body, &parse_response).await
+    }
+
+    /// [`KscClient::call`] with the answer read by `parse` instead of into a [`Reply`] (the
+    /// host chunks, read straight into their records). `parse` sees every answer that is not
+    /// a lost session; the retries follow the error it returns, as for `call`.
+    pub(crate) async fn call_with<T>(
+        &self,
+        vserver: &str,
+        method: &str,
+        body: &Json,
+        parse: &impl ParseAnswer<T>,
+    ) -> Result<T, KscError> {
         let mut attempt = 1;
         loop {
-            match self.call_once(vserver, method, body).await {
+            match self.call_once(vserver, method, body, parse).await {
                 Err(e) if e.is_transient() && attempt < self.retry.max_attempts => {
                     let wait = jitter(self.retry.backoff(attempt));
                     tracing::warn!(method, attempt, error = %e, ?wait, "transient security center failure, retrying");
@@ -252,7 +281,7 @@ impl KscClient {
 
     /// Calls a method that must not be repeated blindly: no transient retries.
     pub async fn call_no_retry(&self, vserver: &str, method: &str, body: &Json) -> Result<Reply, KscError> {
-        self.call_once(vserver, method, body).await
+        self.call_once(vserver, method, body, &parse_response).await
     }
 
     /// `Session.Ping`: checks (and, through the re-login rule, restores) the session of a

@@ -18,7 +18,9 @@ use ticketing_core::model::{
     ActiveDescription, ComputerStatus, DESCRIPTIONS, Device, DeviceId, DeviceStatus, StatusDescription, StatusLevel,
 };
 
-use crate::client::{KscClient, malformed};
+mod chunk;
+
+use crate::client::{KscClient, malformed, parse_response};
 use crate::config::LevelSource;
 use crate::error::{ErrorClass, KscError};
 use crate::value::{Params, Value};
@@ -140,7 +142,6 @@ async fn read_chunks(
     chunk: usize,
 ) -> Result<Vec<HostRecord>, KscError> {
     const COUNT: &str = "ChunkAccessor.GetItemsCount";
-    const CHUNK: &str = "ChunkAccessor.GetItemsChunk";
     let count = client
         .call(vserver, COUNT, &json!({"strAccessor": accessor}))
         .await?
@@ -152,23 +153,55 @@ async fn read_chunks(
     let mut hosts = Vec::with_capacity(count);
     while hosts.len() < count {
         let body = json!({"strAccessor": accessor, "nStart": hosts.len(), "nCount": chunk.min(count - hosts.len())});
-        let reply = client.call(vserver, CHUNK, &body).await?;
-        let container =
-            reply.out(CHUNK, "pChunk")?.as_params().ok_or_else(|| malformed(CHUNK, "pChunk is not a container"))?;
-        let items = match container.get("KLCSP_ITERATOR_ARRAY") {
-            None | Some(Value::Null) => &[][..],
-            Some(v) => v.as_array().ok_or_else(|| malformed(CHUNK, "KLCSP_ITERATOR_ARRAY is not an array"))?,
-        };
+        let items =
+            client.call_with(vserver, CHUNK, &body, &|_: &str, status, text: &str| parse_chunk(status, text)).await?;
         if items.is_empty() {
             // A snapshot must be complete: fewer hosts than counted is an error, not a result.
             return Err(malformed(CHUNK, format!("{} hosts counted, only {} returned", count, hosts.len())));
         }
-        for item in items {
-            let rec = item.as_params().ok_or_else(|| malformed(CHUNK, "host item is not a container"))?;
-            hosts.push(parse_host(rec).map_err(|e| malformed(CHUNK, e))?);
-        }
+        hosts.extend(items);
     }
     Ok(hosts)
+}
+
+/// `ChunkAccessor.GetItemsChunk`.
+const CHUNK: &str = "ChunkAccessor.GetItemsChunk";
+
+/// Reads a `ChunkAccessor.GetItemsChunk` answer (HTTP status and body) into its hosts, in
+/// order; an empty chunk is `Ok(vec![])` (the caller knows how many it expected).
+///
+/// The common answer is read straight from the text into the records (issue 15: no JSON
+/// tree, no [`Value`] tree, unused fields checked but not built, datetimes read without
+/// chrono's format interpreter). Anything else is read by [`parse_chunk_via_value`], so the
+/// result, and every error and its words, are exactly that function's.
+pub fn parse_chunk(status: u16, body: &str) -> Result<Vec<HostRecord>, KscError> {
+    if status == 200 {
+        if let Some(hosts) = chunk::read(body) {
+            return Ok(hosts);
+        }
+    }
+    parse_chunk_via_value(status, body)
+}
+
+/// The general reading of a chunk answer: the envelope ([`parse_response`]), the whole
+/// answer as [`Value`]s, then [`parse_host`] on each item. [`parse_chunk`] falls back to it,
+/// and the benchmark compares the two.
+#[doc(hidden)]
+pub fn parse_chunk_via_value(status: u16, body: &str) -> Result<Vec<HostRecord>, KscError> {
+    let reply = parse_response(CHUNK, status, body)?;
+    let container =
+        reply.out(CHUNK, "pChunk")?.as_params().ok_or_else(|| malformed(CHUNK, "pChunk is not a container"))?;
+    let items = match container.get("KLCSP_ITERATOR_ARRAY") {
+        None | Some(Value::Null) => &[][..],
+        Some(v) => v.as_array().ok_or_else(|| malformed(CHUNK, "KLCSP_ITERATOR_ARRAY is not an array"))?,
+    };
+    items
+        .iter()
+        .map(|item| {
+            let rec = item.as_params().ok_or_else(|| malformed(CHUNK, "host item is not a container"))?;
+            parse_host(rec).map_err(|e| malformed(CHUNK, e))
+        })
+        .collect()
 }
 
 /// `HostGroup.GetGroupInfoEx` for the status masks of one group. `Ok(None)` when the server
@@ -225,12 +258,33 @@ pub fn host_status(
     overrides: &BTreeMap<u32, StatusLevel>,
 ) -> (DeviceStatus, u64) {
     let device = Device { id: DeviceId::new(host.hostname.clone()), name: host.display_name.clone() };
-    if host.status == ComputerStatus::Ok {
+    device_status(device, host.status, host.mask, masks, overrides)
+}
+
+/// [`host_status`] taking the record, so its names move into the device instead of being
+/// copied.
+pub(crate) fn into_host_status(
+    host: HostRecord,
+    masks: Option<GroupMasks>,
+    overrides: &BTreeMap<u32, StatusLevel>,
+) -> (DeviceStatus, u64) {
+    let device = Device { id: DeviceId::new(host.hostname), name: host.display_name };
+    device_status(device, host.status, host.mask, masks, overrides)
+}
+
+fn device_status(
+    device: Device,
+    status: ComputerStatus,
+    mask: u64,
+    masks: Option<GroupMasks>,
+    overrides: &BTreeMap<u32, StatusLevel>,
+) -> (DeviceStatus, u64) {
+    if status == ComputerStatus::Ok {
         return (DeviceStatus { device, status: ComputerStatus::Ok, active: Vec::new() }, 0);
     }
     let mut unknown = 0;
     let active = (0..64u32)
-        .filter(|b| host.mask & (1u64 << b) != 0)
+        .filter(|b| mask & (1u64 << b) != 0)
         .map(|bit| {
             let description = StatusDescription::from_ksc_bit(bit);
             if description.info().is_none() {
@@ -239,12 +293,12 @@ pub fn host_status(
             let level = match masks {
                 Some(m) if m.critical & (1 << bit) != 0 => StatusLevel::Critical,
                 Some(m) if m.warning & (1 << bit) != 0 => StatusLevel::Warning,
-                _ => default_level(&description, bit, host.status, overrides),
+                _ => default_level(&description, bit, status, overrides),
             };
             ActiveDescription { description, level }
         })
         .collect();
-    (DeviceStatus { device, status: host.status, active }, unknown)
+    (DeviceStatus { device, status, active }, unknown)
 }
 
 /// Per-snapshot cache of group masks.

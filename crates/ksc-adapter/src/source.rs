@@ -13,7 +13,7 @@ use crate::client::{KscClient, malformed};
 use crate::config::KscConfig;
 use crate::error::KscError;
 use crate::events::{PollOptions, poll};
-use crate::hosts::{MaskCache, find_hosts, host_status};
+use crate::hosts::{MaskCache, find_hosts, into_host_status};
 use crate::tenant::{MAIN_SERVER, parse_tenant_id, tenant_id};
 use crate::value::Value;
 
@@ -170,10 +170,10 @@ impl KscSource {
             MaskCache { client: &self.client, vserver: &vserver, source: c.level_source, groups: HashMap::new() };
         let mut devices = Vec::with_capacity(hosts.len());
         let mut unknown_descriptions = 0;
-        for host in &hosts {
+        for host in hosts {
             let group = if host.status == ticketing_core::model::ComputerStatus::Ok { None } else { host.group_id };
             let m = masks.get(group).await?;
-            let (status, unknown) = host_status(host, m, &c.level_overrides);
+            let (status, unknown) = into_host_status(host, m, &c.level_overrides);
             unknown_descriptions += unknown;
             devices.push(status);
         }
