@@ -10,16 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use async_trait::async_trait;
 use daemon::demo::{ACME, KBH_COMPANY, Lab, OLD_CO};
 use daemon::service;
 use serde_json::{Value, json};
 use support::*;
-use ticketing_core::catalog::Catalog;
 use ticketing_core::ledger::TicketState;
-use ticketing_core::model::PsaId;
-use ticketing_core::ports::{Account, OwnedTicket, PortError, RemoteTicket, TicketSink, TicketUpdate};
-use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
 
 const GUIDE_RULES: &str = r#"
 [rules.general]
@@ -159,50 +154,6 @@ async fn unmapped_tenants_and_inactive_accounts_get_no_ticket_and_a_counted_skip
     Ok(())
 }
 
-/// A sink that lets the PSA create the ticket and then never reports back: the daemon "dies"
-/// between the PSA's answer and recording it.
-struct LoseTheAnswer {
-    inner: Arc<dyn TicketSink>,
-    created: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl TicketSink for LoseTheAnswer {
-    async fn catalog(&self) -> Result<Catalog, PortError> {
-        self.inner.catalog().await
-    }
-    async fn accounts(&self) -> Result<Vec<Account>, PortError> {
-        self.inner.accounts().await
-    }
-    async fn create_ticket(&self, draft: &TicketDraft) -> Result<TicketRef, PortError> {
-        self.inner.create_ticket(draft).await?;
-        self.created.fetch_add(1, Ordering::SeqCst);
-        std::future::pending().await
-    }
-    async fn find_ticket(&self, key: &IdempotencyKey) -> Result<Option<TicketRef>, PortError> {
-        self.inner.find_ticket(key).await
-    }
-    async fn ticket(&self, ticket: PsaId) -> Result<Option<RemoteTicket>, PortError> {
-        self.inner.ticket(ticket).await
-    }
-    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError> {
-        self.inner.close_ticket(ticket, status).await
-    }
-    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
-        self.inner.update_ticket(ticket, update).await
-    }
-    async fn add_note(&self, ticket: &TicketRef, note: &TicketNote, look_up_first: bool) -> Result<(), PortError> {
-        self.inner.add_note(ticket, note, look_up_first).await
-    }
-    async fn owned_tickets(
-        &self,
-        prefix: &str,
-        closed_since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Vec<OwnedTicket>>, PortError> {
-        self.inner.owned_tickets(prefix, closed_since).await
-    }
-}
-
 /// Invariant 2: killed after the PSA created the ticket but before the answer was recorded,
 /// the daemon restarts, finds the ticket by its idempotency key, and creates nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,7 +162,8 @@ async fn a_crash_between_planned_and_the_psa_answer_creates_no_duplicate() -> Re
     let rules = "[rules.rows.\"security_center/event/critical\"]\nenabled = true\n";
     let created = Arc::new(AtomicUsize::new(0));
     let c = created.clone();
-    let wrap: service::SinkWrapper = Box::new(move |inner| Arc::new(LoseTheAnswer { inner, created: c }));
+    let wrap: service::SinkWrapper =
+        Box::new(move |inner| Arc::new(LoseTheAnswer { inner, lose: Lose::Creates, lost: c }));
     let first = start_with(&lab, rules, &[], Some(wrap)).await?;
     lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-1", chrono::Duration::hours(1), "virus").await?;
     eventually(30, "the PSA to create the ticket", || async {

@@ -10,17 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use async_trait::async_trait;
 use daemon::demo::{Lab, is_closed};
 use daemon::service;
 use daemon::store::{DecisionQuery, Outcome};
 use serde_json::{Value, json};
 use support::*;
-use ticketing_core::catalog::Catalog;
 use ticketing_core::ledger::TicketState;
-use ticketing_core::model::PsaId;
-use ticketing_core::ports::{Account, OwnedTicket, PortError, RemoteTicket, TicketSink, TicketUpdate};
-use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketNote, TicketRef};
 
 async fn notes(lab: &Lab) -> Result<Vec<Value>> {
     let v = lab.control(&lab.autotask, reqwest::Method::GET, "/_sim/notes", Value::Null).await?;
@@ -239,53 +234,6 @@ enabled = true
     Ok(())
 }
 
-/// Forwards everything, but the answer to a reopen's note never comes back (a crash right
-/// after the PSA took it).
-struct LoseTheReopenNote {
-    inner: Arc<dyn TicketSink>,
-    sent: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl TicketSink for LoseTheReopenNote {
-    async fn catalog(&self) -> Result<Catalog, PortError> {
-        self.inner.catalog().await
-    }
-    async fn accounts(&self) -> Result<Vec<Account>, PortError> {
-        self.inner.accounts().await
-    }
-    async fn create_ticket(&self, draft: &TicketDraft) -> Result<TicketRef, PortError> {
-        self.inner.create_ticket(draft).await
-    }
-    async fn find_ticket(&self, key: &IdempotencyKey) -> Result<Option<TicketRef>, PortError> {
-        self.inner.find_ticket(key).await
-    }
-    async fn ticket(&self, ticket: PsaId) -> Result<Option<RemoteTicket>, PortError> {
-        self.inner.ticket(ticket).await
-    }
-    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError> {
-        self.inner.close_ticket(ticket, status).await
-    }
-    async fn update_ticket(&self, ticket: &TicketRef, update: &TicketUpdate) -> Result<(), PortError> {
-        self.inner.update_ticket(ticket, update).await
-    }
-    async fn add_note(&self, ticket: &TicketRef, note: &TicketNote, look_up_first: bool) -> Result<(), PortError> {
-        self.inner.add_note(ticket, note, look_up_first).await?;
-        if note.marker.contains("/reopen") {
-            self.sent.fetch_add(1, Ordering::SeqCst);
-            std::future::pending::<()>().await;
-        }
-        Ok(())
-    }
-    async fn owned_tickets(
-        &self,
-        prefix: &str,
-        closed_since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Vec<OwnedTicket>>, PortError> {
-        self.inner.owned_tickets(prefix, closed_since).await
-    }
-}
-
 /// 2, across a crash: the reopen's note reached the PSA but its answer was never recorded; the
 /// restarted daemon resends the (idempotent) update, looks the note up by its marker and adds
 /// no second one.
@@ -299,7 +247,8 @@ reopen_hours = 24
     let lab = Lab::start().await?;
     let sent = Arc::new(AtomicUsize::new(0));
     let s = sent.clone();
-    let wrap: service::SinkWrapper = Box::new(move |inner| Arc::new(LoseTheReopenNote { inner, sent: s }));
+    let wrap: service::SinkWrapper =
+        Box::new(move |inner| Arc::new(LoseTheAnswer { inner, lose: Lose::NotesMarked("/reopen"), lost: s }));
     let first = start_with(&lab, RULES, &[], Some(wrap)).await?;
     lab.ksc_host(1, "pc-c", "PC-C", &["databases_out_of_date"]).await?;
     let id = wait_tickets(&lab, 1, 30).await?[0]["id"].clone();

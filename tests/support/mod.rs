@@ -128,3 +128,93 @@ pub(crate) fn set_keys(toml: &mut String, keys: &[(&str, &str)]) {
         }
     }
 }
+
+/// Which PSA answer [`LoseTheAnswer`] never returns (as if the daemon crashed right after the
+/// PSA took the call).
+#[derive(Clone, Copy)]
+pub(crate) enum Lose {
+    /// Every create's.
+    Creates,
+    /// The answer to a note whose marker contains this.
+    NotesMarked(&'static str),
+}
+
+/// A sink that forwards every call to the real one, but never returns the answers `lose`
+/// names (the call did reach the PSA), counting them in `lost`.
+pub(crate) struct LoseTheAnswer {
+    pub(crate) inner: std::sync::Arc<dyn ticketing_core::ports::TicketSink>,
+    pub(crate) lose: Lose,
+    pub(crate) lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LoseTheAnswer {
+    async fn lost(&self) {
+        self.lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::future::pending::<()>().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ticketing_core::ports::TicketSink for LoseTheAnswer {
+    async fn catalog(&self) -> Result<ticketing_core::catalog::Catalog, ticketing_core::ports::PortError> {
+        self.inner.catalog().await
+    }
+    async fn accounts(&self) -> Result<Vec<ticketing_core::ports::Account>, ticketing_core::ports::PortError> {
+        self.inner.accounts().await
+    }
+    async fn create_ticket(
+        &self,
+        draft: &ticketing_core::ticket::TicketDraft,
+    ) -> Result<ticketing_core::ticket::TicketRef, ticketing_core::ports::PortError> {
+        let created = self.inner.create_ticket(draft).await?;
+        if matches!(self.lose, Lose::Creates) {
+            self.lost().await;
+        }
+        Ok(created)
+    }
+    async fn find_ticket(
+        &self,
+        key: &ticketing_core::ticket::IdempotencyKey,
+    ) -> Result<Option<ticketing_core::ticket::TicketRef>, ticketing_core::ports::PortError> {
+        self.inner.find_ticket(key).await
+    }
+    async fn ticket(
+        &self,
+        ticket: ticketing_core::model::PsaId,
+    ) -> Result<Option<ticketing_core::ports::RemoteTicket>, ticketing_core::ports::PortError> {
+        self.inner.ticket(ticket).await
+    }
+    async fn close_ticket(
+        &self,
+        ticket: &ticketing_core::ticket::TicketRef,
+        status: ticketing_core::model::PsaId,
+    ) -> Result<(), ticketing_core::ports::PortError> {
+        self.inner.close_ticket(ticket, status).await
+    }
+    async fn update_ticket(
+        &self,
+        ticket: &ticketing_core::ticket::TicketRef,
+        update: &ticketing_core::ports::TicketUpdate,
+    ) -> Result<(), ticketing_core::ports::PortError> {
+        self.inner.update_ticket(ticket, update).await
+    }
+    async fn add_note(
+        &self,
+        ticket: &ticketing_core::ticket::TicketRef,
+        note: &ticketing_core::ticket::TicketNote,
+        look_up_first: bool,
+    ) -> Result<(), ticketing_core::ports::PortError> {
+        self.inner.add_note(ticket, note, look_up_first).await?;
+        if matches!(self.lose, Lose::NotesMarked(part) if note.marker.contains(part)) {
+            self.lost().await;
+        }
+        Ok(())
+    }
+    async fn owned_tickets(
+        &self,
+        prefix: &str,
+        closed_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Vec<ticketing_core::ports::OwnedTicket>>, ticketing_core::ports::PortError> {
+        self.inner.owned_tickets(prefix, closed_since).await
+    }
+}
