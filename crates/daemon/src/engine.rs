@@ -366,8 +366,7 @@ pub struct Engine {
     rebuild_due: DateTime<Utc>,
     /// The backend cannot list its tickets: look every create up first.
     look_up_every_create: bool,
-    tenants: HashMap<Job, Vec<Tenant>>,
-    /// Every listed tenant by source, for the reads `start_polls` starts.
+    /// Every listed tenant by source, as the sources' last listings gave them.
     listed: HashMap<(Job, TenantId), Tenant>,
     /// The reads to start, soonest first (see `start_polls`). An entry is current while its
     /// time equals the tenant's `due` time; older ones are skipped when they come up.
@@ -565,7 +564,6 @@ impl Engine {
             rebuilding: false,
             rebuild_due: epoch,
             look_up_every_create: false,
-            tenants: HashMap::new(),
             listed: HashMap::new(),
             queues: HashMap::new(),
             due: HashMap::new(),
@@ -651,7 +649,6 @@ impl Engine {
             self.budget = r.budget;
         }
         self.generation += 1;
-        self.tenants.clear();
         self.listed.clear();
         self.queues.clear();
         self.due.clear();
@@ -1045,20 +1042,17 @@ impl Engine {
         for (job, name, listed) in listings {
             match listed {
                 Ok(t) => {
-                    let before: HashSet<TenantId> =
-                        self.listed.keys().filter(|(j, _)| *j == job).map(|(_, id)| id.clone()).collect();
-                    self.listed.retain(|(j, _), _| *j != job);
-                    for tenant in &t {
+                    let ids: HashSet<&TenantId> = t.iter().map(|x| &x.id).collect();
+                    self.listed.retain(|(j, id), _| *j != job || ids.contains(id));
+                    for tenant in t {
                         let key = (job, tenant.id.clone());
                         // A tenant new to the list (or back on it) is queued: at once, or when it
                         // was due anyway.
-                        if !before.contains(&tenant.id) && !self.polling_now.contains(&key) {
+                        if self.listed.insert(key.clone(), tenant).is_none() && !self.polling_now.contains(&key) {
                             let at = self.due.get(&key).copied().unwrap_or(DateTime::<Utc>::MIN_UTC);
-                            self.schedule(key.clone(), at);
+                            self.schedule(key, at);
                         }
-                        self.listed.insert(key, tenant.clone());
                     }
-                    self.tenants.insert(job, t);
                 }
                 Err(e) => {
                     self.shared.source_failed(&name, &e.to_string());
@@ -1184,7 +1178,7 @@ impl Engine {
         let mut mapped = Vec::new();
         let mut pairs = Vec::new();
         let names: BTreeMap<String, String> =
-            self.tenants.values().flatten().map(|t| (t.id.to_string(), t.name.clone())).collect();
+            self.listed.values().map(|t| (t.id.to_string(), t.name.clone())).collect();
         for m in &self.mapping {
             let account = m.account_in(&self.accounts);
             let problem = match (account, m.account_id) {
