@@ -1248,16 +1248,12 @@ impl Engine {
         self.ctx_revision = self.shared.rules_revision.load(Ordering::SeqCst);
     }
 
-    fn psa_answered(&self, op: &str, outcome: &str) {
-        self.shared.psa_answered(op, outcome);
-    }
-
     fn count_psa<T>(&self, op: &str, r: &Result<T, PortError>) {
         let outcome = match r {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("{:?}", e.kind).to_lowercase(),
         };
-        self.psa_answered(op, &outcome);
+        self.shared.psa_answered(op, &outcome);
     }
 
     /// Sets when a tenant is read next.
@@ -1877,7 +1873,7 @@ impl Engine {
         };
         let transition = match outcome {
             Outcome::Created(ticket, recovered) => {
-                self.psa_answered(op, "ok");
+                self.shared.psa_answered(op, "ok");
                 self.uncertain.remove(&key);
                 if recovered {
                     self.shared.metrics.ticket_recovered();
@@ -1887,7 +1883,7 @@ impl Engine {
                 Transition::Opened { key: key.clone(), ticket }
             }
             Outcome::StaleNotFound => {
-                self.psa_answered(op, "ok");
+                self.shared.psa_answered(op, "ok");
                 self.uncertain.remove(&key);
                 self.shared.metrics.skip("stale");
                 info!(key = %key, "planned ticket dropped: its event outlived its lifetime before the PSA could be reached");
@@ -1895,46 +1891,46 @@ impl Engine {
             }
             Outcome::Refused(reason) => {
                 self.uncertain.remove(&key);
-                self.psa_answered(op, "invalid");
+                self.shared.psa_answered(op, "invalid");
                 self.shared.metrics.ticket_failed("invalid");
                 error!(key = %key, reason = %reason, "the PSA refused the ticket; kept as failed (fix the rule, then `msp-ticketd ledger retry`)");
                 Transition::Abandoned { key: key.clone(), reason }
             }
             Outcome::Closed => {
-                self.psa_answered(op, "ok");
+                self.shared.psa_answered(op, "ok");
                 self.shared.metrics.ticket_closed();
                 Transition::Closed { key: key.clone() }
             }
             Outcome::Noted => {
-                self.psa_answered(op, "ok");
+                self.shared.psa_answered(op, "ok");
                 self.uncertain_notes.remove(&key);
                 Transition::NoteAdded { key: key.clone() }
             }
             Outcome::NoteRefused(reason) => {
-                self.psa_answered(op, "invalid");
+                self.shared.psa_answered(op, "invalid");
                 self.uncertain_notes.remove(&key);
                 error!(key = %key, reason = %reason, "the PSA refused the close note; the ticket is closed without it");
                 Transition::NoteAdded { key: key.clone() }
             }
             Outcome::RecurrenceNoted(marker) => {
-                self.psa_answered(op, "ok");
+                self.shared.psa_answered(op, "ok");
                 self.uncertain_notes.remove(&key);
                 Transition::RecurrenceNoted { key: key.clone(), marker }
             }
             Outcome::Updated => {
-                self.psa_answered(op, "ok");
+                self.shared.psa_answered(op, "ok");
                 self.uncertain_notes.remove(&key);
                 self.shared.metrics.ticket_updated();
                 Transition::Updated { key: key.clone() }
             }
             Outcome::UpdateRefused(reason) => {
-                self.psa_answered(op, "invalid");
+                self.shared.psa_answered(op, "invalid");
                 self.uncertain_notes.remove(&key);
                 warn!(key = %key, reason = %reason, "the PSA refused the ticket update; a refused reopen makes a new ticket next time");
                 Transition::UpdateRefused { key: key.clone(), reason }
             }
             Outcome::Failed(e) => {
-                self.psa_answered(op, &format!("{:?}", e.kind).to_lowercase());
+                self.shared.psa_answered(op, &format!("{:?}", e.kind).to_lowercase());
                 let ticket = self.ledger.get(&key).and_then(LedgerEntry::ticket).map(|t| t.id.to_string());
                 warn!(key = %key, ticket = ticket.as_deref().unwrap_or("-"), op, error = %e, "PSA call failed; will retry");
                 if e.is_retryable() || e.kind == PortErrorKind::Auth || e.kind == PortErrorKind::Other {

@@ -43,10 +43,8 @@ struct State {
     tick: Duration,
     /// The last PSA answer that reached it.
     psa_ok: Option<DateTime<Utc>>,
-    /// The last failed PSA call: when, which operation, what kind.
-    psa_failed: Option<(DateTime<Utc>, String, String)>,
-    /// Since when PSA calls fail with none answered, the last failure's kind and how many.
-    psa_failing: Option<(DateTime<Utc>, String, u64)>,
+    /// PSA calls failing with none answered since: cleared by the next answer.
+    psa_failing: Option<Failing>,
     /// When the catalog was last read, and whether its latest read failed.
     catalog_read_at: Option<DateTime<Utc>>,
     catalog_stale: bool,
@@ -58,6 +56,18 @@ struct State {
     standby: bool,
     /// The last store probe.
     store: Option<(std::time::Instant, Result<(), String>)>,
+}
+
+/// PSA calls failing with none answered since `since`.
+#[derive(Debug, Clone)]
+struct Failing {
+    since: DateTime<Utc>,
+    /// The last failed call: when, which operation, what kind.
+    at: DateTime<Utc>,
+    op: String,
+    kind: String,
+    /// Failed calls since `since`.
+    count: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -164,9 +174,9 @@ impl Health {
                 s.psa_failing = None;
             }
             PsaAnswer::Unreachable => {
-                s.psa_failed = Some((now, op.to_owned(), outcome.to_owned()));
-                let (since, n) = s.psa_failing.as_ref().map_or((now, 0), |(t, _, n)| (*t, *n));
-                s.psa_failing = Some((since, outcome.to_owned(), n + 1));
+                let (since, count) = s.psa_failing.as_ref().map_or((now, 0), |f| (f.since, f.count));
+                s.psa_failing =
+                    Some(Failing { since, at: now, op: op.to_owned(), kind: outcome.to_owned(), count: count + 1 });
             }
         }
         if op == "catalog" {
@@ -184,7 +194,8 @@ impl Health {
     /// was last read.
     pub fn psa_view(&self) -> PsaView {
         let s = self.lock();
-        PsaView { failing: s.psa_failing.clone(), catalog_stale: s.catalog_stale, catalog_read_at: s.catalog_read_at }
+        let failing = s.psa_failing.as_ref().map(|f| (f.since, f.kind.clone(), f.count));
+        PsaView { failing, catalog_stale: s.catalog_stale, catalog_read_at: s.catalog_read_at }
     }
 
     /// The sources whose latest read failed, with their failed reads since the last success.
@@ -297,10 +308,13 @@ fn last_error(h: &SourceHealth) -> String {
 
 fn psa_check(s: &State, now: DateTime<Utc>) -> Result<String, String> {
     let stale_after = (s.psa_every * 3).max(Duration::from_secs(60));
-    if let Some((at, op, kind)) = &s.psa_failed {
-        if s.psa_ok.is_none_or(|ok| ok < *at) {
-            return Err(format!("unreachable: the last call ({op}, {} s ago) failed: {kind}", age(now, *at).as_secs()));
-        }
+    if let Some(f) = &s.psa_failing {
+        return Err(format!(
+            "unreachable: the last call ({}, {} s ago) failed: {}",
+            f.op,
+            age(now, f.at).as_secs(),
+            f.kind
+        ));
     }
     match s.psa_ok {
         None => Err("not contacted yet".to_owned()),
