@@ -22,6 +22,29 @@ async fn notes(lab: &Lab) -> Result<Vec<Value>> {
     Ok(v.as_array().cloned().unwrap_or_default())
 }
 
+/// The reopen window's rules: one Warning status row, reopened within 24 hours.
+const REOPEN_RULES: &str = r#"
+[rules.rows."security_center/status/warning/databases_out_of_date"]
+enabled = true
+reopen_hours = 24
+"#;
+
+/// Raises the row's problem on `host`, waits for its ticket, clears it and waits until the
+/// ticket is closed automatically with its close note; returns the ticket's id.
+async fn closed_automatically(lab: &Lab, host: &str) -> Result<Value> {
+    let name = host.to_uppercase();
+    lab.ksc_host(1, host, &name, &["databases_out_of_date"]).await?;
+    let id = wait_tickets(lab, 1, 30).await?[0]["id"].clone();
+    lab.ksc_host(1, host, &name, &[]).await?;
+    eventually(30, "closed automatically", || async {
+        let t = lab.tickets().await?;
+        Ok(t.iter().any(|t| t["id"] == id && is_closed(lab.psa, t)).then_some(()))
+    })
+    .await?;
+    eventually(20, "the close note", || async { Ok((notes(lab).await?.len() == 1).then_some(())) }).await?;
+    Ok(id)
+}
+
 fn ticket_of<'a>(tickets: &'a [Value], host: &str) -> Vec<&'a Value> {
     tickets.iter().filter(|t| t["description"].as_str().unwrap_or_default().contains(host)).collect()
 }
@@ -75,23 +98,9 @@ create_delay_minutes = 1
 /// ticket (status back to New, a note) instead of creating another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_problem_that_returns_within_the_window_reopens_its_ticket() -> Result<()> {
-    const RULES: &str = r#"
-[rules.rows."security_center/status/warning/databases_out_of_date"]
-enabled = true
-reopen_hours = 24
-"#;
     let lab = Lab::start().await?;
-    let running = start(&lab, RULES, &[]).await?;
-    lab.ksc_host(1, "pc-r", "PC-R", &["databases_out_of_date"]).await?;
-    let first = wait_tickets(&lab, 1, 30).await?;
-    let id = first[0]["id"].clone();
-    lab.ksc_host(1, "pc-r", "PC-R", &[]).await?;
-    eventually(30, "closed automatically", || async {
-        let t = lab.tickets().await?;
-        Ok(t.iter().any(|t| t["id"] == id && is_closed(lab.psa, t)).then_some(()))
-    })
-    .await?;
-    eventually(20, "the close note", || async { Ok((!notes(&lab).await?.is_empty()).then_some(())) }).await?;
+    let running = start(&lab, REOPEN_RULES, &[]).await?;
+    let id = closed_automatically(&lab, "pc-r").await?;
 
     lab.ksc_host(1, "pc-r", "PC-R", &["databases_out_of_date"]).await?;
     let reopened = eventually(30, "reopened", || async {
@@ -239,21 +248,13 @@ enabled = true
 /// no second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_reopen_note_reopens_once_with_one_note() -> Result<()> {
-    const RULES: &str = r#"
-[rules.rows."security_center/status/warning/databases_out_of_date"]
-enabled = true
-reopen_hours = 24
-"#;
     let lab = Lab::start().await?;
     let sent = Arc::new(AtomicUsize::new(0));
     let s = sent.clone();
     let wrap: service::SinkWrapper =
         Box::new(move |inner| Arc::new(LoseTheAnswer { inner, lose: Lose::NotesMarked("/reopen"), lost: s }));
-    let first = start_with(&lab, RULES, &[], Some(wrap)).await?;
-    lab.ksc_host(1, "pc-c", "PC-C", &["databases_out_of_date"]).await?;
-    let id = wait_tickets(&lab, 1, 30).await?[0]["id"].clone();
-    lab.ksc_host(1, "pc-c", "PC-C", &[]).await?;
-    eventually(30, "closed with its note", || async { Ok((notes(&lab).await?.len() == 1).then_some(())) }).await?;
+    let first = start_with(&lab, REOPEN_RULES, &[], Some(wrap)).await?;
+    let id = closed_automatically(&lab, "pc-c").await?;
     lab.ksc_host(1, "pc-c", "PC-C", &["databases_out_of_date"]).await?;
     eventually(30, "the reopen note sent", || async { Ok((sent.load(Ordering::SeqCst) == 1).then_some(())) }).await?;
     let store = first.shared.store.clone();
@@ -261,7 +262,7 @@ reopen_hours = 24
     let left = store.load_ledger()?;
     assert!(left.entries().any(|e| e.state.name() == "updating"), "the update is outbox work: {left:?}");
 
-    let second = start(&lab, RULES, &[]).await?;
+    let second = start(&lab, REOPEN_RULES, &[]).await?;
     eventually(30, "open again in the ledger", || async {
         let l = second.shared.store.load_ledger()?;
         Ok(l.entries().any(|e| matches!(e.state, TicketState::Open { .. })).then_some(()))
