@@ -172,8 +172,8 @@ pub(crate) async fn page(
     if !filters.tenant.is_empty() {
         names.entry(filters.tenant.clone()).or_default();
     }
-    let psa = s.psa.check(shared);
-    let sources = s.psa.check_sources(shared);
+    let psa = super::psa::check(shared);
+    let sources = super::psa::check_sources(shared);
     let flash = s.sessions.take_flash(&session.id);
     let body = html! {
         (render::psa_banner(&psa, shared.catalog().is_some()))

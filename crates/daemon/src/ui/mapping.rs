@@ -141,8 +141,8 @@ pub(crate) async fn page(State(s): State<UiState>, headers: HeaderMap) -> Respon
     let now = Utc::now();
     let successes = shared.health.source_successes();
     let (rows, lookups) = rows(shared, &successes);
-    let psa = s.psa.check(shared);
-    let sources = s.psa.check_sources(shared);
+    let psa = super::psa::check(shared);
+    let sources = super::psa::check_sources(shared);
     let flash = s.sessions.take_flash(&session.id);
     let psa_name = *shared.psa_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let body = html! {

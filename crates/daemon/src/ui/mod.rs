@@ -62,7 +62,6 @@ use ticketing_core::rules::{RowId, Section};
 use crate::admin::{AdminState, constant_time_eq};
 use crate::engine::Shared;
 use crate::rules_ops::{self, OpError, Preview};
-use psa::PsaWatch;
 use render::{Frame, SectionView, StatusCounts, Tab, section_href, shown};
 use session::{Flash, SessionView, Sessions};
 
@@ -74,13 +73,11 @@ const NOJS_CSS: &str = include_str!("assets/nojs.css");
 struct UiState {
     admin: AdminState,
     sessions: Arc<Sessions>,
-    psa: Arc<PsaWatch>,
 }
 
 /// The UI's routes, merged into the admin listener's router.
 pub fn router(state: AdminState) -> Router {
-    let psa = Arc::new(PsaWatch);
-    let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()), psa };
+    let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()) };
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(home))
@@ -632,7 +629,7 @@ async fn save(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Ve
             return;
         }
         // A save is checked against the catalog: not against one the PSA may have changed since.
-        let psa = s.psa.check(shared);
+        let psa = psa::check(shared);
         if psa.blocks_save(shared.catalog().is_some()) {
             let why = psa.problem(shared.catalog().is_some()).map(|p| p.0).unwrap_or_default();
             let kept = if changed > 0 { " Your edits are kept in the draft (not saved)." } else { "" };
@@ -805,8 +802,8 @@ fn section_response(
         Err(e) => Err(format!("No preview: {e}")),
     };
     let problems = catalog.as_ref().map(|c| book.draft.validate_section(section, c)).unwrap_or_default();
-    let psa = s.psa.check(shared);
-    let sources = s.psa.check_sources(shared);
+    let psa = psa::check(shared);
+    let sources = psa::check_sources(shared);
     let status = match section {
         Section::Statuses(product, _) => status_counts(shared, product),
         _ => Err(String::new()),

@@ -103,21 +103,15 @@ impl SourceStatus {
     }
 }
 
-/// Reads the PSA's and the sources' state for a page (no state of its own).
-#[derive(Debug, Default)]
-pub(crate) struct PsaWatch;
+/// The PSA's state now.
+pub(crate) fn check(shared: &Shared) -> PsaStatus {
+    let v = shared.health.psa_view();
+    PsaStatus { failing: v.failing, catalog_stale: v.catalog_stale, catalog_read_at: v.catalog_read_at }
+}
 
-impl PsaWatch {
-    /// The PSA's state now.
-    pub(crate) fn check(&self, shared: &Shared) -> PsaStatus {
-        let v = shared.health.psa_view();
-        PsaStatus { failing: v.failing, catalog_stale: v.catalog_stale, catalog_read_at: v.catalog_read_at }
-    }
-
-    /// The sources' state now.
-    pub(crate) fn check_sources(&self, shared: &Shared) -> SourceStatus {
-        SourceStatus { failing: shared.health.failing_sources() }
-    }
+/// The sources' state now.
+pub(crate) fn check_sources(shared: &Shared) -> SourceStatus {
+    SourceStatus { failing: shared.health.failing_sources() }
 }
 
 #[cfg(test)]
