@@ -77,7 +77,7 @@ async fn a_cursor_of_the_old_form_migrates_without_loss_or_repeats() -> Result<(
     {
         let store = SqliteStore::open(&lab.store_path())?;
         let key = CursorKey { source: "ksc:demo/events".into(), tenant: "ksc:demo/vs:1".into() };
-        store.commit(&Commit { cursor: Some((&key, &Cursor(legacy))), ..Commit::default() })?;
+        store.commit(&Commit { cursors: vec![(&key, &Cursor(legacy))], ..Commit::default() })?;
     }
     lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-3", h(1), "new three").await?;
     let running = start(&lab, RULES, &[]).await?;

@@ -9,15 +9,28 @@
 //! account) with devices, every K-th of them with one Warning status description whose rule is
 //! on; starts the daemon; and prints:
 //! - seeding time, time to all tickets and tickets/s (first to last create, and from start);
+//! - PSA requests per ticket and Security Center requests per tenant on the way to all tickets;
 //! - the Autotask simulator's own create ceiling, measured in the same run by a minimal client
 //!   at the daemon's delivery concurrency, and the daemon's ratio to it;
 //! - daemon CPU and wall time per polling pass once idle, per device, and PSA requests per idle
 //!   pass;
-//! - peak RSS of the process (daemon and in-process simulators together).
+//! - the daemon's peak RSS, and separately the simulators' process's.
 //!
-//! Daemon and simulators run on separate runtimes whose threads are named `daemon-*` and `sim-*`,
-//! so the daemon's CPU is read from its own threads (`/proc/self/task/*/stat`).
+//! The simulators run in this process; the daemon runs in its own: the harness re-executes
+//! itself with the hidden first argument `--daemon-child <config.toml>`, and that child starts
+//! `service::start_with` on the configuration and writes its ticket count (created + recovered)
+//! to stdout every 20 ms until it reads `stop` or EOF on stdin. So nothing the simulators hold
+//! or burn is counted as the daemon's:
+//! - progress (first ticket, all tickets) comes from the child's lines;
+//! - daemon CPU is the child's utime + stime (`/proc/<pid>/stat`), all its threads together;
+//! - the daemon's peak RSS is the child's VmHWM (`/proc/<pid>/status`), read just before it is
+//!   told to stop; the simulators' is this process's VmHWM.
 
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -34,11 +47,19 @@ struct Args {
     statuses_secs: u64,
     idle_passes: u64,
     concurrency: usize,
+    read_concurrency: usize,
 }
 
 fn args() -> Result<Args> {
-    let mut a =
-        Args { tenants: 100, devices: 10_000, problem_every: 10, statuses_secs: 5, idle_passes: 3, concurrency: 2 };
+    let mut a = Args {
+        tenants: 100,
+        devices: 10_000,
+        problem_every: 10,
+        statuses_secs: 5,
+        idle_passes: 3,
+        concurrency: 2,
+        read_concurrency: 16,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -50,46 +71,180 @@ fn args() -> Result<Args> {
             "--statuses-secs" => a.statuses_secs = n.max(1) as u64,
             "--idle-passes" => a.idle_passes = n.max(1) as u64,
             "--concurrency" => a.concurrency = n.clamp(1, 3),
+            "--read-concurrency" => a.read_concurrency = n.max(1),
             other => bail!(
-                "unknown flag {other} (--tenants N --devices M --problem-every K [--statuses-secs S --idle-passes P --concurrency C])"
+                "unknown flag {other} (--tenants N --devices M --problem-every K [--statuses-secs S --idle-passes P --concurrency C --read-concurrency R])"
             ),
         }
     }
     Ok(a)
 }
 
-/// CPU seconds (user + system) of this process's threads whose name starts with `prefix`.
-fn thread_cpu(prefix: &str) -> f64 {
+/// CPU seconds (user + system) of process `pid`, all its threads together, from
+/// `/proc/<pid>/stat`.
+fn proc_cpu(pid: u32) -> Result<f64> {
     let ticks = 100.0; // USER_HZ on Linux
-    let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with(prefix) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the command's closing parenthesis: state is field 3; utime 14, stime 15.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        total += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        total += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    }
-    total as f64 / ticks
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command's closing parenthesis (the command may hold spaces and
+    // parentheses): state is field 3; utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field =
+        |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).with_context(|| format!("{path}: no field {}", i + 3));
+    Ok((field(11)? + field(12)?) as f64 / ticks)
 }
 
-fn peak_rss_mb() -> f64 {
-    status_mb("VmHWM:")
-}
-
-/// A `/proc/self/status` memory line, in MB.
-fn status_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A memory line of `/proc/<proc>/status` (`proc` is a pid or `self`), in MB.
+fn status_mb(proc: &str, field: &str) -> Result<f64> {
+    let path = format!("/proc/{proc}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let kb: f64 = status
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+        .with_context(|| format!("{path}: no {field}"))?;
+    Ok(kb / 1024.0)
+}
+
+/// The hidden first argument that makes the harness the daemon's process instead.
+const DAEMON_CHILD: &str = "--daemon-child";
+
+/// Child mode: run the daemon on the configuration at `path`, write its ticket count
+/// (created + recovered) to stdout every 20 ms, stop cleanly on `stop` or EOF on stdin.
+fn daemon_child(path: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let config = daemon::config::Config::parse(&text, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The same runtime as the daemon had in-process: one worker, so the numbers stay comparable.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("daemon-worker")
+        .enable_all()
+        .build()?;
+    let running = rt.block_on(service::start_with(&config, StartOptions::every(Duration::from_millis(200))))?;
+    // stdin is watched on its own thread so the progress loop never blocks on it; the thread
+    // ends (dropping the sender) on "stop", EOF or a read error, and that ends the loop.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            match line {
+                Ok(l) if l.trim() != "stop" => continue,
+                _ => break,
+            }
+        }
+        drop(tx);
+    });
+    let mut out = std::io::stdout().lock();
+    loop {
+        let (created, _, recovered) = running.shared.metrics.ticket_counts();
+        // A failed write means the parent is gone: stop as on EOF.
+        let commits = running.shared.metrics.store_commits();
+        if writeln!(out, "{} {commits}", created + recovered).and_then(|()| out.flush()).is_err() {
+            break;
+        }
+        if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) = rx.recv_timeout(Duration::from_millis(20)) {
+            break;
+        }
+    }
+    rt.block_on(running.stop())
+}
+
+/// The daemon's process, seen from the parent. Dropping it kills the child, so an error in the
+/// parent never leaves a daemon polling the (then gone) simulators.
+struct Daemon {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// The latest ticket count the child reported.
+    progress: Arc<AtomicUsize>,
+    /// The store commits the child reported (`msp_store_commits_total`).
+    commits: Arc<AtomicUsize>,
+}
+
+impl Daemon {
+    /// Re-executes this harness in child mode on the configuration at `config`.
+    fn spawn(config: &Path) -> Result<Self> {
+        let exe = std::env::current_exe().context("finding the harness's own executable")?;
+        let mut child = Command::new(exe)
+            .arg(DAEMON_CHILD)
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning the daemon's process")?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("the daemon's stdout")?;
+        let progress = Arc::new(AtomicUsize::new(0));
+        // Read on a thread: the parent's loop only looks at the latest value, and a child that
+        // writes faster than the parent looks never blocks on a full pipe.
+        let latest = Arc::clone(&progress);
+        let commits = Arc::new(AtomicUsize::new(0));
+        let store_commits = Arc::clone(&commits);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut numbers = line.split_whitespace().map(|w| w.parse::<usize>());
+                if let Some(Ok(n)) = numbers.next() {
+                    latest.store(n, Ordering::Relaxed);
+                }
+                if let Some(Ok(n)) = numbers.next() {
+                    commits.store(n, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(Self { child, stdin, progress, commits: store_commits })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn progress(&self) -> usize {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// The latest store commit count the child reported.
+    fn commits(&self) -> usize {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Fails, with the child's exit status, if the daemon's process has ended: its `/proc`
+    /// numbers would no longer be a running daemon's.
+    fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait().context("checking the daemon's process")? {
+            bail!("the daemon's process exited early: {status}");
+        }
+        Ok(())
+    }
+
+    /// Tells the child to stop, and waits (a minute at most) for it to exit successfully.
+    fn stop(mut self) -> Result<()> {
+        if let Some(mut stdin) = self.stdin.take() {
+            // A failed write means the child is already gone; its status below says why.
+            let _ = writeln!(stdin, "stop").and_then(|()| stdin.flush());
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().context("waiting for the daemon's process")? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                bail!("the daemon's process did not stop within a minute of being told to");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        anyhow::ensure!(status.success(), "the daemon's process failed: {status}");
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn requests(sim: &SimHandle) -> usize {
@@ -141,14 +296,14 @@ async fn ceiling(http: &reqwest::Client, autotask: &SimHandle, n: usize, concurr
 }
 
 fn main() -> Result<()> {
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some(DAEMON_CHILD) {
+        let path = argv.next().with_context(|| format!("{DAEMON_CHILD} needs the configuration's path"))?;
+        return daemon_child(&path);
+    }
     let a = args()?;
     let sims =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("sim-worker").enable_all().build()?;
-    let daemon_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("daemon-worker")
-        .enable_all()
-        .build()?;
     let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
     let (autotask, ksc, kbh) = sims.block_on(async {
         // Autotask's real 10,000 requests an hour would stop a 10,000-ticket run after a few
@@ -212,9 +367,6 @@ fn main() -> Result<()> {
         anyhow::Ok(())
     })?;
     let seeded_in = seeding.elapsed();
-    // The simulators hold every seeded host now: what the process grows by from here on is the
-    // daemon (and the tickets the Autotask simulator stores).
-    let rss_seeded = status_mb("VmRSS:");
     println!(
         "seeded {} tenants, {} devices, {problems} with a problem in {:.1} s",
         a.tenants,
@@ -237,6 +389,7 @@ statuses_secs = {statuses}
 catalog_secs = 3600
 ticket_sync_secs = 0
 deliver_concurrency = {conc}
+read_concurrency = {reads}
 [autotask]
 base_url = "{at}"
 username = "api@sim.local"
@@ -254,24 +407,28 @@ enabled = true
         store = dir.join("scale.sqlite").display().to_string(),
         statuses = a.statuses_secs,
         conc = a.concurrency,
+        reads = a.read_concurrency,
         at = autotask.base_url(),
         ksc = ksc.base_url(),
     );
     for v in 1..=a.tenants {
         toml.push_str(&format!("[[mapping]]\ntenant = \"ksc:scale/vs:{v}\"\naccount_id = {ACME}\n"));
     }
-    let config = daemon::config::Config::parse(&toml, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Checked here too, so a bad configuration fails before a process is spawned.
+    daemon::config::Config::parse(&toml, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config_path = dir.join("scale.toml");
+    std::fs::write(&config_path, &toml).with_context(|| format!("writing {}", config_path.display()))?;
 
     // Run until every problem is a ticket.
+    let ksc0 = requests(&ksc);
     let started = Instant::now();
-    let cpu0 = thread_cpu("daemon");
-    let running = daemon_rt.block_on(service::start_with(&config, StartOptions::every(Duration::from_millis(200))))?;
+    let mut daemon = Daemon::spawn(&config_path)?;
     let mut first_ticket: Option<Duration> = None;
-    // Progress is read from the daemon's own counter: listing the simulator's tickets every
-    // few milliseconds would cost the simulator (and the shared cores) more than the creates.
+    // Progress is read from the daemon's own counter (the child's lines): listing the
+    // simulator's tickets every few milliseconds would cost the simulator (and the shared
+    // cores) more than the creates.
     loop {
-        let (created, _, recovered) = running.shared.metrics.ticket_counts();
-        let n = (created + recovered) as usize;
+        let n = daemon.progress();
         if n > 0 && first_ticket.is_none() {
             first_ticket = Some(started.elapsed());
         }
@@ -281,13 +438,16 @@ enabled = true
         if started.elapsed() > Duration::from_secs(3600) {
             bail!("only {n} of {problems} tickets after an hour");
         }
+        daemon.ensure_running()?;
         std::thread::sleep(Duration::from_millis(20));
     }
     let all_in = started.elapsed();
+    // Read before listing the tickets, so the listing's requests and time are not counted. The
+    // child's CPU is all of it since exec: it did not exist before the run.
+    let cpu_to_all = proc_cpu(daemon.pid())?;
+    let (requests_to_all, ksc_to_all, commits_to_all) = (requests(&autotask), requests(&ksc) - ksc0, daemon.commits());
     let listed = sims.block_on(ticket_count(&http, &autotask))?;
     anyhow::ensure!(listed == problems, "the simulator holds {listed} tickets, expected {problems}");
-    let cpu_to_all = thread_cpu("daemon") - cpu0;
-    let requests_to_all = requests(&autotask);
     let delivery = all_in - first_ticket.unwrap_or_default();
     println!(
         "all {problems} tickets in {:.2} s from start ({:.0} tickets/s); first to last create {:.2} s ({:.0} tickets/s); daemon CPU {:.2} s",
@@ -298,12 +458,19 @@ enabled = true
         cpu_to_all
     );
     println!("PSA requests per ticket: {:.3}", requests_to_all as f64 / problems as f64);
+    println!("KSC requests per tenant: {:.2}", ksc_to_all as f64 / a.tenants as f64);
+    println!(
+        "store commits to all tickets: {commits_to_all} ({:.1} tenants per commit; read concurrency {})",
+        a.tenants as f64 / commits_to_all.max(1) as f64,
+        a.read_concurrency
+    );
 
     // Idle passes: nothing changes, every tenant is read once per statuses_secs.
     let idle = Duration::from_secs(a.statuses_secs * a.idle_passes);
-    let (cpu1, req1, wall1) = (thread_cpu("daemon"), requests(&autotask), Instant::now());
+    let (cpu1, req1, wall1) = (proc_cpu(daemon.pid())?, requests(&autotask), Instant::now());
     std::thread::sleep(idle);
-    let (cpu_idle, req_idle, wall_idle) = (thread_cpu("daemon") - cpu1, requests(&autotask) - req1, wall1.elapsed());
+    daemon.ensure_running()?;
+    let (cpu_idle, req_idle, wall_idle) = (proc_cpu(daemon.pid())? - cpu1, requests(&autotask) - req1, wall1.elapsed());
     let passes = wall_idle.as_secs_f64() / a.statuses_secs as f64;
     let per_pass = cpu_idle / passes;
     println!(
@@ -314,7 +481,10 @@ enabled = true
         per_pass * 1e6 / a.devices as f64,
         req_idle as f64 / passes
     );
-    daemon_rt.block_on(running.stop())?;
+    // The child's memory is read while it still runs: an exited process has no VmHWM.
+    let pid = daemon.pid().to_string();
+    let (daemon_peak, daemon_rss) = (status_mb(&pid, "VmHWM:")?, status_mb(&pid, "VmRSS:")?);
+    daemon.stop()?;
 
     // The simulator's own ceiling at the same concurrency, in the same run.
     let n = problems.clamp(500, 5000);
@@ -325,10 +495,9 @@ enabled = true
         a.concurrency,
         rate / ceiling
     );
-    let peak = peak_rss_mb();
+    let sims_peak = status_mb("self", "VmHWM:")?;
     println!(
-        "peak RSS (daemon + simulators): {peak:.0} MB; simulators seeded before the daemon started: {rss_seeded:.0} MB; the daemon's share at most {:.0} MB",
-        peak - rss_seeded
+        "daemon peak RSS {daemon_peak:.0} MB (own process; RSS now {daemon_rss:.0} MB); simulators' process peak {sims_peak:.0} MB"
     );
     let _ = std::fs::remove_dir_all(&dir);
     drop(kbh);

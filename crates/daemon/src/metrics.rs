@@ -76,6 +76,7 @@ pub struct Metrics {
     tickets_closed_by_technician: Counter,
     tickets_adopted: Counter,
     tickets_updated: Counter,
+    store_commits: Counter,
     unknown_descriptions: Gauge,
     outbox: Gauge,
     /// The last budget set (the admin API and readiness read it back).
@@ -150,6 +151,7 @@ impl Metrics {
             tickets_closed_by_technician: Counter::default(),
             tickets_adopted: Counter::default(),
             tickets_updated: Counter::default(),
+            store_commits: Counter::default(),
             unknown_descriptions: Gauge::default(),
             outbox: Gauge::default(),
             budget: Mutex::default(),
@@ -214,6 +216,11 @@ impl Metrics {
             "msp_tickets_updated",
             "Tickets reopened (reopen window) or raised to a higher priority (priority follows severity).",
             m.tickets_updated.clone(),
+        );
+        r.register(
+            "msp_store_commits",
+            "State commits the engine wrote (each one transaction; reads that finish together share one).",
+            m.store_commits.clone(),
         );
         r.register(
             "msp_leader",
@@ -363,6 +370,16 @@ impl Metrics {
     /// Counts tickets updated (reopened, priority raised).
     pub fn ticket_updated(&self) {
         self.tickets_updated.inc();
+    }
+
+    /// Counts one state commit of the engine.
+    pub fn store_committed(&self) {
+        self.store_commits.inc();
+    }
+
+    /// State commits so far (tests and the scale harness read it).
+    pub fn store_commits(&self) -> u64 {
+        self.store_commits.get()
     }
 
     /// Counts tickets adopted from the PSA's listing.

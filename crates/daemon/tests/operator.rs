@@ -115,7 +115,9 @@ async fn metrics_carry_build_sources_durations_and_process_and_the_token_is_opti
     let text = eventually(20, "a source's success time", || async {
         let (code, text) = get(&running, "/metrics", false).await?;
         anyhow::ensure!(code == 200, "a loopback scraper reads /metrics without the token: {code} {text}");
-        Ok(text.contains("msp_source_last_success_timestamp_seconds{source=").then_some(text))
+        // The outbox gauge is sampled every tick: the create's answer shows at the next one.
+        let settled = text.contains("msp_outbox_entries_by_state{state=\"planned\"} 0");
+        Ok((settled && text.contains("msp_source_last_success_timestamp_seconds{source=")).then_some(text))
     })
     .await?;
     for part in [

@@ -68,7 +68,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
             .commit(&Commit {
                 transitions: pairs,
                 events: &events,
-                cursor: Some((&ck, &Cursor("7".into()))),
+                cursors: vec![(&ck, &Cursor("7".into()))],
                 at: Some(now),
                 epoch: None,
                 decisions: &[],
@@ -83,7 +83,7 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
             .commit(&Commit {
                 transitions: vec![(&opened, ledger.get(opened.key()))],
                 events: &[],
-                cursor: None,
+                cursors: Vec::new(),
                 at: Some(now),
                 epoch: None,
                 decisions: &[],

@@ -229,7 +229,15 @@ fn commit_plain<'a>(
     cursor: Option<(&'a CursorKey, &'a Cursor)>,
     at: DateTime<Utc>,
 ) -> Commit<'a> {
-    Commit { transitions, events, cursor, at: Some(at), epoch: None, decisions: &[], relaxed: false }
+    Commit {
+        transitions,
+        events,
+        cursors: cursor.into_iter().collect(),
+        at: Some(at),
+        epoch: None,
+        decisions: &[],
+        relaxed: false,
+    }
 }
 
 const SHORT_LEASE: Duration = Duration::from_millis(400);

@@ -1016,7 +1016,7 @@ async fn mapping_shows_accounts_active_problems_last_reads_and_open_tickets() {
     let cursor = ticketing_core::ports::Cursor("42".to_owned());
     ui.shared
         .store
-        .commit(&daemon::store::Commit { cursor: Some((&key, &cursor)), ..daemon::store::Commit::default() })
+        .commit(&daemon::store::Commit { cursors: vec![(&key, &cursor)], ..daemon::store::Commit::default() })
         .unwrap();
 
     let (status, html) = ui.page(&cookie, "/ui/mapping").await;

@@ -11,6 +11,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -93,9 +94,14 @@ pub struct KscClient {
     user: String,
     password: Secret,
     retry: RetryPolicy,
-    /// Virtual-server display name ("" = main server) → session id.
-    sessions: Mutex<HashMap<String, String>>,
+    /// Virtual-server display name ("" = main server) → its session slot.
+    sessions: std::sync::Mutex<HashMap<String, Slot>>,
 }
+
+/// One virtual server's session: `None` until a login succeeds. A login holds only its own
+/// server's slot, so 10,000 servers log in side by side (up to the read concurrency), and two
+/// reads of one server (its events and its statuses) share one login.
+type Slot = Arc<Mutex<Option<String>>>;
 
 impl std::fmt::Debug for KscClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,7 +146,7 @@ impl KscClient {
             user: config.user.clone(),
             password: config.password.clone(),
             retry: config.retry,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -194,20 +200,28 @@ impl KscClient {
         }
     }
 
+    /// The slot of a virtual server (created empty on first use).
+    fn slot(&self, vserver: &str) -> Slot {
+        let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions.entry(vserver.to_owned()).or_default().clone()
+    }
+
     async fn session(&self, vserver: &str) -> Result<String, KscError> {
-        let mut sessions = self.sessions.lock().await;
-        if let Some(id) = sessions.get(vserver) {
+        let slot = self.slot(vserver);
+        let mut session = slot.lock().await;
+        if let Some(id) = session.as_ref() {
             return Ok(id.clone());
         }
         let id = self.start_session(vserver).await?;
-        sessions.insert(vserver.to_owned(), id.clone());
+        *session = Some(id.clone());
         Ok(id)
     }
 
     async fn forget_session(&self, vserver: &str, id: &str) {
-        let mut sessions = self.sessions.lock().await;
-        if sessions.get(vserver).is_some_and(|s| s == id) {
-            sessions.remove(vserver);
+        let slot = self.slot(vserver);
+        let mut session = slot.lock().await;
+        if session.as_deref() == Some(id) {
+            *session = None;
         }
     }
 
@@ -293,7 +307,14 @@ impl KscClient {
     /// `Session.EndSession` for every open session. Every session is ended even when one
     /// fails; the first failure is returned.
     pub async fn logout_all(&self) -> Result<(), KscError> {
-        let sessions: Vec<(String, String)> = self.sessions.lock().await.drain().collect();
+        let slots: Vec<(String, Slot)> =
+            self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
+        let mut sessions = Vec::with_capacity(slots.len());
+        for (vserver, slot) in slots {
+            if let Some(id) = slot.lock().await.take() {
+                sessions.push((vserver, id));
+            }
+        }
         let mut first = None;
         for (vserver, id) in sessions {
             const METHOD: &str = "Session.EndSession";
@@ -314,7 +335,13 @@ impl KscClient {
 
     /// How many sessions are open (for diagnostics and tests).
     pub async fn open_sessions(&self) -> usize {
-        self.sessions.lock().await.len()
+        let slots: Vec<Slot> =
+            self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        let mut open = 0;
+        for slot in slots {
+            open += usize::from(slot.lock().await.is_some());
+        }
+        open
     }
 }
 

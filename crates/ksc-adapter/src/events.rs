@@ -404,20 +404,32 @@ async fn walk_marked(
     opts: &PollOptions<'_>,
 ) -> Result<EventBatch, KscError> {
     let page = opts.page_size.clamp(1, MAX_PAGE);
-    let count = it.count().await?;
-    let mut pos = match mark {
-        Some(m) => it.first_above(m, count).await?,
-        None => 0,
+    // Without a mark every record is new: pages are read from the start until a short one, and
+    // the count is not needed (one call less per tenant on a first read). A server that answers
+    // a short page before the end only makes this read stop early: the next read goes on from
+    // the mark it left.
+    let count = match mark {
+        Some(_) => Some(it.count().await?),
+        None => None,
+    };
+    let mut pos = match (mark, count) {
+        (Some(m), Some(count)) => it.first_above(m, count).await?,
+        _ => 0,
     };
     let mut high = mark;
     let mut out = Collected::default();
     let mut more = false;
-    'pages: while pos < count {
-        let end = (pos + page).min(count);
+    'pages: loop {
+        let end = match count {
+            Some(count) if pos >= count => break,
+            Some(count) => (pos + page).min(count),
+            None => pos + page,
+        };
         let records = it.range(pos, end).await?;
         if records.is_empty() {
             break;
         }
+        let short = count.is_none() && records.len() < end - pos;
         for (i, item) in records.iter().enumerate() {
             if out.events.len() >= limit {
                 more = true;
@@ -440,6 +452,9 @@ async fn walk_marked(
             out.take(tenant, it.vserver, rec, id, position, opts);
         }
         pos += records.len();
+        if short {
+            break;
+        }
     }
     let next = high.map_or(EventCursor::Start, EventCursor::Mark);
     Ok(EventBatch { events: out.events, malformed: out.bad, next: next.to_cursor(), more })

@@ -128,7 +128,10 @@ pub(crate) async fn find_hosts(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| malformed(FIND, "strAccessor is not a string"))?
         .to_owned();
-    let result = read_chunks(client, vserver, &accessor, chunk).await;
+    // FindHosts answers the number of hosts found (`PxgRetVal`, ksc-api.md §5); a server that
+    // leaves it out is asked with `GetItemsCount`. Saves one call per tenant and pass.
+    let found = reply.retval(FIND).ok().and_then(Value::as_i64).and_then(|n| usize::try_from(n).ok());
+    let result = read_chunks(client, vserver, &accessor, found, chunk).await;
     if let Err(e) = client.call(vserver, "ChunkAccessor.Release", &json!({"strAccessor": accessor})).await {
         tracing::warn!(vserver, error = %e, "releasing the host accessor failed");
     }
@@ -139,16 +142,20 @@ async fn read_chunks(
     client: &KscClient,
     vserver: &str,
     accessor: &str,
+    found: Option<usize>,
     chunk: usize,
 ) -> Result<Vec<HostRecord>, KscError> {
     const COUNT: &str = "ChunkAccessor.GetItemsCount";
-    let count = client
-        .call(vserver, COUNT, &json!({"strAccessor": accessor}))
-        .await?
-        .retval(COUNT)?
-        .as_i64()
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| malformed(COUNT, "PxgRetVal is not a count"))?;
+    let count = match found {
+        Some(n) => n,
+        None => client
+            .call(vserver, COUNT, &json!({"strAccessor": accessor}))
+            .await?
+            .retval(COUNT)?
+            .as_i64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| malformed(COUNT, "PxgRetVal is not a count"))?,
+    };
     let chunk = chunk.max(1);
     let mut hosts = Vec::with_capacity(count);
     while hosts.len() < count {

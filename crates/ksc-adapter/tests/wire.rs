@@ -246,7 +246,7 @@ async fn events_are_paged_mapped_and_the_iterator_released() {
         [
             "Session.StartSession",
             "EventProcessingFactory.CreateEventProcessing2",
-            "EventProcessing.GetRecordCount",
+            // A first read (no mark) needs no count: it pages until a short page (1 of 2).
             "EventProcessing.GetRecordRange",
             "EventProcessing.GetRecordRange",
             "EventProcessing.GetRecordRange",
@@ -265,11 +265,10 @@ async fn events_are_paged_mapped_and_the_iterator_released() {
             "lifetimeSec": 90,
         })
     );
-    assert_eq!(body(&calls[2].1), json!({"strIteratorId": "it-1"}));
-    assert_eq!(body(&calls[3].1), json!({"strIteratorId": "it-1", "nStart": 0, "nEnd": 2}));
-    assert_eq!(body(&calls[4].1), json!({"strIteratorId": "it-1", "nStart": 2, "nEnd": 4}));
-    assert_eq!(body(&calls[5].1), json!({"strIteratorId": "it-1", "nStart": 4, "nEnd": 5}));
-    assert_eq!(body(&calls[6].1), json!({"strIteratorId": "it-1"}));
+    assert_eq!(body(&calls[2].1), json!({"strIteratorId": "it-1", "nStart": 0, "nEnd": 2}));
+    assert_eq!(body(&calls[3].1), json!({"strIteratorId": "it-1", "nStart": 2, "nEnd": 4}));
+    assert_eq!(body(&calls[4].1), json!({"strIteratorId": "it-1", "nStart": 4, "nEnd": 6}));
+    assert_eq!(body(&calls[5].1), json!({"strIteratorId": "it-1"}));
     for (_, r) in &calls[1..] {
         assert_eq!(header(r, "x-ksc-session"), Some("sess-1"));
     }
@@ -485,7 +484,14 @@ fn host(name: &str, status: i64, mask: i64, group: i64) -> Json {
 }
 
 async fn mount_hosts(server: &MockServer, hosts: Vec<Json>, chunk: usize) {
-    mount(server, "HostGroup.FindHosts", ok(json!({"strAccessor": "acc-1", "PxgRetVal": hosts.len()}))).await;
+    mount_hosts_found(server, hosts, chunk, true).await;
+}
+
+/// The host read's mocks; `found`: FindHosts answers the number of hosts (`PxgRetVal`).
+async fn mount_hosts_found(server: &MockServer, hosts: Vec<Json>, chunk: usize, found: bool) {
+    let find =
+        if found { json!({"strAccessor": "acc-1", "PxgRetVal": hosts.len()}) } else { json!({"strAccessor": "acc-1"}) };
+    mount(server, "HostGroup.FindHosts", ok(find)).await;
     mount(server, "ChunkAccessor.GetItemsCount", ok(json!({"PxgRetVal": hosts.len()}))).await;
     mount(server, "ChunkAccessor.Release", ok(json!({}))).await;
     for (i, part) in hosts.chunks(chunk).enumerate() {
@@ -580,8 +586,8 @@ async fn snapshot_pages_across_chunks_and_reads_group_masks_once() {
         names,
         [
             "Session.StartSession",
+            // FindHosts answered the count: no GetItemsCount.
             "HostGroup.FindHosts",
-            "ChunkAccessor.GetItemsCount",
             "ChunkAccessor.GetItemsChunk",
             "ChunkAccessor.GetItemsChunk",
             "ChunkAccessor.GetItemsChunk",
@@ -602,14 +608,35 @@ async fn snapshot_pages_across_chunks_and_reads_group_masks_once() {
             "lMaxLifeTime": 300,
         })
     );
-    assert_eq!(body(&calls[2].1), json!({"strAccessor": "acc-1"}));
-    assert_eq!(body(&calls[3].1), json!({"strAccessor": "acc-1", "nStart": 0, "nCount": 2}));
-    assert_eq!(body(&calls[4].1), json!({"strAccessor": "acc-1", "nStart": 2, "nCount": 2}));
-    assert_eq!(body(&calls[5].1), json!({"strAccessor": "acc-1", "nStart": 4, "nCount": 1}));
-    assert_eq!(body(&calls[6].1), json!({"strAccessor": "acc-1"}));
+    assert_eq!(body(&calls[2].1), json!({"strAccessor": "acc-1", "nStart": 0, "nCount": 2}));
+    assert_eq!(body(&calls[3].1), json!({"strAccessor": "acc-1", "nStart": 2, "nCount": 2}));
+    assert_eq!(body(&calls[4].1), json!({"strAccessor": "acc-1", "nStart": 4, "nCount": 1}));
+    assert_eq!(body(&calls[5].1), json!({"strAccessor": "acc-1"}));
     assert_eq!(
-        body(&calls[7].1),
+        body(&calls[6].1),
         json!({"nGroupId": 5, "pArrAttributes": ["KLSRV_HSTSTAT_CRITICAL", "KLSRV_HSTSTAT_WARNING"]})
+    );
+}
+
+#[tokio::test]
+async fn a_find_without_a_count_is_counted_with_get_items_count() {
+    let server = MockServer::start().await;
+    mount_session(&server).await;
+    mount_hosts_found(&server, vec![host("a", 0, 0, 5), host("b", 0, 0, 5), host("c", 0, 0, 5)], 2, false).await;
+    let ksc = KscSource::new(config(&server)).unwrap();
+    let snap = ksc.statuses(&tenant_id("main", 0)).await.unwrap();
+    assert_eq!(snap.devices.len(), 3);
+    let names: Vec<String> = calls(&server).await.into_iter().map(|(m, _)| m).collect();
+    assert_eq!(
+        names,
+        [
+            "Session.StartSession",
+            "HostGroup.FindHosts",
+            "ChunkAccessor.GetItemsCount",
+            "ChunkAccessor.GetItemsChunk",
+            "ChunkAccessor.GetItemsChunk",
+            "ChunkAccessor.Release"
+        ]
     );
 }
 

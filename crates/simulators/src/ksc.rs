@@ -171,9 +171,9 @@ impl VServerRec {
     }
 }
 
+/// A host, stored under its (virtual server, host id) key.
 #[derive(Debug, Clone)]
 struct HostRec {
-    vserver: i64,
     hostname: String,
     name: String,
     status: i64,
@@ -315,6 +315,9 @@ struct ResultSet {
 #[derive(Debug, Default)]
 struct Data {
     vservers: BTreeMap<i64, VServerRec>,
+    /// Virtual server ids by display name (a login names its server): 10,000 logins do not
+    /// each walk 10,000 servers.
+    vserver_ids: HashMap<String, i64>,
     hosts: BTreeMap<(i64, String), HostRec>,
     events: Vec<EventRec>,
     next_event_id: i64,
@@ -747,8 +750,8 @@ fn open_session(sim: &Sim, headers: &HeaderMap, now: DateTime<Utc>) -> Result<St
     let vserver = if vs_name.is_empty() {
         0
     } else {
-        match data.vservers.values().find(|v| v.id != 0 && v.name == vs_name) {
-            Some(v) => v.id,
+        match data.vserver_ids.get(&vs_name) {
+            Some(id) => *id,
             None => return Err((StatusCode::UNAUTHORIZED, "Unknown virtual server")),
         }
     };
@@ -992,11 +995,15 @@ fn find_hosts(data: &mut Data, ctx: &Ctx<'_>, args: &Map<String, Value>) -> ApiR
         params.and_then(|p| p.get("KLGRP_FIND_FROM_CUR_VS_ONLY")).and_then(Value::as_bool).unwrap_or(false);
     let now = ctx.now;
     let mut rows = Vec::new();
-    for h in data.hosts.values() {
-        let in_scope = h.vserver == ctx.vserver || (!cur_vs_only && ctx.vserver == 0);
-        if !in_scope {
-            continue;
-        }
+    // Hosts are keyed by (virtual server, id): one server's hosts are one range, so a read of
+    // one of 10,000 virtual servers does not walk the others' hosts.
+    let hosts: Box<dyn Iterator<Item = &HostRec>> = if !cur_vs_only && ctx.vserver == 0 {
+        Box::new(data.hosts.values())
+    } else {
+        let vs = ctx.vserver;
+        Box::new(data.hosts.range((vs, String::new())..(vs + 1, String::new())).map(|(_, h)| h))
+    };
+    for h in hosts {
         let row = h.to_params();
         let matched = match &filter {
             Some(f) => f.eval(&row, now).map_err(|e| pxg(E_INVALID_ARG, format!("unsupported filter: {e}")))?,
@@ -1088,7 +1095,7 @@ async fn put_vserver(State(sim): State<Shared>, body: Bytes) -> Response {
         else {
             return control_error(StatusCode::BAD_REQUEST, "a virtual server needs a non-empty name");
         };
-        if data.vservers.values().any(|v| v.id != b.id && v.name == name) {
+        if data.vserver_ids.get(&name).is_some_and(|id| *id != b.id) {
             return control_error(StatusCode::CONFLICT, format!("name {name:?} is taken"));
         }
         let (c, w) = default_masks();
@@ -1099,7 +1106,9 @@ async fn put_vserver(State(sim): State<Shared>, body: Bytes) -> Response {
             warning_mask: w,
             created: now,
         });
-        vs.name = name;
+        let old = std::mem::replace(&mut vs.name, name.clone());
+        data.vserver_ids.remove(&old);
+        data.vserver_ids.insert(name, b.id);
     }
     let vs = data.vservers.get_mut(&b.id).expect("present");
     if let Some(c) = critical {
@@ -1307,8 +1316,7 @@ async fn put_host(State(sim): State<Shared>, Path((vserver, host)): Path<(i64, S
     let group = vs.group();
     let key = (vserver, host.clone());
     let name = b.name.or_else(|| data.hosts.get(&key).map(|h| h.name.clone())).unwrap_or_else(|| host.clone());
-    let rec =
-        HostRec { vserver, hostname: host, name, status, mask, group, last_visible: now, wks_status: wks, rtp_state };
+    let rec = HostRec { hostname: host, name, status, mask, group, last_visible: now, wks_status: wks, rtp_state };
     let out = json!({"hostname": rec.hostname, "name": rec.name, "status_id": rec.status, "mask": rec.mask,
         "wks_status": rec.wks_status, "rtp_state": rec.rtp_state, "unknown_bits": unknown_bits});
     data.hosts.insert(key, rec);
@@ -1616,7 +1624,6 @@ mod tests {
 
     fn row(host: &str, status: i64) -> Map<String, Value> {
         HostRec {
-            vserver: 0,
             hostname: host.into(),
             name: format!("{host}-dn"),
             status,

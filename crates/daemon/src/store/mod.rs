@@ -77,15 +77,16 @@ pub struct CursorKey {
 }
 
 /// One atomic write: ledger transitions with the entry each produced, the events that led to
-/// them (for the history), and the cursor to store once all of it is durable.
+/// them (for the history), and the cursors to store once all of it is durable.
 #[derive(Debug, Default)]
 pub struct Commit<'a> {
     /// Each transition and the ledger entry after it (`None` when the entry was removed).
     pub transitions: Vec<(&'a Transition, Option<&'a LedgerEntry>)>,
     /// Events seen in this batch (kept in the bounded history).
     pub events: &'a [Event],
-    /// The cursor to advance to.
-    pub cursor: Option<(&'a CursorKey, &'a Cursor)>,
+    /// The cursors to advance to, one per source and tenant whose read this commit carries
+    /// (several when the engine commits a group of finished reads together).
+    pub cursors: Vec<(&'a CursorKey, &'a Cursor)>,
     /// What was decided, and why, for the audit (`why`, `/api/decisions`, the Activity page).
     pub decisions: &'a [Decision],
     /// When the batch was handled.

@@ -562,7 +562,8 @@ struct CommitRows {
     /// (key, transition JSON, the entry after it or `None`: removed)
     transitions: Vec<(String, String, Option<EntryRow>)>,
     events: Vec<EventRow>,
-    cursor: Option<(String, String, String)>,
+    /// (source, tenant, cursor)
+    cursors: Vec<(String, String, String)>,
     /// (at, product, tenant, event id, device, device name, outcome, decision JSON)
     decisions: Vec<DecisionRow>,
     at: DateTime<Utc>,
@@ -607,7 +608,11 @@ impl CommitRows {
             transitions,
             events,
             decisions,
-            cursor: commit.cursor.map(|(k, c)| (k.source.clone(), k.tenant.as_str().to_owned(), c.0.clone())),
+            cursors: commit
+                .cursors
+                .iter()
+                .map(|(k, c)| (k.source.clone(), k.tenant.as_str().to_owned(), c.0.clone()))
+                .collect(),
             at: bound(commit.at.unwrap_or_else(Utc::now)),
             epoch: commit.epoch,
             relaxed: commit.relaxed,
@@ -713,13 +718,16 @@ impl Store for PostgresStore {
                     tx.execute(&insert, &[at, product, tenant, event, device, name, outcome, json]).await?;
                 }
             }
-            if let Some((source, tenant, cursor)) = &rows.cursor {
-                tx.execute(
-                    "INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-                    &[source, tenant, cursor, &rows.at],
-                )
-                .await?;
+            if !rows.cursors.is_empty() {
+                let upsert = tx
+                    .prepare(
+                        "INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                    )
+                    .await?;
+                for (source, tenant, cursor) in &rows.cursors {
+                    tx.execute(&upsert, &[source, tenant, cursor, &rows.at]).await?;
+                }
             }
             Ok(())
             })

@@ -342,7 +342,7 @@ impl Store for SqliteStore {
             let mut conn = self.lock();
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             let targets = {
-                let mut stmt = tx.prepare("SELECT target FROM retry_requests ORDER BY id").map_err(db)?;
+                let mut stmt = tx.prepare_cached("SELECT target FROM retry_requests ORDER BY id").map_err(db)?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(db)?
             };
@@ -378,7 +378,9 @@ impl Store for SqliteStore {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             if let Some(mine) = commit.epoch {
                 let current: u64 = tx
-                    .query_row("SELECT epoch FROM leader WHERE id = 1", [], |r| r.get::<_, i64>(0))
+                    .prepare_cached("SELECT epoch FROM leader WHERE id = 1")
+                    .map_err(db)?
+                    .query_row([], |r| r.get::<_, i64>(0))
                     .optional()
                     .map_err(db)?
                     .map_or(0, |e| e as u64);
@@ -432,7 +434,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(db)?;
             }
-            if let Some((key, cursor)) = commit.cursor {
+            for (key, cursor) in &commit.cursors {
                 tx.prepare_cached("INSERT INTO cursors (source, tenant, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(source, tenant) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at").map_err(db)?.execute(
                     params![key.source, key.tenant.as_str(), cursor.0, ts(at)],
