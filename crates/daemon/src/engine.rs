@@ -1521,11 +1521,14 @@ impl Engine {
         let staged = std::mem::take(&mut self.staged);
         let relaxed = relaxed && staged.is_empty() && transitions.is_empty() && events.is_empty() && cursors.is_empty();
         let transitions: Vec<&Transition> = answers.iter().chain(&staged.transitions).chain(transitions).collect();
-        let events: Vec<ticketing_core::model::Event> =
-            if staged.events.is_empty() { events.to_vec() } else { [&staged.events[..], events].concat() };
+        // The staged events and decisions are this commit's own: moved, not copied.
+        let mut all_events = staged.events;
+        all_events.extend_from_slice(events);
+        let events = all_events;
+        let mut all_decisions = staged.decisions;
+        all_decisions.extend_from_slice(decisions);
+        let decisions = all_decisions;
         let cursors: Vec<_> = staged.cursors.iter().map(|(k, c)| (k, c)).chain(cursors).collect();
-        let decisions: Vec<crate::store::Decision> =
-            if staged.decisions.is_empty() { decisions.to_vec() } else { [&staged.decisions[..], decisions].concat() };
         if transitions.is_empty() && events.is_empty() && cursors.is_empty() && decisions.is_empty() {
             return Ok(());
         }
