@@ -19,7 +19,7 @@
 //! The simulators run in this process; the daemon runs in its own: the harness re-executes
 //! itself with the hidden first argument `--daemon-child <config.toml>`, and that child starts
 //! `service::start_with` on the configuration and writes its ticket count (created + recovered)
-//! to stdout every 20 ms until it reads `stop` or EOF on stdin. So nothing the simulators hold
+//! and its store commits to stdout every 20 ms until it reads `stop` or EOF on stdin. So nothing the simulators hold
 //! or burn is counted as the daemon's:
 //! - progress (first ticket, all tickets) comes from the child's lines;
 //! - daemon CPU is the child's utime + stime (`/proc/<pid>/stat`), all its threads together;
@@ -111,7 +111,7 @@ fn status_mb(proc: &str, field: &str) -> Result<f64> {
 const DAEMON_CHILD: &str = "--daemon-child";
 
 /// Child mode: run the daemon on the configuration at `path`, write its ticket count
-/// (created + recovered) to stdout every 20 ms, stop cleanly on `stop` or EOF on stdin.
+/// (created + recovered) and store commits to stdout every 20 ms, stop cleanly on `stop` or EOF on stdin.
 fn daemon_child(path: &str) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let config = daemon::config::Config::parse(&text, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -137,8 +137,8 @@ fn daemon_child(path: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     loop {
         let (created, _, recovered) = running.shared.metrics.ticket_counts();
-        // A failed write means the parent is gone: stop as on EOF.
         let commits = running.shared.metrics.store_commits();
+        // A failed write means the parent is gone: stop as on EOF.
         if writeln!(out, "{} {commits}", created + recovered).and_then(|()| out.flush()).is_err() {
             break;
         }
@@ -174,12 +174,10 @@ impl Daemon {
             .context("spawning the daemon's process")?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().context("the daemon's stdout")?;
-        let progress = Arc::new(AtomicUsize::new(0));
-        // Read on a thread: the parent's loop only looks at the latest value, and a child that
+        let (progress, commits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        // Read on a thread: the parent's loop only looks at the latest values, and a child that
         // writes faster than the parent looks never blocks on a full pipe.
-        let latest = Arc::clone(&progress);
-        let commits = Arc::new(AtomicUsize::new(0));
-        let store_commits = Arc::clone(&commits);
+        let (latest, latest_commits) = (Arc::clone(&progress), Arc::clone(&commits));
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -188,11 +186,11 @@ impl Daemon {
                     latest.store(n, Ordering::Relaxed);
                 }
                 if let Some(Ok(n)) = numbers.next() {
-                    commits.store(n, Ordering::Relaxed);
+                    latest_commits.store(n, Ordering::Relaxed);
                 }
             }
         });
-        Ok(Self { child, stdin, progress, commits: store_commits })
+        Ok(Self { child, stdin, progress, commits })
     }
 
     fn pid(&self) -> u32 {
