@@ -532,7 +532,7 @@ const STAGE_BATCH: usize = 256;
 
 /// The writes of finished reads, held for one commit: one transaction (one fsync) for up to
 /// [`STAGE_BATCH`] reads instead of one per read, so 10,000 tenants with one new problem each
-/// cost a few dozen commits instead of 20,000. The group is committed at the next tick, when it
+/// cost about a hundred commits instead of 20,000. The group is committed at the next tick, when it
 /// is full, or before any other commit (which carries it first, so the store sees every write
 /// in the order it was applied). Until then no call is sent for a staged plan (a plan is
 /// durable before its PSA call) and a staged tenant is not read again (no read starts from a
@@ -1543,7 +1543,6 @@ impl Engine {
             at: Some(now),
             epoch: self.epoch,
         });
-        self.shared.metrics.store_committed();
         if let Err(e) = result {
             error!(error = %e, "store commit failed; reloading the ledger from the store");
             for (key, _) in &staged.cursors {
@@ -1555,6 +1554,7 @@ impl Engine {
             self.ledger = self.shared.store.load_ledger()?;
             return Err(e.into());
         }
+        self.shared.metrics.store_committed();
         Ok(())
     }
 

@@ -219,7 +219,7 @@ impl Metrics {
         );
         r.register(
             "msp_store_commits",
-            "State commits the engine wrote (each one transaction; reads that finish together share one).",
+            "State commits the engine wrote (each one transaction; the reads finished within a tick share one, up to 256).",
             m.store_commits.clone(),
         );
         r.register(
