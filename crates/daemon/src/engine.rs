@@ -562,6 +562,51 @@ impl Staged {
     }
 }
 
+/// Which note a note task adds (see [`note_task`]).
+#[derive(Clone, Copy)]
+enum NoteKind {
+    /// A close note: a refusal is kept as `NoteRefused`, visible and retried by hand.
+    Close,
+    /// A recurrence note: a refusal is logged and the note not offered again.
+    Recurrence,
+}
+
+/// The delivery task of a note: never sent once the lease may have moved on, and looked up
+/// first (`look_up`) when an earlier attempt may have landed.
+#[allow(clippy::too_many_arguments)]
+fn note_task(
+    sink: Arc<dyn TicketSink>,
+    guard: Arc<LeaseGuard>,
+    key: TicketKey,
+    ticket: TicketRef,
+    note: ticketing_core::ticket::TicketNote,
+    kind: NoteKind,
+    look_up: bool,
+    timeout: Duration,
+) -> Task {
+    Box::pin(async move {
+        if !guard.holds() {
+            return Done::Delivered { key, op: "note", outcome: Outcome::Failed(not_leading()) };
+        }
+        let outcome = match tokio::time::timeout(timeout, sink.add_note(&ticket, &note, look_up)).await {
+            Ok(Ok(())) => match kind {
+                NoteKind::Close => Outcome::Noted,
+                NoteKind::Recurrence => Outcome::RecurrenceNoted(note.marker.clone()),
+            },
+            Ok(Err(e)) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => match kind {
+                NoteKind::Close => Outcome::NoteRefused(e.message),
+                NoteKind::Recurrence => {
+                    warn!(ticket = %ticket.id, error = %e, "the PSA refused the recurrence note; not offered again");
+                    Outcome::RecurrenceNoted(note.marker.clone())
+                }
+            },
+            Ok(Err(e)) => Outcome::Failed(e),
+            Err(_) => Outcome::Failed(timed_out("note", timeout)),
+        };
+        Done::Delivered { key, op: "note", outcome }
+    })
+}
+
 fn timed_out(what: &str, after: Duration) -> PortError {
     PortError::new(PortErrorKind::Transient, format!("{what} timed out after {} s", after.as_secs()))
 }
@@ -1798,25 +1843,16 @@ impl Engine {
                         continue;
                     };
                     let look_up = self.uncertain_notes.contains(&key);
-                    let k = key.clone();
-                    let guard = self.lease_guard.clone();
-                    let task: Task = Box::pin(async move {
-                        if !guard.holds() {
-                            return Done::Delivered { key: k, op: "note", outcome: Outcome::Failed(not_leading()) };
-                        }
-                        let marker = note.marker.clone();
-                        let outcome = match tokio::time::timeout(timeout, sink.add_note(&ticket, &note, look_up)).await
-                        {
-                            Ok(Ok(())) => Outcome::RecurrenceNoted(marker),
-                            Ok(Err(e)) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
-                                warn!(ticket = %ticket.id, error = %e, "the PSA refused the recurrence note; not offered again");
-                                Outcome::RecurrenceNoted(marker)
-                            }
-                            Ok(Err(e)) => Outcome::Failed(e),
-                            Err(_) => Outcome::Failed(timed_out("note", timeout)),
-                        };
-                        Done::Delivered { key: k, op: "note", outcome }
-                    });
+                    let task = note_task(
+                        sink,
+                        self.lease_guard.clone(),
+                        key.clone(),
+                        ticket,
+                        note,
+                        NoteKind::Recurrence,
+                        look_up,
+                        timeout,
+                    );
                     calls.push((key, "note", task));
                 }
                 (Recovery::Update(_), TicketState::Updating { ticket, update, note, .. }) => {
@@ -1856,25 +1892,18 @@ impl Engine {
                     calls.push((key, "update", task));
                 }
                 (Recovery::AddNote(_), TicketState::Closed { ticket: Some(ticket), note: Some(note), .. }) => {
-                    let (ticket, note) = (ticket.clone(), note.clone());
+                    let (ticket, note) = (ticket.clone(), (**note).clone());
                     let look_up = self.uncertain_notes.contains(&key);
-                    let k = key.clone();
-                    let guard = self.lease_guard.clone();
-                    let task: Task = Box::pin(async move {
-                        if !guard.holds() {
-                            return Done::Delivered { key: k, op: "note", outcome: Outcome::Failed(not_leading()) };
-                        }
-                        let outcome = match tokio::time::timeout(timeout, sink.add_note(&ticket, &note, look_up)).await
-                        {
-                            Ok(Ok(())) => Outcome::Noted,
-                            Ok(Err(e)) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
-                                Outcome::NoteRefused(e.message)
-                            }
-                            Ok(Err(e)) => Outcome::Failed(e),
-                            Err(_) => Outcome::Failed(timed_out("note", timeout)),
-                        };
-                        Done::Delivered { key: k, op: "note", outcome }
-                    });
+                    let task = note_task(
+                        sink,
+                        self.lease_guard.clone(),
+                        key.clone(),
+                        ticket,
+                        note,
+                        NoteKind::Close,
+                        look_up,
+                        timeout,
+                    );
                     calls.push((key, "note", task));
                 }
                 _ => {}
