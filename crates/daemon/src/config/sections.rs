@@ -1,0 +1,480 @@
+//! The sections of the file, one struct each, with their defaults.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use ticketing_core::edit::{GeneralPatch, RulePatch};
+use ticketing_core::rules::{RowId, RuleSet};
+use ticketing_core::secret::Secret;
+
+/// Where a secret comes from. Exactly one of the fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// An environment variable's name.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A file whose content (trimmed) is the secret.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The secret itself (demos and tests; prefer `env` or `file`).
+    #[serde(default)]
+    pub value: Option<Secret>,
+}
+
+impl SecretRef {
+    /// An inline secret.
+    pub fn inline(value: impl Into<String>) -> Self {
+        Self { value: Some(Secret::new(value)), ..Self::default() }
+    }
+
+    /// Reads the secret. The error names the variable or file, never the value.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        match (&self.env, &self.file, &self.value) {
+            (Some(var), None, None) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+                _ => Err(format!("environment variable {var} is not set")),
+            },
+            (None, Some(path), None) => std::fs::read_to_string(path)
+                .map(|s| Secret::new(s.trim()))
+                .map_err(|e| format!("cannot read secret file {}: {e}", path.display())),
+            (None, None, Some(v)) => Ok(v.clone()),
+            _ => Err("give exactly one of env, file or value".to_owned()),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite file (the embedded default; not used when `url` is set).
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// A PostgreSQL database instead of the SQLite file, `postgres://user@host:port/database`,
+    /// which several daemons can share (the leader lease decides which one works). No password
+    /// in it: that is `password`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The PostgreSQL password, when the server asks for one.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+}
+
+pub(super) fn default_store_path() -> PathBuf {
+    PathBuf::from("msp-ticketd.sqlite")
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { path: default_store_path(), url: None, password: None }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listen address of the admin API and web UI (loopback by default).
+    #[serde(default = "default_admin_listen", deserialize_with = "listen_addr")]
+    pub listen: SocketAddr,
+    /// Bearer token of the admin API (and the UI's login). Without one the admin listener does
+    /// not start.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Whether `/metrics` needs the token (the default). `false` lets a scraper on the same
+    /// machine (a loopback peer address) read it without one; any other peer still needs it.
+    #[serde(default = "yes")]
+    pub metrics_auth: bool,
+}
+
+const fn yes() -> bool {
+    true
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8787))
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: default_admin_listen(), token: None, metrics_auth: true }
+    }
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `human` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `daemon=debug,info`.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+fn default_log_format() -> String {
+    "human".to_owned()
+}
+
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self { format: default_log_format(), filter: default_log_filter() }
+    }
+}
+
+/// `[ha]`: several daemons on one store take turns as leader. Only the leader polls sources and
+/// writes to the PSA; standbys serve the admin API and UI and take over when the leader's lease
+/// runs out. Defaults replace a killed leader within about 12 s.
+///
+/// The whole section needs a restart to change ([`super::FixedConfig`]), so it is
+/// `Serialize`: a field added here is compared on reload without further code.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    /// This instance's name in the lease and `/api/status` (default: host name and process id).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// How long a lease lasts without renewal.
+    #[serde(default = "d10")]
+    pub lease_secs: u64,
+    /// How often the leader renews it (well inside the lease).
+    #[serde(default = "d3")]
+    pub renew_secs: u64,
+    /// How often a standby checks whether it can take over.
+    #[serde(default = "d2u64")]
+    pub takeover_secs: u64,
+}
+
+const fn d10() -> u64 {
+    10
+}
+const fn d3() -> u64 {
+    3
+}
+const fn d2u64() -> u64 {
+    2
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        Self { instance: None, lease_secs: d10(), renew_secs: d3(), takeover_secs: d2u64() }
+    }
+}
+
+impl HaConfig {
+    /// The instance name: configured, or `<host>-<pid>`.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+            let host = if host.is_empty() { "msp-ticketd".to_owned() } else { host };
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
+/// `[polling]`: how often each thing happens, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollingConfig {
+    /// Event polls per tenant.
+    #[serde(default = "d60")]
+    pub events_secs: u64,
+    /// Status snapshots per tenant.
+    #[serde(default = "d300")]
+    pub statuses_secs: u64,
+    /// PSA catalog, accounts and source tenant lists.
+    #[serde(default = "d900")]
+    pub catalog_secs: u64,
+    /// Checking open tickets for technician closes (0 turns it off; each check costs a PSA
+    /// call per open ticket).
+    #[serde(default = "d1800")]
+    pub ticket_sync_secs: u64,
+    /// Days of event history kept for the preview.
+    #[serde(default = "d30")]
+    pub history_days: u32,
+    /// Events asked for per poll.
+    #[serde(default = "d500")]
+    pub batch_size: usize,
+    /// PSA calls in flight at once for ticket delivery.
+    #[serde(default = "d2")]
+    pub deliver_concurrency: usize,
+    /// Reads in flight at once per source (tenants polled in parallel against one Security
+    /// Center or Business Hub): bounds the connections and sessions a source sees, however
+    /// many tenants it has.
+    #[serde(default = "d16")]
+    pub read_concurrency: usize,
+}
+
+const fn d16() -> usize {
+    16
+}
+
+const fn d2() -> usize {
+    2
+}
+const fn d30() -> u32 {
+    30
+}
+const fn d30u64() -> u64 {
+    30
+}
+const fn d60() -> u64 {
+    60
+}
+const fn d300() -> u64 {
+    300
+}
+const fn d500() -> usize {
+    500
+}
+const fn d900() -> u64 {
+    900
+}
+const fn d1800() -> u64 {
+    1800
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        Self {
+            events_secs: d60(),
+            statuses_secs: d300(),
+            catalog_secs: d900(),
+            ticket_sync_secs: d1800(),
+            history_days: d30(),
+            batch_size: d500(),
+            deliver_concurrency: d2(),
+            read_concurrency: d16(),
+        }
+    }
+}
+
+/// `[psa]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsaConfig {
+    /// A backend of [`crate::backends::BACKENDS`] (`autotask`, `connectwise`). Without it, the
+    /// backend whose section the file has (the old layout: `[autotask]` alone).
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// `[connectwise]`: ConnectWise PSA (Manage).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectWiseConfig {
+    /// The site the codebase is discovered from (`na.myconnectwise.net`); not needed with
+    /// `base_url`.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// The login company id.
+    pub company_id: String,
+    /// The API member's public key.
+    pub public_key: String,
+    /// The API member's private key.
+    pub private_key: SecretRef,
+    /// The integration's `clientId` (from developer.connectwise.com).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// API root override (skips discovery; simulators, tests).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Seconds one request may take.
+    #[serde(default = "d60")]
+    pub timeout_secs: u64,
+    /// Add a note saying why when closing a ticket.
+    #[serde(default)]
+    pub note_on_close: bool,
+    /// Refuse a create whose board lacks a configured status or type (default: leave the field
+    /// out, with a warning).
+    #[serde(default)]
+    pub strict_board_fields: bool,
+}
+
+/// `[autotask]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutotaskConfig {
+    /// Explicit base URL (simulators, tests); without it the zone is discovered.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Where the zone is discovered (`zoneInformation`), when `base_url` is not given. Default:
+    /// Autotask's own `https://webservices.autotask.net/atservicesrest`.
+    #[serde(default)]
+    pub discovery_url: Option<String>,
+    /// API user name.
+    pub username: String,
+    /// API user secret.
+    pub secret: SecretRef,
+    /// API integration code.
+    pub integration_code: SecretRef,
+    /// Resource to impersonate on writes.
+    #[serde(default)]
+    pub impersonation_resource_id: Option<i64>,
+    /// Requests per hour the process may spend (default 10,000).
+    #[serde(default)]
+    pub hourly_budget: Option<u64>,
+    /// Concurrent requests per endpoint (default 2, at most 3).
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// Add a note saying why when closing a ticket (one more call per close).
+    #[serde(default)]
+    pub note_on_close: bool,
+    /// Read each new ticket's number (`T20261125.0001`) for logs and notices: one more call per
+    /// ticket; without it they show the ticket id.
+    #[serde(default)]
+    pub fetch_ticket_number: bool,
+    /// Seconds one Autotask request may take before it counts as failed (a create that timed
+    /// out is looked up by its idempotency key before it is tried again).
+    #[serde(default = "d60")]
+    pub timeout_secs: u64,
+}
+
+/// `[[security_center]]`: one Administration Server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityCenterConfig {
+    /// Label used in tenant ids (`ksc:<name>/vs:<id>`).
+    pub name: String,
+    /// Base URL, e.g. `https://ksc.example:13299`.
+    pub url: String,
+    /// Account.
+    pub user: String,
+    /// Password.
+    pub password: SecretRef,
+    /// PEM file of the server's own certificate (pinned: accepted as the server's even when
+    /// self-signed and marked CA:TRUE, as `klserver.cer` is) or of a CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Pins the server certificate by its SHA-256 fingerprint (hex, colons optional).
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
+    /// Accept a pinned certificate whose names do not match the host (logged as a warning).
+    #[serde(default)]
+    pub accept_invalid_hostnames: bool,
+    /// Turn TLS verification off (logged as a warning at start; prefer pinning).
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
+    /// Treat the main server as a tenant too.
+    #[serde(default)]
+    pub include_main_server: bool,
+    /// Seconds one request may take.
+    #[serde(default = "d30u64")]
+    pub timeout_secs: u64,
+}
+
+/// `[business_hub]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHubConfig {
+    /// Base URL.
+    pub url: String,
+    /// Static API token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Login e-mail (instead of a token).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Login password.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// PEM file of a trusted CA, or of the server's own (pinned) certificate, also a
+    /// self-signed one marked CA:TRUE.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Pins the server certificate by its SHA-256 fingerprint (hex, colons optional).
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
+    /// Accept a pinned certificate whose names do not match the host (logged as a warning).
+    #[serde(default)]
+    pub accept_invalid_hostnames: bool,
+    /// Seconds one request may take.
+    #[serde(default = "d30u64")]
+    pub timeout_secs: u64,
+}
+
+/// `[[mapping]]`: one tenant → one PSA account, by id or by name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingEntry {
+    /// The tenant id (`ksc:main/vs:3`, `kbh:c-7f3a`).
+    pub tenant: String,
+    /// Autotask company id.
+    #[serde(default)]
+    pub account_id: Option<i64>,
+    /// Autotask company name (resolved against the PSA's accounts).
+    #[serde(default)]
+    pub account_name: Option<String>,
+}
+
+impl MappingEntry {
+    /// The PSA account this entry names, among `accounts` (by id, or by name ignoring case).
+    pub fn account_in<'a>(
+        &self,
+        accounts: &'a [ticketing_core::ports::Account],
+    ) -> Option<&'a ticketing_core::ports::Account> {
+        match (self.account_id, &self.account_name) {
+            (Some(id), _) => accounts.iter().find(|a| a.id.0 == id),
+            (None, Some(name)) => accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `[rules]`: the rule set the store starts from when it has none (after that, rules are edited
+/// with `msp-ticketd rules ...`, the admin API or the web UI, and live in the store).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Changes to the default general settings.
+    #[serde(default)]
+    pub general: GeneralPatch,
+    /// Changes to default rows, by row id (`security_center/event/critical`).
+    #[serde(default)]
+    pub rows: BTreeMap<RowId, RulePatch>,
+    /// Maintenance windows (`[[rules.maintenance]]`): no ticket is created during one.
+    #[serde(default)]
+    pub maintenance: Vec<ticketing_core::maintenance::MaintenanceWindow>,
+    /// The products whose open status tickets follow their computer from Warning to Critical
+    /// (`priority_follows_severity = ["security_center"]`).
+    #[serde(default)]
+    pub priority_follows_severity: std::collections::BTreeSet<ticketing_core::model::Product>,
+}
+
+impl RulesConfig {
+    /// The rule set these changes make from the guide's defaults.
+    pub fn to_rule_set(&self) -> RuleSet {
+        let mut rules = RuleSet::default();
+        self.general.apply(&mut rules.general);
+        for (row, patch) in &self.rows {
+            if let Some(rule) = rules.rows.get_mut(row) {
+                patch.apply(rule);
+            }
+        }
+        rules.maintenance.clone_from(&self.maintenance);
+        rules.priority_follows_severity.clone_from(&self.priority_follows_severity);
+        rules
+    }
+}
+
+/// `admin.listen`: an address and port, with messages that say which part is wrong.
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    use serde::de::Error as _;
+    let s = String::deserialize(d)?;
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = s.rsplit_once(':').map(|(_, p)| p);
+    match port.map(str::parse::<u64>) {
+        Some(Ok(p)) if p > 65535 => Err(D::Error::custom("has a port over 65535 (expected a port from 0 to 65535)")),
+        _ => Err(D::Error::custom("is not an address and port (expected e.g. \"127.0.0.1:8787\" or \"[::1]:8787\")")),
+    }
+}
