@@ -33,8 +33,7 @@ fn unknown_keys_are_errors_at_their_own_line_with_a_suggestion() {
     assert_eq!(err.0[0].key, "polling.events_sec");
     assert_eq!((err.0[0].line, err.0[0].col), (Some(9), Some(1)));
     assert_eq!(err.0[0].reason, "unknown key (did you mean `events_secs`?)");
-    let text =
-        format!("{MINIMAL}\n[rules.rows.\"security_center/event/critical\"]\nenabled = true\nqueu = \"x\"\n");
+    let text = format!("{MINIMAL}\n[rules.rows.\"security_center/event/critical\"]\nenabled = true\nqueu = \"x\"\n");
     let err = Config::parse(&text, "t.toml").unwrap_err();
     assert_eq!(err.0[0].key, "rules.rows.\"security_center/event/critical\".queu", "{err}");
     assert_eq!(err.0[0].line, Some(9));

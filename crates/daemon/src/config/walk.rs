@@ -388,9 +388,7 @@ impl<'de> de::Deserializer<'de> for De<'_, '_> {
             Node::Scalar(Value::Array(a)) | Node::Values(a) => {
                 v.visit_seq(Elems::new(a.iter().map(of_value).collect(), self.path, self.ctx))
             }
-            Node::Tables(a) => {
-                v.visit_seq(Elems::new(a.iter().map(|t| Node::Table(t)).collect(), self.path, self.ctx))
-            }
+            Node::Tables(a) => v.visit_seq(Elems::new(a.iter().map(|t| Node::Table(t)).collect(), self.path, self.ctx)),
             Node::Table(t) => v.visit_map(Entries::all(t, self.path, self.ctx)),
             node @ (Node::Scalar(Value::Datetime(_)) | Node::Placeholder) => {
                 Err(de::Error::invalid_type(unexpected(node), &v))
@@ -428,12 +426,9 @@ impl<'de> de::Deserializer<'de> for De<'_, '_> {
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         match self.node {
-            Node::Placeholder => v.visit_map(Entries {
-                items: Vec::new().into_iter(),
-                pending: None,
-                path: self.path,
-                ctx: self.ctx,
-            }),
+            Node::Placeholder => {
+                v.visit_map(Entries { items: Vec::new().into_iter(), pending: None, path: self.path, ctx: self.ctx })
+            }
             _ => self.deserialize_any(v),
         }
     }
