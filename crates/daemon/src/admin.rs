@@ -33,6 +33,9 @@ pub struct AdminState {
     pub shared: Arc<Shared>,
     /// The bearer token.
     pub token: Secret,
+    /// Re-reads the configuration file (`POST /api/reload`), when the daemon was started from
+    /// one.
+    pub reloader: Option<Arc<crate::service::Reloader>>,
 }
 
 /// An error at the HTTP edge.
@@ -466,7 +469,7 @@ async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {
 /// `POST /api/reload`: re-reads the configuration file, as `SIGHUP` does. 200 when applied;
 /// 422 with every problem when refused (the daemon keeps its previous configuration).
 async fn reload(State(s): State<AdminState>) -> Response {
-    let Some(reloader) = s.shared.reloader.get() else {
+    let Some(reloader) = &s.reloader else {
         let msg = "this daemon was started without a configuration file: nothing to reload";
         return (StatusCode::CONFLICT, Json(json!({ "error": msg }))).into_response();
     };

@@ -67,11 +67,17 @@ impl Lab {
 
     /// [`Lab::start`] with the daemon writing to `psa`.
     pub async fn start_with(psa: Psa) -> Result<Self> {
+        Self::start_with_business_hub(psa, simulators::kbh::Config::default()).await
+    }
+
+    /// [`Lab::start_with`] with the Business Hub simulator's own settings (say, without its
+    /// per-minute request limit, for a test that reloads hundreds of times).
+    pub async fn start_with_business_hub(psa: Psa, kbh: simulators::kbh::Config) -> Result<Self> {
         let any: SocketAddr = ([127, 0, 0, 1], 0).into();
         let autotask = simulators::autotask::start(any, simulators::autotask::Config::default()).await?;
         let connectwise = simulators::connectwise::start(any, simulators::connectwise::Config::default()).await?;
         let ksc = simulators::ksc::start(any, simulators::ksc::Config::default()).await?;
-        let kbh = simulators::kbh::start(any, simulators::kbh::Config::default()).await?;
+        let kbh = simulators::kbh::start(any, kbh).await?;
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
         let dir = std::env::temp_dir().join(format!("msp-ticketd-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -136,9 +136,6 @@ pub struct Shared {
     pub psa_name: RwLock<&'static str>,
     /// Whether `/metrics` needs the token from a loopback peer too (`admin.metrics_auth`).
     pub metrics_auth: std::sync::atomic::AtomicBool,
-    /// Re-reads the configuration file (`SIGHUP`, `POST /api/reload`), when the daemon was
-    /// started from one.
-    pub reloader: std::sync::OnceLock<Arc<crate::service::Reloader>>,
 }
 
 impl Shared {
@@ -160,14 +157,13 @@ impl Shared {
             psa_labels: RwLock::new(crate::backends::guide_label),
             psa_name: RwLock::new("Autotask"),
             metrics_auth: std::sync::atomic::AtomicBool::new(true),
-            reloader: std::sync::OnceLock::new(),
         })
     }
 
     /// Records a PSA answer (`ok`, or the lower-cased error kind): counted in the metrics and
     /// told to the health checks, which `/readyz` and the UI's banner read.
-    pub fn psa_answered(&self, op: &str, outcome: &str) {
-        self.metrics.psa_call(op, outcome);
+    pub fn psa_answered(&self, op: &str, outcome: Result<(), PortErrorKind>) {
+        self.metrics.psa_call(op, crate::health::outcome_label(outcome));
         self.health.psa_answered(op, outcome, Utc::now());
     }
 
@@ -303,6 +299,9 @@ enum Outcome {
     RecurrenceNoted(String),
     /// The PSA refused the update (or no longer has the ticket).
     UpdateRefused(String),
+    /// Not sent: this instance's lease may have run out (the entry stays pending, for whoever
+    /// leads now).
+    NotLeading,
     /// Anything to retry later.
     Failed(PortError),
 }
@@ -344,7 +343,7 @@ type Task = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
 /// flowing, and at most `deliver_concurrency` PSA deliveries are in flight at once.
 pub struct Engine {
     shared: Arc<Shared>,
-    sink: Arc<dyn TicketSink>,
+    sink: Arc<LeasedSink>,
     event_sources: Vec<NamedEventSource>,
     status_sources: Vec<NamedStatusSource>,
     mapping: Vec<MappingEntry>,
@@ -399,6 +398,9 @@ pub struct Engine {
     psa_not_before: DateTime<Utc>,
     psa_failures: u32,
     tasks: JoinSet<Done>,
+    /// Reads (refresh, polls) in flight through the current adapters: a reload ends them, so
+    /// the previous adapters (clients, sessions, connections) go at once.
+    reads: Vec<tokio::task::AbortHandle>,
     /// Bumped by every configuration reload: results of reads started before it are dropped.
     generation: u64,
     reloads: Option<tokio::sync::mpsc::UnboundedReceiver<Reload>>,
@@ -418,13 +420,22 @@ fn secs(n: u64) -> chrono::Duration {
     chrono::Duration::seconds(n as i64)
 }
 
+/// How long PSA deliveries wait after `failures` rounds of failed calls in a row: 1 s, doubling,
+/// at most 60 s (the core's policy, without jitter: one engine, one queue), so once the PSA is
+/// well again delivery resumes within one step.
+fn delivery_backoff(failures: u32) -> chrono::Duration {
+    const DELIVERY: ticketing_core::retry::RetryPolicy = ticketing_core::retry::RetryPolicy {
+        max_attempts: u32::MAX,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(60),
+        max_retry_after: Duration::from_secs(3600),
+    };
+    chrono::Duration::from_std(DELIVERY.backoff(failures, 1.0)).unwrap_or(chrono::Duration::seconds(60))
+}
+
 fn backoff(failures: u32, cap_secs: u64) -> chrono::Duration {
     let s = 1u64.checked_shl(failures.min(16)).unwrap_or(u64::MAX).min(cap_secs.max(1));
     secs(s)
-}
-
-fn not_leading() -> PortError {
-    PortError::new(PortErrorKind::Transient, "not sent: this instance's leader lease may have run out")
 }
 
 /// Until when (by this machine's clock) this instance may write to the PSA: shortly before its
@@ -432,6 +443,86 @@ fn not_leading() -> PortError {
 /// so an instance that was paused past its lease sends nothing when it wakes up.
 #[derive(Debug, Default)]
 struct LeaseGuard(std::sync::atomic::AtomicI64);
+
+/// The PSA sink as the engine holds it: reads through [`LeasedSink::reader`], and writes
+/// (create, update, close, note) only through [`LeasedSink::writer`], which hands the sink out
+/// only while the lease guard holds. So no write can skip the lease check: a paused ex-leader
+/// that wakes after its lease ran out sends nothing (the new leader may have reopened or
+/// created the ticket meanwhile); every refusal is counted by operation.
+struct LeasedSink {
+    sink: Arc<dyn TicketSink>,
+    guard: Arc<LeaseGuard>,
+    metrics: Arc<Shared>,
+}
+
+/// The reading half of the PSA port (never changes anything in the PSA).
+struct Reader<'a>(&'a dyn TicketSink);
+
+/// The writing half of the PSA port, handed out only while the lease holds.
+struct Writer<'a>(&'a dyn TicketSink);
+
+impl LeasedSink {
+    fn reader(&self) -> Reader<'_> {
+        Reader(self.sink.as_ref())
+    }
+
+    /// The writer while this instance may write to the PSA; `None` (counted as refused for
+    /// `op`) once its lease may have run out.
+    fn writer(&self, op: &'static str) -> Option<Writer<'_>> {
+        if self.guard.holds() {
+            Some(Writer(self.sink.as_ref()))
+        } else {
+            self.metrics.metrics.write_refused(op, "not_leading");
+            None
+        }
+    }
+}
+
+impl Reader<'_> {
+    async fn catalog(&self) -> Result<Catalog, PortError> {
+        self.0.catalog().await
+    }
+    async fn accounts(&self) -> Result<Vec<Account>, PortError> {
+        self.0.accounts().await
+    }
+    async fn find_ticket(&self, key: &ticketing_core::ticket::IdempotencyKey) -> Result<Option<TicketRef>, PortError> {
+        self.0.find_ticket(key).await
+    }
+    async fn owned_tickets(
+        &self,
+        prefix: &str,
+        closed_since: DateTime<Utc>,
+    ) -> Result<Option<Vec<ticketing_core::ports::OwnedTicket>>, PortError> {
+        self.0.owned_tickets(prefix, closed_since).await
+    }
+    async fn closed_among(&self, ids: &[PsaId], closed: PsaId) -> Result<Vec<PsaId>, PortError> {
+        self.0.closed_among(ids, closed).await
+    }
+}
+
+impl Writer<'_> {
+    async fn create_ticket(&self, draft: &ticketing_core::ticket::TicketDraft) -> Result<TicketRef, PortError> {
+        self.0.create_ticket(draft).await
+    }
+    async fn close_ticket(&self, ticket: &TicketRef, status: PsaId) -> Result<(), PortError> {
+        self.0.close_ticket(ticket, status).await
+    }
+    async fn update_ticket(
+        &self,
+        ticket: &TicketRef,
+        update: &ticketing_core::ports::TicketUpdate,
+    ) -> Result<(), PortError> {
+        self.0.update_ticket(ticket, update).await
+    }
+    async fn add_note(
+        &self,
+        ticket: &TicketRef,
+        note: &ticketing_core::ticket::TicketNote,
+        look_up_first: bool,
+    ) -> Result<(), PortError> {
+        self.0.add_note(ticket, note, look_up_first).await
+    }
+}
 
 impl LeaseGuard {
     fn set(&self, until: Option<DateTime<Utc>>) {
@@ -575,8 +666,7 @@ enum NoteKind {
 /// first (`look_up`) when an earlier attempt may have landed.
 #[allow(clippy::too_many_arguments)]
 fn note_task(
-    sink: Arc<dyn TicketSink>,
-    guard: Arc<LeaseGuard>,
+    sink: Arc<LeasedSink>,
     key: TicketKey,
     ticket: TicketRef,
     note: ticketing_core::ticket::TicketNote,
@@ -585,10 +675,10 @@ fn note_task(
     timeout: Duration,
 ) -> Task {
     Box::pin(async move {
-        if !guard.holds() {
-            return Done::Delivered { key, op: "note", outcome: Outcome::Failed(not_leading()) };
-        }
-        let outcome = match tokio::time::timeout(timeout, sink.add_note(&ticket, &note, look_up)).await {
+        let Some(writer) = sink.writer("note") else {
+            return Done::Delivered { key, op: "note", outcome: Outcome::NotLeading };
+        };
+        let outcome = match tokio::time::timeout(timeout, writer.add_note(&ticket, &note, look_up)).await {
             Ok(Ok(())) => match kind {
                 NoteKind::Close => Outcome::Noted,
                 NoteKind::Recurrence => Outcome::RecurrenceNoted(note.marker.clone()),
@@ -624,6 +714,8 @@ impl Engine {
         let ledger = shared.store.load_ledger()?;
         let epoch = DateTime::<Utc>::MIN_UTC;
         publish_sources(&shared, &event_sources, &status_sources, &polling);
+        let lease_guard: Arc<LeaseGuard> = Arc::default();
+        let sink = Arc::new(LeasedSink { sink, guard: lease_guard.clone(), metrics: shared.clone() });
         Ok(Self {
             shared,
             sink,
@@ -668,6 +760,7 @@ impl Engine {
             psa_not_before: epoch,
             psa_failures: 0,
             tasks: JoinSet::new(),
+            reads: Vec::new(),
             generation: 0,
             reloads: None,
             ha: HaConfig::default(),
@@ -675,7 +768,7 @@ impl Engine {
             epoch: None,
             lease_due: epoch,
             lease_valid_until: epoch,
-            lease_guard: Arc::default(),
+            lease_guard,
             notices: None,
             budget: None,
         })
@@ -722,7 +815,8 @@ impl Engine {
             info!(source = %new, "source added by the reload: starts from its stored or initial cursor");
         }
         publish_sources(&self.shared, &r.event_sources, &r.status_sources, &r.polling);
-        self.sink = r.sink;
+        self.sink =
+            Arc::new(LeasedSink { sink: r.sink, guard: self.lease_guard.clone(), metrics: self.shared.clone() });
         self.event_sources = r.event_sources;
         self.status_sources = r.status_sources;
         self.mapping = r.mapping;
@@ -732,6 +826,10 @@ impl Engine {
             self.budget = r.budget;
         }
         self.generation += 1;
+        // Their results would be dropped (a past generation); ending them frees the old adapters.
+        for read in self.reads.drain(..) {
+            read.abort();
+        }
         self.listed.clear();
         self.queues.clear();
         self.due.clear();
@@ -1082,14 +1180,14 @@ impl Engine {
         let statuses: Vec<(Job, NamedStatusSource)> =
             self.status_sources.iter().cloned().enumerate().map(|(i, s)| (Job::Statuses(i), s)).collect();
         let shared = self.shared.clone();
-        self.tasks.spawn(async move {
+        let read = self.tasks.spawn(async move {
             let started = std::time::Instant::now();
-            let catalog = tokio::time::timeout(timeout, sink.catalog())
+            let catalog = tokio::time::timeout(timeout, sink.reader().catalog())
                 .await
                 .unwrap_or_else(|_| Err(timed_out("catalog", timeout)));
             shared.metrics.psa_duration("catalog", started.elapsed());
             let started = std::time::Instant::now();
-            let accounts = tokio::time::timeout(timeout, sink.accounts())
+            let accounts = tokio::time::timeout(timeout, sink.reader().accounts())
                 .await
                 .unwrap_or_else(|_| Err(timed_out("accounts", timeout)));
             shared.metrics.psa_duration("accounts", started.elapsed());
@@ -1108,6 +1206,13 @@ impl Engine {
             }
             Done::Refreshed { generation, catalog, accounts, listings }
         });
+        self.track_read(read);
+    }
+
+    /// Keeps the handle of a read through the current adapters, so a reload can end it.
+    fn track_read(&mut self, read: tokio::task::AbortHandle) {
+        self.reads.retain(|r| !r.is_finished());
+        self.reads.push(read);
     }
 
     fn refreshed(
@@ -1174,7 +1279,7 @@ impl Engine {
         let sink = self.sink.clone();
         let timeout = self.psa_timeout;
         self.tasks.spawn(async move {
-            let r = tokio::time::timeout(timeout * 4, sink.owned_tickets(IDEMPOTENCY_PREFIX, closed_since))
+            let r = tokio::time::timeout(timeout * 4, sink.reader().owned_tickets(IDEMPOTENCY_PREFIX, closed_since))
                 .await
                 .unwrap_or_else(|_| Err(timed_out("listing the PSA's tickets", timeout * 4)));
             Done::Rebuilt(r)
@@ -1343,11 +1448,7 @@ impl Engine {
     }
 
     fn count_psa<T>(&self, op: &str, r: &Result<T, PortError>) {
-        let outcome = match r {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => format!("{:?}", e.kind).to_lowercase(),
-        };
-        self.shared.psa_answered(op, &outcome);
+        self.shared.psa_answered(op, r.as_ref().map(|_| ()).map_err(|e| e.kind));
     }
 
     /// Sets when a tenant is read next.
@@ -1438,7 +1539,8 @@ impl Engine {
                     })
                 }
             };
-            self.tasks.spawn(task);
+            let read = self.tasks.spawn(task);
+            self.track_read(read);
         }
         Ok(())
     }
@@ -1794,11 +1896,10 @@ impl Engine {
                     }
                     let draft = draft.at(now);
                     let k = key.clone();
-                    let guard = self.lease_guard.clone();
                     let task: Task = Box::pin(async move {
                         let call = async {
                             if look_up {
-                                match sink.find_ticket(&draft.idempotency_key).await {
+                                match sink.reader().find_ticket(&draft.idempotency_key).await {
                                     Ok(Some(t)) => return ("find", Outcome::Created(t, true)),
                                     Ok(None) if expired => return ("find", Outcome::StaleNotFound),
                                     Ok(None) => {}
@@ -1807,10 +1908,10 @@ impl Engine {
                             }
                             // A create is never sent by an instance whose lease may have run out
                             // (paused, partitioned): the new leader may be creating it already.
-                            if !guard.holds() {
-                                return ("create", Outcome::Failed(not_leading()));
-                            }
-                            match sink.create_ticket(&draft).await {
+                            let Some(writer) = sink.writer("create") else {
+                                return ("create", Outcome::NotLeading);
+                            };
+                            match writer.create_ticket(&draft).await {
                                 Ok(t) => ("create", Outcome::Created(t, false)),
                                 Err(e) if e.kind == PortErrorKind::Invalid => ("create", Outcome::Refused(e.message)),
                                 Err(e) => ("create", Outcome::Failed(e)),
@@ -1827,7 +1928,12 @@ impl Engine {
                     let (ticket, status) = (ticket.clone(), *status);
                     let k = key.clone();
                     let task: Task = Box::pin(async move {
-                        let outcome = match tokio::time::timeout(timeout, sink.close_ticket(&ticket, status)).await {
+                        // Never sent once the lease may have moved on: the new leader may have
+                        // reopened the ticket meanwhile.
+                        let Some(writer) = sink.writer("close") else {
+                            return Done::Delivered { key: k, op: "close", outcome: Outcome::NotLeading };
+                        };
+                        let outcome = match tokio::time::timeout(timeout, writer.close_ticket(&ticket, status)).await {
                             Ok(Ok(())) => Outcome::Closed,
                             // The ticket is gone from the PSA: nothing is left open.
                             Ok(Err(e)) if e.kind == PortErrorKind::NotFound => Outcome::Closed,
@@ -1843,39 +1949,29 @@ impl Engine {
                         continue;
                     };
                     let look_up = self.uncertain_notes.contains(&key);
-                    let task = note_task(
-                        sink,
-                        self.lease_guard.clone(),
-                        key.clone(),
-                        ticket,
-                        note,
-                        NoteKind::Recurrence,
-                        look_up,
-                        timeout,
-                    );
+                    let task = note_task(sink, key.clone(), ticket, note, NoteKind::Recurrence, look_up, timeout);
                     calls.push((key, "note", task));
                 }
                 (Recovery::Update(_), TicketState::Updating { ticket, update, note, .. }) => {
                     let (ticket, update, note) = (ticket.clone(), (**update).clone(), (**note).clone());
                     let look_up = self.uncertain_notes.contains(&key);
                     let k = key.clone();
-                    let guard = self.lease_guard.clone();
                     let task: Task = Box::pin(async move {
                         // Like a note: never sent once the lease may have moved on.
-                        if !guard.holds() {
-                            return Done::Delivered { key: k, op: "update", outcome: Outcome::Failed(not_leading()) };
-                        }
+                        let Some(writer) = sink.writer("update") else {
+                            return Done::Delivered { key: k, op: "update", outcome: Outcome::NotLeading };
+                        };
                         // The update sets absolute values (idempotent), so a retry sends it again;
                         // the note after it is looked up first when an earlier one may have landed.
                         let call = async {
-                            match sink.update_ticket(&ticket, &update).await {
+                            match writer.update_ticket(&ticket, &update).await {
                                 Ok(()) => {}
                                 Err(e) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
                                     return Outcome::UpdateRefused(e.message);
                                 }
                                 Err(e) => return Outcome::Failed(e),
                             }
-                            match sink.add_note(&ticket, &note, look_up).await {
+                            match writer.add_note(&ticket, &note, look_up).await {
                                 Ok(()) => Outcome::Updated,
                                 Err(e) if matches!(e.kind, PortErrorKind::Invalid | PortErrorKind::NotFound) => {
                                     warn!(ticket = %ticket.id, error = %e, "the PSA refused the update's note; the update stands");
@@ -1894,16 +1990,7 @@ impl Engine {
                 (Recovery::AddNote(_), TicketState::Closed { ticket: Some(ticket), note: Some(note), .. }) => {
                     let (ticket, note) = (ticket.clone(), (**note).clone());
                     let look_up = self.uncertain_notes.contains(&key);
-                    let task = note_task(
-                        sink,
-                        self.lease_guard.clone(),
-                        key.clone(),
-                        ticket,
-                        note,
-                        NoteKind::Close,
-                        look_up,
-                        timeout,
-                    );
+                    let task = note_task(sink, key.clone(), ticket, note, NoteKind::Close, look_up, timeout);
                     calls.push((key, "note", task));
                 }
                 _ => {}
@@ -1992,7 +2079,7 @@ impl Engine {
         };
         let transition = match outcome {
             Outcome::Created(ticket, recovered) => {
-                self.shared.psa_answered(op, "ok");
+                self.shared.psa_answered(op, Ok(()));
                 self.uncertain.remove(&key);
                 if recovered {
                     self.shared.metrics.ticket_recovered();
@@ -2002,7 +2089,7 @@ impl Engine {
                 Transition::Opened { key: key.clone(), ticket }
             }
             Outcome::StaleNotFound => {
-                self.shared.psa_answered(op, "ok");
+                self.shared.psa_answered(op, Ok(()));
                 self.uncertain.remove(&key);
                 self.shared.metrics.skip("stale");
                 info!(key = %key, "planned ticket dropped: its event outlived its lifetime before the PSA could be reached");
@@ -2010,51 +2097,62 @@ impl Engine {
             }
             Outcome::Refused(reason) => {
                 self.uncertain.remove(&key);
-                self.shared.psa_answered(op, "invalid");
+                self.shared.psa_answered(op, Err(PortErrorKind::Invalid));
                 self.shared.metrics.ticket_failed("invalid");
                 error!(key = %key, reason = %reason, "the PSA refused the ticket; kept as failed (fix the rule, then `msp-ticketd ledger retry`)");
                 Transition::Abandoned { key: key.clone(), reason }
             }
             Outcome::Closed => {
-                self.shared.psa_answered(op, "ok");
+                self.shared.psa_answered(op, Ok(()));
                 self.shared.metrics.ticket_closed();
                 Transition::Closed { key: key.clone() }
             }
             Outcome::Noted => {
-                self.shared.psa_answered(op, "ok");
+                self.shared.psa_answered(op, Ok(()));
                 self.uncertain_notes.remove(&key);
                 Transition::NoteAdded { key: key.clone() }
             }
             Outcome::NoteRefused(reason) => {
-                self.shared.psa_answered(op, "invalid");
+                self.shared.psa_answered(op, Err(PortErrorKind::Invalid));
                 self.uncertain_notes.remove(&key);
                 error!(key = %key, reason = %reason, "the PSA refused the close note; the ticket is closed without it");
                 Transition::NoteAdded { key: key.clone() }
             }
             Outcome::RecurrenceNoted(marker) => {
-                self.shared.psa_answered(op, "ok");
+                self.shared.psa_answered(op, Ok(()));
                 self.uncertain_notes.remove(&key);
                 Transition::RecurrenceNoted { key: key.clone(), marker }
             }
             Outcome::Updated => {
-                self.shared.psa_answered(op, "ok");
+                self.shared.psa_answered(op, Ok(()));
                 self.uncertain_notes.remove(&key);
                 self.shared.metrics.ticket_updated();
                 Transition::Updated { key: key.clone() }
             }
             Outcome::UpdateRefused(reason) => {
-                self.shared.psa_answered(op, "invalid");
+                self.shared.psa_answered(op, Err(PortErrorKind::Invalid));
                 self.uncertain_notes.remove(&key);
                 warn!(key = %key, reason = %reason, "the PSA refused the ticket update; a refused reopen makes a new ticket next time");
                 Transition::UpdateRefused { key: key.clone(), reason }
             }
+            Outcome::NotLeading => {
+                // Counted where it was refused; the entry stays pending for whoever leads now.
+                info!(key = %key, op, "PSA call not sent: this instance's leader lease may have run out");
+                return None;
+            }
             Outcome::Failed(e) => {
-                self.shared.psa_answered(op, &format!("{:?}", e.kind).to_lowercase());
+                self.shared.psa_answered(op, Err(e.kind));
                 let ticket = self.ledger.get(&key).and_then(LedgerEntry::ticket).map(|t| t.id.to_string());
                 warn!(key = %key, ticket = ticket.as_deref().unwrap_or("-"), op, error = %e, "PSA call failed; will retry");
                 if e.is_retryable() || e.kind == PortErrorKind::Auth || e.kind == PortErrorKind::Other {
-                    self.psa_failures += 1;
-                    let mut wait = backoff(self.psa_failures, 300);
+                    // One step per round of calls: answers of calls that were already in flight
+                    // when the PSA started failing do not raise the wait again (with several
+                    // deliveries in flight they would reach the cap at once, and delivery would
+                    // resume minutes after the PSA recovered).
+                    if now >= self.psa_not_before {
+                        self.psa_failures += 1;
+                    }
+                    let mut wait = delivery_backoff(self.psa_failures);
                     if let Some(after) = e.retry_after {
                         wait = wait.max(chrono::Duration::from_std(after).unwrap_or(wait));
                     }
@@ -2117,7 +2215,7 @@ impl Engine {
         let timeout = self.psa_timeout;
         self.tasks.spawn(async move {
             let ids: Vec<PsaId> = open.keys().copied().collect();
-            let result = tokio::time::timeout(timeout, sink.closed_among(&ids, closed))
+            let result = tokio::time::timeout(timeout, sink.reader().closed_among(&ids, closed))
                 .await
                 .unwrap_or_else(|_| Err(timed_out("reading tickets", timeout)));
             Done::Synced { open, result }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use ticketing_core::ports::PortErrorKind;
 
 /// How long a store probe's answer is reused (a scraper asking every second costs one write
 /// per interval, not one per request).
@@ -26,12 +27,28 @@ pub enum PsaAnswer {
 }
 
 impl PsaAnswer {
-    /// Classifies an outcome label (`ok`, or a lower-cased `PortErrorKind`).
-    pub fn of(outcome: &str) -> Self {
+    /// Classifies a PSA call's outcome: answered (`Ok`), or failed with the error's kind.
+    pub fn of(outcome: Result<(), PortErrorKind>) -> Self {
         match outcome {
-            "transient" | "auth" | "ratelimited" | "other" => Self::Unreachable,
-            _ => Self::Reached,
+            Err(PortErrorKind::Transient | PortErrorKind::Auth | PortErrorKind::RateLimited | PortErrorKind::Other) => {
+                Self::Unreachable
+            }
+            Ok(()) | Err(PortErrorKind::NotFound | PortErrorKind::Invalid) => Self::Reached,
         }
+    }
+}
+
+/// The label of a PSA call's outcome in metrics and readiness details: `ok`, or the error's
+/// kind in lower case (`transient`, `invalid`, ...).
+pub fn outcome_label(outcome: Result<(), PortErrorKind>) -> &'static str {
+    match outcome {
+        Ok(()) => "ok",
+        Err(PortErrorKind::Auth) => "auth",
+        Err(PortErrorKind::RateLimited) => "ratelimited",
+        Err(PortErrorKind::Transient) => "transient",
+        Err(PortErrorKind::NotFound) => "notfound",
+        Err(PortErrorKind::Invalid) => "invalid",
+        Err(PortErrorKind::Other) => "other",
     }
 }
 
@@ -166,7 +183,7 @@ impl Health {
     }
 
     /// Records a PSA answer.
-    pub fn psa_answered(&self, op: &str, outcome: &str, now: DateTime<Utc>) {
+    pub fn psa_answered(&self, op: &str, outcome: Result<(), PortErrorKind>, now: DateTime<Utc>) {
         let mut s = self.lock();
         match PsaAnswer::of(outcome) {
             PsaAnswer::Reached => {
@@ -175,12 +192,17 @@ impl Health {
             }
             PsaAnswer::Unreachable => {
                 let (since, count) = s.psa_failing.as_ref().map_or((now, 0), |f| (f.since, f.count));
-                s.psa_failing =
-                    Some(Failing { since, at: now, op: op.to_owned(), kind: outcome.to_owned(), count: count + 1 });
+                s.psa_failing = Some(Failing {
+                    since,
+                    at: now,
+                    op: op.to_owned(),
+                    kind: outcome_label(outcome).to_owned(),
+                    count: count + 1,
+                });
             }
         }
         if op == "catalog" {
-            if outcome == "ok" {
+            if outcome.is_ok() {
                 s.catalog_read_at = Some(now);
                 s.catalog_stale = false;
             } else {
@@ -337,14 +359,14 @@ mod tests {
         let h = Health::default();
         h.set_psa_interval(Duration::from_secs(60));
         assert!(h.psa(t(0)).is_err(), "not contacted yet");
-        h.psa_answered("catalog", "ok", t(1));
+        h.psa_answered("catalog", Ok(()), t(1));
         assert!(h.psa(t(2)).is_ok());
-        h.psa_answered("create", "invalid", t(3));
+        h.psa_answered("create", Err(ticketing_core::ports::PortErrorKind::Invalid), t(3));
         assert!(h.psa(t(4)).is_ok(), "a refused request still reached the PSA");
-        h.psa_answered("create", "transient", t(5));
+        h.psa_answered("create", Err(ticketing_core::ports::PortErrorKind::Transient), t(5));
         let e = h.psa(t(6)).unwrap_err();
         assert!(e.contains("create") && e.contains("transient"), "{e}");
-        h.psa_answered("catalog", "ok", t(7));
+        h.psa_answered("catalog", Ok(()), t(7));
         assert!(h.psa(t(8)).is_ok());
         assert!(h.psa(t(7 + 181)).is_err(), "no answer for over three refresh intervals");
     }
@@ -353,7 +375,7 @@ mod tests {
     fn sources_are_stale_after_three_intervals_and_standby_is_ready() {
         let h = Health::default();
         h.set_sources([("ksc/events".to_owned(), Duration::from_secs(10))]);
-        h.psa_answered("catalog", "ok", t(0));
+        h.psa_answered("catalog", Ok(()), t(0));
         let probe = || Ok(());
         let r = h.readiness(t(0), Budget::default(), probe);
         assert!(!r.ready && r.failing("source:ksc/events").is_some(), "{r:?}");
@@ -368,7 +390,7 @@ mod tests {
     #[test]
     fn a_used_up_budget_and_a_failing_store_are_not_ready() {
         let h = Health::default();
-        h.psa_answered("catalog", "ok", t(0));
+        h.psa_answered("catalog", Ok(()), t(0));
         let b = Budget { used: 10, configured: 10, server: 0, effective: 10 };
         let r = h.readiness(t(1), b, || Err("disk full".to_owned()));
         assert!(r.failing("psa").unwrap().detail.contains("budget"), "{r:?}");

@@ -41,6 +41,12 @@ struct OpOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpReason {
+    op: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Op {
     op: String,
 }
@@ -60,6 +66,7 @@ pub struct Metrics {
     malformed: Labelled<Counter>,
     skips: Labelled<Counter>,
     psa_calls: Family<OpOutcome, Counter>,
+    writes_refused: Family<OpReason, Counter>,
     psa_duration: Histograms,
     source_errors: Labelled<Counter>,
     source_last_success: Labelled<Gauge<f64, AtomicU64>>,
@@ -135,6 +142,7 @@ impl Metrics {
             malformed: Family::default(),
             skips: Family::default(),
             psa_calls: Family::default(),
+            writes_refused: Family::default(),
             psa_duration: Family::new_with_constructor(psa_histogram),
             source_errors: Family::default(),
             source_last_success: Family::default(),
@@ -190,6 +198,11 @@ impl Metrics {
             m.conditions_not_ticketed.clone(),
         );
         r.register("msp_psa_calls", "PSA calls by operation and outcome.", m.psa_calls.clone());
+        r.register(
+            "msp_psa_writes_refused",
+            "PSA writes not sent by this instance, by operation and reason (not_leading: its leader lease may have run out).",
+            m.writes_refused.clone(),
+        );
         r.register_with_unit(
             "msp_psa_request_duration",
             "PSA calls' duration by operation (a create's lookup first counts as find).",
@@ -274,6 +287,11 @@ impl Metrics {
     pub fn psa_call(&self, op: &str, outcome: &str) {
         self.psa_calls.get_or_create(&OpOutcome { op: op.to_owned(), outcome: outcome.to_owned() }).inc();
         *lock(&self.calls).entry((op.to_owned(), outcome.to_owned())).or_default() += 1;
+    }
+
+    /// Counts a PSA write this instance did not send (`reason`: `not_leading`).
+    pub fn write_refused(&self, op: &str, reason: &str) {
+        self.writes_refused.get_or_create(&OpReason { op: op.to_owned(), reason: reason.to_owned() }).inc();
     }
 
     /// Records how long a PSA call took.

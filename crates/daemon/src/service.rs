@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, FixedConfig};
 use crate::engine::{Engine, Notice, Reload, Shared};
 use crate::logging::FilterReload;
 use crate::store::{SqliteStore, Store};
@@ -57,6 +57,8 @@ pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, RuleBook)> {
 pub struct Running {
     /// Shared state (rules, catalog, metrics).
     pub shared: Arc<Shared>,
+    /// Re-reads the configuration file, when the daemon was started from one.
+    pub reloader: Option<Arc<Reloader>>,
     /// Where the admin API listens, when it does.
     pub admin_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
@@ -129,15 +131,21 @@ impl StartOptions {
 /// Re-reads the configuration file and hands the running engine its new adapters and settings:
 /// mapping, sources, polling intervals, PSA settings, logging filter. The new file is checked
 /// completely first; with any problem nothing changes and every problem is reported. What
-/// cannot change while running (the store location, the admin listener and token, the log
-/// format) is refused with a message saying so.
+/// cannot change while running ([`FixedConfig`]: the store, the admin listener and token, the
+/// log format, the whole `[ha]` section) is compared as a whole and refused naming each key.
+///
+/// The reloader holds the shared state, never the other way round (the admin API and the
+/// service loop hold the reloader), so a stopped daemon frees both; it keeps only the adapters
+/// in use, ending the previous generation's sessions once the engine has the new one.
 pub struct Reloader {
     path: PathBuf,
     current: tokio::sync::Mutex<Config>,
+    /// The fixed part of the running configuration (its secrets as digests).
+    fixed: FixedConfig,
     engine: tokio::sync::mpsc::UnboundedSender<Reload>,
     log_filter: Option<FilterReload>,
-    /// Every generation of adapters (Security Center sessions are ended at shutdown).
-    adapters: tokio::sync::Mutex<Vec<Wired>>,
+    /// The adapters in use (their Security Center sessions are ended when replaced or at stop).
+    adapters: tokio::sync::Mutex<Option<Wired>>,
     shared: Arc<Shared>,
 }
 
@@ -164,26 +172,12 @@ impl Reloader {
     async fn try_reload(&self) -> Result<(), Vec<String>> {
         let new = Config::load(&self.path).map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let mut current = self.current.lock().await;
-        let mut problems = Vec::new();
-        let restart = |what: &str, was: String| {
-            format!("{what} cannot change while the daemon runs (it runs with {was}): restart to change it")
-        };
-        if new.store.path != current.store.path {
-            problems.push(restart("store.path", current.store.path.display().to_string()));
-        }
-        if new.store.url != current.store.url {
-            problems.push(restart("store.url", current.store.url.clone().unwrap_or_else(|| "none".to_owned())));
-        }
-        if new.admin.listen != current.admin.listen {
-            problems.push(restart("admin.listen", current.admin.listen.to_string()));
-        }
-        let token = |c: &Config| c.admin.token.as_ref().map(|t| t.resolve().map(|s| s.expose().to_owned()));
-        if token(&new) != token(&current) {
-            problems.push("admin.token cannot change while the daemon runs: restart to change it".to_owned());
-        }
-        if new.logging.format != current.logging.format {
-            problems.push(restart("logging.format", current.logging.format.clone()));
-        }
+        let mut problems: Vec<String> = self
+            .fixed
+            .changed_keys(&new.fixed())
+            .into_iter()
+            .map(|key| format!("{key} cannot change while the daemon runs: restart to change it"))
+            .collect();
         if let Err(e) = crate::logging::parse_filter(&new.logging.filter) {
             problems.push(e);
         }
@@ -213,14 +207,19 @@ impl Reloader {
         *self.shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
         *self.shared.psa_name.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.name();
         self.shared.metrics_auth.store(new.admin.metrics_auth, std::sync::atomic::Ordering::Relaxed);
-        self.adapters.lock().await.push(wired);
+        // The engine drops results of reads through the old adapters (their generation is
+        // gone), so their sessions can end now.
+        let previous = self.adapters.lock().await.replace(wired);
+        if let Some(old) = previous {
+            old.shutdown().await;
+        }
         *current = new;
         Ok(())
     }
 
-    /// Ends the sessions of every generation of adapters.
+    /// Ends the sessions of the adapters in use.
     async fn shutdown(&self) {
-        for w in self.adapters.lock().await.iter() {
+        if let Some(w) = self.adapters.lock().await.take() {
             w.shutdown().await;
         }
     }
@@ -276,11 +275,21 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
         info!(entries = recovering, "resuming PSA work left in the outbox (planned creates are looked up first)");
     }
     let (stop, rx) = watch::channel(false);
+    let reloader = Arc::new(Reloader {
+        path: config_path.unwrap_or_default(),
+        current: tokio::sync::Mutex::new(config.clone()),
+        fixed: config.fixed(),
+        engine: reload_tx,
+        log_filter,
+        adapters: tokio::sync::Mutex::new(Some(wired)),
+        shared: shared.clone(),
+    });
+    let reloads = (!reloader.path.as_os_str().is_empty()).then(|| reloader.clone());
     let (admin_addr, admin) = match &config.admin.token {
         Some(token) => {
             let token = token.resolve().map_err(anyhow::Error::msg).context("admin.token")?;
             shared.metrics_auth.store(config.admin.metrics_auth, std::sync::atomic::Ordering::Relaxed);
-            let state = AdminState { shared: shared.clone(), token };
+            let state = AdminState { shared: shared.clone(), token, reloader: reloads.clone() };
             let app = admin::router(state.clone()).merge(crate::ui::router(state));
             let listener = tokio::net::TcpListener::bind(config.admin.listen)
                 .await
@@ -303,20 +312,9 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
             (None, None)
         }
     };
-    let reloader = Arc::new(Reloader {
-        path: config_path.unwrap_or_default(),
-        current: tokio::sync::Mutex::new(config.clone()),
-        engine: reload_tx,
-        log_filter,
-        adapters: tokio::sync::Mutex::new(vec![wired]),
-        shared: shared.clone(),
-    });
-    if !reloader.path.as_os_str().is_empty() {
-        let _ = shared.reloader.set(reloader.clone());
-    }
     let engine_shutdown = stopped(rx);
-    let engine = tokio::spawn(run_engine(engine, reloader, tick, engine_shutdown));
-    Ok(Running { shared, admin_addr, stop, engine, admin })
+    let engine = tokio::spawn(run_engine(engine, reloader.clone(), tick, engine_shutdown));
+    Ok(Running { shared, reloader: reloads, admin_addr, stop, engine, admin })
 }
 
 async fn run_engine(
@@ -379,7 +377,7 @@ pub async fn run(path: PathBuf, config: Config, log_filter: FilterReload) -> Res
             }
             _ = hangup => {
                 info!("SIGHUP: re-reading the configuration");
-                if let Some(r) = running.shared.reloader.get() {
+                if let Some(r) = &running.reloader {
                     let _ = r.reload().await;
                 }
             }

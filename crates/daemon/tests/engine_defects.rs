@@ -23,6 +23,7 @@ use ticketing_core::ports::{PortError, TicketSink};
 use ticketing_core::ticket::{IdempotencyKey, TicketDraft, TicketRef};
 
 const DEVICE: &str = "dev-pause";
+const REFUSED_CLOSE: &str = "msp_psa_writes_refused_total{op=\"close\",reason=\"not_leading\"}";
 
 /// The ticket of the lab's cloud device, once the PSA has it.
 async fn device_ticket(lab: &Lab) -> Result<Option<serde_json::Value>> {
@@ -86,10 +87,16 @@ impl TicketSink for CloseWatch {
 
 /// The daemon's store, except that the commit that plans a close returns (once, after landing)
 /// only after `pause`, and then with the lease taken by another instance.
+///
+/// Once the lease is taken, the paused leader's own next lease call (where it learns that it
+/// lost the lease and stands by, ending its calls in flight) waits until the close task has
+/// run to its send-or-refuse point (`close_decided`), so the test sees that point whatever the
+/// machine's load.
 struct PausingStore {
     inner: Arc<dyn Store>,
     usurped: Arc<AtomicBool>,
     pause: Duration,
+    close_decided: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Store for PausingStore {
@@ -142,6 +149,12 @@ impl Store for PausingStore {
         self.inner.take_retry_requests()
     }
     fn lease(&self, holder: &str, lease: Duration) -> Result<Option<u64>, StoreError> {
+        if self.usurped.load(Ordering::SeqCst) {
+            let deadline = std::time::Instant::now() + self.pause * 10;
+            while !(self.close_decided)() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         self.inner.lease(holder, lease)
     }
     fn release(&self, holder: &str, epoch: u64) -> Result<(), StoreError> {
@@ -181,13 +194,23 @@ async fn a_paused_leaders_close_is_refused_once_the_lease_moved() -> Result<()> 
     let wired = wiring::wire(&config)?;
 
     let usurped = Arc::new(AtomicBool::new(false));
+    let closes_after = Arc::new(AtomicUsize::new(0));
+    let shared_cell: Arc<std::sync::OnceLock<Arc<Shared>>> = Arc::default();
+    let close_decided = {
+        let (cell, closes_after) = (shared_cell.clone(), closes_after.clone());
+        Arc::new(move || {
+            closes_after.load(Ordering::SeqCst) > 0
+                || cell.get().is_some_and(|s| support::metric(&s.metrics.render(), REFUSED_CLOSE) > 0)
+        })
+    };
     let store: Arc<dyn Store> = Arc::new(PausingStore {
         inner: store,
         usurped: usurped.clone(),
         pause: Duration::from_secs(config.ha.lease_secs + 1),
+        close_decided,
     });
     let shared: Arc<Shared> = Shared::new(store.clone(), book);
-    let closes_after = Arc::new(AtomicUsize::new(0));
+    let _ = shared_cell.set(shared.clone());
     let sink = Arc::new(CloseWatch {
         inner: wired.sink.clone(),
         usurped: usurped.clone(),
@@ -230,11 +253,7 @@ async fn a_paused_leaders_close_is_refused_once_the_lease_moved() -> Result<()> 
     assert!(!is_closed(Psa::Autotask, &ticket), "the paused ex-leader closed the ticket: {ticket}");
     assert_eq!(closes_after.load(Ordering::SeqCst), 0, "the paused ex-leader sent a close after the lease moved");
     let metrics = shared.metrics.render();
-    assert_eq!(
-        support::metric(&metrics, "msp_psa_writes_refused_total{op=\"close\",reason=\"not_leading\"}"),
-        1,
-        "{metrics}"
-    );
+    assert_eq!(support::metric(&metrics, REFUSED_CLOSE), 1, "{metrics}");
     Ok(())
 }
 

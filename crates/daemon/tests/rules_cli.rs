@@ -240,7 +240,7 @@ async fn api() -> Api {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
     *shared.catalog.write().unwrap() = Some(Catalog::example());
-    let app = daemon::admin::router(AdminState { shared: shared.clone(), token: Secret::new(TOKEN) });
+    let app = daemon::admin::router(AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -30,7 +30,7 @@ async fn start(catalog: Catalog) -> Ui {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
     *shared.catalog.write().unwrap() = Some(catalog);
-    let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN) };
+    let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
     let app = daemon::admin::router(state.clone()).merge(daemon::ui::router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
@@ -518,8 +518,8 @@ async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
     let csrf = csrf_of(&html);
 
     // The catalog refresh fails (as the engine counts it): the PSA is unreachable.
-    ui.shared.psa_answered("catalog", "transient");
-    ui.shared.psa_answered("accounts", "transient");
+    ui.shared.psa_answered("catalog", Err(ticketing_core::ports::PortErrorKind::Transient));
+    ui.shared.psa_answered("accounts", Err(ticketing_core::ports::PortErrorKind::Transient));
     let (_, html) = ui.page(&cookie, sc).await;
     let text = visible(&html);
     assert!(html.contains(r#"id="psa-banner""#), "{html}");
@@ -536,14 +536,14 @@ async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
     assert!(visible(&html).contains("Your edits are kept in the draft"), "{html}");
 
     // Creates answered by the PSA, but the catalog has not been read since: still stale.
-    ui.shared.psa_answered("create", "ok");
+    ui.shared.psa_answered("create", Ok(()));
     let (_, html) = ui.page(&cookie, sc).await;
     assert!(visible(&html).contains("The PSA catalog is stale"), "{html}");
     ui.post(Some(&cookie), "/ui/save", &form).await;
     assert!(!ui.saved_rule(CRIT).enabled);
 
     // The catalog is read again: the banner goes, and the save goes through.
-    ui.shared.psa_answered("catalog", "ok");
+    ui.shared.psa_answered("catalog", Ok(()));
     let (_, html) = ui.page(&cookie, sc).await;
     assert!(!html.contains(r#"id="psa-banner""#), "{html}");
     ui.post(Some(&cookie), "/ui/save", &form).await;
@@ -554,7 +554,7 @@ async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
 async fn without_a_catalog_the_banner_says_so_and_save_waits() {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
-    let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN) };
+    let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
     let app = daemon::ui::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
@@ -637,7 +637,7 @@ fn the_code_scan_catches_codes_and_row_ids() {
 #[tokio::test]
 async fn no_page_shows_a_code_or_a_row_id() {
     let ui = start(Catalog::example()).await;
-    ui.shared.psa_answered("catalog", "transient");
+    ui.shared.psa_answered("catalog", Err(ticketing_core::ports::PortErrorKind::Transient));
     ui.shared.source_failed("ksc-lab", "connection refused");
     let (_, login) = ui.page("", "/ui/login").await;
     let refused = ui.login("wrong").await.text().await.unwrap();

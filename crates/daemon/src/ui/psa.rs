@@ -128,19 +128,19 @@ mod tests {
     fn failures_without_answers_mark_the_psa_down_until_it_answers() {
         let h = Health::default();
         let t = Utc::now();
-        h.psa_answered("catalog", "ok", t);
+        h.psa_answered("catalog", Ok(()), t);
         assert!(!status(&h).blocks_save(true));
-        h.psa_answered("create", "transient", t);
-        h.psa_answered("create", "transient", t);
+        h.psa_answered("create", Err(ticketing_core::ports::PortErrorKind::Transient), t);
+        h.psa_answered("create", Err(ticketing_core::ports::PortErrorKind::Transient), t);
         let s = status(&h);
         assert_eq!(s.failing.as_ref().map(|f| f.2), Some(2));
         assert!(!s.catalog_stale);
         assert!(s.blocks_save(true));
-        h.psa_answered("catalog", "transient", t);
+        h.psa_answered("catalog", Err(ticketing_core::ports::PortErrorKind::Transient), t);
         let s = status(&h);
         assert!(s.catalog_stale);
         assert!(s.problem(true).unwrap().0.contains("unreachable"));
-        h.psa_answered("catalog", "ok", t);
+        h.psa_answered("catalog", Ok(()), t);
         let s = status(&h);
         assert_eq!(s, PsaStatus { failing: None, catalog_stale: false, catalog_read_at: Some(t) });
         assert!(s.problem(true).is_none());
