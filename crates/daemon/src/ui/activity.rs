@@ -13,7 +13,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use maud::{Markup, html};
 use ticketing_core::model::Product;
 
-use super::render::{self, Frame, Tab};
+use super::layout::{self, Frame, Tab};
+use super::widgets;
 use super::{UiState, to_login};
 use crate::audit::Explained;
 use crate::store::{DecisionQuery, Outcome};
@@ -176,11 +177,11 @@ pub(crate) async fn page(
     let sources = super::psa::check_sources(shared);
     let flash = s.sessions.take_flash(&session.id);
     let body = html! {
-        (render::psa_banner(&psa, shared.catalog().is_some()))
-        (render::source_banner(&sources))
+        (widgets::psa_banner(&psa, shared.catalog().is_some()))
+        (widgets::source_banner(&sources))
         (body(&View { filters: &filters, names: &names, found, more }))
     };
-    let html = render::page(
+    let html = layout::page(
         &Frame {
             title: "Activity",
             tab: Some(Tab::Activity),

@@ -20,7 +20,8 @@ use maud::{Markup, html};
 use ticketing_core::ledger::TicketState;
 use ticketing_core::model::TenantId;
 
-use super::render::{self, Frame, Tab};
+use super::layout::{self, Frame, Tab};
+use super::widgets;
 use super::{UiState, to_login};
 use crate::engine::{MappedTenant, Shared};
 use crate::store::CursorKey;
@@ -146,14 +147,14 @@ pub(crate) async fn page(State(s): State<UiState>, headers: HeaderMap) -> Respon
     let flash = s.sessions.take_flash(&session.id);
     let psa_name = *shared.psa_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let body = html! {
-        (render::psa_banner(&psa, shared.catalog().is_some()))
-        (render::source_banner(&sources))
+        (widgets::psa_banner(&psa, shared.catalog().is_some()))
+        (widgets::source_banner(&sources))
         h1 id="page-title" { "Mapping" }
         p.state { "Each tenant, the " (psa_name) " account its tickets go to, and how it is doing." }
         (tenants_table(&rows, psa_name, now, lookups))
         (sources_table(&successes, now))
     };
-    Html(render::page(
+    Html(layout::page(
         &Frame {
             title: "Mapping",
             tab: Some(Tab::Mapping),

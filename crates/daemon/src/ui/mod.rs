@@ -37,12 +37,17 @@
 //! and is refused (403) without it.
 
 mod activity;
+mod edit_window;
+mod layout;
 mod maintenance;
 mod mapping;
+mod preview;
 mod psa;
 mod render;
+mod rules_table;
 mod session;
 mod text;
+mod widgets;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -62,8 +67,10 @@ use ticketing_core::rules::{RowId, Section};
 use crate::admin::{AdminState, constant_time_eq};
 use crate::engine::Shared;
 use crate::rules_ops::{self, OpError, Preview};
-use render::{Frame, SectionView, StatusCounts, Tab, section_href, shown};
+use layout::{Frame, Tab};
+use render::{SectionView, StatusCounts, section_href};
 use session::{Flash, SessionView, Sessions};
+use widgets::shown;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
@@ -136,7 +143,7 @@ async fn login_page(State(s): State<UiState>, headers: HeaderMap) -> Response {
     if s.sessions.lookup(&headers).is_some() {
         return Redirect::to(&section_href(Section::General)).into_response();
     }
-    Html(render::login(None)).into_response()
+    Html(layout::login(None)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -147,7 +154,7 @@ struct LoginForm {
 
 async fn login(State(s): State<UiState>, Form(f): Form<LoginForm>) -> Response {
     if !constant_time_eq(f.token.as_bytes(), s.admin.token.expose().as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, Html(render::login(Some("That is not the admin token.")))).into_response();
+        return (StatusCode::UNAUTHORIZED, Html(layout::login(Some("That is not the admin token.")))).into_response();
     }
     let id = s.sessions.create();
     ([(header::SET_COOKIE, session::set_cookie(&id))], Redirect::to(&section_href(Section::General))).into_response()
@@ -167,7 +174,7 @@ impl FormData {
 }
 
 fn refused(status: StatusCode, text: &str) -> Response {
-    (status, Html(render::refused(text))).into_response()
+    (status, Html(layout::refused(text))).into_response()
 }
 
 /// A logged-in session whose form carries its CSRF token, or the response refusing the request.
@@ -826,7 +833,7 @@ fn section_response(
         now: Utc::now(),
     });
     let title = section.title();
-    Html(render::page(
+    Html(layout::page(
         &Frame {
             title: &title,
             tab: Some(Tab::Rules),

@@ -32,7 +32,8 @@ use ticketing_core::edit::RulePatch;
 use ticketing_core::rules::{Problem, RowId, Rule, Section, ValidationError};
 use ticketing_core::template::{EVENT_FIELDS, STATUS_FIELDS, default_template};
 
-use super::render::{self, DESCRIPTION, Frame, TITLE, Tab, section_href, template_set};
+use super::layout::{self, Frame, Tab};
+use super::render::{self, DESCRIPTION, TITLE, section_href, template_set};
 use super::session::{Flash, SessionView};
 use super::{FormData, UiState, error, guard, ok, op_error, refused, to_login};
 use crate::rules_ops::{self, OpError};
@@ -323,7 +324,7 @@ fn respond(
     let saved = book.saved.rule(&editor.row).cloned().unwrap_or_else(|| editor.row.default_rule());
     let title = format!("Ticket text: {}", editor.row.label());
     let body = body(editor, &draft, &saved, &session.csrf, revision);
-    let html = render::page(
+    let html = layout::page(
         &Frame {
             title: &title,
             tab: Some(Tab::Rules),
@@ -440,7 +441,7 @@ fn body(editor: &Editor, draft: &Rule, saved: &Rule, csrf: &str, revision: u64) 
                         " (sample values), written exactly as the decisions would write it with the text on this page."
                     }
                     @match &editor.sample {
-                        Some((title, description)) => (render::sample_ticket(title, description, Some("sample"))),
+                        Some((title, description)) => (super::widgets::sample_ticket(title, description, Some("sample"))),
                         None => p id="sample-none" { "No sample: fix the problems marked next to the fields first." },
                     }
                 }
