@@ -3,7 +3,7 @@
 //! system paths (`/etc/msp-ticketd`, `/var/lib/msp-ticketd`) of a real installation.
 //! (`crates/daemon/tests/check_cli.rs` gives it both and expects no problem at all.)
 
-use daemon::config::Config;
+use msp_ticketd::config::Config;
 
 #[test]
 fn the_example_configuration_parses() {

@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use anyhow::Result;
-use daemon::demo::{Lab, Psa, is_closed};
-use daemon::service::{self, StartOptions};
+use msp_ticketd::demo::{Lab, Psa, is_closed};
+use msp_ticketd::service::{self, StartOptions};
 use serde_json::Value;
 use support::*;
 
@@ -46,7 +46,7 @@ fn hours_due(t: &Value) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guides_rules_are_visible_in_connectwise_tickets() -> Result<()> {
     let lab = Lab::start_with(Psa::Connectwise).await?;
-    let config = daemon::config::Config::parse(&lab.config_toml(RULES, "127.0.0.1:0"), "cw.toml")
+    let config = msp_ticketd::config::Config::parse(&lab.config_toml(RULES, "127.0.0.1:0"), "cw.toml")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(config.psa_kind(), "connectwise");
     let running = service::start_with(&config, StartOptions::every(TICK)).await?;
@@ -95,7 +95,8 @@ async fn the_guides_rules_are_visible_in_connectwise_tickets() -> Result<()> {
     // The Ticketing tab names the fields as ConnectWise does: Board, not Queue.
     let addr = running.admin_addr.expect("admin listener");
     let ui = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let login = ui.post(format!("http://{addr}/ui/login")).form(&[("token", daemon::demo::ADMIN_TOKEN)]).send().await?;
+    let login =
+        ui.post(format!("http://{addr}/ui/login")).form(&[("token", msp_ticketd::demo::ADMIN_TOKEN)]).send().await?;
     let cookie =
         login.headers()[reqwest::header::SET_COOKIE].to_str()?.split(';').next().unwrap_or_default().to_owned();
     let page = ui

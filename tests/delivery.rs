@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use anyhow::Result;
-use daemon::demo::{ACME, ADMIN_TOKEN, KBH_COMPANY, Lab};
+use msp_ticketd::demo::{ACME, ADMIN_TOKEN, KBH_COMPANY, Lab};
 use serde_json::{Value, json};
 use support::*;
 use ticketing_core::catalog::Field;
@@ -41,14 +41,14 @@ async fn creates(lab: &Lab) -> Result<usize> {
         .count())
 }
 
-async fn ledger_state(running: &daemon::service::Running, part: &str) -> Result<Option<TicketState>> {
+async fn ledger_state(running: &msp_ticketd::service::Running, part: &str) -> Result<Option<TicketState>> {
     let l = running.shared.store.load_ledger()?;
     // The entry whose key or draft mentions `part` (a host name, an event's text).
     Ok(l.entries().find(|e| serde_json::to_string(e).is_ok_and(|j| j.contains(part))).map(|e| e.state.clone()))
 }
 
 async fn admin(
-    running: &daemon::service::Running,
+    running: &msp_ticketd::service::Running,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,

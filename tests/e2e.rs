@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use daemon::demo::{ACME, KBH_COMPANY, Lab, OLD_CO};
-use daemon::service;
+use msp_ticketd::demo::{ACME, KBH_COMPANY, Lab, OLD_CO};
+use msp_ticketd::service;
 use serde_json::{Value, json};
 use support::*;
 use ticketing_core::ledger::TicketState;
@@ -320,7 +320,7 @@ async fn check_reports_every_problem_against_the_live_psa_and_sources() -> Resul
     let rules = "[rules.rows.\"security_center/event/critical\"]\nenabled = true\npriority = \"Urgent\"\n";
     let path = lab.dir.join("check.toml");
     std::fs::write(&path, lab.config_toml(rules, "127.0.0.1:0"))?;
-    let problems = daemon::check::check(&path, &daemon::check::Options::new(false)).await.problems;
+    let problems = msp_ticketd::check::check(&path, &msp_ticketd::check::Options::new(false)).await.problems;
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert_eq!(problems.len(), 2, "{lines:#?}");
     assert!(lines[0].contains("rules.rows.\"security_center/event/critical\".priority"), "{lines:#?}");
@@ -330,7 +330,7 @@ async fn check_reports_every_problem_against_the_live_psa_and_sources() -> Resul
     // A source that cannot be reached is a problem too, reported with the rest.
     let unreachable = lab.config_toml(rules, "127.0.0.1:0").replace(lab.ksc.base_url(), "http://127.0.0.1:9");
     std::fs::write(&path, unreachable)?;
-    let problems = daemon::check::check(&path, &daemon::check::Options::new(false)).await.problems;
+    let problems = msp_ticketd::check::check(&path, &msp_ticketd::check::Options::new(false)).await.problems;
     assert!(
         problems.iter().any(|p| p.key.starts_with("security_center[0]") && p.reason.contains("cannot reach")),
         "{problems:#?}"

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use daemon::demo::{Lab, is_closed};
-use daemon::service;
-use daemon::store::{DecisionQuery, Outcome};
+use msp_ticketd::demo::{Lab, is_closed};
+use msp_ticketd::service;
+use msp_ticketd::store::{DecisionQuery, Outcome};
 use serde_json::{Value, json};
 use support::*;
 use ticketing_core::ledger::TicketState;

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use daemon::demo::{ADMIN_TOKEN, Lab};
-use daemon::service;
+use msp_ticketd::demo::{ADMIN_TOKEN, Lab};
+use msp_ticketd::service;
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -47,7 +47,7 @@ async fn no_secret_in_logs_errors_or_api_responses() -> anyhow::Result<()> {
     let toml = lab
         .config_toml(rules, "127.0.0.1:0")
         .replace("token = { value = \"sim-token\" }", "token = { value = \"wrong-kbh-token-123\" }");
-    let config = daemon::config::Config::parse(&toml, "secrets.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&toml, "secrets.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     // The PSA fails a few ticket calls with its own error bodies.
     lab.autotask_fault(
         Some("POST"),
@@ -78,7 +78,7 @@ async fn no_secret_in_logs_errors_or_api_responses() -> anyhow::Result<()> {
     // An error the CLI would print.
     let bad =
         toml.replace("secret = { value = \"sim-secret\" }", "secret = { env = \"MSP_TEST_UNSET_SECRET_VARIABLE\" }");
-    if let Err(e) = daemon::config::Config::parse(&bad, "bad.toml") {
+    if let Err(e) = msp_ticketd::config::Config::parse(&bad, "bad.toml") {
         answers.push_str(&e.to_string());
     }
     answers.push_str(&format!("{config:?}"));

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use chrono::Utc;
-use daemon::demo::Lab;
-use daemon::service::{self, StartOptions};
-use daemon::store::{Commit, CursorKey, SqliteStore, Store};
+use msp_ticketd::demo::Lab;
+use msp_ticketd::service::{self, StartOptions};
+use msp_ticketd::store::{Commit, CursorKey, SqliteStore, Store};
 use serde_json::json;
 use support::*;
 use ticketing_core::ports::Cursor;
@@ -119,7 +119,7 @@ async fn the_daemon_reaches_a_tls_security_center_with_its_certificate_pinned() 
         let plain = format!("url = \"{}\"", lab.ksc.base_url());
         assert!(toml.contains(&plain));
         toml = toml.replace(&plain, &format!("url = \"{}\"\n{pin}", ksc.base_url()));
-        let config = daemon::config::Config::parse(&toml, "tls.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config = msp_ticketd::config::Config::parse(&toml, "tls.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
         let running = service::start_with(&config, StartOptions::every(TICK)).await?;
         let at = (Utc::now() - h(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         control
@@ -145,7 +145,7 @@ async fn the_daemon_discovers_its_autotask_zone() -> Result<()> {
     let base = format!("base_url = \"{}\"", lab.autotask.base_url());
     assert!(toml.contains(&base));
     toml = toml.replace(&base, &format!("discovery_url = \"{}/atservicesrest\"", lab.autotask.base_url()));
-    let config = daemon::config::Config::parse(&toml, "discovery.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&toml, "discovery.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     assert!(config.autotask.as_ref().is_some_and(|a| a.base_url.is_none()));
     let running = service::start_with(&config, StartOptions::every(TICK)).await?;
     lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-1", h(1), "virus").await?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use daemon::demo::{ADMIN_TOKEN, Lab};
-use daemon::service::{self, Running, StartOptions};
+use msp_ticketd::demo::{ADMIN_TOKEN, Lab};
+use msp_ticketd::service::{self, Running, StartOptions};
 use serde_json::Value;
 
 pub(crate) const TICK: Duration = Duration::from_millis(100);
@@ -30,7 +30,7 @@ pub(crate) async fn start_with(
         .map(|(k, v)| (if k.contains('.') { (*k).to_owned() } else { format!("polling.{k}") }, *v))
         .collect();
     set_keys(&mut toml, &keys.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>());
-    let config = daemon::config::Config::parse(&toml, "e2e.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&toml, "e2e.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     service::start_with(&config, StartOptions { wrap_sink: wrap, ..StartOptions::every(TICK) }).await
 }
 

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use daemon::demo::{KBH_COMPANY, Lab};
-use daemon::service;
+use msp_ticketd::demo::{KBH_COMPANY, Lab};
+use msp_ticketd::service;
 use serde_json::json;
 
 const RULES: &str = r#"
@@ -51,7 +51,7 @@ async fn main() -> Result<()> {
     let lab = Lab::start().await?;
     // Give the vservers 1 and 3 a mapping too: all load goes to active accounts.
     let toml = lab.config_toml(RULES, "127.0.0.1:0").replace("events_secs = 1", "events_secs = 1\nbatch_size = 500");
-    let config = daemon::config::Config::parse(&toml, "load.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&toml, "load.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // Seed everything first, so the daemon sees a backlog (the realistic worst case after an
     // outage), then start it and time how long the backlog takes to turn into tickets.

@@ -34,9 +34,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use daemon::demo::{ACME, ADMIN_TOKEN};
-use daemon::service::{self, StartOptions};
 use futures::StreamExt as _;
+use msp_ticketd::demo::{ACME, ADMIN_TOKEN};
+use msp_ticketd::service::{self, StartOptions};
 use serde_json::{Value, json};
 use simulators::common::SimHandle;
 
@@ -114,7 +114,7 @@ const DAEMON_CHILD: &str = "--daemon-child";
 /// (created + recovered) and store commits to stdout every 20 ms, stop cleanly on `stop` or EOF on stdin.
 fn daemon_child(path: &str) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let config = daemon::config::Config::parse(&text, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&text, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     // The same runtime as the daemon had in-process: one worker, so the numbers stay comparable.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -413,7 +413,7 @@ enabled = true
         toml.push_str(&format!("[[mapping]]\ntenant = \"ksc:scale/vs:{v}\"\naccount_id = {ACME}\n"));
     }
     // Checked here too, so a bad configuration fails before a process is spawned.
-    daemon::config::Config::parse(&toml, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    msp_ticketd::config::Config::parse(&toml, "scale.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     let config_path = dir.join("scale.toml");
     std::fs::write(&config_path, &toml).with_context(|| format!("writing {}", config_path.display()))?;
 

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, Parser, Subcommand};
-use daemon::config::Config;
-use daemon::engine::Shared;
-use daemon::rules_ops;
-use daemon::service;
+use msp_ticketd::config::Config;
+use msp_ticketd::engine::Shared;
+use msp_ticketd::rules_ops;
+use msp_ticketd::service;
 use ticketing_core::edit::{GeneralPatch, RulePatch};
 use ticketing_core::rules::{RowId, Section};
 
@@ -46,8 +46,8 @@ enum Command {
         #[arg(long)]
         keep_running: bool,
         /// The PSA simulator the demo's tickets go to.
-        #[arg(long, value_enum, default_value_t = daemon::demo::Psa::Autotask)]
-        psa: daemon::demo::Psa,
+        #[arg(long, value_enum, default_value_t = msp_ticketd::demo::Psa::Autotask)]
+        psa: msp_ticketd::demo::Psa,
     },
     /// Not in this build (no `demo` feature, so no simulators): says how to get it, exit 2.
     #[cfg(not(feature = "demo"))]
@@ -213,8 +213,8 @@ enum MaintenanceAction {
     },
 }
 
-fn init_logging(format: &str, filter: &str) -> daemon::logging::FilterReload {
-    daemon::logging::init(format, filter)
+fn init_logging(format: &str, filter: &str) -> msp_ticketd::logging::FilterReload {
+    msp_ticketd::logging::init(format, filter)
 }
 
 fn main() -> ExitCode {
@@ -245,14 +245,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Check { config, offline } => {
             init_logging("human", "warn");
-            let report = daemon::check::check(&config, &daemon::check::Options::new(offline)).await;
+            let report = msp_ticketd::check::check(&config, &msp_ticketd::check::Options::new(offline)).await;
             print!("{}", report.render());
             Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         #[cfg(feature = "demo")]
         Command::Demo { keep_running, psa } => {
             init_logging("human", "warn");
-            daemon::demo::run(keep_running, psa).await?;
+            msp_ticketd::demo::run(keep_running, psa).await?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(not(feature = "demo"))]
@@ -304,11 +304,13 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             let config = load(&config)?;
             let (store, _) = service::open_store(&config)?;
             let question = match subject.as_slice() {
-                [event] => daemon::audit::Question::Event(event.clone()),
-                [tenant, device] => daemon::audit::Question::Device { tenant: tenant.clone(), device: device.clone() },
+                [event] => msp_ticketd::audit::Question::Event(event.clone()),
+                [tenant, device] => {
+                    msp_ticketd::audit::Question::Device { tenant: tenant.clone(), device: device.clone() }
+                }
                 _ => anyhow::bail!("why: give EVENT_ID, or TENANT DEVICE"),
             };
-            for line in daemon::audit::why(store.as_ref(), &question)? {
+            for line in msp_ticketd::audit::why(store.as_ref(), &question)? {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
@@ -326,18 +328,18 @@ fn ledger(config: &Config, action: LedgerAction) -> Result<ExitCode> {
     match action {
         LedgerAction::List { state } => {
             let ledger = store.load_ledger()?;
-            for e in daemon::ledger_ops::entries(&ledger, state.as_deref()) {
+            for e in msp_ticketd::ledger_ops::entries(&ledger, state.as_deref()) {
                 println!("{}", serde_json::to_string(e)?);
             }
             Ok(ExitCode::SUCCESS)
         }
         LedgerAction::Retry { key, all_failed } => {
             let target = match (key, all_failed) {
-                (Some(k), false) => daemon::ledger_ops::Retry::Key(k),
-                (None, true) => daemon::ledger_ops::Retry::AllFailed,
+                (Some(k), false) => msp_ticketd::ledger_ops::Retry::Key(k),
+                (None, true) => msp_ticketd::ledger_ops::Retry::AllFailed,
                 _ => anyhow::bail!("give a KEY or --all-failed"),
             };
-            let n = daemon::ledger_ops::request_retry(store.as_ref(), &target)?;
+            let n = msp_ticketd::ledger_ops::request_retry(store.as_ref(), &target)?;
             println!("retry requested for {n} failed ticket(s); the running daemon re-plans them on its next tick");
             Ok(ExitCode::SUCCESS)
         }
@@ -400,7 +402,7 @@ async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> R
             wrote(rules_ops::edit_general(&shared, &p, expected)?);
         }
         RulesAction::Save { section } => {
-            let wired = daemon::wiring::wire(config)?;
+            let wired = msp_ticketd::wiring::wire(config)?;
             let catalog = wired.sink.catalog().await.context("reading the PSA catalog")?;
             match rules_ops::save_with(&shared, section, &catalog, expected) {
                 Ok(revision) => println!("saved {section} (revision {revision})"),
@@ -451,7 +453,7 @@ async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> R
         RulesAction::Cancel { section } => wrote(rules_ops::cancel(&shared, section, expected)?),
         RulesAction::Reset { section } => wrote(rules_ops::reset(&shared, section, expected)?),
         RulesAction::Preview { days } => {
-            let wired = daemon::wiring::wire(config)?;
+            let wired = msp_ticketd::wiring::wire(config)?;
             let catalog = wired.sink.catalog().await.context("reading the PSA catalog")?;
             let accounts = wired.sink.accounts().await.context("reading the PSA accounts")?;
             let mapping: Vec<_> = config

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use daemon::demo::{ADMIN_TOKEN, DEMO_RULES, Lab, Psa, is_closed};
-use daemon::engine::{Engine, Shared};
-use daemon::service::{self, StartOptions};
-use daemon::store::{Commit, CursorKey, Decision, DecisionQuery, LeaderInfo, SeenEvent, Store, StoreError};
-use daemon::wiring;
+use msp_ticketd::demo::{ADMIN_TOKEN, DEMO_RULES, Lab, Psa, is_closed};
+use msp_ticketd::engine::{Engine, Shared};
+use msp_ticketd::service::{self, StartOptions};
+use msp_ticketd::store::{Commit, CursorKey, Decision, DecisionQuery, LeaderInfo, SeenEvent, Store, StoreError};
+use msp_ticketd::wiring;
 use ticketing_core::edit::RuleBook;
 use ticketing_core::ledger::{Ledger, TicketState};
 use ticketing_core::model::PsaId;
@@ -184,7 +184,7 @@ impl Store for PausingStore {
 async fn a_paused_leaders_close_is_refused_once_the_lease_moved() -> Result<()> {
     let lab = Lab::start().await?;
     let toml = lab.config_toml(DEMO_RULES, "127.0.0.1:0");
-    let mut config = daemon::config::Config::parse(&toml, "pause.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut config = msp_ticketd::config::Config::parse(&toml, "pause.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     config.ha.lease_secs = 3;
     config.ha.renew_secs = 1;
     config.ha.instance = Some("paused".to_owned());
@@ -265,7 +265,7 @@ async fn a_reload_that_changes_ha_is_refused_naming_the_key() -> Result<()> {
     let path = lab.dir.join("msp-ticketd.toml");
     let text = lab.config_toml(DEMO_RULES, "127.0.0.1:0");
     std::fs::write(&path, &text)?;
-    let config = daemon::config::Config::parse(&text, "ha.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&text, "ha.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     let options = StartOptions { config_path: Some(path.clone()), ..StartOptions::every(support::TICK) };
     let running = service::start_with(&config, options).await?;
     let addr = running.admin_addr.context("admin")?;
@@ -297,7 +297,7 @@ async fn a_stopped_daemon_with_a_reloader_releases_its_store() -> Result<()> {
     let path = lab.dir.join("msp-ticketd.toml");
     let text = lab.config_toml(DEMO_RULES, "127.0.0.1:0");
     std::fs::write(&path, &text)?;
-    let config = daemon::config::Config::parse(&text, "stop.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&text, "stop.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     let store_file = lab.store_path();
     let options = StartOptions { config_path: Some(path.clone()), ..StartOptions::every(support::TICK) };
     let running = service::start_with(&config, options).await?;

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use daemon::demo::{ADMIN_TOKEN, Lab};
+use msp_ticketd::demo::{ADMIN_TOKEN, Lab};
 use serde_json::Value;
 use support::free_port;
 

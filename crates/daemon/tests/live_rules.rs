@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use daemon::demo::{ADMIN_TOKEN, Lab};
-use daemon::service::{self, Running, StartOptions};
+use msp_ticketd::demo::{ADMIN_TOKEN, Lab};
+use msp_ticketd::service::{self, Running, StartOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::eventually;
@@ -26,7 +26,7 @@ async fn start(lab: &Lab) -> Result<(Running, PathBuf)> {
     let toml = lab.config_toml(RULES, "127.0.0.1:0");
     let path = lab.dir.join("msp-ticketd.toml");
     std::fs::write(&path, &toml)?;
-    let config = daemon::config::Config::parse(&toml, "live.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&toml, "live.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((service::start_with(&config, StartOptions::every(Duration::from_millis(100))).await?, path))
 }
 

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, Result};
-use daemon::demo::{ADMIN_TOKEN, KBH_COMPANY, Lab};
-use daemon::service::Running;
+use msp_ticketd::demo::{ADMIN_TOKEN, KBH_COMPANY, Lab};
+use msp_ticketd::service::Running;
 use serde_json::{Value, json};
 use support::*;
 
@@ -210,7 +210,7 @@ async fn why_explains_each_decision_in_words() -> Result<()> {
     wait_tickets(&lab, 2, 30).await?;
     lab.kbh_event(license).await?;
     eventually(30, "eight decisions", || async {
-        let all = running.shared.store.decisions(&daemon::store::DecisionQuery::default())?;
+        let all = running.shared.store.decisions(&msp_ticketd::store::DecisionQuery::default())?;
         Ok((all.len() >= 8).then_some(()))
     })
     .await?;
@@ -232,7 +232,7 @@ async fn why_explains_each_decision_in_words() -> Result<()> {
     let said = why(&config, &[&format!("kbh:{KBH_COMPANY}"), "d-1"])?;
     assert!(said.contains("not ticketed: the rule does not resolve against Autotask's picklists"), "{said}");
     assert!(said.contains("No Such Queue"), "the problem is named: {said}");
-    let all = running.shared.store.decisions(&daemon::store::DecisionQuery::default())?;
+    let all = running.shared.store.decisions(&msp_ticketd::store::DecisionQuery::default())?;
     let again: Vec<_> = all.iter().filter(|d| d.reason.as_deref() == Some("already_ticketed")).collect();
     assert_eq!(again.len(), 1, "{all:#?}");
     let said = why(&config, &[again[0].event_id.as_deref().unwrap()])?;

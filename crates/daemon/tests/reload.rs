@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use daemon::demo::{ADMIN_TOKEN, KBH_COMPANY, Lab};
-use daemon::service::{self, StartOptions};
+use msp_ticketd::demo::{ADMIN_TOKEN, KBH_COMPANY, Lab};
+use msp_ticketd::service::{self, StartOptions};
 use serde_json::{Value, json};
 use support::{by_external_id, eventually, free_port, metric};
 
@@ -161,7 +161,7 @@ async fn a_source_removed_and_added_back_across_reloads_loses_and_duplicates_not
     let path = lab.dir.join("msp-ticketd.toml");
     let full = lab.config_toml(RULES, "127.0.0.1:0");
     std::fs::write(&path, &full)?;
-    let config = daemon::config::Config::parse(&full, "reload.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&full, "reload.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     let options = StartOptions { config_path: Some(path.clone()), ..StartOptions::every(Duration::from_millis(100)) };
     let running = service::start_with(&config, options).await?;
     let addr = running.admin_addr.expect("admin").to_string();

@@ -9,8 +9,8 @@ mod support;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use daemon::demo::{ADMIN_TOKEN, DEMO_RULES, Lab};
-use daemon::service::{self, StartOptions};
+use msp_ticketd::demo::{ADMIN_TOKEN, DEMO_RULES, Lab};
+use msp_ticketd::service::{self, StartOptions};
 
 /// Resident memory of this process, in bytes (Linux `/proc/self/statm`).
 fn rss() -> Result<u64> {
@@ -36,11 +36,11 @@ async fn two_hundred_reloads_leave_memory_and_file_descriptors_flat() -> Result<
     // 200 reloads in half a minute are more than Business Hub's modelled 600 requests a minute:
     // its limit would hold the reads up (as it should), not measure the reloads.
     let unlimited = simulators::kbh::Config { requests_per_minute: 0, ..simulators::kbh::Config::default() };
-    let lab = Lab::start_with_business_hub(daemon::demo::Psa::Autotask, unlimited).await?;
+    let lab = Lab::start_with_business_hub(msp_ticketd::demo::Psa::Autotask, unlimited).await?;
     let path = lab.dir.join("msp-ticketd.toml");
     let text = lab.config_toml(DEMO_RULES, "127.0.0.1:0");
     std::fs::write(&path, &text)?;
-    let config = daemon::config::Config::parse(&text, "leak.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&text, "leak.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     let options = StartOptions { config_path: Some(path.clone()), ..StartOptions::every(support::TICK) };
     let running = service::start_with(&config, options).await?;
     let addr = running.admin_addr.context("admin")?;

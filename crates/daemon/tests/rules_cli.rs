@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use daemon::admin::AdminState;
-use daemon::engine::Shared;
-use daemon::store::SqliteStore;
+use msp_ticketd::admin::AdminState;
+use msp_ticketd::engine::Shared;
+use msp_ticketd::store::SqliteStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use ticketing_core::catalog::Catalog;
@@ -240,7 +240,8 @@ async fn api() -> Api {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
     *shared.catalog.write().unwrap() = Some(Catalog::example());
-    let app = daemon::admin::router(AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None });
+    let app =
+        msp_ticketd::admin::router(AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -415,17 +416,17 @@ fn virus(device: &str, minutes_ago: i64) -> ticketing_core::model::Event {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_preview_names_the_maintenance_window_and_lists_the_status_settings() -> anyhow::Result<()> {
-    let lab = daemon::demo::Lab::start().await?;
+    let lab = msp_ticketd::demo::Lab::start().await?;
     let toml = lab.config_toml("[rules.rows.\"security_center/event/critical\"]\nenabled = true\n", "127.0.0.1:0");
     let cfg = lab.dir.join("msp-ticketd.toml");
     std::fs::write(&cfg, &toml)?;
-    let config = daemon::config::Config::parse(&toml, "preview.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = msp_ticketd::config::Config::parse(&toml, "preview.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     {
         // Two stored events at the lab's customer: a server's and a PC's.
-        let (store, _) = daemon::service::open_store(&config)?;
+        let (store, _) = msp_ticketd::service::open_store(&config)?;
         let events = [virus("srv-db", 30), virus("pc-7", 20)];
         let at = chrono::Utc::now() - chrono::Duration::minutes(10);
-        store.commit(&daemon::store::Commit { events: &events, at: Some(at), ..Default::default() })?;
+        store.commit(&msp_ticketd::store::Commit { events: &events, at: Some(at), ..Default::default() })?;
     }
     let preview = |cfg: &Path| -> anyhow::Result<Value> {
         let out = ok(cfg, &["preview", "--days", "1"]);
@@ -447,11 +448,11 @@ async fn rules_preview_names_the_maintenance_window_and_lists_the_status_setting
     // A recurrence window and a title on the critical row: the PC's virus again a few minutes
     // later is noted on its ticket, counted apart; the row's sample ticket is in the preview.
     {
-        let (store, _) = daemon::service::open_store(&config)?;
+        let (store, _) = msp_ticketd::service::open_store(&config)?;
         let mut again = virus("pc-7", 15);
         again.source_id = ticketing_core::model::SourceEventId::new("ev-pc-7-again");
         let at = chrono::Utc::now() - chrono::Duration::minutes(5);
-        store.commit(&daemon::store::Commit { events: &[again], at: Some(at), ..Default::default() })?;
+        store.commit(&msp_ticketd::store::Commit { events: &[again], at: Some(at), ..Default::default() })?;
     }
     let title = "{{ device.name }}: {{ what }}";
     let patch = json!({ "recurrence_hours": 24, "title_template": title }).to_string();

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use daemon::admin::{AdminState, router};
-use daemon::engine::Shared;
-use daemon::store::{Commit, CursorKey, SqliteStore, Store};
+use msp_ticketd::admin::{AdminState, router};
+use msp_ticketd::engine::Shared;
+use msp_ticketd::store::{Commit, CursorKey, SqliteStore, Store};
 use serde_json::{Value, json};
 use ticketing_core::catalog::Catalog;
 use ticketing_core::decide::{Context, EventDecision, decide_event};

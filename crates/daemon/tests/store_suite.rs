@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use daemon::store::{
+use msp_ticketd::store::{
     Commit, CursorKey, Decision, DecisionQuery, Outcome, PostgresStore, SqliteStore, Store, StoreError,
 };
 use ticketing_core::catalog::Catalog;
@@ -680,13 +680,13 @@ fn postgres_migrations_are_numbered_idempotent_and_safe_to_race() {
 // Configuration: `[store] url` chooses PostgreSQL
 
 /// The example configuration with its `[store]` section replaced; the `store.*` problems.
-fn store_problems(store_section: &str) -> Vec<daemon::config::ConfigProblem> {
+fn store_problems(store_section: &str) -> Vec<msp_ticketd::config::ConfigProblem> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/msp-ticketd.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let line = "path = \"/var/lib/msp-ticketd/msp-ticketd.sqlite\"";
     assert!(text.contains(line), "the example's [store] path moved");
     let text = text.replace(line, store_section);
-    daemon::config::Config::diagnose(&text, "msp-ticketd.toml")
+    msp_ticketd::config::Config::diagnose(&text, "msp-ticketd.toml")
         .problems
         .into_iter()
         .filter(|p| p.key.starts_with("store."))
@@ -695,7 +695,7 @@ fn store_problems(store_section: &str) -> Vec<daemon::config::ConfigProblem> {
 
 #[test]
 fn the_store_url_is_checked_and_path_and_url_are_alternatives() {
-    let show = |ps: &[daemon::config::ConfigProblem]| ps.iter().map(|p| format!("{p}\n")).collect::<String>();
+    let show = |ps: &[msp_ticketd::config::ConfigProblem]| ps.iter().map(|p| format!("{p}\n")).collect::<String>();
     // A loopback PostgreSQL URL with its password from the environment.
     let ok = store_problems("url = \"postgres://msp@127.0.0.1:5432/ticketing\"\npassword = { env = \"PATH\" }");
     assert!(ok.is_empty(), "{}", show(&ok));
@@ -726,25 +726,27 @@ async fn the_daemon_runs_on_postgres_when_store_url_is_set() {
     let db = format!("msp_test_{}", unique());
     admin(&url, &format!("CREATE DATABASE {db}"));
     let store_url = with_db(&url, &db);
-    let lab = daemon::demo::Lab::start().await.unwrap();
+    let lab = msp_ticketd::demo::Lab::start().await.unwrap();
     let rules = "[rules.rows.\"security_center/event/critical\"]\nenabled = true\n";
     let toml = lab.config_toml(rules, "127.0.0.1:0");
     let path_line = format!("path = {:?}", lab.store_path().display().to_string());
     assert!(toml.contains(&path_line), "{toml}");
     let toml =
         toml.replace(&path_line, &format!("url = {store_url:?}\npassword = {{ value = \"unused-with-trust\" }}"));
-    let config = daemon::config::Config::parse(&toml, "pg.toml").map_err(|e| e.to_string()).unwrap();
+    let config = msp_ticketd::config::Config::parse(&toml, "pg.toml").map_err(|e| e.to_string()).unwrap();
     {
         // What the CLI does (sync, outside the daemon).
-        let (store, _) = daemon::service::open_store(&config).unwrap();
+        let (store, _) = msp_ticketd::service::open_store(&config).unwrap();
         assert_eq!(store.rules_revision().unwrap(), 1, "the file's rules seed the new store");
     }
     assert!(!lab.store_path().exists(), "no SQLite file was made");
     // The daemon (async engine) on the same database: an event becomes one ticket.
-    let running =
-        daemon::service::start_with(&config, daemon::service::StartOptions::every(Duration::from_millis(100)))
-            .await
-            .unwrap();
+    let running = msp_ticketd::service::start_with(
+        &config,
+        msp_ticketd::service::StartOptions::every(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
     lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", "pc-1", chrono::Duration::hours(1), "virus").await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -770,7 +772,7 @@ fn postgres_statements_time_out_instead_of_hanging() {
     let db = format!("msp_test_{}", unique());
     admin(&url, &format!("CREATE DATABASE {db}"));
     let store_url = with_db(&url, &db);
-    let timeouts = daemon::store::PostgresTimeouts {
+    let timeouts = msp_ticketd::store::PostgresTimeouts {
         connect: Duration::from_secs(5),
         statement: Duration::from_millis(300),
         call: Duration::from_secs(5),
@@ -817,7 +819,7 @@ fn postgres_a_server_that_never_answers_is_a_timely_error() {
             held.push(s);
         }
     });
-    let timeouts = daemon::store::PostgresTimeouts {
+    let timeouts = msp_ticketd::store::PostgresTimeouts {
         connect: Duration::from_millis(500),
         statement: Duration::from_secs(1),
         call: Duration::from_secs(2),

@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use base64::Engine as _;
-use daemon::config::Config;
-use daemon::demo::{ADMIN_TOKEN, Lab};
-use daemon::service;
+use msp_ticketd::config::Config;
+use msp_ticketd::demo::{ADMIN_TOKEN, Lab};
+use msp_ticketd::service;
 use serde_json::{Value, json};
 use ticketing_core::rules::{RowId, Section};
 use tokio::time::Instant;
@@ -763,7 +763,7 @@ async fn activity_and_mapping(
     base: &str,
     shots: Option<&Path>,
 ) -> Result<()> {
-    use daemon::store::{DecisionQuery, Outcome};
+    use msp_ticketd::store::{DecisionQuery, Outcome};
     let shared = &running.shared;
     let shot = |name: &str| shots.map(|d| d.join(name));
     b.resize(1280, 800).await?;
@@ -778,7 +778,7 @@ async fn activity_and_mapping(
     .await?;
     let ticketed = DecisionQuery { outcome: Some(Outcome::Ticketed), ..DecisionQuery::default() };
     wait_for("a ticketed decision whose ticket is open", 30, || {
-        daemon::audit::query(shared.store.as_ref(), &ticketed)
+        msp_ticketd::audit::query(shared.store.as_ref(), &ticketed)
             .is_ok_and(|f| f.iter().any(|e| e.ticket.as_deref().is_some_and(|t| t.ends_with(", open"))))
     })
     .await?;

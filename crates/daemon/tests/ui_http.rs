@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use daemon::admin::AdminState;
-use daemon::engine::Shared;
-use daemon::store::SqliteStore;
+use msp_ticketd::admin::AdminState;
+use msp_ticketd::engine::Shared;
+use msp_ticketd::store::SqliteStore;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use ticketing_core::catalog::{Catalog, PicklistValue};
@@ -31,7 +31,7 @@ async fn start(catalog: Catalog) -> Ui {
     let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
     *shared.catalog.write().unwrap() = Some(catalog);
     let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
-    let app = daemon::admin::router(state.clone()).merge(daemon::ui::router(state));
+    let app = msp_ticketd::admin::router(state.clone()).merge(msp_ticketd::ui::router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -555,7 +555,7 @@ async fn without_a_catalog_the_banner_says_so_and_save_waits() {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
     let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
-    let app = daemon::ui::router(state);
+    let app = msp_ticketd::ui::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -693,7 +693,7 @@ async fn no_page_shows_a_code_or_a_row_id() {
             nth_of_month: Some(7),
         },
     }];
-    daemon::rules_ops::put_draft(&ui.shared, draft, None).unwrap();
+    msp_ticketd::rules_ops::put_draft(&ui.shared, draft, None).unwrap();
     let refused_window = ui
         .post(
             Some(&cookie),
@@ -766,10 +766,10 @@ fn decision(
     minutes_ago: i64,
     product: ticketing_core::model::Product,
     tenant: &str,
-    outcome: daemon::store::Outcome,
+    outcome: msp_ticketd::store::Outcome,
     detail: &str,
-) -> daemon::store::Decision {
-    daemon::store::Decision {
+) -> msp_ticketd::store::Decision {
+    msp_ticketd::store::Decision {
         at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
         product,
         tenant: ticketing_core::model::TenantId::new(tenant),
@@ -778,7 +778,7 @@ fn decision(
         device_name: Some(format!("pc-{minutes_ago}")),
         key: format!("k{minutes_ago}"),
         outcome,
-        reason: (outcome == daemon::store::Outcome::Skipped).then(|| "rule_off".to_owned()),
+        reason: (outcome == msp_ticketd::store::Outcome::Skipped).then(|| "rule_off".to_owned()),
         detail: detail.to_owned(),
         revision: 3,
     }
@@ -787,7 +787,7 @@ fn decision(
 /// Three decisions at two tenants: an hour ago (skipped), 30 minutes ago (ticketed, another
 /// product), 5 minutes ago (skipped).
 fn record_decisions(ui: &Ui) {
-    use daemon::store::Outcome::{Skipped, Ticketed};
+    use msp_ticketd::store::Outcome::{Skipped, Ticketed};
     use ticketing_core::model::Product::{EndpointCloud, SecurityCenter};
     let decisions = [
         decision(
@@ -808,7 +808,7 @@ fn record_decisions(ui: &Ui) {
     ];
     ui.shared
         .store
-        .commit(&daemon::store::Commit { decisions: &decisions, ..daemon::store::Commit::default() })
+        .commit(&msp_ticketd::store::Commit { decisions: &decisions, ..msp_ticketd::store::Commit::default() })
         .expect("decisions recorded");
 }
 
@@ -817,8 +817,8 @@ fn mapped(
     name: &str,
     account: Option<(i64, &str, bool)>,
     problem: Option<&str>,
-) -> daemon::engine::MappedTenant {
-    daemon::engine::MappedTenant {
+) -> msp_ticketd::engine::MappedTenant {
+    msp_ticketd::engine::MappedTenant {
         tenant: tenant.to_owned(),
         tenant_name: Some(name.to_owned()),
         account_id: account.map(|a| ticketing_core::model::PsaId(a.0)),
@@ -959,12 +959,12 @@ async fn tenant_names_with_html_are_escaped_on_activity_and_mapping() {
         1,
         ticketing_core::model::Product::SecurityCenter,
         "<img src=x>",
-        daemon::store::Outcome::Skipped,
+        msp_ticketd::store::Outcome::Skipped,
         "not ticketed: <u>x</u>",
     )];
     ui.shared
         .store
-        .commit(&daemon::store::Commit { decisions: &decisions, ..daemon::store::Commit::default() })
+        .commit(&msp_ticketd::store::Commit { decisions: &decisions, ..msp_ticketd::store::Commit::default() })
         .unwrap();
     let cookie = ui.session().await;
     for path in ["/ui/activity", "/ui/mapping", "/ui/activity?tenant=%3Cimg+src%3Dx%3E"] {
@@ -1009,14 +1009,14 @@ async fn mapping_shows_accounts_active_problems_last_reads_and_open_tickets() {
     ui.shared.health.source_read("ksc:lab/events", Ok(()), at);
     ui.shared.health.source_read("ksc:lab/statuses", Ok(()), at);
     // The events source has read Acme Lab: its cursor for that tenant is stored.
-    let key = daemon::store::CursorKey {
+    let key = msp_ticketd::store::CursorKey {
         source: "ksc:lab/events".to_owned(),
         tenant: ticketing_core::model::TenantId::new("ksc:lab/vs:1"),
     };
     let cursor = ticketing_core::ports::Cursor("42".to_owned());
     ui.shared
         .store
-        .commit(&daemon::store::Commit { cursors: vec![(&key, &cursor)], ..daemon::store::Commit::default() })
+        .commit(&msp_ticketd::store::Commit { cursors: vec![(&key, &cursor)], ..msp_ticketd::store::Commit::default() })
         .unwrap();
 
     let (status, html) = ui.page(&cookie, "/ui/mapping").await;
@@ -1195,7 +1195,7 @@ async fn status_rows_edit_delay_and_reopen_inline_and_in_the_edit_window_and_the
     assert_eq!(ui.draft_rule(&a).create_delay_minutes, 0);
 }
 
-fn acme() -> daemon::engine::MappedTenant {
+fn acme() -> msp_ticketd::engine::MappedTenant {
     mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None)
 }
 
@@ -1326,7 +1326,7 @@ async fn maintenance_windows_added_listed_removed_and_an_invalid_one_refused_nex
     windows.push(odd);
     let mut draft = ui.shared.rules().draft.clone();
     draft.maintenance = windows;
-    daemon::rules_ops::put_draft(&ui.shared, draft, None).unwrap();
+    msp_ticketd::rules_ops::put_draft(&ui.shared, draft, None).unwrap();
     ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "general")]).await;
     let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
     let text = visible(&html);
@@ -1367,7 +1367,10 @@ async fn the_preview_names_the_maintenance_window_that_held_events_back() {
     }];
     let events = [virus_event("ksc:lab/vs:1", "srv-1", 30), virus_event("ksc:lab/vs:1", "pc-1", 20)];
     let at = chrono::Utc::now() - chrono::Duration::minutes(10);
-    ui.shared.store.commit(&daemon::store::Commit { events: &events, at: Some(at), ..Default::default() }).unwrap();
+    ui.shared
+        .store
+        .commit(&msp_ticketd::store::Commit { events: &events, at: Some(at), ..Default::default() })
+        .unwrap();
     let cookie = ui.session().await;
     let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
     let csrf = csrf_of(&html);
@@ -1405,7 +1408,7 @@ async fn the_preview_names_the_maintenance_window_that_held_events_back() {
 
     // The admin API's preview says the same, and lists the status rows' settings.
     let (a, _) = warning_rows();
-    daemon::rules_ops::bulk_edit(
+    msp_ticketd::rules_ops::bulk_edit(
         &ui.shared,
         &[a.parse().unwrap()],
         &ticketing_core::edit::RulePatch { enabled: Some(true), create_delay_minutes: Some(15), ..Default::default() },
@@ -1490,7 +1493,10 @@ async fn event_rows_note_recurrences_inline_and_in_the_edit_window_and_the_previ
     // is noted on pc-1's ticket.
     let events = [virus_event_id("a", "pc-1", 50), virus_event_id("b", "pc-2", 40), virus_event_id("c", "pc-1", 30)];
     let at = chrono::Utc::now() - chrono::Duration::minutes(10);
-    ui.shared.store.commit(&daemon::store::Commit { events: &events, at: Some(at), ..Default::default() }).unwrap();
+    ui.shared
+        .store
+        .commit(&msp_ticketd::store::Commit { events: &events, at: Some(at), ..Default::default() })
+        .unwrap();
     let cookie = ui.session().await;
     let sec = "events/security_center";
     let page = format!("/ui/section?s={sec}");
@@ -1783,7 +1789,7 @@ async fn ticket_text_editor_previews_refuses_an_unknown_field_with_its_position_
 
     // A page from before another writer's change: 409, nothing applied, the text kept.
     let revision = ui.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
-    daemon::rules_ops::cancel(&ui.shared, ticketing_core::rules::Section::General, None).unwrap();
+    msp_ticketd::rules_ops::cancel(&ui.shared, ticketing_core::rules::Section::General, None).unwrap();
     let old = revision.to_string();
     let resp = ui.post(Some(&cookie), "/ui/text/apply", &text_form(&csrf, CRIT, &old, "{{ what }}", desc)).await;
     assert_eq!(resp.status(), StatusCode::CONFLICT);

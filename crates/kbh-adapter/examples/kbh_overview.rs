@@ -3,8 +3,8 @@
 //!
 //! Run against the simulator:
 //! ```text
-//! cargo run -p simulators --bin kbh-sim -- --listen 127.0.0.1:8443 --seed &
-//! cargo run -p kbh-adapter --example kbh_overview
+//! cargo run -p msp-ticketing-simulators --bin kbh-sim -- --listen 127.0.0.1:8443 --seed &
+//! cargo run -p kaspersky-business-hub-client --example kbh_overview
 //! ```
 //! Environment: `KBH_URL` (default `http://127.0.0.1:8443`), `KBH_TOKEN` (default `sim-token`),
 //! or `KBH_EMAIL` + `KBH_PASSWORD` to log in instead of using a token; `KBH_CA_PEM` (path of an

@@ -10,7 +10,7 @@
 //! more datetimes), as a server that ignores the field list would send them.
 //!
 //! Throughput is per host. Run with
-//! `cargo bench -p ksc-adapter --bench hosts -- --warm-up-time 1 --measurement-time 3`.
+//! `cargo bench -p kaspersky-security-center-client --bench hosts -- --warm-up-time 1 --measurement-time 3`.
 #![allow(missing_docs)]
 
 use std::fmt::Write as _;

@@ -1,8 +1,8 @@
 //! Lists the virtual servers, every host with its status descriptions, and the latest events
 //! of a Security Center (or of `ksc-sim`).
 //!
-//! Run with `cargo run -p ksc-adapter --example ksc_overview`, after starting
-//! `cargo run -p simulators --bin ksc-sim -- --listen 127.0.0.1:13299`.
+//! Run with `cargo run -p kaspersky-security-center-client --example ksc_overview`, after starting
+//! `cargo run -p msp-ticketing-simulators --bin ksc-sim -- --listen 127.0.0.1:13299`.
 //!
 //! Environment (defaults are the simulator's): `KSC_URL` (`http://127.0.0.1:13299`),
 //! `KSC_USER` (`ksc-admin`), `KSC_PASSWORD` (`ksc-secret`), `KSC_CA_FILE` (a PEM file with the

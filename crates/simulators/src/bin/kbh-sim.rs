@@ -1,6 +1,6 @@
 //! `kbh-sim`: the Kaspersky Business Hub simulator as a process.
 //!
-//! Run with `cargo run -p simulators --bin kbh-sim -- --listen 127.0.0.1:8443 --seed`. The first
+//! Run with `cargo run -p msp-ticketing-simulators --bin kbh-sim -- --listen 127.0.0.1:8443 --seed`. The first
 //! stdout line is `listening on http://HOST:PORT`; SIGINT/SIGTERM stop it.
 
 use std::net::SocketAddr;
