@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use ticketing_core::catalog::Field;
 use ticketing_core::ports::TicketSink;
 
 use crate::config::Config;
@@ -23,8 +22,7 @@ impl Backend {
     }
 }
 
-/// A backend's names for the rule fields.
-pub type Labels = fn(Field) -> &'static str;
+pub use ticketing_engine::labels::{Labels, guide_label};
 
 /// What the daemon needs of a PSA backend.
 pub struct Backend {
@@ -105,30 +103,6 @@ fn autotask(config: &Config) -> Result<Backend> {
         section: "autotask",
         timeout: Duration::from_secs(at.timeout_secs.max(1)),
     })
-}
-
-/// The guide's (Autotask's) names for the rule fields, as its Ticketing tab shows them.
-pub fn guide_label(field: Field) -> &'static str {
-    match field {
-        Field::TicketSource => "Ticket source",
-        Field::NewStatus => "New ticket status",
-        Field::ClosedStatus => "Closed ticket status",
-        Field::Queue => "Queue",
-        Field::Priority => "Priority",
-        Field::WorkType => "Work type",
-        Field::IssueType => "Issue type",
-        Field::SubIssueType => "Issue subtype",
-        Field::Lifetime => "Lifetime, days",
-        Field::DueHours => "Due, hours",
-        // lifecycle: handled in the engine integration (labels of the issue-20 settings)
-        Field::CreateDelay => "Creation delay, minutes",
-        Field::ReopenHours => "Reopen window, hours",
-        Field::RecurrenceHours => "Recurrence window, hours",
-        Field::TitleTemplate => "Title template",
-        Field::DescriptionTemplate => "Description template",
-        Field::Maintenance => "Maintenance window",
-        Field::PriorityFollowsSeverity => "Priority follows severity",
-    }
 }
 
 fn connectwise(config: &Config) -> Result<Backend> {

@@ -61,45 +61,7 @@ pub enum OpError {
     Store(#[from] StoreError),
 }
 
-/// Takes the store's rule book when another writer changed it since this process last read or
-/// wrote it. Returns the new revision and the sections whose saved rules changed (empty when
-/// only drafts did), or `None` when nothing changed. The engine calls this every tick, so a
-/// save made anywhere takes effect within one.
-pub fn sync_from_store(shared: &Shared) -> Result<Option<(u64, Vec<Section>)>, OpError> {
-    let mut book = shared.rules();
-    sync_locked(shared, &mut book)
-}
-
-fn sync_locked(shared: &Shared, book: &mut RuleBook) -> Result<Option<(u64, Vec<Section>)>, OpError> {
-    let stored = shared.store.rules_revision()?;
-    if stored == shared.rules_revision.load(Ordering::SeqCst) {
-        return Ok(None);
-    }
-    let Some((theirs, revision)) = shared.store.rulebook()? else { return Ok(None) };
-    let changed = changed_sections(&book.saved, &theirs.saved);
-    *book = theirs;
-    shared.rules_revision.store(revision, Ordering::SeqCst);
-    if !changed.is_empty() {
-        shared.rules_version.fetch_add(1, Ordering::SeqCst);
-    }
-    Ok(Some((revision, changed)))
-}
-
-/// The sections whose saved rules differ: General with its maintenance windows, a status
-/// section with its product's priority-follows-severity switch.
-fn changed_sections(old: &RuleSet, new: &RuleSet) -> Vec<Section> {
-    Section::all()
-        .into_iter()
-        .filter(|s| match s {
-            Section::General => old.general != new.general || old.maintenance != new.maintenance,
-            Section::Statuses(p, _) => {
-                old.priority_follows_severity.contains(p) != new.priority_follows_severity.contains(p)
-                    || s.rows().iter().any(|r| old.rule(r) != new.rule(r))
-            }
-            Section::Events(_) => s.rows().iter().any(|r| old.rule(r) != new.rule(r)),
-        })
-        .collect()
-}
+pub use ticketing_engine::rules::{sync_from_store, sync_locked};
 
 /// Applies `change` to a copy of the rule book and stores the copy with a compare-and-swap on
 /// the revision; only then is it the book in memory. A refused change, a conflict or a failed
@@ -451,34 +413,4 @@ pub fn preview_draft(shared: &Shared, days: u32) -> Result<Preview, OpError> {
     let mapping: Vec<(TenantId, PsaId)> =
         shared.mapping().into_iter().filter_map(|m| m.account_id.map(|a| (TenantId::new(m.tenant), a))).collect();
     Ok(preview(shared.store.as_ref(), &draft, &catalog, &mapping, &shared.accounts(), days, Utc::now())?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A save elsewhere of only the windows or only the switch still reaches a running
-    /// daemon: before, only rows and general settings counted, so it kept the old context.
-    #[test]
-    fn windows_and_the_priority_switch_count_as_changed_sections() {
-        let old = RuleSet::default();
-        let mut new = old.clone();
-        new.maintenance.push(MaintenanceWindow {
-            id: "w".into(),
-            tenant: TenantId::new("t"),
-            device: None,
-            schedule: ticketing_core::maintenance::Schedule::Once { start: Utc::now(), end: Utc::now() },
-        });
-        assert_eq!(changed_sections(&old, &new), [Section::General]);
-        let mut new = old.clone();
-        new.priority_follows_severity.insert(Product::EndpointCloud);
-        assert_eq!(
-            changed_sections(&old, &new),
-            [
-                Section::Statuses(Product::EndpointCloud, StatusLevel::Critical),
-                Section::Statuses(Product::EndpointCloud, StatusLevel::Warning)
-            ]
-        );
-        assert!(changed_sections(&old, &old).is_empty());
-    }
 }

@@ -1,4 +1,4 @@
-//! Records the commit the binary is built from, for `msp_build_info{commit}` (the version comes
+//! Records the commit the engine (and the binary around it) is built from, for `msp_build_info{commit}` (the version comes
 //! from Cargo). Outside a git checkout (a source tarball) the commit is `unknown`.
 
 use std::process::Command;

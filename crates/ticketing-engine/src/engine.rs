@@ -37,8 +37,8 @@ use ticketing_core::ports::{
 use ticketing_core::rules::RowId;
 use ticketing_core::ticket::{IDEMPOTENCY_PREFIX, TicketKey, TicketRef};
 
-use crate::config::{HaConfig, MappingEntry, PollingConfig};
 use crate::metrics::Metrics;
+use crate::settings::{HaConfig, MappingEntry, PollingConfig};
 use crate::store::{Commit, CursorKey, Store, StoreError};
 
 /// An event source with the stable name its cursors are stored under.
@@ -131,7 +131,7 @@ pub struct Shared {
     /// Leader or standby, once the engine has asked the store.
     pub role: RwLock<Option<RoleInfo>>,
     /// How the PSA backend names the rule fields (the UI shows "Board" for ConnectWise).
-    pub psa_labels: RwLock<crate::backends::Labels>,
+    pub psa_labels: RwLock<crate::labels::Labels>,
     /// The PSA's name as users say it ("Autotask", "ConnectWise"), for the audit's words.
     pub psa_name: RwLock<&'static str>,
     /// Whether `/metrics` needs the token from a loopback peer too (`admin.metrics_auth`).
@@ -154,7 +154,7 @@ impl Shared {
             metrics: Metrics::default(),
             health: crate::health::Health::default(),
             role: RwLock::new(None),
-            psa_labels: RwLock::new(crate::backends::guide_label),
+            psa_labels: RwLock::new(crate::labels::guide_label),
             psa_name: RwLock::new("Autotask"),
             metrics_auth: std::sync::atomic::AtomicBool::new(true),
         })
@@ -195,7 +195,7 @@ impl Shared {
     }
 
     /// The PSA's names for the rule fields.
-    pub fn labels(&self) -> crate::backends::Labels {
+    pub fn labels(&self) -> crate::labels::Labels {
         *self.psa_labels.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -1092,7 +1092,7 @@ impl Engine {
             self.apply_reload(r);
         }
         // A save made elsewhere (the CLI on the store, another daemon) takes effect here.
-        match crate::rules_ops::sync_from_store(&self.shared) {
+        match crate::rules::sync_from_store(&self.shared) {
             Ok(Some((revision, sections))) if !sections.is_empty() => {
                 let sections: Vec<String> = sections.iter().map(ToString::to_string).collect();
                 info!(sections = %sections.join(", "), revision, "saved rules changed elsewhere; applying them");
