@@ -35,7 +35,7 @@ pub struct AdminState {
     pub token: Secret,
     /// Re-reads the configuration file (`POST /api/reload`), when the daemon was started from
     /// one.
-    pub reloader: Option<Arc<crate::service::Reloader>>,
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// An error at the HTTP edge.
