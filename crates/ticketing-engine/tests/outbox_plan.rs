@@ -2,7 +2,6 @@
 //! slot), what is looked up first, what is dropped as stale. No tokio, no store, no clock.
 
 #[path = "../../ticketing-core/tests/support/mod.rs"]
-#[allow(dead_code, unreachable_pub)]
 mod support;
 
 use std::collections::HashSet;
