@@ -68,7 +68,7 @@ fn a_planned_create_is_due_once_and_waits_while_in_flight_staged_or_without_a_sl
     busy.in_flight.insert(key.clone());
     assert!(plan_deliveries(&ledger, busy.view(4), now()).calls.is_empty(), "already in flight");
     let mut staged = Sets::none();
-    staged.staged.insert(key.clone());
+    staged.staged.insert(key);
     assert!(plan_deliveries(&ledger, staged.view(4), now()).calls.is_empty(), "plan not durable yet");
 }
 
@@ -85,7 +85,7 @@ fn an_uncertain_create_is_looked_up_first_and_an_expired_one_only_looked_up_or_d
     let later = now() + Duration::days(2);
     let plan = plan_deliveries(&ledger, Sets::none().view(4), later);
     assert!(plan.calls.is_empty());
-    assert_eq!(plan.stale, vec![key.clone()]);
+    assert_eq!(plan.stale, vec![key]);
     let plan = plan_deliveries(&ledger, uncertain.view(4), later);
     assert!(plan.stale.is_empty());
     assert!(matches!(&plan.calls[..], [Delivery::Create { look_up: true, expired: true, .. }]), "{plan:?}");
@@ -111,7 +111,7 @@ fn a_cleared_status_ticket_is_closed_then_noted() {
 
     ledger.apply(&Transition::Closed { key: key.clone() }, now()).unwrap();
     let mut noted = Sets::none();
-    noted.uncertain_notes.insert(key.clone());
+    noted.uncertain_notes.insert(key);
     let plan = plan_deliveries(&ledger, noted.view(4), now());
     assert!(
         matches!(&plan.calls[..], [Delivery::Note { kind: NoteKind::Close, look_up: true, .. }]),
