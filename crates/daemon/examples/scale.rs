@@ -50,7 +50,22 @@ struct Args {
     read_concurrency: usize,
 }
 
-fn args() -> Result<Args> {
+const USAGE: &str = "\
+usage: scale [--tenants N] [--devices M] [--problem-every K] [--statuses-secs S]
+             [--idle-passes P] [--concurrency C] [--read-concurrency R]
+
+  --tenants N           Security Center virtual servers, one tenant each (default 100)
+  --devices M           devices in all, spread over the tenants (default 10000)
+  --problem-every K     every K-th device has one Warning description whose rule is on (default 10)
+  --statuses-secs S     the daemon's status polling interval, seconds (default 5)
+  --idle-passes P       idle polling passes measured once every ticket exists (default 3)
+  --concurrency C       PSA deliveries in flight, 1 to 3 (default 2)
+  --read-concurrency R  source reads in flight per source (default 16)
+  -h, --help            this text";
+
+/// The flags, or `None` when `--help` was asked for. An unknown flag, a flag without a value or
+/// a value that is not a number is an error naming the flag.
+fn args() -> Result<Option<Args>> {
     let mut a = Args {
         tenants: 100,
         devices: 10_000,
@@ -62,7 +77,22 @@ fn args() -> Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        if flag == "--help" || flag == "-h" {
+            return Ok(None);
+        }
+        if !matches!(
+            flag.as_str(),
+            "--tenants"
+                | "--devices"
+                | "--problem-every"
+                | "--statuses-secs"
+                | "--idle-passes"
+                | "--concurrency"
+                | "--read-concurrency"
+        ) {
+            bail!("unknown flag {flag} (see --help)");
+        }
+        let value = it.next().with_context(|| format!("{flag} needs a value (see --help)"))?;
         let n: usize = value.parse().with_context(|| format!("{flag} {value}: not a number"))?;
         match flag.as_str() {
             "--tenants" => a.tenants = n.max(1),
@@ -72,12 +102,10 @@ fn args() -> Result<Args> {
             "--idle-passes" => a.idle_passes = n.max(1) as u64,
             "--concurrency" => a.concurrency = n.clamp(1, 3),
             "--read-concurrency" => a.read_concurrency = n.max(1),
-            other => bail!(
-                "unknown flag {other} (--tenants N --devices M --problem-every K [--statuses-secs S --idle-passes P --concurrency C --read-concurrency R])"
-            ),
+            other => bail!("unknown flag {other} (see --help)"),
         }
     }
-    Ok(a)
+    Ok(Some(a))
 }
 
 /// CPU seconds (user + system) of process `pid`, all its threads together, from
@@ -299,7 +327,17 @@ fn main() -> Result<()> {
         let path = argv.next().with_context(|| format!("{DAEMON_CHILD} needs the configuration's path"))?;
         return daemon_child(&path);
     }
-    let a = args()?;
+    let a = match args() {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Err(e) => {
+            eprintln!("scale: {e:#}");
+            std::process::exit(2);
+        }
+    };
     let sims =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("sim-worker").enable_all().build()?;
     let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();

@@ -94,6 +94,10 @@ struct SourceHealth {
     last_error: Option<(DateTime<Utc>, String)>,
     /// Failed reads since the last successful one.
     failures: u64,
+    /// The last successful read was a tenant listing with no tenants (a fresh setup, a product
+    /// the MSP does not use yet), relisted this often: the source is reached, and fresh as long
+    /// as the next listing is not overdue.
+    no_tenants: Option<Duration>,
 }
 
 /// What the engine saw, for the probes.
@@ -233,12 +237,23 @@ impl Health {
             Ok(()) => {
                 h.last_ok = Some(now);
                 h.failures = 0;
+                h.no_tenants = None;
             }
             Err(e) => {
                 h.last_error = Some((now, e));
                 h.failures += 1;
             }
         }
+    }
+
+    /// Records a successful listing of a source's tenants that found none: a read of the
+    /// source (it answered), fresh until three listings (`relist_every`) are overdue.
+    pub fn source_listed_no_tenants(&self, source: &str, relist_every: Duration, now: DateTime<Utc>) {
+        let mut s = self.lock();
+        let h = s.sources.entry(source.to_owned()).or_default();
+        h.last_ok = Some(now);
+        h.failures = 0;
+        h.no_tenants = Some(relist_every);
     }
 
     /// Each source's last successful read.
@@ -300,9 +315,12 @@ impl Health {
         });
         checks.push(Check { name: "psa".to_owned(), ok: psa.is_ok(), detail: psa.unwrap_or_else(|e| e) });
         for (name, h) in &s.sources {
-            let bound = h.interval * 3;
+            let bound = h.no_tenants.map_or(h.interval, |relist| relist.max(h.interval)) * 3;
             let (ok, detail) = match h.last_ok {
                 _ if s.standby => (true, "standing by: the leader polls".to_owned()),
+                Some(at) if age(now, at) <= bound && h.no_tenants.is_some() => {
+                    (true, format!("reached, no tenants yet (listed {} s ago)", age(now, at).as_secs()))
+                }
                 Some(at) if age(now, at) <= bound => (true, format!("last read {} s ago", age(now, at).as_secs())),
                 Some(at) => (
                     false,

@@ -190,6 +190,13 @@ impl Shared {
         self.health.source_read(source, Ok(()), at);
     }
 
+    /// Records a successful listing of a source's tenants that found none (metrics and health:
+    /// the source is reached, just has no tenants yet).
+    pub fn source_listed_no_tenants(&self, source: &str, relist_every: Duration, at: DateTime<Utc>) {
+        self.metrics.source_success(source, at);
+        self.health.source_listed_no_tenants(source, relist_every, at);
+    }
+
     /// The rules, locked.
     pub fn rules(&self) -> std::sync::MutexGuard<'_, RuleBook> {
         self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -78,6 +78,12 @@ impl Engine {
         for (job, name, listed) in listings {
             match listed {
                 Ok(t) => {
+                    // Listing is a read: a source that answers with no tenants is reached (a
+                    // fresh setup, a product not used yet), not failing.
+                    if t.is_empty() {
+                        let relist = Duration::from_secs(self.polling.catalog_secs.max(1));
+                        self.shared.source_listed_no_tenants(&name, relist, now);
+                    }
                     let ids: HashSet<&TenantId> = t.iter().map(|x| &x.id).collect();
                     self.listed.retain(|(j, id), _| *j != job || ids.contains(id));
                     for tenant in t {
