@@ -96,9 +96,9 @@ pub fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
     value.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes()))
 }
 
-/// Compares without an early exit on the first differing byte.
+/// Compares without an early exit on the first differing byte (`subtle`).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Whether the request is a scrape of `/metrics` from this machine while `admin.metrics_auth`
