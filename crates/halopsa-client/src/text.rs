@@ -125,7 +125,7 @@ mod tests {
         let html = text_to_html(t);
         assert_eq!(html, "Virus &lt;Trojan&gt; &amp; &quot;friends&quot;<br>msp-ticketing key: event|kes|t1|42");
         assert_eq!(html_to_text(&html), t);
-        assert_eq!(html_to_text("<p>a</p><p>b&nbsp;c</p><div>d<br/>e</div>&#65;&#x42;"), "a\nb c\nd\neAB");
+        assert_eq!(html_to_text("<p>a</p><p>b&nbsp;c</p><div>d<br/>e</div>&#65;&#x42;"), "a\nb c\nd\ne\nAB");
         assert_eq!(html_to_text("5 &lt 6 & 7"), "5 &lt 6 & 7");
     }
 
