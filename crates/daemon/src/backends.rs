@@ -17,6 +17,7 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         match self.section {
             "connectwise" => "ConnectWise",
+            "halopsa" => "HaloPSA",
             _ => "Autotask",
         }
     }
@@ -43,7 +44,8 @@ pub struct Backend {
 pub type Constructor = fn(&Config) -> Result<Backend>;
 
 /// Every backend, by the `[psa] kind` that selects it.
-pub const BACKENDS: &[(&str, Constructor)] = &[("autotask", autotask), ("connectwise", connectwise)];
+pub const BACKENDS: &[(&str, Constructor)] =
+    &[("autotask", autotask), ("connectwise", connectwise), ("halopsa", halopsa)];
 
 /// The backend `config` selects.
 pub fn build(config: &Config) -> Result<Backend> {
@@ -121,5 +123,34 @@ fn connectwise(config: &Config) -> Result<Backend> {
         labels: connectwise_client::field_label,
         section: "connectwise",
         timeout: Duration::from_secs(cw.timeout_secs.max(1)),
+    })
+}
+
+fn halopsa(config: &Config) -> Result<Backend> {
+    let h = config.halopsa.as_ref().context("halopsa: the [halopsa] section is missing")?;
+    let secret = h.client_secret.resolve().map_err(anyhow::Error::msg).context("halopsa.client_secret")?;
+    let mut settings = halopsa_client::HaloSettings::new(h.base_url.clone(), h.client_id.clone(), secret);
+    settings.auth_url.clone_from(&h.auth_url);
+    settings.tenant.clone_from(&h.tenant);
+    settings.timeout_secs = Some(h.timeout_secs.max(1));
+    settings.rate_limit_requests = Some(u32::try_from(h.rate_limit_requests).unwrap_or(u32::MAX));
+    settings.rate_limit_window_secs = Some(h.rate_limit_window_secs);
+    // the engine re-reads the catalog every `polling.catalog_secs`: the client's cache must not
+    // outlive that
+    settings.catalog_ttl_secs = Some(config.polling.catalog_secs.saturating_sub(1));
+    settings.note_on_close = Some(h.note_on_close);
+    settings.note_outcome_id = h.note_outcome_id;
+    settings.note_outcome.clone_from(&h.note_outcome);
+    settings.due_field.clone_from(&h.due_field);
+    settings.key_custom_field.clone_from(&h.key_custom_field);
+    settings.closed_status_ids.clone_from(&h.closed_status_ids);
+    settings.sla_id = h.sla_id;
+    let sink = halopsa_client::connect(&settings).map_err(|e| anyhow::anyhow!("halopsa: {}", e.message))?;
+    Ok(Backend {
+        sink,
+        budget: None,
+        labels: halopsa_client::field_label,
+        section: "halopsa",
+        timeout: Duration::from_secs(h.timeout_secs.max(1)),
     })
 }

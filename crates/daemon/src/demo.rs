@@ -38,6 +38,8 @@ pub enum Psa {
     Autotask,
     /// ConnectWise PSA (`cw-sim`).
     Connectwise,
+    /// HaloPSA (`halo-sim`).
+    Halopsa,
 }
 
 /// The simulators, seeded with the lab's tenants, and a temporary directory for the store.
@@ -48,6 +50,8 @@ pub struct Lab {
     pub autotask: SimHandle,
     /// ConnectWise simulator.
     pub connectwise: SimHandle,
+    /// HaloPSA simulator.
+    pub halopsa: SimHandle,
     /// Security Center simulator.
     pub ksc: SimHandle,
     /// Business Hub simulator.
@@ -76,12 +80,13 @@ impl Lab {
         let any: SocketAddr = ([127, 0, 0, 1], 0).into();
         let autotask = simulators::autotask::start(any, simulators::autotask::Config::default()).await?;
         let connectwise = simulators::connectwise::start(any, simulators::connectwise::Config::default()).await?;
+        let halopsa = simulators::halo::start(any, simulators::halo::Config::default()).await?;
         let ksc = simulators::ksc::start(any, simulators::ksc::Config::default()).await?;
         let kbh = simulators::kbh::start(any, kbh).await?;
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
         let dir = std::env::temp_dir().join(format!("msp-ticketd-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lab = Self { psa, autotask, connectwise, ksc, kbh, dir, http: reqwest::Client::new() };
+        let lab = Self { psa, autotask, connectwise, halopsa, ksc, kbh, dir, http: reqwest::Client::new() };
         for (id, name) in [(1, "Acme Dental"), (2, "Old Co Branch"), (3, "Walk-in Clinic")] {
             lab.control(&lab.ksc, reqwest::Method::POST, "/_sim/vservers", json!({ "id": id, "name": name })).await?;
         }
@@ -147,7 +152,7 @@ account_name = "Acme Corp"
             psa = self.psa_section(),
             acme = match self.psa {
                 Psa::Autotask => format!("account_id = {ACME}"),
-                Psa::Connectwise => "account_name = \"Acme Corp\"".to_owned(),
+                Psa::Connectwise | Psa::Halopsa => "account_name = \"Acme Corp\"".to_owned(),
             },
             rules = match self.psa {
                 // ConnectWise boards close tickets with "Completed" (the guide's "Complete" is
@@ -156,6 +161,8 @@ account_name = "Acme Corp"
                     rules.replace("[rules.general]\n", "[rules.general]\nclosed_status = \"Completed\"\n")
                 }
                 Psa::Connectwise => format!("[rules.general]\nclosed_status = \"Completed\"\n{rules}"),
+                // Halo closes with its built-in "Closed" and has no ticket source field.
+                Psa::Halopsa => halo_rules(rules),
                 Psa::Autotask => rules.to_owned(),
             },
             ksc = self.ksc.base_url(),
@@ -192,6 +199,20 @@ note_on_close = true
                 simulators::connectwise::DEFAULT_COMPANY,
                 simulators::connectwise::DEFAULT_PUBLIC_KEY,
                 simulators::connectwise::DEFAULT_PRIVATE_KEY,
+            ),
+            Psa::Halopsa => format!(
+                r#"[psa]
+kind = "halopsa"
+
+[halopsa]
+base_url = "{}"
+client_id = "{}"
+client_secret = {{ value = "{}" }}
+note_on_close = true
+"#,
+                self.halopsa.base_url(),
+                simulators::halo::DEFAULT_CLIENT_ID,
+                simulators::halo::DEFAULT_CLIENT_SECRET,
             ),
         }
     }
@@ -290,6 +311,7 @@ note_on_close = true
         match self.psa {
             Psa::Autotask => &self.autotask,
             Psa::Connectwise => &self.connectwise,
+            Psa::Halopsa => &self.halopsa,
         }
     }
 
@@ -354,6 +376,18 @@ enabled = true
 enabled = true
 "#;
 
+/// The rules for the HaloPSA lab: Halo's built-in "Closed" status, and no ticket source (Halo
+/// has no field the backend fills for it).
+fn halo_rules(rules: &str) -> String {
+    let rules: String =
+        rules.lines().filter(|l| !l.trim_start().starts_with("ticket_source")).map(|l| format!("{l}\n")).collect();
+    if rules.contains("[rules.general]\n") {
+        rules.replace("[rules.general]\n", "[rules.general]\nclosed_status = \"Closed\"\n")
+    } else {
+        format!("[rules.general]\nclosed_status = \"Closed\"\n{rules}")
+    }
+}
+
 fn label(catalog: Option<&Catalog>, field: Field, id: Option<i64>) -> String {
     let Some(id) = id else { return "-".into() };
     catalog
@@ -365,6 +399,17 @@ fn label(catalog: Option<&Catalog>, field: Field, id: Option<i64>) -> String {
 async fn describe(lab: &Lab, shared: &Shared, id: i64) -> String {
     let tickets = lab.tickets().await.unwrap_or_default();
     let Some(t) = tickets.iter().find(|t| t["id"].as_i64() == Some(id)) else { return format!("ticket {id}") };
+    if lab.psa == Psa::Halopsa {
+        return format!(
+            "#{id} [{}] {:?}\n      team {}, priority {}, status {}, fix by {}",
+            t["client_name"].as_str().unwrap_or("-"),
+            t["summary"].as_str().unwrap_or(""),
+            t["team"].as_str().unwrap_or("-"),
+            label(shared.catalog().as_ref(), Field::Priority, t["priority_id"].as_i64()),
+            label(shared.catalog().as_ref(), Field::NewStatus, t["status_id"].as_i64()),
+            t["fixbydate"].as_str().unwrap_or("-"),
+        );
+    }
     if lab.psa == Psa::Connectwise {
         return format!(
             "#{id} [{}] {:?}\n      board {}, priority {}, status {}, type {}, due {}",
@@ -399,6 +444,7 @@ pub fn is_closed(psa: Psa, t: &Value) -> bool {
     match psa {
         Psa::Autotask => t["status"].as_i64() == Some(5),
         Psa::Connectwise => t["closedFlag"].as_bool() == Some(true),
+        Psa::Halopsa => t["status_id"].as_i64() == Some(simulators::halo::CLOSED_STATUS),
     }
 }
 
@@ -441,6 +487,12 @@ async fn expect(
                         t["status"]["name"].as_str().unwrap_or("-"),
                         t["closedDate"].as_str().unwrap_or("-"),
                     ),
+                    Psa::Halopsa => println!(
+                        "  - closed  #{} ({key}) status {}, closed {}",
+                        ticket.id.0,
+                        label(shared.catalog().as_ref(), Field::ClosedStatus, t["status_id"].as_i64()),
+                        t["dateclosed"].as_str().unwrap_or("-"),
+                    ),
                 }
             }
             Notice::Skipped { key, reason } => println!("  . skipped {key}: {reason}"),
@@ -462,6 +514,7 @@ pub async fn run(keep_running: bool, psa: Psa) -> Result<()> {
     match psa {
         Psa::Autotask => println!("  Autotask simulator:        {}", lab.autotask.base_url()),
         Psa::Connectwise => println!("  ConnectWise simulator:     {}", lab.connectwise.base_url()),
+        Psa::Halopsa => println!("  HaloPSA simulator:         {}", lab.halopsa.base_url()),
     }
     println!("  Security Center simulator: {}", lab.ksc.base_url());
     println!("  Business Hub simulator:    {}", lab.kbh.base_url());
@@ -533,20 +586,28 @@ async fn summary(lab: &Lab, shared: &Shared) -> Result<()> {
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     for r in v.as_array().into_iter().flatten() {
         let path = r["path"].as_str().unwrap_or("").to_ascii_lowercase();
-        let kind = if path.contains("/notes") {
+        let kind = if path.contains("/notes") || path.contains("/api/actions") {
             "note"
         } else if path.contains("entityinformation")
             || path.contains("billingcodes")
             || path.contains("/boards")
             || path.contains("priorities")
             || path.contains("sources")
+            || path.contains("/api/team")
+            || path.contains("/api/status")
+            || path.contains("/api/tickettype")
+            || path.contains("/api/priority")
         {
             "catalog"
-        } else if path.contains("companies") {
+        } else if path.contains("/auth/token") {
+            "token"
+        } else if path.contains("companies") || path.contains("/api/client") {
             "accounts"
         } else if path.contains("tickets") {
             match r["method"].as_str() {
                 Some("PATCH") => "close",
+                // Halo creates and updates through the same POST
+                Some("POST") if lab.psa == Psa::Halopsa => "create or close",
                 Some("POST") if path.ends_with("/tickets") => "create",
                 _ => "ticket lookup",
             }
@@ -559,6 +620,7 @@ async fn summary(lab: &Lab, shared: &Shared) -> Result<()> {
     let name = match lab.psa {
         Psa::Autotask => "Autotask",
         Psa::Connectwise => "ConnectWise",
+        Psa::Halopsa => "HaloPSA",
     };
     println!();
     println!("Summary");

@@ -1,5 +1,5 @@
 //! The contract suite against every backend: Autotask through autotask-sim, ConnectWise through
-//! cw-sim.
+//! cw-sim, HaloPSA through halo-sim.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -298,6 +298,109 @@ impl Harness for ConnectWise {
     }
 }
 
+// ------------------------------------------------------------------------------------------------
+// HaloPSA
+// ------------------------------------------------------------------------------------------------
+
+struct Halo(Sim);
+
+impl Halo {
+    async fn start() -> Self {
+        use halopsa_client::{Credentials, HaloClient, HaloSink, RetryPolicy, SinkOptions};
+        use simulators::halo::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+        let h = halo::start("127.0.0.1:0".parse().unwrap(), halo::Config::default()).await.unwrap();
+        let client = HaloClient::builder(Credentials::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+            .base_url(h.base_url())
+            .retry(RetryPolicy::fast())
+            .timeout(TIMEOUT)
+            .build()
+            .unwrap();
+        let sink = Arc::new(HaloSink::new(client, SinkOptions::default()));
+        Self(Sim { h, c: reqwest::Client::new(), sink })
+    }
+}
+
+#[async_trait]
+impl Harness for Halo {
+    fn name(&self) -> &'static str {
+        "halopsa"
+    }
+    fn sink(&self) -> Arc<dyn TicketSink> {
+        Arc::clone(&self.0.sink)
+    }
+    fn draft(&self, key: &str) -> TicketDraft {
+        // Acme Corp, status New, priority Medium, team Monitoring Alert, ticket type Security
+        let mut d = draft(key, 12, 1, 3, 1);
+        d.issue_type = Some(PsaId(21));
+        d
+    }
+    fn closed_status(&self) -> PsaId {
+        PsaId(simulators::halo::CLOSED_STATUS)
+    }
+    fn accounts(&self) -> (PsaId, PsaId) {
+        (PsaId(12), PsaId(13))
+    }
+    fn raised_priority(&self) -> PsaId {
+        // the simulator's 1 Critical (the draft has 3 Medium)
+        PsaId(1)
+    }
+    fn timeout_delay(&self) -> Duration {
+        TIMEOUT * 2
+    }
+    async fn reset(&self) {
+        self.0.reset().await;
+    }
+    async fn close_as_technician(&self, ticket: PsaId) {
+        self.0.post(&format!("tickets/{}/status", ticket.0), json!({"status": simulators::halo::CLOSED_STATUS})).await;
+    }
+    async fn delete_ticket(&self, ticket: PsaId) -> bool {
+        let r = self.0.c.delete(self.0.control(&format!("tickets/{}", ticket.0))).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        true
+    }
+    async fn inject(&self, target: Target, fault: Fault, count: u32) {
+        match target {
+            Target::Any => self.0.fault(None, None, fault, count).await,
+            Target::Create => self.0.fault(Some("POST"), Some("(?i)/api/tickets$"), fault, count).await,
+        }
+    }
+    async fn lose_next_create_answer(&self) -> bool {
+        self.0.post("lose_answers", json!({"method": "POST", "path_regex": "(?i)/api/tickets$", "status": 504})).await;
+        true
+    }
+    async fn clear_faults(&self) {
+        self.0.clear().await;
+    }
+    async fn tickets_with_key(&self, key: &str) -> usize {
+        let line = format!("msp-ticketing ref: {key}");
+        self.0
+            .get("tickets")
+            .await
+            .iter()
+            .filter(|t| t["details"].as_str().is_some_and(|d| d.split("<br>").any(|l| l.trim() == line)))
+            .count()
+    }
+    async fn notes_containing(&self, ticket: PsaId, text: &str) -> usize {
+        self.0
+            .get("actions")
+            .await
+            .iter()
+            .filter(|n| n["ticket_id"].as_i64() == Some(ticket.0))
+            .filter(|n| n["note"].as_str().is_some_and(|d| d.contains(text)))
+            .count()
+    }
+    async fn observe(&self, ticket: PsaId) -> Option<Observed> {
+        let t = self.0.row(ticket).await?;
+        let status = t["status_id"].as_i64()?;
+        Some(Observed {
+            status: PsaId(status),
+            priority: PsaId(t["priority_id"].as_i64()?),
+            due: time(&t["fixbydate"]),
+            closed: status == simulators::halo::CLOSED_STATUS,
+        })
+    }
+}
+
 #[tokio::test]
 async fn autotask_meets_the_contract() {
     run_contract(&Autotask::start().await).await;
@@ -306,4 +409,9 @@ async fn autotask_meets_the_contract() {
 #[tokio::test]
 async fn connectwise_meets_the_contract() {
     run_contract(&ConnectWise::start().await).await;
+}
+
+#[tokio::test]
+async fn halopsa_meets_the_contract() {
+    run_contract(&Halo::start().await).await;
 }

@@ -28,8 +28,8 @@ mod tests;
 pub use diagnosis::{ConfigErrors, ConfigProblem, Diagnosis, Severity};
 pub use fixed::{FixedAdmin, FixedConfig, FixedLogging, FixedStore, SecretDigest};
 pub use sections::{
-    AdminConfig, AutotaskConfig, BusinessHubConfig, ConnectWiseConfig, HaConfig, LoggingConfig, MappingEntry,
-    PollingConfig, PsaConfig, RulesConfig, SecretRef, SecurityCenterConfig, StoreConfig,
+    AdminConfig, AutotaskConfig, BusinessHubConfig, ConnectWiseConfig, HaConfig, HaloPsaConfig, LoggingConfig,
+    MappingEntry, PollingConfig, PsaConfig, RulesConfig, SecretRef, SecurityCenterConfig, StoreConfig,
 };
 
 use diagnosis::Sink;
@@ -64,6 +64,9 @@ pub struct Config {
     /// `[connectwise]`
     #[serde(default)]
     pub connectwise: Option<ConnectWiseConfig>,
+    /// `[halopsa]`
+    #[serde(default)]
+    pub halopsa: Option<HaloPsaConfig>,
     /// `[[security_center]]`
     #[serde(default)]
     pub security_center: Vec<SecurityCenterConfig>,
@@ -82,9 +85,10 @@ impl Config {
     /// The PSA backend this file selects: `[psa] kind`, else the one whose section is present
     /// (`autotask` when both or neither are; [`Config::problems`] reports what is missing).
     pub fn psa_kind(&self) -> &str {
-        match (&self.psa.kind, &self.autotask, &self.connectwise) {
-            (Some(k), _, _) => k.as_str(),
-            (None, None, Some(_)) => "connectwise",
+        match (&self.psa.kind, &self.autotask, &self.connectwise, &self.halopsa) {
+            (Some(k), _, _, _) => k.as_str(),
+            (None, None, Some(_), None) => "connectwise",
+            (None, None, None, Some(_)) => "halopsa",
             _ => "autotask",
         }
     }

@@ -16,6 +16,9 @@ const fn d60() -> u64 {
 const fn d30u64() -> u64 {
     30
 }
+const fn d500() -> usize {
+    500
+}
 
 /// Where a secret comes from. Exactly one of the fields.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,7 +145,7 @@ impl Default for LoggingConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PsaConfig {
-    /// A backend of [`crate::backends::BACKENDS`] (`autotask`, `connectwise`). Without it, the
+    /// A backend of [`crate::backends::BACKENDS`] (`autotask`, `connectwise`, `halopsa`). Without it, the
     /// backend whose section the file has (the old layout: `[autotask]` alone).
     #[serde(default)]
     pub kind: Option<String>,
@@ -178,6 +181,60 @@ pub struct ConnectWiseConfig {
     /// out, with a warning).
     #[serde(default)]
     pub strict_board_fields: bool,
+}
+
+/// `[halopsa]`: HaloPSA (OAuth2 client credentials of an API application).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaloPsaConfig {
+    /// The instance's URL (`https://example.halopsa.com`): the API is `{base_url}/api`, the
+    /// token endpoint `{base_url}/auth/token`.
+    pub base_url: String,
+    /// The authorisation server, when Halo shows another one than `{base_url}/auth`.
+    #[serde(default)]
+    pub auth_url: Option<String>,
+    /// The tenant of a hosted instance (sent as `?tenant=` on the token request).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The API application's client id.
+    pub client_id: String,
+    /// The API application's client secret.
+    pub client_secret: SecretRef,
+    /// Seconds one request may take.
+    #[serde(default = "d60")]
+    pub timeout_secs: u64,
+    /// Requests the daemon allows itself per window (default 500; Halo publishes no limit).
+    #[serde(default = "d500")]
+    pub rate_limit_requests: usize,
+    /// The window of `rate_limit_requests`, seconds (default 180).
+    #[serde(default = "d180")]
+    pub rate_limit_window_secs: u64,
+    /// Add a private note saying why when closing a ticket.
+    #[serde(default)]
+    pub note_on_close: bool,
+    /// The notes' outcome id (default: the outcome named by `note_outcome`).
+    #[serde(default)]
+    pub note_outcome_id: Option<i64>,
+    /// The notes' outcome by name (default "Private Note").
+    #[serde(default)]
+    pub note_outcome: Option<String>,
+    /// The ticket field the due time is written to (default `fixbydate`; `deadlinedate`,
+    /// `targetdate`).
+    #[serde(default)]
+    pub due_field: Option<String>,
+    /// A ticket custom field that also carries the idempotency key (`CFmspTicketingKey`).
+    #[serde(default)]
+    pub key_custom_field: Option<String>,
+    /// Status ids that count as closed besides the rules' closed status (default `[9]`).
+    #[serde(default)]
+    pub closed_status_ids: Option<Vec<i64>>,
+    /// Offer only this SLA's priorities.
+    #[serde(default)]
+    pub sla_id: Option<i64>,
+}
+
+const fn d180() -> u64 {
+    180
 }
 
 /// `[autotask]`

@@ -107,6 +107,42 @@ impl Config {
                 ),
             }
         }
+        if kind == "halopsa" {
+            match &self.halopsa {
+                Some(h) => {
+                    s.secret("halopsa.client_secret", &h.client_secret);
+                    for (key, url) in
+                        [("halopsa.base_url", Some(&h.base_url)), ("halopsa.auth_url", h.auth_url.as_ref())]
+                    {
+                        if let Some(reason) = url.and_then(|u| url_problem(u)) {
+                            s.error(key, reason);
+                        }
+                    }
+                    if h.client_id.trim().is_empty() {
+                        s.error("halopsa.client_id", "is empty (expected the API application's client id)");
+                    }
+                    for (key, value) in [
+                        ("halopsa.timeout_secs", h.timeout_secs),
+                        ("halopsa.rate_limit_requests", h.rate_limit_requests as u64),
+                        ("halopsa.rate_limit_window_secs", h.rate_limit_window_secs),
+                    ] {
+                        if value == 0 {
+                            s.error(key, AT_LEAST_ONE);
+                        }
+                    }
+                    for (key, field) in
+                        [("halopsa.due_field", &h.due_field), ("halopsa.key_custom_field", &h.key_custom_field)]
+                    {
+                        if let Some(f) = field
+                            && (f.is_empty() || !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                        {
+                            s.error(key, format!("is {f:?} (expected a Halo field name: letters, digits and _)"));
+                        }
+                    }
+                }
+                None => s.error("halopsa", "is missing (expected a [halopsa] section for psa.kind = \"halopsa\")"),
+            }
+        }
         // [autotask]
         match self.autotask.as_ref() {
             None if kind == "autotask" => {

@@ -245,8 +245,8 @@ fn fixed_keys(fixed: &FixedConfig, section: &str) -> BTreeSet<String> {
 /// The keys of the partly fixed sections that a reload applies (`Reloader::try_reload`).
 const RELOADABLE_KEYS: [&str; 2] = ["admin.metrics_auth", "logging.filter"];
 /// The sections a reload applies as a whole (or, `rules`, that only seed an empty store).
-const RELOADABLE_SECTIONS: [&str; 8] =
-    ["polling", "psa", "autotask", "connectwise", "security_center", "business_hub", "mapping", "rules"];
+const RELOADABLE_SECTIONS: [&str; 9] =
+    ["polling", "psa", "autotask", "connectwise", "halopsa", "security_center", "business_hub", "mapping", "rules"];
 
 #[test]
 fn every_key_of_the_file_is_either_fixed_or_reloadable() {
