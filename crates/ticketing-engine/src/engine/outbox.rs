@@ -361,3 +361,18 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One step per round of failed calls, doubling from 1 s, never more than 60 s: once the PSA
+    /// is well again, delivery resumes within one step (it was up to 300 s, and the step rose per
+    /// failed answer, so a handful of concurrent failures reached it at once).
+    #[test]
+    fn the_delivery_backoff_doubles_per_round_up_to_a_minute() {
+        let steps: Vec<i64> = (1..=9).map(|n| delivery_backoff(n).num_seconds()).collect();
+        assert_eq!(steps, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(delivery_backoff(u32::MAX).num_seconds(), 60);
+    }
+}
