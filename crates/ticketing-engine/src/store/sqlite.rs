@@ -215,6 +215,14 @@ impl SqliteStore {
             conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(db)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+            // Another process (a second daemon of an HA setup, the CLI) may have applied it
+            // since the read above: the version is read again under the write lock.
+            let applied: i64 = tx
+                .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+                .map_err(db)?;
+            if applied > i as i64 {
+                continue;
+            }
             tx.execute_batch(sql).map_err(db)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
