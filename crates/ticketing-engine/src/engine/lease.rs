@@ -18,7 +18,7 @@ pub(super) struct LeaseGuard(std::sync::atomic::AtomicI64);
 pub(super) struct LeasedSink {
     pub(super) sink: Arc<dyn TicketSink>,
     pub(super) guard: Arc<LeaseGuard>,
-    pub(super) metrics: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 /// The reading half of the PSA port (never changes anything in the PSA).
@@ -38,7 +38,7 @@ impl LeasedSink {
         if self.guard.holds() {
             Some(Writer(self.sink.as_ref()))
         } else {
-            self.metrics.metrics.write_refused(op, "not_leading");
+            self.shared.metrics.write_refused(op, "not_leading");
             None
         }
     }

@@ -483,7 +483,7 @@ impl Engine {
         let epoch = DateTime::<Utc>::MIN_UTC;
         publish_sources(&shared, &event_sources, &status_sources, &polling);
         let lease_guard: Arc<LeaseGuard> = Arc::default();
-        let sink = Arc::new(LeasedSink { sink, guard: lease_guard.clone(), metrics: shared.clone() });
+        let sink = Arc::new(LeasedSink { sink, guard: lease_guard.clone(), shared: shared.clone() });
         Ok(Self {
             shared,
             sink,
@@ -583,8 +583,7 @@ impl Engine {
             info!(source = %new, "source added by the reload: starts from its stored or initial cursor");
         }
         publish_sources(&self.shared, &r.event_sources, &r.status_sources, &r.polling);
-        self.sink =
-            Arc::new(LeasedSink { sink: r.sink, guard: self.lease_guard.clone(), metrics: self.shared.clone() });
+        self.sink = Arc::new(LeasedSink { sink: r.sink, guard: self.lease_guard.clone(), shared: self.shared.clone() });
         self.event_sources = r.event_sources;
         self.status_sources = r.status_sources;
         self.mapping = r.mapping;

@@ -163,22 +163,20 @@ impl Engine {
         };
         let OutboxPlan { calls: planned, stale } = plan_deliveries(&self.ledger, view, now);
         let timeout = self.psa_timeout;
-        let calls: Vec<(TicketKey, &'static str, Task)> = planned
-            .into_iter()
-            .map(|d| (d.key().clone(), d.op(), delivery_task(d, self.sink.clone(), timeout)))
-            .collect();
-        for (key, op, task) in calls {
+        for delivery in planned {
+            let key = delivery.key().clone();
             // From here on the call may reach the PSA: until its answer is applied, a create or
             // note counts as uncertain (looked up before it is tried again, also after a crash).
-            match op {
-                "create" => {
+            match &delivery {
+                Delivery::Create { .. } => {
                     self.uncertain.insert(key.clone());
                 }
-                "note" | "update" => {
+                Delivery::Note { .. } | Delivery::Update { .. } => {
                     self.uncertain_notes.insert(key.clone());
                 }
-                _ => {}
+                Delivery::Close { .. } => {}
             }
+            let task = delivery_task(delivery, self.sink.clone(), timeout);
             self.delivering.insert(key);
             let shared = self.shared.clone();
             let started = std::time::Instant::now();
