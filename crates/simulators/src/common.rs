@@ -132,6 +132,14 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
+    let router = if CLOSE_CONNECTIONS.load(Ordering::SeqCst) {
+        router.layer(axum::middleware::map_response(|mut resp: Response| async move {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }))
+    } else {
+        router
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -142,6 +150,18 @@ where
         }
     });
     SimHandle { addr, base_url, stop: Some(stop), task: Some(task), core: None }
+}
+
+/// Whether simulators started from now on answer `Connection: close` (see
+/// [`set_close_connections`]).
+static CLOSE_CONNECTIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes simulators started from now on (in this process) close every connection after its
+/// response (`Connection: close`), so clients keep no idle connections to them. For tests that
+/// count the process's open file descriptors: what stays open is then what a client holds on
+/// to (a request that never ends), not how many idle connections its pool happened to keep.
+pub fn set_close_connections(close: bool) {
+    CLOSE_CONNECTIONS.store(close, Ordering::SeqCst);
 }
 
 /// `http://HOST:PORT` for a socket address (IPv6 hosts in brackets).
