@@ -89,13 +89,13 @@ fn start_engine(
     feed: Arc<Feed>,
     sink: Arc<dyn TicketSink>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let shared = Shared::new(store, book);
+    let (shared, writers) = Shared::new(store, book);
     let polling = PollingConfig { events_secs: 1, catalog_secs: 3600, ticket_sync_secs: 0, ..PollingConfig::default() };
     let mapping = vec![MappingEntry { tenant: "tool:acme".into(), account_id: Some(ACCOUNT), account_name: None }];
     let events = vec![NamedEventSource { name: "tool/events".into(), source: feed, timeout: Duration::from_secs(10) }];
     // One instance: the same name takes its own lease back at once after a crash.
     let ha = HaConfig { instance: Some("embedded".into()), ..HaConfig::default() };
-    let engine = Engine::new(shared, sink, events, Vec::new(), mapping, polling)?.with_ha(&ha);
+    let engine = Engine::new(shared, writers.engine, sink, events, Vec::new(), mapping, polling)?.with_ha(&ha);
     Ok(tokio::spawn(async move {
         if let Err(e) = engine.run(Duration::from_millis(100), std::future::pending()).await {
             eprintln!("engine stopped: {e}");

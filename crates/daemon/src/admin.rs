@@ -105,7 +105,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// is off (the peer address comes from the listener; without one, the token is needed).
 fn open_metrics(state: &AdminState, req: &axum::extract::Request) -> bool {
     req.uri().path() == "/metrics"
-        && !state.shared.metrics_auth.load(std::sync::atomic::Ordering::Relaxed)
+        && !state.shared.presentation.with(|p| p.metrics_auth)
         && req
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -250,8 +250,7 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
 async fn get_rules(State(s): State<AdminState>) -> Response {
     // Sync first, so the revision handed out is the store's newest.
     let _ = rules_ops::sync_from_store(&s.shared);
-    let book = s.shared.rules().clone();
-    let revision = s.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let (book, revision) = s.shared.rules.snapshot();
     let catalog = s.shared.catalog();
     let problems = catalog.as_ref().map(|c| book.draft.validate(c)).unwrap_or_default();
     let dirty: Vec<String> =
@@ -344,8 +343,7 @@ async fn reset(
 /// revision (also the ETag).
 async fn get_maintenance(State(s): State<AdminState>) -> Response {
     let _ = rules_ops::sync_from_store(&s.shared);
-    let book = s.shared.rules().clone();
-    let revision = s.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let (book, revision) = s.shared.rules.snapshot();
     let problems = rules_ops::window_problems(&book.draft.maintenance);
     let body = json!({ "revision": revision, "saved": book.saved.maintenance, "draft": book.draft.maintenance, "problems": problems });
     ([(header::ETAG, etag(revision))], Json(body)).into_response()
@@ -382,8 +380,7 @@ async fn remove_window(
 /// `GET /api/rules/priority-follows-severity`: the products switched on, saved and draft.
 async fn get_follows(State(s): State<AdminState>) -> Response {
     let _ = rules_ops::sync_from_store(&s.shared);
-    let book = s.shared.rules().clone();
-    let revision = s.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let (book, revision) = s.shared.rules.snapshot();
     let body = json!({ "revision": revision, "saved": book.saved.priority_follows_severity, "draft": book.draft.priority_follows_severity });
     ([(header::ETAG, etag(revision))], Json(body)).into_response()
 }
@@ -458,7 +455,7 @@ async fn retry(
 
 /// `GET /api/status`: this instance's role (`leader` or `standby`), and who leads.
 async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {
-    let role = s.shared.role.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let role = s.shared.role.get();
     let leader = s.shared.store.leader().ok().flatten();
     Json(
         json!({ "role": role.as_ref().map_or("starting", |r| r.role), "instance": role.as_ref().map(|r| r.instance.clone()),

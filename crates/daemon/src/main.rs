@@ -355,13 +355,13 @@ fn load(path: &Path) -> Result<Config> {
 /// compare-and-swap on the rules revision.
 async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> Result<ExitCode> {
     let (store, book) = service::open_store(config)?;
-    let shared = Shared::new(store, book);
+    let (shared, _writers) = Shared::new(store, book);
     let wrote = |revision: u64| println!("draft updated (revision {revision})");
     let parse_patch = |s: &str| serde_json::from_str::<RulePatch>(s).context("the patch");
     match action {
         RulesAction::Show { section } => {
-            let book = shared.rules().clone();
-            println!("revision {}", shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst));
+            let (book, revision) = shared.rules.snapshot();
+            println!("revision {revision}");
             let sections = section.map_or_else(Section::all, |s| vec![s]);
             for s in sections {
                 let dirty = if book.is_dirty(s) { "  (draft differs from saved)" } else { "" };
@@ -418,8 +418,8 @@ async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> R
         }
         RulesAction::Maintenance { action } => match action {
             MaintenanceAction::List => {
-                let book = shared.rules().clone();
-                println!("revision {}", shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst));
+                let (book, revision) = shared.rules.snapshot();
+                println!("revision {revision}");
                 for (which, windows) in [("saved", &book.saved.maintenance), ("draft", &book.draft.maintenance)] {
                     println!("{which}: {} window(s)", windows.len());
                     for w in windows {
@@ -464,7 +464,7 @@ async fn rules(config: &Config, action: RulesAction, expected: Option<u64>) -> R
                     Some((ticketing_core::model::TenantId::new(m.tenant.clone()), account.id))
                 })
                 .collect();
-            let draft = shared.rules().draft.clone();
+            let draft = shared.rules.with(|b| b.draft.clone());
             let p = rules_ops::preview(
                 shared.store.as_ref(),
                 &draft,

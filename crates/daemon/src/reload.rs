@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::config::{Config, FixedConfig};
-use crate::engine::{Reload, Shared};
+use crate::engine::{Presentation, Publisher, Reload, Shared};
 use crate::logging::FilterReload;
 use crate::wiring::{self, Wired};
 
@@ -32,6 +32,13 @@ pub struct Reloader {
     /// The adapters in use (their Security Center sessions are ended when replaced or at stop).
     pub(crate) adapters: tokio::sync::Mutex<Option<Wired>>,
     pub(crate) shared: Arc<Shared>,
+    /// The one writer of the PSA's names and the `/metrics` guard others read in `shared`.
+    pub(crate) presentation: Publisher<Presentation>,
+}
+
+/// What a configuration and its adapters say about the PSA's names and the `/metrics` guard.
+pub(crate) fn presentation(wired: &Wired, config: &Config) -> Presentation {
+    Presentation { labels: wired.psa.labels, psa_name: wired.psa.name(), metrics_auth: config.admin.metrics_auth }
 }
 
 impl Reloader {
@@ -89,9 +96,7 @@ impl Reloader {
                 warn!(error = %e, "cannot change the log filter");
             }
         }
-        *self.shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
-        *self.shared.psa_name.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.name();
-        self.shared.metrics_auth.store(new.admin.metrics_auth, std::sync::atomic::Ordering::Relaxed);
+        self.presentation.publish(presentation(&wired, &new));
         // The engine drops results of reads through the old adapters (their generation is
         // gone), so their sessions can end now.
         let previous = self.adapters.lock().await.replace(wired);

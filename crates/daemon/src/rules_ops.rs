@@ -3,7 +3,6 @@
 //! change is persisted before it is acknowledged.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -61,41 +60,32 @@ pub enum OpError {
     Store(#[from] StoreError),
 }
 
-pub use ticketing_engine::rules::{sync_from_store, sync_locked};
+use ticketing_engine::rules::UpdateError;
+pub use ticketing_engine::rules::sync_from_store;
 
 /// Applies `change` to a copy of the rule book and stores the copy with a compare-and-swap on
-/// the revision; only then is it the book in memory. A refused change, a conflict or a failed
-/// write leaves both untouched. `expected` is the revision the writer last saw (the UI's page,
-/// an API client's `If-Match`, the CLI's `--revision`); without one, the change applies on top
-/// of the newest stored rules (it is a patch, so nothing another writer saved is lost).
+/// the revision (see [`ticketing_engine::rules::RuleState::update`]); only then is it the book
+/// in memory. `expected` is the revision the writer last saw (the UI's page, an API client's
+/// `If-Match`, the CLI's `--revision`).
 fn update(
     shared: &Shared,
     section: &str,
     expected: Option<u64>,
     change: impl FnOnce(&mut RuleBook) -> Result<(), OpError>,
 ) -> Result<u64, OpError> {
-    let mut book = shared.rules();
-    sync_locked(shared, &mut book)?;
-    let current = shared.rules_revision.load(Ordering::SeqCst);
-    let conflict = |revision| OpError::Conflict { section: section.to_owned(), revision };
-    if expected.is_some_and(|e| e != current) {
-        return Err(conflict(current));
+    match shared.rules.update(&*shared.store, expected, change) {
+        Ok(updated) => {
+            if updated.saved_changed {
+                info!(section, revision = updated.revision, "rules saved");
+            }
+            Ok(updated.revision)
+        }
+        Err(UpdateError::Refused(e)) => Err(e),
+        Err(UpdateError::Conflict { current }) => {
+            Err(OpError::Conflict { section: section.to_owned(), revision: current })
+        }
+        Err(UpdateError::Store(e)) => Err(e.into()),
     }
-    let mut next = book.clone();
-    change(&mut next)?;
-    let saved_changed = next.saved != book.saved;
-    let revision = match shared.store.save_rulebook(&next, current) {
-        Ok(r) => r,
-        Err(StoreError::Conflict { current }) => return Err(conflict(current)),
-        Err(e) => return Err(e.into()),
-    };
-    *book = next;
-    shared.rules_revision.store(revision, Ordering::SeqCst);
-    if saved_changed {
-        shared.rules_version.fetch_add(1, Ordering::SeqCst);
-        info!(section, revision, "rules saved");
-    }
-    Ok(revision)
 }
 
 /// Applies one patch to several rows of the draft.
@@ -409,7 +399,7 @@ pub fn preview(
 /// [`preview`] of the current draft with the daemon's catalog, mapping and accounts.
 pub fn preview_draft(shared: &Shared, days: u32) -> Result<Preview, OpError> {
     let catalog = shared.catalog().ok_or(OpError::NoCatalog)?;
-    let draft = shared.rules().draft.clone();
+    let draft = shared.rules.with(|b| b.draft.clone());
     let mapping: Vec<(TenantId, PsaId)> =
         shared.mapping().into_iter().filter_map(|m| m.account_id.map(|a| (TenantId::new(m.tenant), a))).collect();
     Ok(preview(shared.store.as_ref(), &draft, &catalog, &mapping, &shared.accounts(), days, Utc::now())?)

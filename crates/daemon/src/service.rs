@@ -144,16 +144,16 @@ pub async fn start(
 pub async fn start_with(config: &Config, options: StartOptions) -> Result<Running> {
     let StartOptions { tick, notices, wrap_sink, config_path, log_filter } = options;
     let (store, book) = open_store(config)?;
-    let shared = Shared::new(store, book);
+    let (shared, writers) = Shared::new(store, book);
     let wired = wiring::wire(config)?;
-    *shared.psa_labels.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.labels;
-    *shared.psa_name.write().unwrap_or_else(std::sync::PoisonError::into_inner) = wired.psa.name();
+    writers.presentation.publish(crate::reload::presentation(&wired, config));
     let sink = match wrap_sink {
         Some(wrap) => wrap(wired.sink.clone()),
         None => wired.sink.clone(),
     };
     let mut engine = Engine::new(
         shared.clone(),
+        writers.engine,
         sink,
         wired.events.clone(),
         wired.statuses.clone(),
@@ -183,12 +183,12 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
         log_filter,
         adapters: tokio::sync::Mutex::new(Some(wired)),
         shared: shared.clone(),
+        presentation: writers.presentation,
     });
     let reloads = (!reloader.path.as_os_str().is_empty()).then(|| reloader.clone());
     let (admin_addr, admin) = match &config.admin.token {
         Some(token) => {
             let token = token.resolve().map_err(anyhow::Error::msg).context("admin.token")?;
-            shared.metrics_auth.store(config.admin.metrics_auth, std::sync::atomic::Ordering::Relaxed);
             let state = AdminState { shared: shared.clone(), token, reloader: reloads.clone() };
             let app = admin::router(state.clone()).merge(crate::ui::router(state));
             let listener = tokio::net::TcpListener::bind(config.admin.listen)

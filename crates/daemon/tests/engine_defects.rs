@@ -209,7 +209,7 @@ async fn a_paused_leaders_close_is_refused_once_the_lease_moved() -> Result<()> 
         pause: Duration::from_secs(config.ha.lease_secs + 1),
         close_decided,
     });
-    let shared: Arc<Shared> = Shared::new(store.clone(), book);
+    let (shared, writers): (Arc<Shared>, _) = Shared::new(store.clone(), book);
     let _ = shared_cell.set(shared.clone());
     let sink = Arc::new(CloseWatch {
         inner: wired.sink.clone(),
@@ -218,6 +218,7 @@ async fn a_paused_leaders_close_is_refused_once_the_lease_moved() -> Result<()> 
     });
     let mut engine = Engine::new(
         shared.clone(),
+        writers.engine,
         sink,
         wired.events.clone(),
         wired.statuses.clone(),

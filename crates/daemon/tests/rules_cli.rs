@@ -238,8 +238,8 @@ struct Api {
 
 async fn api() -> Api {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
-    *shared.catalog.write().unwrap() = Some(Catalog::example());
+    let (shared, writers) = Shared::new(store, RuleBook::new(RuleSet::default()));
+    writers.engine.catalog.publish(Some(Catalog::example()));
     let app =
         msp_ticketd::admin::router(AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

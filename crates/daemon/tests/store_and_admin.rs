@@ -110,8 +110,8 @@ fn the_store_commits_ledger_events_and_cursor_together_and_reloads_them() {
 
 async fn serve() -> (String, Arc<Shared>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let shared = Shared::new(store, RuleBook::default());
-    *shared.catalog.write().unwrap() = Some(Catalog::example());
+    let (shared, writers) = Shared::new(store, RuleBook::default());
+    writers.engine.catalog.publish(Some(Catalog::example()));
     let app = router(AdminState { shared: shared.clone(), token: Secret::new("t0ken-for-tests"), reloader: None });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -156,7 +156,7 @@ async fn the_admin_api_needs_the_token_and_edits_rules_like_the_guide() {
         shared.store.rulebook().unwrap().unwrap().0.saved.rows.values().filter(|r| r.enabled).count() == 3,
         "persisted"
     );
-    assert_eq!(shared.rules_version.load(std::sync::atomic::Ordering::SeqCst), 1, "the engine is told");
+    assert_eq!(shared.rules.version(), 1, "the engine is told");
 
     // A priority the PSA does not have: the save is refused with the row and field named.
     let r = call(
@@ -175,7 +175,7 @@ async fn the_admin_api_needs_the_token_and_edits_rules_like_the_guide() {
     assert!(body["messages"][0].as_str().unwrap().contains("security_center/event/critical"), "{body}");
     // Cancel puts the saved value back; reset puts the defaults into the draft.
     call(reqwest::Method::POST, "/api/rules/cancel", json!({ "section": "events/security_center" })).await.unwrap();
-    let book = shared.rules().clone();
+    let book = shared.rules();
     assert_eq!(book.draft.rows, book.saved.rows);
     call(reqwest::Method::POST, "/api/rules/reset", json!({ "section": "events/security_center" })).await.unwrap();
     assert!(shared.rules().draft.rows.values().all(|r| !r.enabled));

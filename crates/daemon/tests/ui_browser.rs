@@ -434,7 +434,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
         assert_eq!(b.property(&id("queue", row), "value").await?, "Monitoring Alert", "{row} kept its queue");
         assert!(b.text(&id("details", row)).await?.contains("Software / Email"));
     }
-    let saved = shared.rules().saved.clone();
+    let saved = shared.rules.with(|b| b.saved.clone());
     assert_eq!(saved.rule(&WARN.parse::<RowId>()?).unwrap().priority.as_deref(), Some("High"));
 
     // Cancel changes (no question: it discards on purpose).
@@ -574,7 +574,7 @@ async fn lifecycle_and_maintenance(
     b.click("#follows").await?;
     b.navigate_by("#save").await?;
     assert!(b.text("#flash-ok").await?.contains("Saved"), "{}", b.text("main").await?);
-    let saved = shared.rules().saved.clone();
+    let saved = shared.rules.with(|b| b.saved.clone());
     let rule = saved.rule(&rows[0]).context("the row")?;
     assert_eq!((rule.enabled, rule.create_delay_minutes, rule.reopen_hours), (true, 10, Some(24)));
     assert!(saved.priority_follows_severity.contains(&Product::SecurityCenter));

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use msp_ticketd::admin::AdminState;
-use msp_ticketd::engine::Shared;
+use msp_ticketd::engine::{EngineWriters, Shared};
 use msp_ticketd::store::SqliteStore;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -23,20 +23,22 @@ const TOKEN: &str = "ui-test-token";
 struct Ui {
     base: String,
     shared: Arc<Shared>,
+    /// What the engine would publish (the catalog, accounts, mapping), written by the tests.
+    writers: EngineWriters,
     http: reqwest::Client,
 }
 
 async fn start(catalog: Catalog) -> Ui {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
-    *shared.catalog.write().unwrap() = Some(catalog);
+    let (shared, writers) = Shared::new(store, RuleBook::new(RuleSet::default()));
+    writers.engine.catalog.publish(Some(catalog));
     let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
     let app = msp_ticketd::admin::router(state.clone()).merge(msp_ticketd::ui::router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    Ui { base: format!("http://{addr}"), shared, http }
+    Ui { base: format!("http://{addr}"), shared, writers: writers.engine, http }
 }
 
 impl Ui {
@@ -553,7 +555,7 @@ async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
 #[tokio::test]
 async fn without_a_catalog_the_banner_says_so_and_save_waits() {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    let shared = Shared::new(store, RuleBook::new(RuleSet::default()));
+    let (shared, writers) = Shared::new(store, RuleBook::new(RuleSet::default()));
     let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
     let app = msp_ticketd::ui::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -562,6 +564,7 @@ async fn without_a_catalog_the_banner_says_so_and_save_waits() {
     let ui = Ui {
         base: format!("http://{addr}"),
         shared,
+        writers: writers.engine,
         http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
     };
     let cookie = ui.session().await;
@@ -680,7 +683,7 @@ async fn no_page_shows_a_code_or_a_row_id() {
         .await;
     let (_, refused_reopen) = ui.page(&cookie, &format!("/ui/section?s={sec}")).await;
     assert!(visible(&refused_reopen).contains("Reopen within (hours) must be a whole number"), "{refused_reopen}");
-    let mut draft = ui.shared.rules().draft.clone();
+    let mut draft = ui.shared.rules.with(|b| b.draft.clone());
     draft.maintenance = vec![ticketing_core::maintenance::MaintenanceWindow {
         id: "nightly".into(),
         tenant: ticketing_core::model::TenantId::new("ksc:lab/vs:1"),
@@ -708,10 +711,10 @@ async fn no_page_shows_a_code_or_a_row_id() {
     // The Activity and Mapping pages with data whose codes must not show: skip reasons, product
     // codes in source names, a filter by product code.
     record_decisions(&ui);
-    *ui.shared.mapping.write().unwrap() = vec![
+    ui.writers.mapping.publish(vec![
         mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None),
         mapped("kbh:initech", "Initech", None, Some("not mapped: no tickets")),
-    ];
+    ]);
     let secs = std::time::Duration::from_secs(60);
     ui.shared.health.set_sources([
         ("kbh/endpoint_cloud/events".to_owned(), secs),
@@ -871,7 +874,7 @@ async fn activity_and_mapping_require_login_and_link_every_page() {
 #[tokio::test]
 async fn activity_lists_decisions_newest_first_and_filters_them() {
     let ui = start(Catalog::example()).await;
-    *ui.shared.mapping.write().unwrap() = vec![mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None)];
+    ui.writers.mapping.publish(vec![mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None)]);
     let cookie = ui.session().await;
     let (status, html) = ui.page(&cookie, "/ui/activity").await;
     assert_eq!(status, StatusCode::OK);
@@ -950,10 +953,10 @@ async fn a_bad_activity_filter_names_the_field() {
 async fn tenant_names_with_html_are_escaped_on_activity_and_mapping() {
     let ui = start(Catalog::example()).await;
     let evil = "<script>alert(1)</script> & \"Co\"";
-    *ui.shared.mapping.write().unwrap() = vec![
+    ui.writers.mapping.publish(vec![
         mapped("ksc:lab/vs:1", evil, Some((7, "<b>Acme</b> Corp", true)), Some("<i>account</i> is odd")),
         mapped("<img src=x>", "<img src=y>", None, Some("not mapped: no tickets")),
-    ];
+    ]);
     record_decisions(&ui);
     let decisions = [decision(
         1,
@@ -994,11 +997,11 @@ async fn mapping_shows_accounts_active_problems_last_reads_and_open_tickets() {
     assert!(text.contains("No tenant is mapped or listed yet"), "{text}");
     assert!(text.contains("No source is configured"), "{text}");
 
-    *ui.shared.mapping.write().unwrap() = vec![
+    ui.writers.mapping.publish(vec![
         mapped("ksc:lab/vs:1", "Acme Lab", Some((7, "Acme Corp", true)), None),
         mapped("ksc:lab/vs:2", "Globex", Some((8, "Globex Inc", false)), Some("account is inactive: no tickets")),
         mapped("kbh:initech", "Initech", None, Some("not mapped: no tickets")),
-    ];
+    ]);
     let at = chrono::Utc::now() - chrono::Duration::minutes(3);
     let secs = std::time::Duration::from_secs(60);
     ui.shared.health.set_sources([
@@ -1208,7 +1211,7 @@ fn window_form<'a>(csrf: &'a str, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str
 #[tokio::test]
 async fn maintenance_windows_added_listed_removed_and_an_invalid_one_refused_next_to_its_field() {
     let ui = start(Catalog::example()).await;
-    *ui.shared.mapping.write().unwrap() = vec![acme()];
+    ui.writers.mapping.publish(vec![acme()]);
     let cookie = ui.session().await;
     let (_, html) = ui.page(&cookie, "/ui/section?s=general").await;
     let csrf = csrf_of(&html);
@@ -1229,7 +1232,7 @@ async fn maintenance_windows_added_listed_removed_and_an_invalid_one_refused_nex
     ];
     let resp = ui.post(Some(&cookie), "/ui/maintenance/add", &window_form(&csrf, &recurring)).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let draft = ui.shared.rules().draft.maintenance.clone();
+    let draft = ui.shared.rules.with(|b| b.draft.maintenance.clone());
     assert_eq!(draft.len(), 1);
     assert_eq!(draft[0].id, "patch-night");
     assert!(ui.shared.rules().saved.maintenance.is_empty(), "into the draft only");
@@ -1313,7 +1316,7 @@ async fn maintenance_windows_added_listed_removed_and_an_invalid_one_refused_nex
 
     // A window the API put into the draft with a problem: listed with it, in words, and Save
     // is refused naming it.
-    let mut windows = ui.shared.rules().draft.maintenance.clone();
+    let mut windows = ui.shared.rules.with(|b| b.draft.maintenance.clone());
     let mut odd = windows[0].clone();
     odd.id = "odd".into();
     odd.schedule = ticketing_core::maintenance::Schedule::Recurring {
@@ -1324,7 +1327,7 @@ async fn maintenance_windows_added_listed_removed_and_an_invalid_one_refused_nex
         nth_of_month: Some(9),
     };
     windows.push(odd);
-    let mut draft = ui.shared.rules().draft.clone();
+    let mut draft = ui.shared.rules.with(|b| b.draft.clone());
     draft.maintenance = windows;
     msp_ticketd::rules_ops::put_draft(&ui.shared, draft, None).unwrap();
     ui.post(Some(&cookie), "/ui/save", &[("csrf", &csrf), ("section", "general")]).await;
@@ -1359,12 +1362,12 @@ fn virus_event(tenant: &str, device: &str, minutes_ago: i64) -> ticketing_core::
 #[tokio::test]
 async fn the_preview_names_the_maintenance_window_that_held_events_back() {
     let ui = start(Catalog::example()).await;
-    *ui.shared.mapping.write().unwrap() = vec![acme()];
-    *ui.shared.accounts.write().unwrap() = vec![ticketing_core::ports::Account {
+    ui.writers.mapping.publish(vec![acme()]);
+    ui.writers.accounts.publish(vec![ticketing_core::ports::Account {
         id: ticketing_core::model::PsaId(7),
         name: "Acme Corp".into(),
         active: true,
-    }];
+    }]);
     let events = [virus_event("ksc:lab/vs:1", "srv-1", 30), virus_event("ksc:lab/vs:1", "pc-1", 20)];
     let at = chrono::Utc::now() - chrono::Duration::minutes(10);
     ui.shared
@@ -1477,12 +1480,12 @@ fn virus_event_id(id: &str, device: &str, minutes_ago: i64) -> ticketing_core::m
 }
 
 fn map_acme(ui: &Ui) {
-    *ui.shared.mapping.write().unwrap() = vec![acme()];
-    *ui.shared.accounts.write().unwrap() = vec![ticketing_core::ports::Account {
+    ui.writers.mapping.publish(vec![acme()]);
+    ui.writers.accounts.publish(vec![ticketing_core::ports::Account {
         id: ticketing_core::model::PsaId(7),
         name: "Acme Corp".into(),
         active: true,
-    }];
+    }]);
 }
 
 #[tokio::test]
@@ -1667,7 +1670,7 @@ async fn ticket_text_editor_previews_refuses_an_unknown_field_with_its_position_
     // The editor: both fields prefilled with the default text, the row's fields, the sample.
     let (status, html) = ui.page(&cookie, &format!("/ui/text?row={CRIT}")).await;
     assert_eq!(status, StatusCode::OK);
-    let revision = ui.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst).to_string();
+    let revision = ui.shared.rules.revision().to_string();
     let escaped = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     assert!(html.contains(&escaped(default_template(&row, Field::TitleTemplate))), "{html}");
     assert!(html.contains(&escaped(default_template(&row, Field::DescriptionTemplate))), "{html}");
@@ -1788,7 +1791,7 @@ async fn ticket_text_editor_previews_refuses_an_unknown_field_with_its_position_
     );
 
     // A page from before another writer's change: 409, nothing applied, the text kept.
-    let revision = ui.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let revision = ui.shared.rules.revision();
     msp_ticketd::rules_ops::cancel(&ui.shared, ticketing_core::rules::Section::General, None).unwrap();
     let old = revision.to_string();
     let resp = ui.post(Some(&cookie), "/ui/text/apply", &text_form(&csrf, CRIT, &old, "{{ what }}", desc)).await;
@@ -1803,7 +1806,7 @@ async fn ticket_text_editor_previews_refuses_an_unknown_field_with_its_position_
     assert_eq!(ui.post(Some(&cookie), "/ui/text/apply", &forged).await.status(), StatusCode::FORBIDDEN);
 
     // Use the default text: the template out of the draft; Save changes saves that.
-    let revision = ui.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst).to_string();
+    let revision = ui.shared.rules.revision().to_string();
     let resp = ui.post(Some(&cookie), "/ui/text/default", &text_form(&csrf, CRIT, &revision, custom, desc)).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(ui.draft_rule(CRIT).title_template, None);

@@ -12,7 +12,7 @@
 //! - [`settings`]: what the runner tells the engine (HA lease, polling, mapping);
 //! - [`metrics`], [`health`], [`audit`]: what it did and why, for `/metrics`, `/readyz` and the
 //!   audit trail; [`rules`]: the rule book taken from the store; [`labels`]: the PSA's field
-//!   names.
+//!   names; [`published`]: one writer, many readers (what [`engine::Shared`] is made of).
 //!
 //! No HTTP server, UI or CLI here: the reference daemon `msp-ticketd` adds those on top.
 
@@ -21,6 +21,7 @@ pub mod engine;
 pub mod health;
 pub mod labels;
 pub mod metrics;
+pub mod published;
 pub mod rules;
 pub mod settings;
 pub mod store;

@@ -145,7 +145,7 @@ pub(crate) async fn page(State(s): State<UiState>, headers: HeaderMap) -> Respon
     let psa = super::psa::check(shared);
     let sources = super::psa::check_sources(shared);
     let flash = s.sessions.take_flash(&session.id);
-    let psa_name = *shared.psa_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let psa_name = shared.presentation.with(|p| p.psa_name);
     let body = html! {
         (widgets::psa_banner(&psa, shared.catalog().is_some()))
         (widgets::source_banner(&sources))

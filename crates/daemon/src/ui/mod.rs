@@ -293,7 +293,7 @@ fn number(v: &str, what: &str, row: &RowId, range: std::ops::RangeInclusive<u32>
 /// changes, so a value the PSA lost (shown blank) stays as stored unless the user picks one.
 /// Returns how many rows (or settings) changed, and the edits refused.
 fn apply_inline(shared: &Shared, section: Section, form: &FormData) -> (usize, Vec<String>) {
-    let draft = shared.rules().draft.clone();
+    let draft = shared.rules.with(|b| b.draft.clone());
     inline_edits(shared, &draft, section, form, &mut |edit| match edit {
         Edit::General(patch) => rules_ops::edit_general(shared, &patch, None).map(drop),
         Edit::Row(row, patch) => rules_ops::bulk_edit(shared, std::slice::from_ref(&row), &patch, None).map(drop),
@@ -506,11 +506,11 @@ fn stale_page(s: &UiState, session: &SessionView, section: Section, form: &FormD
     if let Err(e) = rules_ops::sync_from_store(shared) {
         tracing::warn!(error = %e, "cannot read the rules' revision");
     }
-    let current = shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let current = shared.rules.revision();
     if shown == current {
         return None;
     }
-    let mut book = shared.rules().clone();
+    let mut book = shared.rules();
     let mut scratch = book.draft.clone();
     let draft = book.draft.clone();
     let _ = inline_edits(shared, &draft, section, form, &mut |edit| {
@@ -705,7 +705,7 @@ async fn window_add(
     let (changed, errors) = apply_inline(shared, section, &form);
     after_inline(&s, &session, changed, errors, false);
     let mut typed = maintenance::WindowForm::from_form(&form);
-    let existing = shared.rules().draft.maintenance.clone();
+    let existing = shared.rules.with(|b| b.draft.maintenance.clone());
     if let Some(window) = typed.parse(&existing) {
         let id = window.id.clone();
         match rules_ops::add_window(shared, window, None) {
@@ -730,7 +730,7 @@ async fn window_add(
         "The maintenance window was not added: see the fields marked under \u{201c}Add a maintenance window\u{201d}.",
         typed.errors.values().cloned().collect(),
     ));
-    let book = shared.rules().clone();
+    let book = shared.rules();
     let mut page = section_response(&s, &session, section, &book, &flash, 7, Some(&typed));
     *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     page
@@ -766,7 +766,7 @@ struct SectionQuery {
 
 /// The saved rules' preview, for comparison with the draft's.
 fn preview_saved(shared: &Shared, catalog: &Catalog, days: u32) -> Option<Preview> {
-    let saved = shared.rules().saved.clone();
+    let saved = shared.rules.with(|b| b.saved.clone());
     let mapping: Vec<(TenantId, PsaId)> =
         shared.mapping().into_iter().filter_map(|m| m.account_id.map(|a| (TenantId::new(m.tenant), a))).collect();
     rules_ops::preview(shared.store.as_ref(), &saved, catalog, &mapping, &shared.accounts(), days, Utc::now()).ok()
@@ -786,7 +786,7 @@ async fn section_page(State(s): State<UiState>, headers: HeaderMap, Query(q): Qu
     if let Err(e) = rules_ops::sync_from_store(shared) {
         tracing::warn!(error = %e, "cannot read the rules' revision");
     }
-    let book = shared.rules().clone();
+    let book = shared.rules();
     let flash = s.sessions.take_flash(&session.id);
     section_response(&s, &session, section, &book, &flash, q.days.unwrap_or(7).clamp(1, 365), None)
 }
@@ -821,7 +821,7 @@ fn section_response(
         book,
         catalog: catalog.as_ref(),
         csrf: &session.csrf,
-        revision: shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst),
+        revision: shared.rules.revision(),
         labels: shared.labels(),
         problems: &problems,
         preview,

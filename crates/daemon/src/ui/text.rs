@@ -110,7 +110,7 @@ fn as_template(row: &RowId, field: Field, typed: &str) -> Option<String> {
 }
 
 fn current_rule(s: &UiState, row: &RowId) -> Rule {
-    s.admin.shared.rules().draft.rule(row).cloned().unwrap_or_else(|| row.default_rule())
+    s.admin.shared.rules.with(|b| b.draft.rule(row).cloned()).unwrap_or_else(|| row.default_rule())
 }
 
 /// The row named by a query or form value, or the refusal page.
@@ -144,7 +144,7 @@ pub(crate) async fn page(State(s): State<UiState>, headers: HeaderMap, Query(q):
     let description = shown_text(&row, Field::DescriptionTemplate, rule.description_template.as_deref());
     let editor = Editor::new(row, title, description, &rule);
     let flash = s.sessions.take_flash(&session.id);
-    let revision = s.admin.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst);
+    let revision = s.admin.shared.rules.revision();
     respond(&s, &session, &editor, &flash, revision, StatusCode::OK)
 }
 
@@ -196,8 +196,7 @@ pub(crate) async fn preview(
     };
     let editor = sub.editor(&sub.patched(&s));
     let status = if editor.has_problems() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    let revision =
-        sub.revision.unwrap_or_else(|| s.admin.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst));
+    let revision = sub.revision.unwrap_or_else(|| s.admin.shared.rules.revision());
     respond(&s, &sub.session, &editor, &[], revision, status)
 }
 
@@ -218,8 +217,7 @@ pub(crate) async fn apply(
             "The ticket text was not put into the draft: see the problems marked next to its fields.",
             Vec::new(),
         )];
-        let revision =
-            sub.revision.unwrap_or_else(|| s.admin.shared.rules_revision.load(std::sync::atomic::Ordering::SeqCst));
+        let revision = sub.revision.unwrap_or_else(|| s.admin.shared.rules.revision());
         return respond(&s, &sub.session, &editor, &flash, revision, StatusCode::UNPROCESSABLE_ENTITY);
     }
     let before = current_rule(&s, &sub.row);
@@ -318,7 +316,7 @@ fn respond(
     revision: u64,
     status: StatusCode,
 ) -> Response {
-    let book = s.admin.shared.rules().clone();
+    let book = s.admin.shared.rules();
     let dirty: Vec<Section> = Section::all().into_iter().filter(|x| book.is_dirty(*x)).collect();
     let draft = book.draft.rule(&editor.row).cloned().unwrap_or_else(|| editor.row.default_rule());
     let saved = book.saved.rule(&editor.row).cloned().unwrap_or_else(|| editor.row.default_rule());

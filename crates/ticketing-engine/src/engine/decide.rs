@@ -72,7 +72,7 @@ impl Engine {
         let mut transitions = Vec::new();
         let mut skipped = Vec::new();
         let mut decisions = Vec::with_capacity(batch.events.len());
-        let psa = *self.shared.psa_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let psa = self.shared.presentation.with(|p| p.psa_name);
         let names = crate::audit::Names { psa, accounts: &self.accounts };
         for event in &batch.events {
             self.shared.metrics.event_seen(event.product.code(), 1);
@@ -173,7 +173,7 @@ impl Engine {
             transitions.push(t);
         }
         // A condition's reason not to ticket is recorded when it changes (snapshots repeat it).
-        let psa = *self.shared.psa_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let psa = self.shared.presentation.with(|p| p.psa_name);
         let names = crate::audit::Names { psa, accounts: &self.accounts };
         let tenant_key = (snapshot.product, snapshot.tenant.clone());
         let before = self.condition_reasons.remove(&tenant_key).unwrap_or_default();

@@ -213,6 +213,6 @@ impl Engine {
         };
         self.shared.metrics.set_leader(&self.instance, self.epoch.is_some());
         self.shared.health.set_standby(self.epoch.is_none());
-        *self.shared.role.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info);
+        self.writers.role.publish(Some(info));
     }
 }

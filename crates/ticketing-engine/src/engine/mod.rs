@@ -16,8 +16,8 @@
 //! backoff; a create whose outcome is unknown is marked uncertain and looked up first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -38,6 +38,9 @@ use ticketing_core::rules::RowId;
 use ticketing_core::ticket::{IDEMPOTENCY_PREFIX, TicketKey, TicketRef};
 
 use crate::metrics::Metrics;
+use crate::published::cell;
+pub use crate::published::{Publisher, View};
+pub use crate::rules::RuleState;
 use crate::settings::{HaConfig, MappingEntry, PollingConfig};
 use crate::store::{Commit, CursorKey, Store, StoreError};
 
@@ -119,56 +122,105 @@ pub struct MappedTenant {
     pub problem: Option<String>,
 }
 
-/// State shared between the engine and the admin API.
+/// How the PSA names itself and its fields, and whether `/metrics` is guarded: what the
+/// configuration says and a reload may change. Its one writer is whoever runs the
+/// configuration (the daemon's reloader); the engine and the admin surface read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Presentation {
+    /// How the PSA backend names the rule fields (the UI shows "Board" for ConnectWise).
+    pub labels: crate::labels::Labels,
+    /// The PSA's name as users say it ("Autotask", "ConnectWise"), for the audit's words.
+    pub psa_name: &'static str,
+    /// Whether `/metrics` needs the token from a loopback peer too (`admin.metrics_auth`).
+    pub metrics_auth: bool,
+}
+
+impl Default for Presentation {
+    fn default() -> Self {
+        Self { labels: crate::labels::guide_label, psa_name: "Autotask", metrics_auth: true }
+    }
+}
+
+/// State shared between the engine and an admin surface, as narrow handles: every piece has
+/// one writer, and everyone else reads it through a [`View`] (or, for the rules, through the
+/// methods of [`RuleState`], whose compare-and-swap write is the only way in).
+///
+/// | piece | its one writer |
+/// |---|---|
+/// | `rules` | [`RuleState`] (its `sync` and `update`, called by the engine and rule editors) |
+/// | `catalog`, `accounts`, `mapping` | the engine's PSA refresh ([`EngineWriters`]) |
+/// | `role` | the engine's lease ([`EngineWriters`]) |
+/// | `presentation` | the configuration's owner ([`Writers::presentation`]) |
+/// | `metrics`, `health` | counters and gauges, each recorded by what it counts |
 pub struct Shared {
     /// The store.
     pub store: Arc<dyn Store>,
-    /// Saved and draft rules. The engine applies `saved`.
-    pub rules: Mutex<RuleBook>,
-    /// Bumped whenever `rules.saved` changes, so the engine rebuilds its context.
-    pub rules_version: AtomicU64,
-    /// The store revision `rules` corresponds to (compare-and-swap writes, see `rules_ops`).
-    pub rules_revision: AtomicU64,
+    /// Saved and draft rules with their store revision. The engine applies `saved`.
+    pub rules: RuleState,
     /// The last catalog read from the PSA.
-    pub catalog: RwLock<Option<Catalog>>,
+    pub catalog: View<Option<Catalog>>,
     /// The last accounts read from the PSA.
-    pub accounts: RwLock<Vec<Account>>,
+    pub accounts: View<Vec<Account>>,
     /// The mapping as resolved.
-    pub mapping: RwLock<Vec<MappedTenant>>,
+    pub mapping: View<Vec<MappedTenant>>,
     /// Counters.
     pub metrics: Metrics,
     /// What the probes (`/healthz`, `/readyz`) and the UI's banners report.
     pub health: crate::health::Health,
     /// Leader or standby, once the engine has asked the store.
-    pub role: RwLock<Option<RoleInfo>>,
-    /// How the PSA backend names the rule fields (the UI shows "Board" for ConnectWise).
-    pub psa_labels: RwLock<crate::labels::Labels>,
-    /// The PSA's name as users say it ("Autotask", "ConnectWise"), for the audit's words.
-    pub psa_name: RwLock<&'static str>,
-    /// Whether `/metrics` needs the token from a loopback peer too (`admin.metrics_auth`).
-    pub metrics_auth: std::sync::atomic::AtomicBool,
+    pub role: View<Option<RoleInfo>>,
+    /// The PSA's names and the `/metrics` guard.
+    pub presentation: View<Presentation>,
+}
+
+/// The writers of what the engine publishes in [`Shared`]: handed to [`Engine::new`].
+#[derive(Debug)]
+pub struct EngineWriters {
+    /// The catalog (the PSA refresh).
+    pub catalog: Publisher<Option<Catalog>>,
+    /// The accounts (the PSA refresh).
+    pub accounts: Publisher<Vec<Account>>,
+    /// The resolved mapping (the PSA refresh).
+    pub mapping: Publisher<Vec<MappedTenant>>,
+    /// Leader or standby (the lease).
+    pub role: Publisher<Option<RoleInfo>>,
+}
+
+/// Every writer of a new [`Shared`]: the engine's, and the configuration's.
+#[derive(Debug)]
+pub struct Writers {
+    /// What the engine publishes.
+    pub engine: EngineWriters,
+    /// The PSA's names and the `/metrics` guard (the configuration's owner keeps it).
+    pub presentation: Publisher<Presentation>,
 }
 
 impl Shared {
-    /// Shared state over a store and the rules found in it.
-    pub fn new(store: Arc<dyn Store>, rules: RuleBook) -> Arc<Self> {
+    /// Shared state over a store and the rules found in it, and the writers of its parts.
+    pub fn new(store: Arc<dyn Store>, rules: RuleBook) -> (Arc<Self>, Writers) {
         // A store that cannot say starts this process behind: the first write syncs first.
         let revision = store.rules_revision().unwrap_or(0);
-        Arc::new(Self {
+        let (catalog_w, catalog) = cell(None);
+        let (accounts_w, accounts) = cell(Vec::new());
+        let (mapping_w, mapping) = cell(Vec::new());
+        let (role_w, role) = cell(None);
+        let (presentation_w, presentation) = cell(Presentation::default());
+        let shared = Arc::new(Self {
             store,
-            rules: Mutex::new(rules),
-            rules_version: AtomicU64::new(0),
-            rules_revision: AtomicU64::new(revision),
-            catalog: RwLock::new(None),
-            accounts: RwLock::new(Vec::new()),
-            mapping: RwLock::new(Vec::new()),
+            rules: RuleState::new(rules, revision),
+            catalog,
+            accounts,
+            mapping,
             metrics: Metrics::default(),
             health: crate::health::Health::default(),
-            role: RwLock::new(None),
-            psa_labels: RwLock::new(crate::labels::guide_label),
-            psa_name: RwLock::new("Autotask"),
-            metrics_auth: std::sync::atomic::AtomicBool::new(true),
-        })
+            role,
+            presentation,
+        });
+        let writers = Writers {
+            engine: EngineWriters { catalog: catalog_w, accounts: accounts_w, mapping: mapping_w, role: role_w },
+            presentation: presentation_w,
+        };
+        (shared, writers)
     }
 
     /// Records a PSA answer (`ok`, or the lower-cased error kind): counted in the metrics and
@@ -197,29 +249,29 @@ impl Shared {
         self.health.source_listed_no_tenants(source, relist_every, at);
     }
 
-    /// The rules, locked.
-    pub fn rules(&self) -> std::sync::MutexGuard<'_, RuleBook> {
-        self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A copy of the rule book (draft and saved).
+    pub fn rules(&self) -> RuleBook {
+        self.rules.book()
     }
 
     /// The last catalog.
     pub fn catalog(&self) -> Option<Catalog> {
-        self.catalog.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.catalog.get()
     }
 
     /// The last accounts.
     pub fn accounts(&self) -> Vec<Account> {
-        self.accounts.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.accounts.get()
     }
 
     /// The PSA's names for the rule fields.
     pub fn labels(&self) -> crate::labels::Labels {
-        *self.psa_labels.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.presentation.with(|p| p.labels)
     }
 
     /// The resolved mapping.
     pub fn mapping(&self) -> Vec<MappedTenant> {
-        self.mapping.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.mapping.get()
     }
 }
 
@@ -361,6 +413,8 @@ type Task = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
 /// flowing, and at most `deliver_concurrency` PSA deliveries are in flight at once.
 pub struct Engine {
     shared: Arc<Shared>,
+    /// The only writers of the catalog, accounts, mapping and role others see in `shared`.
+    writers: EngineWriters,
     sink: Arc<LeasedSink>,
     event_sources: Vec<NamedEventSource>,
     status_sources: Vec<NamedStatusSource>,
@@ -473,6 +527,7 @@ impl Engine {
     /// An engine over a store (whose ledger it loads), a PSA sink and the sources.
     pub fn new(
         shared: Arc<Shared>,
+        writers: EngineWriters,
         sink: Arc<dyn TicketSink>,
         event_sources: Vec<NamedEventSource>,
         status_sources: Vec<NamedStatusSource>,
@@ -486,6 +541,7 @@ impl Engine {
         let sink = Arc::new(LeasedSink { sink, guard: lease_guard.clone(), shared: shared.clone() });
         Ok(Self {
             shared,
+            writers,
             sink,
             event_sources,
             status_sources,
@@ -758,7 +814,7 @@ impl Engine {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot read the rules' revision from the store"),
         }
-        let rules_version = self.shared.rules_version.load(Ordering::SeqCst);
+        let rules_version = self.shared.rules.version();
         if !self.refreshing && (self.ctx.is_none() || now >= self.refresh_due) {
             self.start_refresh();
         } else if self.ctx.is_some() && rules_version != self.ctx_rules_version {

@@ -66,8 +66,8 @@ impl Engine {
             (Ok(catalog), Ok(accounts)) => {
                 self.catalog = Some(catalog.clone());
                 self.accounts = accounts.clone();
-                *self.shared.catalog.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(catalog);
-                *self.shared.accounts.write().unwrap_or_else(std::sync::PoisonError::into_inner) = accounts;
+                self.writers.catalog.publish(Some(catalog));
+                self.writers.accounts.publish(accounts);
                 self.refresh_due = now + secs(self.polling.catalog_secs);
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -102,7 +102,7 @@ impl Engine {
                 }
             }
         }
-        let version = self.shared.rules_version.load(Ordering::SeqCst);
+        let version = self.shared.rules.version();
         self.rebuild_context(version);
         let keep = chrono::Duration::days(i64::from(self.polling.history_days));
         match self.shared.store.prune_history(now - keep) {
@@ -268,8 +268,8 @@ impl Engine {
                 });
             }
         }
-        *self.shared.mapping.write().unwrap_or_else(std::sync::PoisonError::into_inner) = mapped;
-        let saved = self.shared.rules().saved.clone();
+        self.writers.mapping.publish(mapped);
+        let saved = self.shared.rules.with(|b| b.saved.clone());
         let errors: Vec<String> = saved.validate(catalog).iter().map(ToString::to_string).collect();
         // Logged when the set of problems changes (every refresh rebuilds the context).
         if errors != self.rule_problems {
@@ -287,7 +287,7 @@ impl Engine {
             .collect();
         self.ctx = Some(Context::new(&saved, catalog, pairs, self.accounts.iter().cloned()));
         self.ctx_rules_version = rules_version;
-        self.ctx_revision = self.shared.rules_revision.load(Ordering::SeqCst);
+        self.ctx_revision = self.shared.rules.revision();
     }
 
     pub(super) fn count_psa<T>(&self, op: &str, r: &Result<T, PortError>) {
