@@ -132,7 +132,7 @@ impl Engine {
                 self.cursors.remove(key);
             }
             for read in staged.reads {
-                self.schedule(read, now);
+                self.read_schedule.schedule(read.0, read.1, now);
             }
             self.ledger = self.shared.store.load_ledger()?;
             return Err(e.into());

@@ -170,12 +170,7 @@ impl Engine {
             })
             .collect();
         self.cursors.clear();
-        self.due.clear();
-        self.failures.clear();
-        self.queues.clear();
-        for (job, id) in self.listed.keys() {
-            self.queues.entry(*job).or_default().push(std::cmp::Reverse((DateTime::<Utc>::MIN_UTC, id.clone())));
-        }
+        self.read_schedule.restart(self.listed.keys());
         self.epoch = Some(epoch);
         self.psa_not_before = DateTime::<Utc>::MIN_UTC;
         info!(instance = %self.instance, epoch, outbox = self.ledger.pending_len(), "leading: polling sources and delivering to the PSA");
@@ -197,7 +192,7 @@ impl Engine {
         // closing and updating entry up); this instance reloads its ledger when it leads again.
         self.pending_answers.clear();
         self.staged = Staged::default();
-        self.polling_now.clear();
+        self.read_schedule.abandon();
         self.refreshing = false;
         self.syncing = false;
         self.rebuilding = false;

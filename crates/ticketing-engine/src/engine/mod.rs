@@ -50,10 +50,12 @@ mod lease;
 mod outbox;
 pub mod plan;
 mod reads;
+pub mod schedule;
 
 use journal::*;
 use lease::*;
 use outbox::*;
+use schedule::{ReadOutcome, ReadSchedule};
 
 /// An event source with the stable name its cursors are stored under.
 #[derive(Clone)]
@@ -439,12 +441,8 @@ pub struct Engine {
     look_up_every_create: bool,
     /// Every listed tenant by source, as the sources' last listings gave them.
     listed: HashMap<(Job, TenantId), Tenant>,
-    /// The reads to start, soonest first (see `start_polls`). An entry is current while its
-    /// time equals the tenant's `due` time; older ones are skipped when they come up.
-    queues: HashMap<Job, ReadQueue>,
-    due: HashMap<(Job, TenantId), DateTime<Utc>>,
-    failures: HashMap<(Job, TenantId), u32>,
-    polling_now: HashSet<(Job, TenantId)>,
+    /// Which tenant of which source is read when (pure: `schedule.rs`).
+    read_schedule: ReadSchedule<Job>,
     delivering: HashSet<TicketKey>,
     uncertain: HashSet<TicketKey>,
     uncertain_notes: HashSet<TicketKey>,
@@ -488,6 +486,10 @@ pub struct Engine {
     budget: Option<BudgetProbe>,
 }
 
+fn secs_std(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
 fn secs(n: u64) -> chrono::Duration {
     chrono::Duration::seconds(n as i64)
 }
@@ -513,9 +515,6 @@ fn publish_sources(
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
-
-/// A source's tenants by the time their next read is due, soonest first.
-type ReadQueue = std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, TenantId)>>;
 
 /// PSA answers committed together at most (see `Engine::flush_answers`).
 const ANSWER_BATCH: usize = 256;
@@ -563,10 +562,7 @@ impl Engine {
             rebuild_due: epoch,
             look_up_every_create: false,
             listed: HashMap::new(),
-            queues: HashMap::new(),
-            due: HashMap::new(),
-            failures: HashMap::new(),
-            polling_now: HashSet::new(),
+            read_schedule: ReadSchedule::default(),
             delivering: HashSet::new(),
             // Filled when this instance takes the lease (`become_leader`), before any delivery:
             // every planned create and pending note of the store's ledger is looked up first.
@@ -654,10 +650,7 @@ impl Engine {
             read.abort();
         }
         self.listed.clear();
-        self.queues.clear();
-        self.due.clear();
-        self.failures.clear();
-        self.polling_now.clear();
+        self.read_schedule.clear();
         self.condition_skips.clear();
         self.condition_reasons.clear();
         self.condition_totals.clear();

@@ -18,9 +18,12 @@ pub(super) fn delivery_backoff(failures: u32) -> chrono::Duration {
     chrono::Duration::from_std(DELIVERY.backoff(failures, 1.0)).unwrap_or(chrono::Duration::seconds(60))
 }
 
+/// The wait before the next catalog refresh or ledger rebuild after `failures` failed PSA
+/// calls in a row (the core's `RetryPolicy` without jitter, as for source reads: 2 s, 4 s, …
+/// up to `cap_secs`).
 pub(super) fn backoff(failures: u32, cap_secs: u64) -> chrono::Duration {
-    let s = 1u64.checked_shl(failures.min(16)).unwrap_or(u64::MAX).min(cap_secs.max(1));
-    secs(s)
+    chrono::Duration::from_std(super::schedule::failed_read_backoff(failures, Duration::from_secs(cap_secs)))
+        .unwrap_or(chrono::Duration::seconds(60))
 }
 
 /// The delivery task of a note: never sent once the lease may have moved on, and looked up

@@ -90,9 +90,8 @@ impl Engine {
                         let key = (job, tenant.id.clone());
                         // A tenant new to the list (or back on it) is queued: at once, or when it
                         // was due anyway.
-                        if self.listed.insert(key.clone(), tenant).is_none() && !self.polling_now.contains(&key) {
-                            let at = self.due.get(&key).copied().unwrap_or(DateTime::<Utc>::MIN_UTC);
-                            self.schedule(key, at);
+                        if self.listed.insert(key.clone(), tenant).is_none() {
+                            self.read_schedule.listed(key.0, key.1);
                         }
                     }
                 }
@@ -294,56 +293,29 @@ impl Engine {
         self.shared.psa_answered(op, r.as_ref().map(|_| ()).map_err(|e| e.kind));
     }
 
-    /// Sets when a tenant is read next.
-    pub(super) fn schedule(&mut self, key: (Job, TenantId), at: DateTime<Utc>) {
-        self.queues.entry(key.0).or_default().push(std::cmp::Reverse((at, key.1.clone())));
-        self.due.insert(key, at);
-    }
-
     /// Starts a read of every due tenant not already being read. Each read has its source's
     /// timeout; a slow or failing tenant delays no one.
     pub(super) fn start_polls(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         // At most `read_concurrency` reads per source at once: 10,000 tenants of one Security
-        // Center are read a few at a time, not with 10,000 connections. Each source keeps its
-        // tenants in a queue by due time, so a call costs the reads it starts, not a pass over
-        // every tenant. It runs every tick and whenever a read finishes (a slot frees up).
-        let mut in_flight: HashMap<Job, usize> = HashMap::new();
-        for (job, _) in &self.polling_now {
-            *in_flight.entry(*job).or_default() += 1;
-        }
-        let bound = self.polling.read_concurrency.max(1);
-        let mut jobs: Vec<(Job, Tenant)> = Vec::new();
-        let mut staged_again = Vec::new();
-        for (job, queue) in &mut self.queues {
-            let mut free = bound.saturating_sub(in_flight.get(job).copied().unwrap_or(0));
-            while free > 0 {
-                let Some(std::cmp::Reverse((at, _))) = queue.peek() else { break };
-                if *at > now {
-                    break;
-                }
-                let std::cmp::Reverse((at, id)) = queue.pop().expect("peeked");
-                let key = (*job, id);
-                // Stale (rescheduled since), already being read, or no longer listed: skip.
-                if self.due.get(&key).is_some_and(|d| *d != at) || self.polling_now.contains(&key) {
-                    continue;
-                }
+        // Center are read a few at a time, not with 10,000 connections. Which ones is the
+        // schedule's (pure) answer; it runs every tick and whenever a read finishes.
+        let staged = &self.staged.reads;
+        let listed = &self.listed;
+        let jobs: Vec<(Job, Tenant)> = self
+            .read_schedule
+            .take_due(
+                now,
+                self.polling.read_concurrency,
                 // Read, with its writes still staged: read again once they are committed.
-                if self.staged.reads.contains(&key) {
-                    staged_again.push((at, key.1));
-                    continue;
-                }
-                let Some(tenant) = self.listed.get(&key) else { continue };
-                jobs.push((*job, tenant.clone()));
-                free -= 1;
-            }
-            for (at, id) in staged_again.drain(..) {
-                queue.push(std::cmp::Reverse((at, id)));
-            }
-        }
+                |job, id| staged.contains(&(job, id.clone())),
+                |job, id| listed.contains_key(&(job, id.clone())),
+            )
+            .into_iter()
+            .filter_map(|key| listed.get(&key).map(|tenant| (key.0, tenant.clone())))
+            .collect();
         let limit = self.polling.batch_size;
         let generation = self.generation;
         for (job, tenant) in jobs {
-            self.polling_now.insert((job, tenant.id.clone()));
             let task: Task = match job {
                 Job::Events(i) => {
                     let src = self.event_sources[i].clone();
@@ -397,12 +369,13 @@ impl Engine {
         report: &mut TickReport,
     ) -> Result<(), EngineError> {
         let key = (job, tenant.id.clone());
-        self.polling_now.remove(&key);
         let (name, interval) = match job {
             Job::Events(i) => (self.event_sources[i].name.clone(), self.polling.events_secs),
             Job::Statuses(i) => (self.status_sources[i].name.clone(), self.polling.statuses_secs),
         };
         if self.ctx.is_none() {
+            // Dropped unread: due again at once.
+            self.read_schedule.finished(job, tenant.id, ReadOutcome::Read { more: true }, now, secs_std(interval));
             return Ok(());
         }
         let outcome = match fetched {
@@ -422,17 +395,13 @@ impl Engine {
         match outcome {
             Ok(more) => {
                 self.shared.source_succeeded(&name, now);
-                self.failures.remove(&key);
-                let next = if more { now } else { now + secs(interval) };
-                self.schedule(key, next);
+                self.read_schedule.finished(key.0, key.1, ReadOutcome::Read { more }, now, secs_std(interval));
             }
             Err(e) => {
                 self.shared.source_failed(&name, &e.to_string());
-                let n = self.failures.entry(key.clone()).or_default();
-                *n += 1;
-                let wait = backoff(*n, interval);
-                warn!(source = %name, tenant = %tenant.id, error = %e, retry_in_secs = wait.num_seconds(), "source read failed");
-                self.schedule(key, now + wait);
+                let (_, wait) = self.read_schedule.finished(key.0, key.1, ReadOutcome::Failed, now, secs_std(interval));
+                let retry_in_secs = wait.unwrap_or_default().as_secs();
+                warn!(source = %name, tenant = %tenant.id, error = %e, retry_in_secs, "source read failed");
             }
         }
         // Its writes wait in the group; a slot is free: the next due tenant's read starts
