@@ -10,7 +10,7 @@
 //! - `demo`: the demo and the test lab over the simulators (feature `demo`, on by default; a
 //!   production build, `--no-default-features`, links no simulator).
 
-pub use ticketing_engine::{audit, engine, health, metrics, store};
+pub use ticketing_engine::{audit, documents, engine, health, metrics, store};
 
 pub mod admin;
 pub mod backends;

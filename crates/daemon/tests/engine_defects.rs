@@ -127,6 +127,15 @@ impl Store for PausingStore {
     fn save_rulebook(&self, book: &RuleBook, expected: u64) -> Result<u64, StoreError> {
         self.inner.save_rulebook(book, expected)
     }
+    fn document(&self, name: &str) -> Result<Option<(String, u64)>, StoreError> {
+        self.inner.document(name)
+    }
+    fn document_revision(&self, name: &str) -> Result<u64, StoreError> {
+        self.inner.document_revision(name)
+    }
+    fn save_document(&self, name: &str, body: &str, expected: Option<u64>) -> Result<u64, StoreError> {
+        self.inner.save_document(name, body, expected)
+    }
     fn events_since(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<SeenEvent>, StoreError> {
         self.inner.events_since(since)
     }

@@ -152,6 +152,7 @@ suite!(
     decisions_are_filtered_newest_first_and_pruned_with_the_history,
     the_store_probe_reports_writable,
     a_relaxed_commit_of_answers_lands_like_a_full_one,
+    documents_are_compare_and_swap_and_one_of_concurrent_writers_wins,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -315,6 +316,47 @@ fn rules_are_compare_and_swap(f: &Fixture) {
     let (stored, revision) = store.rulebook().unwrap().unwrap();
     assert_eq!(revision, 2);
     assert_eq!(stored, book(true), "the stale writer's book did not land");
+}
+
+/// The mapping edited in the product and the directory of tenants and accounts (issue #26).
+fn documents_are_compare_and_swap_and_one_of_concurrent_writers_wins(f: &Fixture) {
+    use msp_ticketd::documents::{load_mapping, save_mapping};
+    use ticketing_core::mapping::MappingSet;
+    let store = f.open();
+    assert_eq!(store.document_revision("mapping").unwrap(), 0);
+    assert_eq!(store.document("mapping").unwrap(), None);
+    let mut set = MappingSet::default();
+    set.entries.insert(TenantId::new("ksc:main/vs:1"), ticketing_core::model::PsaId(7));
+    assert_eq!(save_mapping(&*store, &set, 0).unwrap(), 1);
+    assert!(matches!(save_mapping(&*store, &set, 0), Err(StoreError::Conflict { current: 1 })));
+    let other = f.open();
+    let loaded = load_mapping(&*other).unwrap();
+    assert_eq!((loaded.revision, loaded.entries), (1, set.entries.clone()), "another process reads it");
+    // Without an expected revision: a document with one writer, written unconditionally.
+    assert_eq!(store.save_document("directory", "{}", None).unwrap(), 1);
+    assert_eq!(store.save_document("directory", "{\"tenants\":[]}", None).unwrap(), 2);
+    assert_eq!(other.document("directory").unwrap(), Some(("{\"tenants\":[]}".to_owned(), 2)));
+    assert_eq!(store.document_revision("mapping").unwrap(), 1, "documents are independent");
+
+    let stores = f.open_shared(4);
+    let barrier = Arc::new(Barrier::new(stores.len()));
+    let results: Vec<Result<u64, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let barrier = barrier.clone();
+                s.spawn(move || {
+                    barrier.wait();
+                    store.save_document("mapping", &format!("{{\"entries\":{{\"t{i}\":{i}}}}}"), Some(1))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won = results.iter().filter(|r| matches!(r, Ok(2))).count();
+    let lost = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { current: 2 }))).count();
+    assert_eq!((won, lost), (1, 3), "{results:?}");
 }
 
 fn concurrent_rule_writers_one_wins(f: &Fixture) {

@@ -20,6 +20,7 @@
 //! - [`catalog`]: the PSA's picklists and label → id resolution;
 //! - [`decide`]: the decisions;
 //! - [`ledger`]: the ticket state machine that makes creation exactly-once;
+//! - [`mapping`]: tenants mapped to PSA accounts in the product, suggestions by name;
 //! - [`maintenance`]: maintenance windows (no ticket is created during one);
 //! - [`template`]: title and description templates of rule rows;
 //! - [`ticket`]: keys, idempotency keys, drafts;
@@ -79,6 +80,7 @@ pub mod decide;
 pub mod edit;
 pub mod ledger;
 pub mod maintenance;
+pub mod mapping;
 pub mod model;
 pub mod ports;
 pub mod retry;

@@ -17,6 +17,7 @@
 //! No HTTP server, UI or CLI here: the reference daemon `msp-ticketd` adds those on top.
 
 pub mod audit;
+pub mod documents;
 pub mod engine;
 pub mod health;
 pub mod labels;

@@ -9,6 +9,7 @@
 //! decisions that are not durable.
 
 mod postgres;
+mod postgres_schema;
 mod sqlite;
 
 pub use postgres::{PostgresStore, PostgresTimeouts};
@@ -36,7 +37,7 @@ pub enum StoreError {
         current: u64,
     },
     /// A compare-and-swap write found a newer revision than the writer held.
-    #[error("the rules changed elsewhere (now revision {current})")]
+    #[error("changed elsewhere (now revision {current})")]
     Conflict {
         /// The stored revision.
         current: u64,
@@ -254,6 +255,19 @@ pub trait Store: Send + Sync {
     /// returns the new revision; otherwise [`StoreError::Conflict`] with the current one. No
     /// writer ever overwrites a change it has not seen.
     fn save_rulebook(&self, book: &RuleBook, expected: u64) -> Result<u64, StoreError>;
+
+    /// A named document (JSON) with its revision, if one was stored: the tenant mapping edited
+    /// in the product (`mapping`), the tenants and accounts the leader last read
+    /// (`directory`). See [`crate::documents`] for the typed ones.
+    fn document(&self, name: &str) -> Result<Option<(String, u64)>, StoreError>;
+
+    /// A document's revision (`0`: none stored yet). Cheap: the engine asks every tick.
+    fn document_revision(&self, name: &str) -> Result<u64, StoreError>;
+
+    /// Stores a document and returns its new revision. With `expected`, only if the stored
+    /// revision is still that (compare-and-swap; otherwise [`StoreError::Conflict`] with the
+    /// current one); without, unconditionally (a document with one writer).
+    fn save_document(&self, name: &str, body: &str, expected: Option<u64>) -> Result<u64, StoreError>;
 
     /// Events seen at or after `since`, oldest first.
     fn events_since(&self, since: DateTime<Utc>) -> Result<Vec<SeenEvent>, StoreError>;

@@ -44,85 +44,7 @@ use tokio_postgres::{Client, NoTls};
 
 use super::{Commit, CursorKey, Decision, DecisionQuery, LeaderInfo, Outcome, SeenEvent, Store, StoreError};
 
-/// Schema migrations, applied in order; the index + 1 is the schema version. Version 1 is the
-/// SQLite store's schema 4 (ledger, transition log, outbox view, cursors, rule book with its
-/// revision, event history, retry requests, leader lease).
-const MIGRATIONS: &[&str] = &[
-    // 1
-    "CREATE TABLE ledger (
-        key TEXT PRIMARY KEY,
-        tenant TEXT NOT NULL,
-        state TEXT NOT NULL,
-        generation BIGINT NOT NULL,
-        idempotency_key TEXT NOT NULL UNIQUE,
-        urgency TEXT NOT NULL,
-        ticket_id BIGINT,
-        entry TEXT NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL
-    );
-    CREATE INDEX ledger_state ON ledger(state);
-    CREATE TABLE transitions (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        key TEXT NOT NULL,
-        transition TEXT NOT NULL,
-        at TIMESTAMPTZ NOT NULL
-    );
-    CREATE VIEW outbox AS
-        SELECT key, tenant, state, idempotency_key, urgency, updated_at FROM ledger
-        WHERE state IN ('planned', 'closing')
-           OR (state = 'closed' AND (entry::jsonb #>> '{state,note}') IS NOT NULL);
-    CREATE TABLE cursors (
-        source TEXT NOT NULL,
-        tenant TEXT NOT NULL,
-        cursor TEXT NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (source, tenant)
-    );
-    CREATE TABLE rulebook (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        saved TEXT NOT NULL,
-        draft TEXT NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL,
-        revision BIGINT NOT NULL
-    );
-    CREATE TABLE event_history (
-        seq BIGINT GENERATED ALWAYS AS IDENTITY,
-        product TEXT NOT NULL,
-        tenant TEXT NOT NULL,
-        source_id TEXT NOT NULL,
-        occurred_at TIMESTAMPTZ NOT NULL,
-        seen_at TIMESTAMPTZ NOT NULL,
-        event TEXT NOT NULL,
-        PRIMARY KEY (product, tenant, source_id)
-    );
-    CREATE INDEX event_history_seen ON event_history(seen_at, seq);
-    CREATE TABLE retry_requests (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        target TEXT NOT NULL,
-        requested_at TIMESTAMPTZ NOT NULL
-    );
-    CREATE TABLE leader (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        epoch BIGINT NOT NULL,
-        holder TEXT NOT NULL,
-        expires_at TIMESTAMPTZ NOT NULL
-    );",
-    // 2: the audit's decisions (kept as long as the event history)
-    "CREATE TABLE decisions (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        at TIMESTAMPTZ NOT NULL,
-        product TEXT NOT NULL,
-        tenant TEXT NOT NULL,
-        event_id TEXT,
-        device TEXT,
-        device_name TEXT,
-        outcome TEXT NOT NULL,
-        decision TEXT NOT NULL
-    );
-    CREATE INDEX decisions_at ON decisions(at);
-    CREATE INDEX decisions_event ON decisions(event_id);
-    CREATE INDEX decisions_tenant ON decisions(tenant, at);",
-];
+use super::postgres_schema::MIGRATIONS;
 
 /// The advisory lock key that serializes migrations of several daemons starting at once
 /// (transaction-scoped, so it is safe behind a pooling proxy).
@@ -762,6 +684,70 @@ impl Store for PostgresStore {
         self.call(async |c: &mut Client| {
             let row = c.query_opt("SELECT revision FROM rulebook WHERE id = 1", &[]).await?;
             Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+        })
+    }
+
+    fn document(&self, name: &str) -> Result<Option<(String, u64)>, StoreError> {
+        let name = name.to_owned();
+        self.call(async move |c: &mut Client| {
+            let row = c.query_opt("SELECT body, revision FROM documents WHERE name = $1", &[&name]).await?;
+            Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)))
+        })
+    }
+
+    fn document_revision(&self, name: &str) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        self.call(async move |c: &mut Client| {
+            let row = c.query_opt("SELECT revision FROM documents WHERE name = $1", &[&name]).await?;
+            Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+        })
+    }
+
+    fn save_document(&self, name: &str, body: &str, expected: Option<u64>) -> Result<u64, StoreError> {
+        let (name, body) = (name.to_owned(), body.to_owned());
+        self.call(async move |c: &mut Client| {
+            in_transaction(c, async |tx| {
+                // The row lock of the one statement decides between two writers of one revision.
+                let written = match expected {
+                    Some(0) => {
+                        tx.query_opt(
+                            "INSERT INTO documents (name, body, revision, updated_at) VALUES ($1, $2, 1, now())
+                             ON CONFLICT (name) DO NOTHING RETURNING revision",
+                            &[&name, &body],
+                        )
+                        .await?
+                    }
+                    Some(e) => {
+                        tx.query_opt(
+                            "UPDATE documents SET body = $2, revision = revision + 1, updated_at = now()
+                             WHERE name = $1 AND revision = $3 RETURNING revision",
+                            &[&name, &body, &(e as i64)],
+                        )
+                        .await?
+                    }
+                    None => {
+                        tx.query_opt(
+                            "INSERT INTO documents (name, body, revision, updated_at) VALUES ($1, $2, 1, now())
+                             ON CONFLICT (name) DO UPDATE SET body = excluded.body,
+                                revision = documents.revision + 1, updated_at = now()
+                             RETURNING revision",
+                            &[&name, &body],
+                        )
+                        .await?
+                    }
+                };
+                match written {
+                    Some(row) => Ok(row.get::<_, i64>(0) as u64),
+                    None => {
+                        let current = tx
+                            .query_opt("SELECT revision FROM documents WHERE name = $1", &[&name])
+                            .await?
+                            .map_or(0, |r| r.get::<_, i64>(0) as u64);
+                        Err(Fail::Store(StoreError::Conflict { current }))
+                    }
+                }
+            })
+            .await
         })
     }
 

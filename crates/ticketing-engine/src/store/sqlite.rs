@@ -102,6 +102,12 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         probed_at TEXT NOT NULL
     );",
+    "CREATE TABLE documents (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );",
 ];
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -519,6 +525,53 @@ impl Store for SqliteStore {
             .map_err(db)?;
             tx.commit().map_err(db)?;
             Ok(expected + 1)
+        })())
+    }
+
+    fn document(&self, name: &str) -> Result<Option<(String, u64)>, StoreError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row("SELECT body, revision FROM documents WHERE name = ?1", [name], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+            .map_err(db);
+        drop(conn);
+        self.named(row)
+    }
+
+    fn document_revision(&self, name: &str) -> Result<u64, StoreError> {
+        self.named((|| {
+            let conn = self.lock();
+            let rev = conn
+                .query_row("SELECT revision FROM documents WHERE name = ?1", [name], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(db)?;
+            Ok(rev.map_or(0, |r| r as u64))
+        })())
+    }
+
+    fn save_document(&self, name: &str, body: &str, expected: Option<u64>) -> Result<u64, StoreError> {
+        self.named((|| {
+            let mut conn = self.lock();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+            let current: u64 = tx
+                .query_row("SELECT revision FROM documents WHERE name = ?1", [name], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(db)?
+                .map_or(0, |r| r as u64);
+            if expected.is_some_and(|e| e != current) {
+                return Err(StoreError::Conflict { current });
+            }
+            tx.execute(
+                "INSERT INTO documents (name, body, revision, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET body = excluded.body, revision = excluded.revision,
+                    updated_at = excluded.updated_at",
+                params![name, body, (current + 1) as i64, ts(Utc::now())],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(current + 1)
         })())
     }
 
