@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -141,6 +141,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/rules/maintenance/{id}", axum::routing::delete(remove_window))
         .route("/api/rules/priority-follows-severity", get(get_follows).post(set_follows))
         .route("/api/mapping", get(mapping))
+        .route("/api/mapping/accept", post(accept_mapping))
+        .route("/api/mapping/{tenant}", put(put_mapping).delete(delete_mapping))
         .route("/api/ledger", get(ledger))
         .route("/api/ledger/retry", post(retry))
         .route("/api/reload", post(reload))
@@ -270,7 +272,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
     let text = v.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
     text.parse()
         .map(Some)
-        .map_err(|_| OpError::Invalid(format!("If-Match must be a rules revision such as \"7\", not {text:?}")).into())
+        .map_err(|_| OpError::Invalid(format!("If-Match must be a revision such as \"7\", not {text:?}")).into())
 }
 
 /// A successful edit: 204 with the new revision as the ETag.
@@ -411,8 +413,103 @@ async fn preview(State(s): State<AdminState>, Query(q): Query<Days>) -> Result<J
     Ok(Json(rules_ops::preview_draft(&s.shared, q.days.unwrap_or(7).clamp(1, 365))?))
 }
 
-async fn mapping(State(s): State<AdminState>) -> Json<serde_json::Value> {
-    Json(json!({ "mapping": s.shared.mapping(), "accounts": s.shared.accounts() }))
+/// The configuration file's entries as the running engine resolved them, named by the file.
+fn file_mapping(s: &AdminState) -> crate::mapping_ops::FileMapping {
+    let file = s.reloader.as_ref().map_or_else(|| "of this daemon".to_owned(), |r| r.path.display().to_string());
+    crate::mapping_ops::file_of_engine(&s.shared, &file)
+}
+
+/// A mapping operation's refusal at the HTTP edge: 409 for a stale revision or a file entry,
+/// 404 for a tenant not mapped, 400 for the rest, 503 before the accounts are known.
+fn mapping_error(e: crate::mapping_ops::MappingOpError) -> Response {
+    use crate::mapping_ops::MappingOpError as E;
+    use ticketing_core::mapping::MappingEditError as R;
+    let msg = e.to_string();
+    match e {
+        E::Conflict { current } => {
+            (StatusCode::CONFLICT, [(header::ETAG, etag(current))], Json(json!({ "error": msg, "revision": current })))
+                .into_response()
+        }
+        E::FromFile { tenant, file } => {
+            (StatusCode::CONFLICT, Json(json!({ "error": msg, "tenant": tenant, "file": file }))).into_response()
+        }
+        E::Refused(R::NotMapped { .. }) => (StatusCode::NOT_FOUND, Json(json!({ "error": msg }))).into_response(),
+        E::Refused(_) => (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response(),
+        E::NoAccounts => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": msg }))).into_response(),
+        E::Store(e) => {
+            error!(error = %e, "mapping request failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response()
+        }
+    }
+}
+
+/// `GET /api/mapping`: every tenant with its account (or null), where the mapping comes from
+/// (`file` | `store`), and for unmapped ones the suggestions; the revision as the ETag.
+async fn mapping(State(s): State<AdminState>) -> Response {
+    match crate::mapping_ops::view(&*s.shared.store, &file_mapping(&s)) {
+        Ok(v) => ([(header::ETAG, etag(v.revision))], Json(v)).into_response(),
+        Err(e) => mapping_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapBody {
+    account_id: i64,
+}
+
+/// `PUT /api/mapping/{tenant}` `{"account_id": N}` with `If-Match`.
+async fn put_mapping(
+    State(s): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<MapBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(b) =
+        body.map_err(|e| OpError::Invalid(format!("the body must be {{\"account_id\": N}}: {}", e.body_text())))?;
+    let tenant = ticketing_core::model::TenantId::new(tenant);
+    let r = crate::mapping_ops::set(
+        &*s.shared.store,
+        &file_mapping(&s),
+        &tenant,
+        ticketing_core::model::PsaId(b.account_id),
+        if_match(&headers)?,
+    );
+    Ok(r.map_or_else(mapping_error, edited))
+}
+
+/// `DELETE /api/mapping/{tenant}` with `If-Match`.
+async fn delete_mapping(
+    State(s): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let tenant = ticketing_core::model::TenantId::new(tenant);
+    let r = crate::mapping_ops::unset(&*s.shared.store, &file_mapping(&s), &tenant, if_match(&headers)?);
+    Ok(r.map_or_else(mapping_error, edited))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    min_score: f64,
+}
+
+/// `POST /api/mapping/accept` `{"min_score": 0.9}`: answers what it mapped.
+async fn accept_mapping(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    body: Result<Json<AcceptBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(b) =
+        body.map_err(|e| OpError::Invalid(format!("the body must be {{\"min_score\": 0.9}}: {}", e.body_text())))?;
+    let r = crate::mapping_ops::accept(&*s.shared.store, &file_mapping(&s), b.min_score, if_match(&headers)?);
+    Ok(match r {
+        Ok((revision, mapped)) => {
+            ([(header::ETAG, etag(revision))], Json(json!({ "revision": revision, "mapped": mapped }))).into_response()
+        }
+        Err(e) => mapping_error(e),
+    })
 }
 
 #[derive(Deserialize)]

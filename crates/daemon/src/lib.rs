@@ -20,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod ledger_ops;
 pub mod logging;
+pub mod mapping_ops;
 pub mod reload;
 pub mod rules_ops;
 pub mod service;

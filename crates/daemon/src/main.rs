@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod mapping_cli;
+
 use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, Parser, Subcommand};
 use msp_ticketd::config::Config;
@@ -68,6 +70,19 @@ enum Command {
         revision: Option<u64>,
         #[command(subcommand)]
         action: RulesAction,
+    },
+    /// Map tenants to PSA accounts (the entries edited in the product; `[[mapping]]` in the
+    /// file stays authoritative for its tenants), with suggestions by name.
+    Mapping {
+        /// The configuration file (for the store's location and the file's entries).
+        #[arg(long)]
+        config: PathBuf,
+        /// The mapping revision this change is based on (from `mapping list`); if the store
+        /// holds a newer one, the change is refused with exit code 3.
+        #[arg(long)]
+        revision: Option<u64>,
+        #[command(subcommand)]
+        action: mapping_cli::MappingAction,
     },
     /// Look at the ticket ledger and act on it (retry refused creates).
     Ledger {
@@ -278,6 +293,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             clap_mangen::generate_to(Cli::command(), &dir)
                 .with_context(|| format!("writing into {}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Mapping { config: path, revision, action } => {
+            let config = load(&path)?;
+            init_logging("human", "warn");
+            mapping_cli::run(&path, &config, action, revision)
         }
         Command::Rules { config, revision, action } => {
             let config = load(&config)?;

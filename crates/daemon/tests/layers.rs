@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     // The file, the log setup and the PSA backend registry (which `[psa] kind` names).
     &["config", "logging", "backends"],
     // Operations over the engine's state, config → adapters, reloading.
-    &["rules_ops", "ledger_ops", "wiring", "reload"],
+    &["rules_ops", "ledger_ops", "mapping_ops", "wiring", "reload"],
     // What people and tools use: the admin API, the web UI, `check`.
     &["admin", "ui", "check"],
     // Composition: `run`, `start`.

@@ -828,6 +828,7 @@ fn mapped(
         account_name: account.map(|a| a.1.to_owned()),
         active: account.map(|a| a.2),
         problem: problem.map(str::to_owned),
+        source: account.map(|_| ticketing_core::mapping::MappingSource::File),
     }
 }
 

@@ -51,7 +51,10 @@ pub fn explain(reason: &SkipReason, row: Option<&RowId>, tenant: &TenantId, name
             if *lifetime_days == 1 { "" } else { "s" }
         ),
         SkipReason::TenantUnmapped => {
-            format!("not ticketed: tenant {tenant} is not mapped to a {} account", names.psa)
+            format!(
+                "not ticketed: tenant {tenant} is not mapped to a {} account (held: ticketed once it is mapped, within the rule's lifetime)",
+                names.psa
+            )
         }
         SkipReason::AccountInactive { account } => match names.accounts.iter().find(|a| a.id == *account) {
             Some(a) => format!("not ticketed: account {} is inactive in {}", a.name, names.psa),

@@ -85,6 +85,7 @@ pub struct Metrics {
     tickets_updated: Counter,
     store_commits: Counter,
     unknown_descriptions: Gauge,
+    tenants_unmapped: Gauge,
     outbox: Gauge,
     /// The last budget set (the admin API and readiness read it back).
     budget: Mutex<Budget>,
@@ -161,6 +162,7 @@ impl Metrics {
             tickets_updated: Counter::default(),
             store_commits: Counter::default(),
             unknown_descriptions: Gauge::default(),
+            tenants_unmapped: Gauge::default(),
             outbox: Gauge::default(),
             budget: Mutex::default(),
             calls: Mutex::default(),
@@ -262,6 +264,11 @@ impl Metrics {
             "Status descriptions not in the catalogue in the last snapshots.",
             m.unknown_descriptions.clone(),
         );
+        r.register(
+            "msp_tenants_unmapped",
+            "Listed tenants not mapped to a PSA account (their events are held within their lifetime, ticketed once mapped).",
+            m.tenants_unmapped.clone(),
+        );
         r.register_collector(Box::new(Process));
         Self { registry, ..m }
     }
@@ -358,6 +365,11 @@ impl Metrics {
             let n = by_state.get(state).copied().unwrap_or(0);
             self.outbox_by_state.get_or_create(&one("state", state)).set(gauge_value(n));
         }
+    }
+
+    /// Sets how many listed tenants are not mapped to a PSA account.
+    pub fn set_tenants_unmapped(&self, n: u64) {
+        self.tenants_unmapped.set(gauge_value(n));
     }
 
     /// Sets how many status descriptions were not in the catalogue in the last snapshot.

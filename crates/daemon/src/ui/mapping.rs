@@ -107,6 +107,7 @@ fn rows(shared: &Shared, successes: &BTreeMap<String, Option<DateTime<Utc>>>) ->
                         "no longer in the mapping or listed by a source; its open tickets stay in the ledger"
                             .to_owned(),
                     ),
+                    source: None,
                 });
             }
         }

@@ -61,21 +61,27 @@ impl<'a> ConditionAudit<'a> {
 }
 
 impl Engine {
-    pub(super) fn handle_events(
+    /// The core's decision for each event, applied to the ledger: the transitions to commit,
+    /// the audit's records, and what was skipped. `replay`: events decided before (held while
+    /// their tenant was unmapped), so they are not counted as seen again, and a skip that
+    /// changes nothing (already ticketed, still unmapped) is not recorded again.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn decide_events(
         &mut self,
-        source: &str,
-        tenant: &TenantId,
-        batch: EventBatch,
+        events: &[ticketing_core::model::Event],
         now: DateTime<Utc>,
-    ) -> Result<usize, EngineError> {
-        let ctx = self.ctx.as_ref().expect("poll runs only with a context");
+        replay: bool,
+    ) -> (Vec<Transition>, Vec<crate::store::Decision>, Vec<(TicketKey, SkipReason)>) {
+        let ctx = self.ctx.as_ref().expect("decisions run only with a context");
         let mut transitions = Vec::new();
         let mut skipped = Vec::new();
-        let mut decisions = Vec::with_capacity(batch.events.len());
+        let mut decisions = Vec::with_capacity(events.len());
         let psa = self.shared.presentation.with(|p| p.psa_name);
         let names = crate::audit::Names { psa, accounts: &self.accounts };
-        for event in &batch.events {
-            self.shared.metrics.event_seen(event.product.code(), 1);
+        for event in events {
+            if !replay {
+                self.shared.metrics.event_seen(event.product.code(), 1);
+            }
             let device = event.device.as_ref().map(|d| (d.id.as_str(), d.name.as_str()));
             let decided = |key: &TicketKey, outcome, reason: Option<&SkipReason>, detail| {
                 crate::audit::decision(
@@ -114,6 +120,9 @@ impl Engine {
                     decisions.push(d);
                     transitions.push(t);
                 }
+                // A replay of held events: only what it changes is recorded.
+                EventDecision::Skip { reason: SkipReason::AlreadyTicketed | SkipReason::TenantUnmapped, .. }
+                    if replay => {}
                 EventDecision::Skip { key, reason } => {
                     let row = RowId::Event(event.product, event.class);
                     let words = crate::audit::explain(&reason, Some(&row), &event.tenant, names);
@@ -122,6 +131,17 @@ impl Engine {
                 }
             }
         }
+        (transitions, decisions, skipped)
+    }
+
+    pub(super) fn handle_events(
+        &mut self,
+        source: &str,
+        tenant: &TenantId,
+        batch: EventBatch,
+        now: DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
+        let (transitions, decisions, skipped) = self.decide_events(&batch.events, now, false);
         for m in &batch.malformed {
             self.shared.metrics.malformed(source, 1);
             warn!(source, tenant = %tenant, record = %m.id, reason = %m.reason, "malformed record skipped");

@@ -47,6 +47,7 @@ use crate::store::{Commit, CursorKey, Store, StoreError};
 mod decide;
 mod journal;
 mod lease;
+mod mapping;
 mod outbox;
 pub mod plan;
 mod reads;
@@ -122,6 +123,8 @@ pub struct MappedTenant {
     pub active: Option<bool>,
     /// What went wrong resolving it.
     pub problem: Option<String>,
+    /// Where its mapping comes from (none: unmapped).
+    pub source: Option<ticketing_core::mapping::MappingSource>,
 }
 
 /// How the PSA names itself and its fields, and whether `/metrics` is guarded: what the
@@ -443,6 +446,16 @@ pub struct Engine {
     listed: HashMap<(Job, TenantId), Tenant>,
     /// Which tenant of which source is read when (pure: `schedule.rs`).
     read_schedule: ReadSchedule<Job>,
+    /// The mapping edited in the product, as last taken from the store, and its revision
+    /// (`None`: not read yet).
+    store_mapping: ticketing_core::mapping::MappingSet,
+    mapping_revision: Option<u64>,
+    /// The tenants mapped in the current context, and those whose held events wait to be
+    /// decided again (`mapping.rs`).
+    mapped_tenants: HashSet<TenantId>,
+    release: HashSet<TenantId>,
+    /// The directory last written to the store (without its time).
+    directory_written: Option<crate::documents::Directory>,
     delivering: HashSet<TicketKey>,
     uncertain: HashSet<TicketKey>,
     uncertain_notes: HashSet<TicketKey>,
@@ -563,6 +576,11 @@ impl Engine {
             look_up_every_create: false,
             listed: HashMap::new(),
             read_schedule: ReadSchedule::default(),
+            store_mapping: ticketing_core::mapping::MappingSet::default(),
+            mapping_revision: None,
+            mapped_tenants: HashSet::new(),
+            release: HashSet::new(),
+            directory_written: None,
             delivering: HashSet::new(),
             // Filled when this instance takes the lease (`become_leader`), before any delivery:
             // every planned create and pending note of the store's ledger is looked up first.
@@ -807,10 +825,12 @@ impl Engine {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot read the rules' revision from the store"),
         }
+        // So does a mapping edited in the product.
+        let mapping_changed = self.sync_mapping();
         let rules_version = self.shared.rules.version();
         if !self.refreshing && (self.ctx.is_none() || now >= self.refresh_due) {
             self.start_refresh();
-        } else if self.ctx.is_some() && rules_version != self.ctx_rules_version {
+        } else if self.ctx.is_some() && (rules_version != self.ctx_rules_version || mapping_changed) {
             self.rebuild_context(rules_version);
         }
         if !leads {
@@ -825,6 +845,7 @@ impl Engine {
         }
         if self.ctx.is_some() && self.rebuilt {
             self.take_retry_requests(now)?;
+            self.release_held(now)?;
             self.start_polls(now)?;
             if self.polling.ticket_sync_secs > 0 && !self.syncing && now >= self.sync_due {
                 self.start_sync();

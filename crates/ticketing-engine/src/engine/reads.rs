@@ -101,6 +101,7 @@ impl Engine {
                 }
             }
         }
+        self.write_directory(now);
         let version = self.shared.rules.version();
         self.rebuild_context(version);
         let keep = chrono::Duration::days(i64::from(self.polling.history_days));
@@ -220,7 +221,8 @@ impl Engine {
         let mut pairs = Vec::new();
         let names: BTreeMap<String, String> =
             self.listed.values().map(|t| (t.id.to_string(), t.name.clone())).collect();
-        for m in &self.mapping {
+        for (m, source) in self.mapping_entries() {
+            let m = &m;
             let account = m.account_in(&self.accounts);
             let problem = match (account, m.account_id) {
                 (Some(a), _) if !a.active => Some("account is inactive: no tickets".to_owned()),
@@ -253,21 +255,27 @@ impl Engine {
                 account_name: account.map(|a| a.name.clone()),
                 active: account.map(|a| a.active),
                 problem,
+                source: Some(source),
             });
         }
+        let mut unmapped = 0;
         for (id, name) in &names {
-            if !self.mapping.iter().any(|m| &m.tenant == id) {
+            if !mapped.iter().any(|m| &m.tenant == id) {
+                unmapped += 1;
                 mapped.push(MappedTenant {
                     tenant: id.clone(),
                     tenant_name: Some(name.clone()),
                     account_id: None,
                     account_name: None,
                     active: None,
-                    problem: Some("not mapped: no tickets".to_owned()),
+                    problem: Some("not mapped: its events are held until it is".to_owned()),
+                    source: None,
                 });
             }
         }
         self.writers.mapping.publish(mapped);
+        let mapped_tenants: HashSet<TenantId> = pairs.iter().map(|(t, _)| t.clone()).collect();
+        let first = self.ctx.is_none();
         let saved = self.shared.rules.with(|b| b.saved.clone());
         let errors: Vec<String> = saved.validate(catalog).iter().map(ToString::to_string).collect();
         // Logged when the set of problems changes (every refresh rebuilds the context).
@@ -287,6 +295,7 @@ impl Engine {
         self.ctx = Some(Context::new(&saved, catalog, pairs, self.accounts.iter().cloned()));
         self.ctx_rules_version = rules_version;
         self.ctx_revision = self.shared.rules.revision();
+        self.mapped_now(mapped_tenants, unmapped, first);
     }
 
     pub(super) fn count_psa<T>(&self, op: &str, r: &Result<T, PortError>) {
