@@ -114,6 +114,28 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// How long a lock another process holds is waited for.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Switches the file to WAL. The switch needs the file to itself and SQLite answers "database
+/// is locked" at once, without its busy handler, while another process opens it too (several
+/// daemons of an HA setup started together): tried again until [`BUSY_TIMEOUT`]. Once one of
+/// them switched, the others find WAL in place.
+fn switch_to_wal(conn: &Connection) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(db(e)),
+        }
+    }
+}
+
 fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, detail: e.to_string() }
 }
@@ -175,16 +197,18 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, wal: bool) -> Result<Self, StoreError> {
+        // Several processes share the file (the daemon, `msp-ticketd rules` and `ledger`, the
+        // instances of an HA setup started together): a lock another holds is waited for.
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         if wal {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+            switch_to_wal(&conn)?;
         }
         // FULL: a committed transition survives power loss, which exactly-once relies on.
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        // Several processes share the file (the daemon, `msp-ticketd rules` and `ledger`): every
-        // write transaction begins IMMEDIATE, taking the write lock up front, so a second writer
-        // waits here instead of failing when its read snapshot went stale mid-transaction.
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        // Every write transaction begins IMMEDIATE, taking the write lock up front, so a second
+        // writer waits (the busy timeout) instead of failing when its read snapshot went stale
+        // mid-transaction.
         let store = Self {
             conn: Mutex::new(conn),
             path: None,
