@@ -21,14 +21,14 @@ use super::rules_table::{follows_switch, general_fields, rule_table, toolbar};
 use super::widgets::{psa_banner, source_banner};
 use crate::rules_ops::Preview;
 
-/// Percent-encodes a query value.
+/// What a query value keeps unescaped: RFC 3986's unreserved characters and `/` (section and
+/// row ids read as paths).
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// Percent-encodes a query value (`percent-encoding`, the `url` crate's own encoder).
 pub(crate) fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// The page address of a section.
