@@ -521,7 +521,7 @@ pub async fn run(keep_running: bool, psa: Psa) -> Result<()> {
     println!("  store:                     {}", lab.store_path().display());
     if let Some(addr) = running.admin_addr {
         println!("  admin API:                 http://{addr}/api/rules  (Authorization: Bearer {ADMIN_TOKEN})");
-        println!("  Ticketing UI:              http://{addr}/ui  (log in with {ADMIN_TOKEN})");
+        println!("  Ticketing UI:              http://{addr}/ui/setup  (log in with {ADMIN_TOKEN})");
     }
     println!();
     println!("1. Events of each severity, a stale one, an unmapped tenant, an inactive account;");
@@ -571,7 +571,7 @@ pub async fn run(keep_running: bool, psa: Psa) -> Result<()> {
     if keep_running {
         println!();
         let addr = running.admin_addr.map(|a| a.to_string()).unwrap_or_default();
-        println!("Still running. Ticketing UI: http://{addr}/ui (log in with {ADMIN_TOKEN}). Ctrl-C to stop.");
+        println!("Still running. Ticketing UI: http://{addr}/ui/setup (log in with {ADMIN_TOKEN}). Ctrl-C to stop.");
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         service::shutdown_signal().await;
     }

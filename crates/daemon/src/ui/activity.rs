@@ -189,6 +189,7 @@ pub(crate) async fn page(
             dirty: &[],
             csrf: Some(&session.csrf),
             flash: &flash,
+            unmapped: super::mapping_edit::unmapped(&s.admin),
         },
         body,
     );

@@ -18,16 +18,19 @@ pub(crate) enum Tab {
     Activity,
     /// Tenants and their PSA accounts.
     Mapping,
+    /// Whether the PSA and the sources are reached, the mapping and the rules on.
+    Setup,
 }
 
 impl Tab {
-    const ALL: [Self; 3] = [Self::Rules, Self::Activity, Self::Mapping];
+    const ALL: [Self; 4] = [Self::Setup, Self::Rules, Self::Activity, Self::Mapping];
 
     fn href(self) -> String {
         match self {
             Self::Rules => section_href(Section::General),
             Self::Activity => "/ui/activity".to_owned(),
             Self::Mapping => "/ui/mapping".to_owned(),
+            Self::Setup => "/ui/setup".to_owned(),
         }
     }
 
@@ -36,6 +39,7 @@ impl Tab {
             Self::Rules => "Ticketing rules",
             Self::Activity => "Activity",
             Self::Mapping => "Mapping",
+            Self::Setup => "Setup",
         }
     }
 
@@ -44,6 +48,7 @@ impl Tab {
             Self::Rules => "tab-rules",
             Self::Activity => "tab-activity",
             Self::Mapping => "tab-mapping",
+            Self::Setup => "tab-setup",
         }
     }
 }
@@ -62,6 +67,8 @@ pub(crate) struct Frame<'a> {
     pub(crate) csrf: Option<&'a str>,
     /// Messages to show once.
     pub(crate) flash: &'a [Flash],
+    /// How many listed tenants are not mapped (the banner linking the Mapping page).
+    pub(crate) unmapped: usize,
 }
 
 fn nav_link(frame: &Frame<'_>, s: Section, text: &str) -> Markup {
@@ -104,7 +111,24 @@ fn nav(frame: &Frame<'_>) -> Markup {
     }
 }
 
-/// The bar under the header: Ticketing rules, Activity, Mapping.
+/// The banner while listed tenants are not mapped: their events are held until they are.
+fn unmapped_banner(n: usize) -> Markup {
+    html! {
+        @if n > 0 {
+            div.banner.warn role="status" id="unmapped-banner" {
+                p {
+                    strong {
+                        @if n == 1 { "1 tenant is not mapped" } @else { (n) " tenants are not mapped" }
+                    }
+                    " to a PSA account: their events are held until it is."
+                }
+                p { a href="/ui/mapping" id="unmapped-link" { "Map them on the Mapping page" } }
+            }
+        }
+    }
+}
+
+/// The bar under the header: Setup, Ticketing rules, Activity, Mapping.
 fn tabs(frame: &Frame<'_>) -> Markup {
     html! {
         nav.tabs id="tabs" aria-label="Pages" {
@@ -164,6 +188,9 @@ pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
                                 }
                             }
                         }
+                        @if logged_in {
+                            (unmapped_banner(frame.unmapped))
+                        }
                         (body)
                     }
                 }
@@ -176,13 +203,16 @@ pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
 }
 
 /// The login form.
-pub(crate) fn login(error: Option<&str>) -> String {
+pub(crate) fn login(error: Option<&str>, next: Option<&str>) -> String {
     let body = html! {
         h1 { "Log in" }
         @if let Some(e) = error {
             div.flash.error role="alert" { p { (e) } }
         }
         form method="post" action="/ui/login" class="login" {
+            @if let Some(n) = next {
+                input type="hidden" name="next" value=(n);
+            }
             p {
                 label for="token" { "Admin token" }
                 input id="token" name="token" type="password" autocomplete="current-password" required autofocus;
@@ -191,7 +221,7 @@ pub(crate) fn login(error: Option<&str>) -> String {
         }
         p.hint { "Use the admin API's bearer token (" code { "admin.token" } " in the configuration)." }
     };
-    page(&Frame { title: "Log in", tab: None, current: None, dirty: &[], csrf: None, flash: &[] }, body)
+    page(&Frame { title: "Log in", tab: None, current: None, dirty: &[], csrf: None, flash: &[], unmapped: 0 }, body)
 }
 
 /// A page refusing a request, with its reason.
@@ -201,5 +231,5 @@ pub(crate) fn refused(text: &str) -> String {
         div.flash.error role="alert" { p { (text) } }
         p { a href="/ui" { "Back to the Ticketing tab" } }
     };
-    page(&Frame { title: "Refused", tab: None, current: None, dirty: &[], csrf: None, flash: &[] }, body)
+    page(&Frame { title: "Refused", tab: None, current: None, dirty: &[], csrf: None, flash: &[], unmapped: 0 }, body)
 }

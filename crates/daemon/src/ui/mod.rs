@@ -28,7 +28,10 @@
 //! | `GET /ui/activity?tenant=&product=&outcome=&since=` | recent decisions, newest first, filtered ([`activity`]) |
 //! | `GET /ui/text?row=…` | a row's ticket text editor: title and description templates, the fields, a sample ticket ([`text`]) |
 //! | `POST /ui/text/preview`, `/ui/text/apply`, `/ui/text/default` | render the typed text's sample ticket (nothing changes) / put it into the draft / back to the default text in the draft (refused in words next to its field, 422) |
-//! | `GET /ui/mapping` | each tenant → PSA account, active, problem, last successful read, open tickets ([`mapping`]) |
+//! | `GET /ui/mapping` | each tenant → PSA account, active, problem, last successful read, open tickets; per unmapped tenant its suggestions and a search over all accounts ([`mapping`]) |
+//! | `POST /ui/mapping/set`, `/ui/mapping/unset` | map a tenant to an account / unmap it, at the page's mapping revision (stale: 409) ([`mapping_edit`]) |
+//! | `GET /ui/mapping/accept`, `POST /ui/mapping/accept` | the confirmation listing what "Accept all suggestions above 90 %" maps / map exactly those |
+//! | `GET /ui/setup` | the PSA and each source reached or not, tenants mapped/unmapped, rule rows on, each with where it is fixed ([`setup`]) |
 //! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
 //!
 //! Login takes the admin API's bearer token once and starts a server-side session whose random
@@ -41,11 +44,13 @@ mod edit_window;
 mod layout;
 mod maintenance;
 mod mapping;
+mod mapping_edit;
 mod preview;
 mod psa;
 mod render;
 mod rules_table;
 mod session;
+mod setup;
 mod text;
 mod widgets;
 
@@ -94,6 +99,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/section", get(section_page))
         .route("/ui/activity", get(activity::page))
         .route("/ui/mapping", get(mapping::page))
+        .route("/ui/mapping/set", post(mapping_edit::set))
+        .route("/ui/mapping/unset", post(mapping_edit::unset))
+        .route("/ui/mapping/accept", get(mapping_edit::confirm_accept).post(mapping_edit::accept))
+        .route("/ui/setup", get(setup::page))
         .route("/ui/rows", post(rows))
         .route("/ui/general", post(rows))
         .route("/ui/bulk-edit", post(bulk_edit))
@@ -139,25 +148,45 @@ async fn home(State(s): State<UiState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn login_page(State(s): State<UiState>, headers: HeaderMap) -> Response {
-    if s.sessions.lookup(&headers).is_some() {
-        return Redirect::to(&section_href(Section::General)).into_response();
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Where a login goes: the Setup page when it asked (`next=setup`), else the General section.
+/// Only known names, so a link cannot send the login elsewhere.
+fn after_login(next: &str) -> (Option<&'static str>, String) {
+    match next {
+        "setup" => (Some("setup"), "/ui/setup".to_owned()),
+        _ => (None, section_href(Section::General)),
     }
-    Html(layout::login(None)).into_response()
+}
+
+async fn login_page(State(s): State<UiState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+    let (next, to) = after_login(&q.next);
+    if s.sessions.lookup(&headers).is_some() {
+        return Redirect::to(&to).into_response();
+    }
+    Html(layout::login(None, next)).into_response()
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
     token: String,
+    #[serde(default)]
+    next: String,
 }
 
 async fn login(State(s): State<UiState>, Form(f): Form<LoginForm>) -> Response {
+    let (next, to) = after_login(&f.next);
     if !constant_time_eq(f.token.as_bytes(), s.admin.token.expose().as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, Html(layout::login(Some("That is not the admin token.")))).into_response();
+        return (StatusCode::UNAUTHORIZED, Html(layout::login(Some("That is not the admin token."), next)))
+            .into_response();
     }
     let id = s.sessions.create();
-    ([(header::SET_COOKIE, session::set_cookie(&id))], Redirect::to(&section_href(Section::General))).into_response()
+    ([(header::SET_COOKIE, session::set_cookie(&id))], Redirect::to(&to)).into_response()
 }
 
 /// The submitted form, as name/value pairs (names repeat: `row`, `select`).
@@ -841,6 +870,7 @@ fn section_response(
             dirty: &dirty,
             csrf: Some(&session.csrf),
             flash,
+            unmapped: mapping_edit::unmapped(&s.admin),
         },
         body,
     ))

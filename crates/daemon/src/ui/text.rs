@@ -330,6 +330,7 @@ fn respond(
             dirty: &dirty,
             csrf: Some(&session.csrf),
             flash,
+            unmapped: super::mapping_edit::unmapped(&s.admin),
         },
         body,
     );
