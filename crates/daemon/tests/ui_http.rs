@@ -1821,3 +1821,259 @@ async fn ticket_text_editor_previews_refuses_an_unknown_field_with_its_position_
     let (_, html) = ui.page(&cookie, "/ui/section?s=events/security_center").await;
     assert!(!html.contains(r#"id="preview-texts""#), "no sample ticket without a template");
 }
+
+// --- Editing the mapping, the unmapped banner, the Setup page (issue 26) -------------------
+
+const ACME: &str = "ksc:lab/vs:1";
+const CLINIC: &str = "ksc:lab/vs:3";
+const NORTHWIND: &str = "ksc:lab/vs:4";
+const ZETA: &str = "ksc:lab/vs:5";
+const UMBRELLA: &str = "ksc:lab/vs:6";
+
+/// The directory the leading engine would store: Acme Lab (a file entry), and four unmapped
+/// tenants: two with an exact active account, one whose only alike account is inactive, one
+/// with no alike account.
+fn directory(ui: &Ui) {
+    use msp_ticketd::documents::{Directory, ListedTenant, save_directory};
+    use ticketing_core::model::{PsaId, Tenant, TenantId};
+    use ticketing_core::ports::Account;
+    let listed = |id: &str, name: &str| ListedTenant {
+        tenant: Tenant { id: TenantId::new(id), name: name.to_owned() },
+        source: "ksc:lab/events".to_owned(),
+    };
+    let account = |id: i64, name: &str, active: bool| Account { id: PsaId(id), name: name.to_owned(), active };
+    let directory = Directory {
+        tenants: vec![
+            listed(ACME, "Acme Lab"),
+            listed(CLINIC, "Walk-in Clinic"),
+            listed(NORTHWIND, "Northwind Traders"),
+            listed(ZETA, "Zeta Labs"),
+            listed(UMBRELLA, "Umbrella Health"),
+        ],
+        accounts: vec![
+            account(7, "Acme Corp", true),
+            account(30, "Walk-in Clinic", true),
+            account(40, "Northwind Traders", true),
+            account(50, "Zeta Labs", false),
+            account(60, "Qwerty Holdings", true),
+        ],
+        at: None,
+    };
+    save_directory(&*ui.shared.store, &directory).expect("directory stored");
+    ui.writers.mapping.publish(vec![mapped(ACME, "Acme Lab", Some((7, "Acme Corp", true)), None)]);
+}
+
+fn stored_mapping(ui: &Ui) -> std::collections::BTreeMap<String, i64> {
+    let set = msp_ticketd::documents::load_mapping(&*ui.shared.store).expect("mapping");
+    set.entries.into_iter().map(|(t, a)| (t.to_string(), a.0)).collect()
+}
+
+fn revision_of(html: &str) -> String {
+    let key = r#"name="revision" value=""#;
+    let start = html.find(key).expect("page has a revision field") + key.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+fn tenant_row(html: &str, tenant: &str) -> String {
+    let start = html.find(&format!(r#"data-tenant="{tenant}""#)).unwrap_or_else(|| panic!("{tenant}: {html}"));
+    html[start..start + html[start..].find("</tr>").unwrap()].to_owned()
+}
+
+fn banner_count(html: &str) -> Option<String> {
+    let start = html.find(r#"id="unmapped-banner""#)?;
+    let start = start + html[start..].find('>').unwrap() + 1;
+    let text = visible(&html[start..start + html[start..].find("</div>").unwrap()]);
+    Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+#[tokio::test]
+async fn mapping_page_maps_a_suggestion_and_any_account_unmaps_and_refuses_file_entries_and_stale_revisions() {
+    let ui = start(Catalog::example()).await;
+    directory(&ui);
+    let cookie = ui.session().await;
+    let (status, html) = ui.page(&cookie, "/ui/mapping").await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let rev = revision_of(&html);
+    // The file entry: marked, no Unmap, no Map.
+    let acme = tenant_row(&html, ACME);
+    assert!(visible(&acme).contains("From the file") && visible(&acme).contains("from the file"), "{acme}");
+    assert!(!acme.contains("Unmap") && !acme.contains(r#"action="/ui/mapping/set""#), "{acme}");
+    // An unmapped tenant: its suggestion with the score and a Map button, and the search box.
+    let clinic = tenant_row(&html, CLINIC);
+    assert!(clinic.contains(r#"<span class="suggestion">Walk-in Clinic <span class="score">100 %</span>"#), "{clinic}");
+    assert!(clinic.contains(r#"name="account" value="30""#) && clinic.contains(r#"class="map""#), "{clinic}");
+    assert!(clinic.contains(r#"list="accounts-list""#) && clinic.contains(&format!(r#"name="csrf" value="{csrf}""#)));
+    assert!(visible(&tenant_row(&html, ZETA)).contains("inactive"), "the inactive account is marked");
+    assert!(html.contains(r#"<option value="Qwerty Holdings (id 60)">"#), "every account is in the search list");
+
+    // Map from the suggestion: the store has it, the page says so.
+    let form = [("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", CLINIC), ("account", "30")];
+    let resp = ui.post(Some(&cookie), "/ui/mapping/set", &form).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(stored_mapping(&ui).get(CLINIC), Some(&30));
+    let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+    assert!(
+        visible(&html).contains("\u{201c}Walk-in Clinic\u{201d} is mapped to \u{201c}Walk-in Clinic\u{201d} (id 30).")
+    );
+    let clinic = tenant_row(&html, CLINIC);
+    assert!(clinic.contains("Unmap") && visible(&clinic).contains("id 30"), "{clinic}");
+
+    // The old revision is stale now: 409, the page with the message, nothing changed.
+    let form = [("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", NORTHWIND), ("account", "40")];
+    let resp = ui.post(Some(&cookie), "/ui/mapping/set", &form).await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let text = visible(&resp.text().await.unwrap());
+    assert!(text.contains("Changed elsewhere") && text.contains("reload"), "{text}");
+    assert!(!stored_mapping(&ui).contains_key(NORTHWIND));
+
+    // Any account through the search box, as the list offers it.
+    let rev = revision_of(&html);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("revision", rev.as_str()),
+        ("tenant", NORTHWIND),
+        ("account_search", "Qwerty Holdings (id 60)"),
+    ];
+    assert_eq!(ui.post(Some(&cookie), "/ui/mapping/set", &form).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(stored_mapping(&ui).get(NORTHWIND), Some(&60));
+
+    // A forged POST for the file entry: 409 naming the file, nothing stored.
+    let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+    let rev = revision_of(&html);
+    for (path, form) in [
+        (
+            "/ui/mapping/set",
+            vec![("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", ACME), ("account", "30")],
+        ),
+        ("/ui/mapping/unset", vec![("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", ACME)]),
+    ] {
+        let resp = ui.post(Some(&cookie), path, &form).await;
+        assert_eq!(resp.status(), StatusCode::CONFLICT, "{path}");
+        let text = visible(&resp.text().await.unwrap());
+        assert!(text.contains(&format!("Tenant {ACME} is mapped in the configuration file")), "{path}: {text}");
+    }
+    assert!(!stored_mapping(&ui).contains_key(ACME));
+
+    // Unmap: gone from the store; without the CSRF token: refused.
+    let form = [("revision", rev.as_str()), ("tenant", CLINIC)];
+    assert_eq!(ui.post(Some(&cookie), "/ui/mapping/unset", &form).await.status(), StatusCode::FORBIDDEN);
+    let form = [("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", CLINIC)];
+    assert_eq!(ui.post(Some(&cookie), "/ui/mapping/unset", &form).await.status(), StatusCode::SEE_OTHER);
+    assert!(!stored_mapping(&ui).contains_key(CLINIC));
+    let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+    assert!(tenant_row(&html, CLINIC).contains(r#"name="account" value="30""#), "suggested again");
+}
+
+#[tokio::test]
+async fn accept_all_confirms_exactly_the_qualifying_tenants_then_maps_them_and_the_banner_counts_down() {
+    let ui = start(Catalog::example()).await;
+    let cookie = ui.session().await;
+    let (_, html) = ui.page(&cookie, "/ui/activity").await;
+    assert_eq!(banner_count(&html), None, "no directory yet: no banner");
+    directory(&ui);
+    for path in ["/ui/activity", "/ui/section?s=general", "/ui/setup", "/ui/mapping"] {
+        let (_, html) = ui.page(&cookie, path).await;
+        let banner = banner_count(&html).unwrap_or_else(|| panic!("{path}: no banner"));
+        assert!(banner.starts_with("4 tenants are not mapped"), "{path}: {banner}");
+        assert!(html.contains(r#"href="/ui/mapping" id="unmapped-link""#), "{path}");
+    }
+    let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+    assert!(visible(&html).contains("2 tenants have an active, unambiguous suggestion of 90 % or more"));
+
+    // The confirmation lists exactly the active exact matches: not the inactive account, not
+    // the tenant without an alike account; nothing is mapped yet.
+    let (status, html) = ui.page(&cookie, "/ui/mapping/accept").await;
+    assert_eq!(status, StatusCode::OK);
+    let table = &html[html.find(r#"id="accept-table""#).expect("the list")..];
+    let listed: Vec<&str> = [ACME, CLINIC, NORTHWIND, ZETA, UMBRELLA]
+        .into_iter()
+        .filter(|t| table.contains(&format!(r#"data-tenant="{t}""#)))
+        .collect();
+    assert_eq!(listed, vec![CLINIC, NORTHWIND]);
+    assert!(visible(table).contains("Northwind Traders") && visible(table).contains("100 %"));
+    assert!(stored_mapping(&ui).is_empty());
+
+    // A confirmation that no longer matches what would be mapped: 409, nothing mapped.
+    let csrf = csrf_of(&html);
+    let rev = revision_of(&html);
+    let form = [("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", CLINIC)];
+    let resp = ui.post(Some(&cookie), "/ui/mapping/accept", &form).await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(visible(&resp.text().await.unwrap()).contains("The suggestions changed since you reviewed them"));
+    assert!(stored_mapping(&ui).is_empty());
+
+    let form = [("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", CLINIC), ("tenant", NORTHWIND)];
+    assert_eq!(ui.post(Some(&cookie), "/ui/mapping/accept", &form).await.status(), StatusCode::SEE_OTHER);
+    let stored = stored_mapping(&ui);
+    assert_eq!(stored.into_iter().collect::<Vec<_>>(), vec![(CLINIC.to_owned(), 30), (NORTHWIND.to_owned(), 40)]);
+    let (_, html) = ui.page(&cookie, "/ui/activity").await;
+    assert!(banner_count(&html).unwrap().starts_with("2 tenants are not mapped"), "{html}");
+    // The same confirmation again: the revision moved on, 409.
+    let resp = ui.post(Some(&cookie), "/ui/mapping/accept", &form).await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+
+    // The rest by hand; then no banner anywhere.
+    for (tenant, account) in [(ZETA, "50"), (UMBRELLA, "Qwerty Holdings")] {
+        let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+        let rev = revision_of(&html);
+        let form =
+            [("csrf", csrf.as_str()), ("revision", rev.as_str()), ("tenant", tenant), ("account_search", account)];
+        assert_eq!(ui.post(Some(&cookie), "/ui/mapping/set", &form).await.status(), StatusCode::SEE_OTHER, "{tenant}");
+    }
+    for path in ["/ui/activity", "/ui/mapping", "/ui/setup"] {
+        let (_, html) = ui.page(&cookie, path).await;
+        assert_eq!(banner_count(&html), None, "{path}");
+    }
+    let (_, html) = ui.page(&cookie, "/ui/mapping").await;
+    assert!(!html.contains(r#"id="accept-all""#), "nothing left to accept");
+}
+
+#[tokio::test]
+async fn setup_page_shows_the_psa_sources_mapping_and_rules_with_where_each_is_fixed() {
+    let ui = start(Catalog::example()).await;
+    // Not logged in: the login, which then lands on the Setup page.
+    let resp = ui.http.get(format!("{}/ui/setup", ui.base)).send().await.unwrap();
+    assert_eq!(resp.headers()["location"], "/ui/login?next=setup");
+    let (_, login) = (StatusCode::OK, ui.http.get(format!("{}/ui/login?next=setup", ui.base)).send().await.unwrap());
+    assert!(login.text().await.unwrap().contains(r#"name="next" value="setup""#));
+    let resp = ui.post(None, "/ui/login", &[("token", TOKEN), ("next", "setup")]).await;
+    assert_eq!(resp.headers()["location"], "/ui/setup");
+    let resp = ui.post(None, "/ui/login", &[("token", TOKEN), ("next", "https://evil.example/")]).await;
+    assert_eq!(resp.headers()["location"], "/ui/section?s=general", "only known pages");
+
+    directory(&ui);
+    let secs = std::time::Duration::from_secs(60);
+    ui.shared.health.set_sources([("ksc:lab/events".to_owned(), secs), ("kbh/endpoint_cloud/events".to_owned(), secs)]);
+    ui.shared.health.source_read("ksc:lab/events", Ok(()), chrono::Utc::now());
+    ui.shared.source_failed("kbh/endpoint_cloud/events", "connection refused");
+    let cookie = ui.session().await;
+    let (status, html) = ui.page(&cookie, "/ui/setup").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"id="tab-setup" aria-current="page""#), "in the bar: {html}");
+    let text = visible(&html);
+    let on = ui.shared.rules().saved.rows.values().filter(|r| r.enabled).count();
+    let rules = match on {
+        0 => "None: no ticket is made until a rule row is on and saved.".to_owned(),
+        1 => "1 rule row is on (saved).".to_owned(),
+        n => format!("{n} rule rows are on (saved)."),
+    };
+    for words in [
+        "Tenants mapped to PSA accounts",
+        "1 mapped, 4 not mapped",
+        "The Mapping page",
+        rules.as_str(),
+        "The Ticketing rules",
+        "Security Center \u{201c}lab\u{201d}: events",
+        "Reached: last successful read",
+        "Business Hub: Endpoint Security Cloud events",
+        "Not reached: 1 failed read(s)",
+        "The Business Hub settings",
+        "Check now",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+    assert!(html.contains(r#"href="/ui/mapping" id="setup-mapping-link""#));
+    assert!(codes_in(&text).is_empty(), "{:?}", codes_in(&text));
+    assert!(!html.contains(TOKEN), "no secret in the page");
+}
