@@ -21,7 +21,9 @@
 //! `ui-maintenance-1280.png`), the pages with them at 768 and 400 px; an event row's recurrence
 //! window (`ui-events-recurrence-1280.png`) and its ticket text editor: an unknown field refused
 //! with its position, a preview, put into the draft, saved, the default restored
-//! (`ui-ticket-text-1280.png`, `ui-400-ticket-text.png`).
+//! (`ui-ticket-text-1280.png`, `ui-400-ticket-text.png`); the Mapping page's edits (a suggestion mapped by
+//! clicking Map, "Accept all suggestions above 90 %" through its confirmation) and the Setup page
+//! (`ui-mapping-edit-1280.png`, `ui-mapping-edit-400.png`, `ui-setup-1280.png`, `ui-setup-400.png`).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -857,5 +859,128 @@ async fn activity_and_mapping(
             }
         }
     }
+    Ok(())
+}
+
+/// The Mapping page's edits and the Setup page (issue 26): the lab's unmapped "Walk-in Clinic"
+/// and a new "Northwind Traders", each with a PSA account of its name. The Setup page counts
+/// them (the login lands there), a click on a suggestion's Map maps the clinic, "Accept all
+/// suggestions above 90 %" lists exactly Northwind and maps it once confirmed; the banner goes.
+/// Screenshots `ui-setup-1280.png`, `ui-setup-400.png`, `ui-mapping-edit-1280.png`,
+/// `ui-mapping-edit-400.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_edits_and_setup_in_headless_chromium() -> Result<()> {
+    if !browser_installed() {
+        if std::env::var("MSP_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!("MSP_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing: run .ci/install-chromium");
+        }
+        println!("browser tests skipped: chromium/chromedriver not installed (run .ci/install-chromium)");
+        return Ok(());
+    }
+    let shots = std::env::var_os("MSP_UI_SCREENSHOTS").map(PathBuf::from);
+    let lab = Lab::start().await?;
+    lab.control(&lab.ksc, reqwest::Method::POST, "/_sim/vservers", json!({ "id": 4, "name": "Northwind Traders" }))
+        .await?;
+    for (id, name) in [(9301, "Walk-in Clinic"), (9401, "Northwind Traders")] {
+        let company = json!({ "id": id, "companyName": name, "isActive": true });
+        lab.control(lab.psa_sim(), reqwest::Method::POST, "/_sim/companies", company).await?;
+    }
+    let config =
+        Config::parse(&lab.config_toml("", "127.0.0.1:0"), "ui-browser.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running = service::start(&config, Duration::from_millis(100), None).await?;
+    let shared = running.shared.clone();
+    let base = format!("http://{}", running.admin_addr.context("admin listener")?);
+    wait_for("both tenants and their accounts in the directory", 30, || {
+        msp_ticketd::documents::load_directory(&*shared.store).is_ok_and(|d| {
+            let listed = |t: &str| d.tenants.iter().any(|l| l.tenant.id.as_str() == t);
+            listed("ksc:demo/vs:3") && listed("ksc:demo/vs:4") && d.accounts.iter().any(|a| a.id.0 == 9401)
+        })
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let driver = start_driver(&http).await?;
+    let profile = lab.dir.join("chromium-profile-mapping");
+    let browser = Browser::open(&http, &driver, &profile).await?;
+    let result = mapping_scenario(&browser, &running, &base, shots.as_deref()).await;
+    browser.close().await;
+    drop(driver);
+    running.stop().await?;
+    result
+}
+
+async fn mapping_scenario(b: &Browser, running: &service::Running, base: &str, shots: Option<&Path>) -> Result<()> {
+    let shared = &running.shared;
+    let shot = |name: &str| shots.map(|d| d.join(name));
+    let stored = |tenant: &str| {
+        msp_ticketd::documents::load_mapping(&*shared.store)
+            .ok()
+            .and_then(|m| m.entries.get(&ticketing_core::model::TenantId::new(tenant)).map(|a| a.0))
+    };
+    // The demo's URL: the Setup page, through the login.
+    b.goto(&format!("{base}/ui/setup")).await?;
+    b.type_into("#token", ADMIN_TOKEN).await?;
+    b.navigate_by("form.login button[type=submit]").await?;
+    assert_eq!(b.text("#page-title").await?, "Setup");
+    assert_eq!(b.property("#tab-setup", "ariaCurrent").await?, "page");
+    let mapping = b.text("#setup-mapping").await?;
+    assert!(mapping.contains("2 not mapped"), "{mapping}");
+    assert!(b.text("#setup-psa").await?.contains("Reached"));
+    assert!(b.text("#unmapped-banner").await?.contains("2 tenants are not mapped"));
+    b.navigate_by("#check-now").await?;
+    assert_eq!(b.text("#page-title").await?, "Setup");
+    assert_no_sideways_scroll(b, "setup at 1280").await?;
+    assert_words(b, "setup").await?;
+    if let Some(p) = shot("ui-setup-1280.png") {
+        b.screenshot(&p).await?;
+    }
+
+    // The Mapping page: suggestions with Map buttons; the file entries read-only.
+    b.navigate_by("#setup-mapping-link").await?;
+    assert_eq!(b.text("#page-title").await?, "Mapping");
+    let clinic = "#mapping-table tr[data-tenant=\"ksc:demo/vs:3\"]";
+    let suggestion = b.text(&format!("{clinic} ul.suggestions li:first-child")).await?;
+    assert!(suggestion.contains("Walk-in Clinic") && suggestion.contains("100 %"), "{suggestion}");
+    let acme = b.text("#mapping-table tr[data-tenant=\"ksc:demo/vs:1\"] td[data-label=\"Change\"]").await?;
+    assert!(acme.contains("From the file"), "{acme}");
+    assert!(b.find("#mapping-table tr[data-tenant=\"ksc:demo/vs:1\"] button").await.is_err(), "no button");
+    assert_no_sideways_scroll(b, "mapping edit at 1280").await?;
+    assert_words(b, "mapping edit").await?;
+    if let Some(p) = shot("ui-mapping-edit-1280.png") {
+        b.screenshot(&p).await?;
+    }
+    for width in [768, 400] {
+        b.resize(width, 800).await?;
+        for page in ["mapping", "setup"] {
+            b.goto(&format!("{base}/ui/{page}")).await?;
+            assert_no_sideways_scroll(b, &format!("{page} at {width}")).await?;
+            if width == 400 {
+                let name = if page == "mapping" { "ui-mapping-edit-400.png" } else { "ui-setup-400.png" };
+                if let Some(p) = shot(name) {
+                    b.screenshot(&p).await?;
+                }
+            }
+        }
+    }
+    b.resize(1280, 800).await?;
+    b.goto(&format!("{base}/ui/mapping")).await?;
+
+    // Map the clinic by clicking its suggestion's Map.
+    b.navigate_by(&format!("{clinic} ul.suggestions li:first-child button.map")).await?;
+    assert_eq!(stored("ksc:demo/vs:3"), Some(9301));
+    assert!(b.text("#flash-ok").await?.contains("is mapped to"));
+    assert!(b.text(&format!("{clinic} td[data-label=\"Change\"]")).await?.contains("Unmap"));
+
+    // Accept all above 90 %: the confirmation lists exactly Northwind, then maps it.
+    b.navigate_by("#accept-all").await?;
+    let list = b.text("#accept-table").await?;
+    assert!(list.contains("Northwind Traders") && list.contains("100 %"), "{list}");
+    assert!(b.find("#accept-table tr[data-tenant=\"ksc:demo/vs:3\"]").await.is_err(), "{list}");
+    let rows = b.eval("return document.querySelectorAll('#accept-table tbody tr').length").await?;
+    assert_eq!(rows, 1, "{list}");
+    assert_eq!(stored("ksc:demo/vs:4"), None, "nothing mapped before the confirmation");
+    b.navigate_by("#accept-confirm").await?;
+    assert_eq!(stored("ksc:demo/vs:4"), Some(9401));
+    assert!(b.text("#flash-ok").await?.contains("1 tenant is mapped"));
+    assert!(b.find("#unmapped-banner").await.is_err(), "all mapped: no banner");
     Ok(())
 }
