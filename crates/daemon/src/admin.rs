@@ -414,7 +414,7 @@ async fn preview(State(s): State<AdminState>, Query(q): Query<Days>) -> Result<J
 }
 
 /// The configuration file's entries as the running engine resolved them, named by the file.
-fn file_mapping(s: &AdminState) -> crate::mapping_ops::FileMapping {
+pub(crate) fn file_mapping(s: &AdminState) -> crate::mapping_ops::FileMapping {
     let file = s.reloader.as_ref().map_or_else(|| "of this daemon".to_owned(), |r| r.path.display().to_string());
     crate::mapping_ops::file_of_engine(&s.shared, &file)
 }

@@ -19,17 +19,12 @@ use super::session::{Flash, SessionView};
 use super::{FormData, UiState, error, guard, ok, to_login};
 use crate::admin::AdminState;
 use crate::documents::{load_directory, load_mapping};
-use crate::mapping_ops::{self, FileMapping, MappingOpError, build_view};
+use crate::mapping_ops::{self, MappingOpError, build_view};
 
 /// The score "Accept all suggestions above 90 %" takes.
 pub(crate) const ACCEPT_SCORE: f64 = 0.9;
 
-/// The file's entries as the engine resolved them, named by the configuration file's path
-/// (as the admin API names it).
-pub(crate) fn file_mapping(s: &AdminState) -> FileMapping {
-    let file = s.reloader.as_ref().map_or_else(|| "of this daemon".to_owned(), |r| r.path.display().to_string());
-    mapping_ops::file_of_engine(&s.shared, &file)
-}
+pub(crate) use crate::admin::file_mapping;
 
 /// How many tenants are mapped and unmapped: the directory's tenants against the stored
 /// mapping and the file's entries (no suggestions computed). `None` when the store fails.
