@@ -190,13 +190,13 @@ pub fn view(store: &dyn Store, file: &FileMapping) -> Result<MappingView, Mappin
 fn edit(
     store: &dyn Store,
     file: &FileMapping,
+    directory: &Directory,
     expected: Option<u64>,
     change: impl FnOnce(&MappingSet, u64, &Directory) -> Result<MappingSet, MappingEditError>,
 ) -> Result<MappingSet, MappingOpError> {
-    let directory = load_directory(store)?;
     let set = load_mapping(store)?;
     let expected = expected.unwrap_or(set.revision);
-    let next = change(&set, expected, &directory).map_err(|e| match e {
+    let next = change(&set, expected, directory).map_err(|e| match e {
         MappingEditError::Stale { current, .. } => MappingOpError::Conflict { current },
         MappingEditError::FromFile { tenant } => MappingOpError::FromFile { tenant, file: file.file.clone() },
         other => MappingOpError::Refused(other),
@@ -219,10 +219,11 @@ pub fn set(
     account: PsaId,
     expected: Option<u64>,
 ) -> Result<u64, MappingOpError> {
-    if load_directory(store)?.accounts.is_empty() {
+    let directory = load_directory(store)?;
+    if directory.accounts.is_empty() {
         return Err(MappingOpError::NoAccounts);
     }
-    let next = edit(store, file, expected, |set, expected, directory| {
+    let next = edit(store, file, &directory, expected, |set, expected, directory| {
         set.set(tenant, account, expected, &file.tenants(), &directory.accounts)
     })?;
     tracing::info!(tenant = %tenant, account = %account, revision = next.revision, "tenant mapped");
@@ -236,7 +237,9 @@ pub fn unset(
     tenant: &TenantId,
     expected: Option<u64>,
 ) -> Result<u64, MappingOpError> {
-    let next = edit(store, file, expected, |set, expected, _| set.unset(tenant, expected, &file.tenants()))?;
+    let next = edit(store, file, &load_directory(store)?, expected, |set, expected, _| {
+        set.unset(tenant, expected, &file.tenants())
+    })?;
     tracing::info!(tenant = %tenant, revision = next.revision, "tenant unmapped");
     Ok(next.revision)
 }
@@ -250,7 +253,7 @@ pub fn accept(
     expected: Option<u64>,
 ) -> Result<(u64, Vec<Accepted>), MappingOpError> {
     let mut accepted = Vec::new();
-    let next = edit(store, file, expected, |set, expected, directory| {
+    let next = edit(store, file, &load_directory(store)?, expected, |set, expected, directory| {
         let unmapped: Vec<(TenantId, String)> = build_view(directory, set, file)
             .tenants
             .into_iter()
