@@ -32,17 +32,43 @@ fn core_has_no_io_dependencies() {
     assert!(!deps.contains("clock"), "ticketing-core must not enable chrono's clock");
 }
 
+/// Every `.rs` file under `dir`, its subdirectories (`decide/`, `ledger/`) included.
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
 #[test]
 fn core_sources_do_no_io_and_read_no_clock() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
         for needle in FORBIDDEN_SOURCE {
             assert!(!text.contains(needle), "{} uses {needle}", path.display());
         }
-        checked += 1;
     }
-    assert!(checked >= 9, "expected the core's modules, found {checked}");
+    assert!(files.len() >= 9, "expected the core's modules, found {}", files.len());
+}
+
+/// The core's sources stay under 1,000 lines each, as the daemon's and the engine's do.
+#[test]
+fn no_core_source_file_is_over_1000_lines() {
+    let mut files = Vec::new();
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|p| {
+            let lines = std::fs::read_to_string(p).unwrap().lines().count();
+            (lines > 1000).then(|| format!("{} ({lines} lines)", p.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over 1,000 lines: {long:?}");
 }
