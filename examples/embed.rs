@@ -64,7 +64,9 @@ fn main() {
         println!("{what}:");
         for action in reconcile(&snapshot(active), &ctx, &ledger, now).actions {
             // 1. persist the transition (your database), 2. call your PSA, 3. record its answer.
-            ledger.apply(&action.transition(), now).expect("actions fit the ledger");
+            for t in action.transitions() {
+                ledger.apply(&t, now).expect("actions fit the ledger");
+            }
             let answer = match &action {
                 Action::Create(c) => {
                     next_id += 1;
@@ -82,6 +84,16 @@ fn main() {
                 Action::Reopen(u) | Action::Update(u) => {
                     println!("  update {} ({:?})", u.key, u.update);
                     Transition::Updated { key: u.key.clone() }
+                }
+                // alert storms (off in this example): a storm ticket is created like any
+                // other (`OpenStorm`); joining or clearing only records
+                Action::Storm(_) | Action::StormCleared(_) => continue,
+                Action::OpenStorm(o) => {
+                    next_id += 1;
+                    Transition::Opened {
+                        key: o.create.key.clone(),
+                        ticket: TicketRef { id: PsaId(next_id), number: None },
+                    }
                 }
             };
             ledger.apply(&answer, now).expect("answers fit the ledger");

@@ -660,6 +660,10 @@ pub fn field_label(field: Field) -> &'static str {
         Field::RecurrenceHours => "Recurrence window, hours",
         Field::TitleTemplate => "Title template",
         Field::DescriptionTemplate => "Description template",
+        Field::StormThreshold => "Storm after, tickets",
+        Field::StormWindow => "Storm window, minutes",
+        Field::StormNote => "Storm notes every, minutes",
+        Field::OutbreakAsStorm => "Outbreak opens a storm",
         Field::Maintenance => "Maintenance window",
         Field::PriorityFollowsSeverity => "Priority follows severity",
     }

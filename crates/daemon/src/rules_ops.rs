@@ -9,7 +9,7 @@ use serde::Serialize;
 use ticketing_core::catalog::{Catalog, Field};
 use ticketing_core::decide::{Context, EventDecision, SkipReason, decide_event};
 use ticketing_core::edit::{GeneralPatch, RuleBook, RulePatch};
-use ticketing_core::ledger::Ledger;
+use ticketing_core::ledger::{Ledger, Transition};
 use ticketing_core::maintenance::MaintenanceWindow;
 use ticketing_core::model::{Product, PsaId, StatusLevel, TenantId};
 use ticketing_core::ports::Account;
@@ -241,6 +241,15 @@ pub struct Preview {
     pub notes_by_row: BTreeMap<String, usize>,
     /// The enabled event rows with a recurrence window: their settings.
     pub recurrence_rows: Vec<RecurrenceRowNote>,
+    /// Alert storms: storm tickets the replay would have opened (also in `would_create` and
+    /// `by_row`).
+    pub storm_tickets: usize,
+    /// Events that would have gone to a storm ticket instead of a ticket of their own (the
+    /// opening one included; also in `skipped` as `storm`).
+    pub stormed: usize,
+    /// Storm notes the replay would have added (batched by each row's note interval, the last
+    /// batch as of now).
+    pub storm_notes: usize,
     /// The enabled rows with a title or description template: the sample ticket each would
     /// write ([`row_texts`]).
     pub texts: Vec<RowTexts>,
@@ -327,10 +336,11 @@ pub fn row_texts(rules: &RuleSet) -> Vec<RowTexts> {
 }
 
 /// What [`preview`] cannot tell, said with every preview.
-pub const PREVIEW_LIMITS: [&str; 3] = [
+pub const PREVIEW_LIMITS: [&str; 4] = [
     "events are replayed from the stored history, each decided as of the time it was seen, against the draft's maintenance windows",
     "computer statuses are not replayed (their snapshots are not stored): the creation delay, the reopen window and priority follows severity are listed as set, and open status tickets are counted from the ledger",
     "a recurrence is noted only on a ticket the replay itself made: tickets opened before the window, and tickets a technician closed meanwhile, are not known to it",
+    "alert storms count only the tickets the replay itself made, events decided as of when they were seen; the last batch of storm notes is counted as if it were noted now",
 ];
 
 /// Replays the last `days` of stored events through `rules`, each decided as of the time it
@@ -348,8 +358,34 @@ pub fn preview(
     let ctx = Context::new(rules, catalog, mapping.iter().cloned(), accounts.iter().cloned());
     let mut ledger = Ledger::new();
     let mut out = Preview { days, events: events.len(), ..Preview::default() };
+    let storm_work = |ledger: &mut Ledger, at: DateTime<Utc>, out: &mut Preview| {
+        for t in ticketing_core::storm::due(ledger, at, ctx.closed_status()) {
+            if matches!(t, Transition::StormNoteQueued { .. }) {
+                out.storm_notes += 1;
+            }
+            let _ = ledger.apply(&t, at);
+        }
+    };
     for seen in &events {
+        storm_work(&mut ledger, seen.seen_at, &mut out);
         match decide_event(&seen.event, &ctx, &ledger, seen.seen_at) {
+            EventDecision::Storm(st) => {
+                out.stormed += 1;
+                *out.skipped.entry("storm".to_owned()).or_default() += 1;
+                for t in st.transitions() {
+                    let _ = ledger.apply(&t, seen.seen_at);
+                }
+            }
+            EventDecision::OpenStorm(open) => {
+                out.stormed += 1;
+                out.storm_tickets += 1;
+                out.would_create += 1;
+                *out.skipped.entry("storm".to_owned()).or_default() += 1;
+                *out.by_row.entry(RowId::Event(seen.event.product, seen.event.class).to_string()).or_default() += 1;
+                for t in open.transitions() {
+                    let _ = ledger.apply(&t, seen.seen_at);
+                }
+            }
             EventDecision::Create(c) => {
                 out.would_create += 1;
                 *out.by_row.entry(RowId::Event(seen.event.product, seen.event.class).to_string()).or_default() += 1;
@@ -369,6 +405,16 @@ pub fn preview(
                 *out.skipped.entry(reason.label().to_owned()).or_default() += 1;
             }
         }
+    }
+    // The batches still pending are noted by now (the scratch ledger's storm tickets never
+    // open, which notes need only for delivery, not for being queued).
+    let mut at = now.max(events.last().map_or(now, |e| e.seen_at));
+    for _ in 0..100 {
+        if ledger.live_storms().next().is_none() {
+            break;
+        }
+        at += Duration::days(1);
+        storm_work(&mut ledger, at, &mut out);
     }
     out.status_rows = rules
         .rows

@@ -80,6 +80,14 @@ pub enum Field {
     TitleTemplate,
     /// Rule: the description template.
     DescriptionTemplate,
+    /// Rule: the storm threshold (tickets within the storm window).
+    StormThreshold,
+    /// Rule: the storm window, in minutes.
+    StormWindow,
+    /// Rule: at most one storm note per this many minutes.
+    StormNote,
+    /// Rule: a Security Center virus outbreak event opens the storm at once.
+    OutbreakAsStorm,
     /// Rule set: a maintenance window.
     Maintenance,
     /// Rule set: priority follows severity.
@@ -105,6 +113,10 @@ impl Field {
             Self::RecurrenceHours => "recurrence_hours",
             Self::TitleTemplate => "title_template",
             Self::DescriptionTemplate => "description_template",
+            Self::StormThreshold => "storm_threshold",
+            Self::StormWindow => "storm_window_minutes",
+            Self::StormNote => "storm_note_minutes",
+            Self::OutbreakAsStorm => "outbreak_as_storm",
             Self::Maintenance => "maintenance",
             Self::PriorityFollowsSeverity => "priority_follows_severity",
         }
@@ -154,6 +166,10 @@ impl Catalog {
             | Field::RecurrenceHours
             | Field::TitleTemplate
             | Field::DescriptionTemplate
+            | Field::StormThreshold
+            | Field::StormWindow
+            | Field::StormNote
+            | Field::OutbreakAsStorm
             | Field::Maintenance
             | Field::PriorityFollowsSeverity => return None,
         })

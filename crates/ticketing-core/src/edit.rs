@@ -56,6 +56,18 @@ pub struct RulePatch {
     /// `null` turns it off).
     #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
     pub recurrence_hours: Option<Option<u32>>,
+    /// Storm threshold in tickets (`null` turns storms off).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub storm_threshold: Option<Option<u32>>,
+    /// Storm window in minutes (`null` turns storms off).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub storm_window_minutes: Option<Option<u32>>,
+    /// Minutes between storm notes (`null`: the default, 5).
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub storm_note_minutes: Option<Option<u32>>,
+    /// Whether an outbreak event opens the storm at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbreak_as_storm: Option<bool>,
     /// Title template (`null` goes back to the guide's title).
     #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
     pub title_template: Option<Option<String>>,
@@ -85,6 +97,10 @@ impl RulePatch {
         set(&mut rule.create_delay_minutes, &self.create_delay_minutes);
         set(&mut rule.reopen_hours, &self.reopen_hours);
         set(&mut rule.recurrence_hours, &self.recurrence_hours);
+        set(&mut rule.storm_threshold, &self.storm_threshold);
+        set(&mut rule.storm_window_minutes, &self.storm_window_minutes);
+        set(&mut rule.storm_note_minutes, &self.storm_note_minutes);
+        set(&mut rule.outbreak_as_storm, &self.outbreak_as_storm);
         set(&mut rule.title_template, &self.title_template);
         set(&mut rule.description_template, &self.description_template);
     }
@@ -97,6 +113,10 @@ impl RulePatch {
             Field::CreateDelay => self.create_delay_minutes.is_some(),
             Field::ReopenHours => self.reopen_hours.is_some(),
             Field::RecurrenceHours => self.recurrence_hours.is_some(),
+            Field::StormThreshold => self.storm_threshold.is_some(),
+            Field::StormWindow => self.storm_window_minutes.is_some(),
+            Field::StormNote => self.storm_note_minutes.is_some(),
+            Field::OutbreakAsStorm => self.outbreak_as_storm.is_some(),
             Field::TitleTemplate => self.title_template.is_some(),
             Field::DescriptionTemplate => self.description_template.is_some(),
             _ => false,

@@ -86,6 +86,7 @@ pub mod ports;
 pub mod retry;
 pub mod rules;
 pub mod secret;
+pub mod storm;
 pub mod template;
 mod text;
 pub mod ticket;

@@ -34,6 +34,12 @@ pub const LIFETIME_RANGE: std::ops::RangeInclusive<u32> = 1..=365;
 pub const DUE_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=8760;
 /// Creation-delay bounds accepted, in minutes (0 is the guide: no delay; at most a week).
 pub const CREATE_DELAY_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
+/// Storm-threshold bounds accepted, in tickets.
+pub const STORM_THRESHOLD_RANGE: std::ops::RangeInclusive<u32> = 2..=10_000;
+/// Storm-window and storm-note bounds accepted, in minutes (at most a day).
+pub const STORM_MINUTES_RANGE: std::ops::RangeInclusive<u32> = 1..=1440;
+/// The default storm-note interval, in minutes (the issue: at most one note per 5 minutes).
+pub const DEFAULT_STORM_NOTE_MINUTES: u32 = 5;
 /// Reopen- and recurrence-window bounds accepted, in hours (at most 90 days).
 pub const WINDOW_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=2160;
 
@@ -109,6 +115,24 @@ pub struct Rule {
     /// own. `None` (the guide): every event gets its own ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence_hours: Option<u32>,
+    /// Security Center and Endpoint Security Cloud event rows, status rows: alert storms. Once
+    /// the row has made this many tickets for one tenant within `storm_window_minutes`, further
+    /// problems of the row and tenant get no tickets of their own: one storm ticket is made
+    /// and they are added to it as notes ([`crate::storm`]). `None` (the guide): off. Set
+    /// together with `storm_window_minutes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_threshold: Option<u32>,
+    /// The storm window, in minutes: the span the threshold counts over, and the quiet time
+    /// that ends a storm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_window_minutes: Option<u32>,
+    /// At most one storm note per this many minutes (`None`: [`DEFAULT_STORM_NOTE_MINUTES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_note_minutes: Option<u32>,
+    /// The Security Center Critical event row: a `GNRL_EV_VIRUS_OUTBREAK` event opens the
+    /// storm ticket of its tenant at once (needs the storm settings).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub outbreak_as_storm: bool,
     /// Any row: a `minijinja` template for the ticket's title over the event's or the status's
     /// fields ([`crate::template::EVENT_FIELDS`], [`crate::template::STATUS_FIELDS`]). `None`
     /// (or blank): the guide's title ([`crate::template::default_template`]).
@@ -121,6 +145,10 @@ pub struct Rule {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Which table and row a rule sits in.
@@ -172,6 +200,10 @@ impl RowId {
             create_delay_minutes: 0,
             reopen_hours: None,
             recurrence_hours: None,
+            storm_threshold: None,
+            storm_window_minutes: None,
+            storm_note_minutes: None,
+            outbreak_as_storm: false,
             title_template: None,
             description_template: None,
         }
@@ -188,6 +220,19 @@ impl RowId {
     /// mailbox, not a computer (each detected mail is its own item for a technician).
     pub fn has_recurrence(&self) -> bool {
         matches!(self, Self::Event(Product::SecurityCenter | Product::EndpointCloud, EventClass::Severity(_)))
+    }
+
+    /// Whether alert storms apply to the row: the rows that have the recurrence note, and every
+    /// status row (Office 365 events concern mailboxes, and its resolvable issues already share
+    /// one ticket per tenant and type).
+    pub fn has_storms(&self) -> bool {
+        self.has_recurrence() || self.is_status()
+    }
+
+    /// Whether the row takes `outbreak_as_storm`: the Security Center Critical event row (the
+    /// row a `GNRL_EV_VIRUS_OUTBREAK` event falls in).
+    pub fn has_outbreak(&self) -> bool {
+        matches!(self, Self::Event(Product::SecurityCenter, EventClass::Severity(Severity::Critical)))
     }
 
     /// The row's label as the guide's tables show it.
@@ -599,6 +644,8 @@ pub struct ResolvedRule {
     pub reopen_hours: Option<u32>,
     /// Recurrence window in hours (Security Center and Endpoint Security Cloud event rows).
     pub recurrence_hours: Option<u32>,
+    /// Alert storms on the row, when on.
+    pub storm: Option<crate::storm::StormSettings>,
 }
 
 struct Resolver<'a> {
@@ -685,6 +732,7 @@ pub fn resolve_rule(row: &RowId, rule: &Rule, catalog: &Catalog) -> Result<Resol
             create_delay_minutes: rule.create_delay_minutes,
             reopen_hours: rule.reopen_hours,
             recurrence_hours: rule.recurrence_hours,
+            storm: crate::storm::StormSettings::of(rule),
         }),
         _ => Err(r.errors),
     }
@@ -712,6 +760,30 @@ pub(crate) fn lifecycle_problems(row: &RowId, rule: &Rule) -> Vec<(Field, Proble
         Some(_) if !row.has_recurrence() => out.push((Field::RecurrenceHours, Problem::NotApplicable)),
         Some(h) => out.extend(range(Field::RecurrenceHours, h, &WINDOW_HOURS_RANGE)),
         None => {}
+    }
+    let storms = row.has_storms();
+    let mut storm = |field, value: Option<u32>, bounds: &std::ops::RangeInclusive<u32>| match value {
+        Some(_) if !storms => out.push((field, Problem::NotApplicable)),
+        Some(v) => out.extend(range(field, v, bounds)),
+        None => {}
+    };
+    storm(Field::StormThreshold, rule.storm_threshold, &STORM_THRESHOLD_RANGE);
+    storm(Field::StormWindow, rule.storm_window_minutes, &STORM_MINUTES_RANGE);
+    storm(Field::StormNote, rule.storm_note_minutes, &STORM_MINUTES_RANGE);
+    if storms {
+        // The threshold and the window only mean something together.
+        match (rule.storm_threshold, rule.storm_window_minutes) {
+            (Some(_), None) => out.push((Field::StormWindow, Problem::Blank)),
+            (None, Some(_)) => out.push((Field::StormThreshold, Problem::Blank)),
+            _ => {}
+        }
+    }
+    if rule.outbreak_as_storm {
+        if !row.has_outbreak() {
+            out.push((Field::OutbreakAsStorm, Problem::NotApplicable));
+        } else if rule.storm_threshold.is_none() {
+            out.push((Field::StormThreshold, Problem::Blank));
+        }
     }
     out
 }

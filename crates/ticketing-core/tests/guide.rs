@@ -379,6 +379,7 @@ fn apply_all(ledger: &mut Ledger, actions: &[Action]) {
             Action::Close(_) => Transition::Closed { key: key.clone() },
             Action::Clear { .. } | Action::Delay { .. } | Action::DelayCleared { .. } => continue,
             Action::Reopen(_) | Action::Update(_) => Transition::Updated { key: key.clone() },
+            Action::Storm(_) | Action::OpenStorm(_) | Action::StormCleared(_) => unreachable!("storms are off here"),
         };
         ledger.apply(&follow, now()).unwrap();
         // The close note lands too (it is outbox work of its own).

@@ -90,6 +90,7 @@ fn summary(rec: &ticketing_core::Reconciliation) -> String {
             Action::DelayCleared { .. } => "delay_cleared".into(),
             Action::Reopen(_) => "reopen".into(),
             Action::Update(_) => "update".into(),
+            Action::Storm(_) | Action::OpenStorm(_) | Action::StormCleared(_) => "storm".into(),
         })
         .collect();
     out.extend(rec.skipped.iter().map(|(_, r)| match r {
@@ -560,6 +561,7 @@ fn event_maintenance_scenarios() {
         let got = match decide_event(&ev_at(age, device), &ctx(&rules), &Ledger::new(), now()) {
             EventDecision::Create(_) => "create".to_owned(),
             EventDecision::Note(_) => "note".to_owned(),
+            EventDecision::Storm(_) | EventDecision::OpenStorm(_) => "storm".to_owned(),
             EventDecision::Skip { reason: SkipReason::Maintenance { window }, .. } => format!("maintenance:{window}"),
             EventDecision::Skip { reason, .. } => reason.label().to_owned(),
         };
@@ -648,6 +650,7 @@ fn run_recurrence(name: &str, cfg: &Rec, steps: &[RecStep]) -> (Ledger, Vec<Tick
                 ledger.apply(&n.transition(), at).unwrap_or_else(|err| panic!("{name}: {err}"));
                 format!("note:{}", n.note.marker.rsplit('/').next().unwrap())
             }
+            EventDecision::Storm(_) | EventDecision::OpenStorm(_) => unreachable!("{name}: storms are off here"),
             EventDecision::Skip { reason, .. } => reason.label().to_owned(),
         };
         assert_eq!(got, *expected, "{name}, step {} (minute {decided}, {what})", i + 1);
@@ -861,6 +864,7 @@ fn the_count_and_the_queued_notes_survive_a_restart_and_old_entries_load() {
             _ => unreachable!(),
         },
         recurrence: None,
+        storm: None,
     })
     .unwrap();
     assert!(!plan.contains("recurrence"));

@@ -205,10 +205,8 @@ proptest! {
             if *step >= 6 {
                 let mut e = event(Product::SecurityCenter, EventClass::Severity(Severity::Critical), Duration::minutes(5));
                 e.source_id = SourceEventId::new(format!("e{i}"));
-                match decide_event(&e, &ctx(&rules), &ledger, now()) {
-                    EventDecision::Create(c) => ledger.apply(&c.transition(), now()).unwrap(),
-                    EventDecision::Note(n) => ledger.apply(&n.transition(), now()).unwrap(),
-                    EventDecision::Skip { .. } => {}
+                for t in decide_event(&e, &ctx(&rules), &ledger, now()).transitions() {
+                    ledger.apply(&t, now()).unwrap();
                 }
             }
             let active: &[(&str, StatusLevel)] = if step % 2 == 0 { &[("databases_out_of_date", StatusLevel::Warning)] } else { &[] };

@@ -64,6 +64,7 @@ fn drive(ledger: &mut Ledger, actions: &[Action], progress: &[bool], ticket_ids:
             Action::Close(_) => Transition::Closed { key: key.clone() },
             Action::Clear { .. } | Action::Delay { .. } | Action::DelayCleared { .. } => continue,
             Action::Reopen(_) | Action::Update(_) => Transition::Updated { key: key.clone() },
+            Action::Storm(_) | Action::OpenStorm(_) | Action::StormCleared(_) => unreachable!("storms are off here"),
         };
         ledger.apply(&follow, now()).unwrap();
         if matches!(a, Action::Close(_)) {

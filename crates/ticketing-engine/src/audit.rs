@@ -94,6 +94,7 @@ pub fn ticket_words(entry: Option<&LedgerEntry>) -> String {
         TicketState::Closed { ticket, .. } => format!("ticketed as{}, closed", number(ticket)),
         TicketState::Failed { reason, .. } => format!("the PSA refused the ticket: {reason}"),
         TicketState::Dropped { reason } => format!("not ticketed: dropped ({reason})"),
+        TicketState::Stormed { storm, .. } => format!("in the storm ticket of {}", storm.canonical()),
         #[allow(unreachable_patterns)] // states added to the core later
         other => format!("ticketed; now {}", other.name()),
     }
@@ -109,7 +110,9 @@ pub fn describe(d: &Decision, entry: Option<&LedgerEntry>) -> String {
         (None, None, None) => format!("tenant {}", d.tenant),
     };
     let now = match d.outcome {
-        Outcome::Ticketed | Outcome::Closed | Outcome::Noted => format!(" — {}", ticket_words(entry)),
+        Outcome::Ticketed | Outcome::Closed | Outcome::Noted | Outcome::Stormed => {
+            format!(" — {}", ticket_words(entry))
+        }
         Outcome::Skipped => String::new(),
     };
     format!(

@@ -106,6 +106,7 @@ pub(crate) fn outcome_words(o: Outcome) -> &'static str {
         Outcome::Skipped => "Not ticketed",
         Outcome::Closed => "Closed",
         Outcome::Noted => "Noted on its open ticket",
+        Outcome::Stormed => "Added to a storm ticket",
     }
 }
 
@@ -229,7 +230,7 @@ fn filter_form(v: &View<'_>) -> Markup {
                 label for="f-outcome" { "Outcome" }
                 select id="f-outcome" name="outcome" {
                     option value="" selected[f.outcome.is_empty()] { "All outcomes" }
-                    @for o in [Outcome::Ticketed, Outcome::Skipped, Outcome::Closed, Outcome::Noted] {
+                    @for o in [Outcome::Ticketed, Outcome::Skipped, Outcome::Closed, Outcome::Noted, Outcome::Stormed] {
                         option value=(o.code()) selected[o.code() == f.outcome] { (outcome_words(o)) }
                     }
                 }

@@ -132,7 +132,7 @@ pub fn reconcile(snapshot: &StatusSnapshot, ctx: &NaiveContext, ledger: &Ledger,
                 now,
             );
             draft.row = Some(row);
-            out.actions.push(Action::Create(Create { key, generation, draft, recurrence: None }));
+            out.actions.push(Action::Create(Create { key, generation, draft, recurrence: None, storm: None }));
         }
     }
     let closed_status = ctx.general.as_ref().ok().map(|g| g.closed_status);
@@ -224,7 +224,7 @@ pub fn decide_event(event: &Event, ctx: &NaiveContext, ledger: &Ledger, now: Dat
         build_draft(account, general, &resolved, &key, generation, title, description, device_name, urgency, now);
     draft.expires_at = expires_at;
     draft.row = Some(row);
-    EventDecision::Create(Create { key, generation, draft, recurrence: None })
+    EventDecision::Create(Create { key, generation, draft, recurrence: None, storm: None })
 }
 
 fn event_text(event: &Event) -> (String, String) {

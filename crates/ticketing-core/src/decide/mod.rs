@@ -320,6 +320,10 @@ pub struct Create {
     /// (recorded with the entry, so its recurrences are noted on this ticket). `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence: Option<Box<Recurrence>>,
+    /// A ticket of a row with storm settings (counted toward its threshold) or a storm ticket
+    /// ([`crate::storm`]). `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Box<crate::storm::StormPart>>,
 }
 
 impl Create {
@@ -330,6 +334,7 @@ impl Create {
             generation: self.generation,
             draft: self.draft.clone(),
             recurrence: self.recurrence.clone(),
+            storm: self.storm.clone(),
         }
     }
 }
@@ -364,6 +369,12 @@ pub enum EventDecision {
     /// The same event recurred on the same computer within its row's recurrence window while
     /// its ticket is planned or open: count it and add a note to that ticket (no new ticket).
     Note(Note),
+    /// Alert storms: the event joins its row's running storm ticket for the tenant (no ticket of
+    /// its own; listed in the storm ticket's next note).
+    Storm(Stormed),
+    /// Alert storms: the row reached its threshold (or a Security Center outbreak event came):
+    /// the event opens a storm ticket, and gets no ticket of its own.
+    OpenStorm(StormOpen),
     /// Do nothing, for a reason.
     Skip {
         /// The key the event would have had.
@@ -371,6 +382,20 @@ pub enum EventDecision {
         /// Why.
         reason: SkipReason,
     },
+}
+
+impl EventDecision {
+    /// The ledger transitions that record the decision, in order (persist them in one
+    /// transaction before any PSA call): none for a skip, two for a storm.
+    pub fn transitions(&self) -> Vec<Transition> {
+        match self {
+            Self::Create(c) => vec![c.transition()],
+            Self::Note(n) => vec![n.transition()],
+            Self::Storm(s) => s.transitions(),
+            Self::OpenStorm(o) => o.transitions(),
+            Self::Skip { .. } => Vec::new(),
+        }
+    }
 }
 
 /// The ticket key an event belongs to: resolvable Office 365 types share one key per tenant and
@@ -435,10 +460,16 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
         }
         _ => None,
     };
-    let urgency = match event.class {
-        EventClass::Severity(Severity::Critical) | EventClass::Office365(_) => Urgency::Critical,
-        EventClass::Severity(_) => Urgency::Normal,
+    let storm = match resolved.storm {
+        Some(settings) => {
+            match storms::place_event(event, &key, &row, settings, mapped, general, resolved, ledger, now) {
+                Ok(mark) => Some(mark),
+                Err(decision) => return decision,
+            }
+        }
+        None => None,
     };
+    let urgency = storms::draft_urgency(event);
     let (title, description) = match &templates {
         None => (event_title(event), event_description(event, &key)),
         Some(t) => event_texts(event, &key, Some(t), true),
@@ -450,7 +481,7 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
         build_draft(mapped.account, general, resolved, title, description, idempotency_key, device_name, urgency, now);
     draft.expires_at = expires_at;
     draft.row = Some(row);
-    EventDecision::Create(Create { key, generation, draft, recurrence })
+    EventDecision::Create(Create { key, generation, draft, recurrence, storm })
 }
 
 /// The note for `event` recurring on `entry`'s ticket, when that ticket takes it: planned (the
@@ -711,6 +742,7 @@ pub fn preview_texts(row: &RowId, rule: &Rule) -> Result<(String, String), Vec<V
                 create_delay_minutes: 0,
                 reopen_hours: None,
                 recurrence_hours: None,
+                storm: None,
             };
             let draft = StatusTexts::new(&snapshot, at).draft(
                 &device,
@@ -757,6 +789,8 @@ pub fn replan(
 }
 
 mod reconcile;
+mod storms;
+pub use storms::{StormOpen, Stormed};
 
 use reconcile::StatusTexts;
 pub use reconcile::{Action, Close, Reconciliation, Update, reconcile};

@@ -1,8 +1,17 @@
 //! Status reconciliation: a tenant's complete status snapshot and the ledger in, create, close,
 //! delay, reopen and priority actions out (split from the event decisions in `decide`).
 
+use super::storms::{self, StormOpen, Stormed};
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::storm::{PassStorms, Placement, StormChange, StormPart};
+
+/// The computer's name of a status entry, from the snapshot (a cleared problem's computer may
+/// be gone from it: then its id).
+fn snapshot_device_name<'a>(snapshot: &'a StatusSnapshot, entry: &'a LedgerEntry) -> Option<&'a str> {
+    let TicketKey::Status { device, .. } = &entry.key else { return None };
+    Some(snapshot.devices.iter().find(|d| d.device.id == *device).map_or(device.as_str(), |d| d.device.name.as_str()))
+}
 
 /// A close decided for one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +63,13 @@ pub enum Action {
     /// transition, then update the ticket (the Critical row's priority and due time) and add
     /// the note.
     Update(Update),
+    /// Alert storms: the problem joins its row's running storm ticket (no ticket of its own).
+    Storm(Stormed),
+    /// Alert storms: the row reached its threshold; the problem opens a storm ticket.
+    OpenStorm(StormOpen),
+    /// Alert storms: a stormed problem cleared; its entry closes (no call) and the storm
+    /// ticket's next note says so.
+    StormCleared(Stormed),
 }
 
 /// A change to an existing ticket ([`Action::Reopen`], [`Action::Update`]).
@@ -72,9 +88,22 @@ pub struct Update {
 }
 
 impl Action {
-    /// The ledger transition that records the action (persist it before any PSA call).
+    /// The ledger transitions that record the action, in order (persist them, in one
+    /// transaction, before any PSA call): one for every action but the storms' two.
+    pub fn transitions(&self) -> Vec<Transition> {
+        match self {
+            Self::Storm(s) | Self::StormCleared(s) => s.transitions(),
+            Self::OpenStorm(o) => o.transitions(),
+            other => vec![other.transition()],
+        }
+    }
+
+    /// The ledger transition that records the action: for a storm action, the one of the
+    /// problem's own entry ([`Action::transitions`] has all).
     pub fn transition(&self) -> Transition {
         match self {
+            Self::Storm(s) | Self::StormCleared(s) => s.transitions().swap_remove(0),
+            Self::OpenStorm(o) => o.transitions().swap_remove(1),
             Self::Create(c) => c.transition(),
             Self::Close(c) => Transition::CloseRequested { key: c.key.clone(), status: c.status, note: c.note.clone() },
             Self::Clear { key } => Transition::Cleared { key: key.clone() },
@@ -94,7 +123,10 @@ impl Action {
             | Self::Delay { key, .. }
             | Self::DelayCleared { key }
             | Self::Reopen(Update { key, .. })
-            | Self::Update(Update { key, .. }) => key,
+            | Self::Update(Update { key, .. })
+            | Self::Storm(Stormed { key, .. })
+            | Self::StormCleared(Stormed { key, .. }) => key,
+            Self::OpenStorm(o) => &o.member,
         }
     }
 }
@@ -168,6 +200,8 @@ fn reconcile_devices(
     let mut fresh: FastSet<(&str, &StatusDescription)> = FastSet::default();
     let mut texts: Option<StatusTexts> = None;
     let follows = ctx.follows_severity[product as usize];
+    // Storm placements of this pass not yet in the ledger (tickets counted, storms opened).
+    let mut pass = PassStorms::default();
     for device in &snapshot.devices {
         if device.active.is_empty() {
             continue;
@@ -246,11 +280,50 @@ fn reconcile_devices(
                     }
                 }
             }
+            let row = RowId::Status(product, a.level, a.description.clone());
+            let mut storm = None;
+            if let Some(settings) = resolved.storm {
+                let item = || {
+                    storms::status_item(
+                        StormChange::Added,
+                        Some(&device.device.name),
+                        Some(a.level),
+                        &a.description,
+                        now,
+                    )
+                };
+                match crate::storm::place(ledger, tenant, &row, &settings, now, &pass) {
+                    Placement::Join(storm) => {
+                        out.actions.push(Action::Storm(Stormed { key, storm, item: item() }));
+                        continue;
+                    }
+                    Placement::Open => {
+                        let opening = storms::Opening {
+                            product,
+                            tenant,
+                            row: &row,
+                            settings,
+                            item: item(),
+                            outbreak: false,
+                            urgency: urgency_of(a.level),
+                        };
+                        if let Some(open) =
+                            storms::open_storm(opening, key.clone(), mapped, general, resolved, ledger, now)
+                        {
+                            pass.open(tenant, &row, open.create.key.clone());
+                            out.actions.push(Action::OpenStorm(open));
+                            continue;
+                        }
+                    }
+                    Placement::Own => {}
+                }
+                pass.count(tenant, &row, now);
+                storm = Some(Box::new(StormPart::Counted { row: row.clone(), at: now }));
+            }
             let texts = texts.get_or_insert_with(|| StatusTexts::new(snapshot, now));
-            let templates =
-                ctx.templates.as_deref().and_then(|t| t.row(&RowId::Status(product, a.level, a.description.clone())));
+            let templates = ctx.templates.as_deref().and_then(|t| t.row(&row));
             let draft = texts.draft(device, a, &key, generation, mapped.account, general, resolved, templates, now);
-            out.actions.push(Action::Create(Create { key, generation, draft, recurrence: None }));
+            out.actions.push(Action::Create(Create { key, generation, draft, recurrence: None, storm }));
         }
     }
     for (entry, _) in entries.iter().zip(&seen).filter(|(_, seen)| !**seen) {
@@ -276,6 +349,16 @@ fn reconcile_devices(
             },
             TicketState::Closed { cleared: false, .. } => out.actions.push(Action::Clear { key: entry.key.clone() }),
             TicketState::Delayed { .. } => out.actions.push(Action::DelayCleared { key: entry.key.clone() }),
+            TicketState::Stormed { storm, .. } => {
+                let item = storms::status_item(
+                    StormChange::Cleared,
+                    snapshot_device_name(snapshot, entry),
+                    None,
+                    description,
+                    now,
+                );
+                out.actions.push(Action::StormCleared(Stormed { key: entry.key.clone(), storm: storm.clone(), item }));
+            }
             _ => {}
         }
     }

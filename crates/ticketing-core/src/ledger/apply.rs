@@ -13,7 +13,7 @@ impl Ledger {
             transition: name,
         };
         let next_state = match (transition, current.map(|e| &e.state)) {
-            (Transition::Plan { generation, draft, recurrence, .. }, _) => {
+            (Transition::Plan { generation, draft, recurrence, storm, .. }, _) => {
                 if self.next_generation(key) != Some(*generation) {
                     return Err(err("plan"));
                 }
@@ -26,6 +26,7 @@ impl Ledger {
                     updated_at: now,
                     reopens: 0,
                     recurrence: recurrence.clone(),
+                    storm: storm.clone(),
                 };
                 self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
@@ -88,6 +89,7 @@ impl Ledger {
                     updated_at: now,
                     reopens: 0,
                     recurrence,
+                    storm: current.filter(|e| e.generation == *generation).and_then(|e| e.storm.clone()),
                 };
                 self.entries.replace(Stored(Box::new(entry)));
                 return Ok(());
@@ -155,6 +157,7 @@ impl Ledger {
                         updated_at: now,
                         reopens: 0,
                         recurrence: None,
+                        storm: None,
                     }),
                 };
                 self.entries.insert(Stored(entry));
@@ -224,6 +227,19 @@ impl Ledger {
                 return Ok(());
             }
             (Transition::Recurred { .. }, _) => return Err(err("recurred")),
+            // A storm ticket's note leaves its queue the same way.
+            (Transition::RecurrenceNoted { marker, .. }, Some(_))
+                if current
+                    .and_then(|e| crate::storm::storm_of_entry(e))
+                    .and_then(|s| s.notes.first())
+                    .map(|n| &n.marker)
+                    == Some(marker) =>
+            {
+                self.with_storm(key, now, |s| {
+                    s.notes.remove(0);
+                });
+                return Ok(());
+            }
             (Transition::RecurrenceNoted { marker, .. }, Some(_))
                 if current.and_then(|e| e.recurrence.as_deref()).and_then(|r| r.notes.first()).map(|n| &n.marker)
                     == Some(marker) =>
@@ -238,6 +254,96 @@ impl Ledger {
                 return Ok(());
             }
             (Transition::RecurrenceNoted { .. }, _) => return Err(err("recurrence_noted")),
+            (Transition::Stormed { storm, at, .. }, state) => {
+                if self.next_generation(key).is_none() && !matches!(state, Some(TicketState::Delayed { .. })) {
+                    return Err(err("stormed"));
+                }
+                let state = TicketState::Stormed { storm: storm.clone(), at: *at };
+                let entry = match self.entries.take(key) {
+                    Some(Stored(mut e)) => {
+                        e.state = state;
+                        e.updated_at = now;
+                        e
+                    }
+                    None => Box::new(LedgerEntry {
+                        key: key.clone(),
+                        generation: 0,
+                        idempotency_key: key.inline_idempotency_key(0),
+                        urgency: Urgency::Normal,
+                        state,
+                        updated_at: now,
+                        reopens: 0,
+                        recurrence: None,
+                        storm: None,
+                    }),
+                };
+                self.entries.insert(Stored(entry));
+                return Ok(());
+            }
+            (Transition::StormCleared { .. }, Some(TicketState::Stormed { .. })) => TicketState::Closed {
+                ticket: None,
+                by: ClosedBy::Integration,
+                cleared: true,
+                note: None,
+                closed_at: Some(now),
+            },
+            (Transition::StormCleared { .. }, _) => return Err(err("storm_cleared")),
+            (Transition::StormGrew { item, .. }, Some(_))
+                if current.and_then(crate::storm::storm_of_entry).is_some() =>
+            {
+                self.with_storm(key, now, |s| {
+                    match item.change {
+                        StormChange::Added => {
+                            s.problems = s.problems.saturating_add(1);
+                            if let Some(d) = &item.device {
+                                if !s.devices.contains(d) {
+                                    s.devices.insert(d.clone());
+                                }
+                            }
+                            s.last_at = s.last_at.max(item.at);
+                            s.started_at = s.started_at.min(item.at);
+                            if s.row.is_status() {
+                                s.open_members = s.open_members.saturating_add(1);
+                            }
+                        }
+                        StormChange::Cleared => {
+                            s.open_members = s.open_members.saturating_sub(1);
+                            s.cleared = s.cleared.saturating_add(1);
+                        }
+                    }
+                    s.pending.push(item.clone());
+                });
+                return Ok(());
+            }
+            (Transition::StormGrew { .. }, _) => return Err(err("storm_grew")),
+            (Transition::StormNoteQueued { note, at, .. }, Some(_))
+                if current.and_then(crate::storm::storm_of_entry).is_some_and(|s| {
+                    !s.pending.is_empty()
+                        && note.marker
+                            == format!(
+                                "{}/storm/{}",
+                                current.map_or_else(String::new, |e| e.idempotency_key.to_string()),
+                                s.noted + 1
+                            )
+                }) =>
+            {
+                self.with_storm(key, now, |s| {
+                    let n = s.pending.len().min(crate::storm::NOTE_ITEMS_MAX);
+                    s.pending.drain(..n);
+                    s.notes.push(note.clone());
+                    s.noted += 1;
+                    s.last_note_at = *at;
+                });
+                return Ok(());
+            }
+            (Transition::StormNoteQueued { .. }, _) => return Err(err("storm_note_queued")),
+            (Transition::StormFinished { .. }, Some(_))
+                if current.and_then(crate::storm::storm_of_entry).is_some_and(|s| s.pending.is_empty()) =>
+            {
+                self.with_storm(key, now, |s| s.finished = true);
+                return Ok(());
+            }
+            (Transition::StormFinished { .. }, _) => return Err(err("storm_finished")),
         };
         // A set has no `get_mut`: take the entry out and put it back (two lookups, no copy of the
         // entry itself, which stays in its box).
@@ -247,5 +353,16 @@ impl Ledger {
             self.entries.insert(Stored(entry));
         }
         Ok(())
+    }
+
+    /// Changes a storm ticket's record in place.
+    fn with_storm(&mut self, key: &TicketKey, now: DateTime<Utc>, f: impl FnOnce(&mut crate::storm::Storm)) {
+        if let Some(Stored(mut e)) = self.entries.take(key) {
+            if let Some(StormPart::Ticket(s)) = e.storm.as_deref_mut() {
+                f(s);
+            }
+            e.updated_at = now;
+            self.entries.insert(Stored(e));
+        }
     }
 }

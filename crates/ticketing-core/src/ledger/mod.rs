@@ -42,6 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{DeviceId, Office365EventType, Product, PsaId, StatusDescription, TenantId};
 use crate::ports::{OwnedTicket, TicketUpdate};
+use crate::rules::RowId;
+use crate::storm::{StormChange, StormItem, StormPart};
 use crate::text::FastMap;
 mod apply;
 
@@ -140,6 +142,16 @@ pub enum TicketState {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         draft: Option<Box<TicketDraft>>,
     },
+    /// Alert storms: a problem added to a storm ticket instead of getting its own. Not live: no
+    /// ticket of its own exists or will. An event stays so; a status problem stays so while it
+    /// persists (no ticket of its own then either) and is closed without a call once it clears
+    /// ([`Transition::StormCleared`]).
+    Stormed {
+        /// The storm ticket's key.
+        storm: TicketKey,
+        /// When it was added.
+        at: DateTime<Utc>,
+    },
     /// The planned create was never sent, for a reason (today: `stale`, its event outlived its
     /// lifetime before the PSA could be reached).
     Dropped {
@@ -160,6 +172,7 @@ impl TicketState {
             Self::Dropped { .. } => "dropped",
             Self::Delayed { .. } => "delayed",
             Self::Updating { .. } => "updating",
+            Self::Stormed { .. } => "stormed",
         }
     }
 
@@ -194,6 +207,10 @@ pub struct LedgerEntry {
     /// entries that have one pay for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence: Option<Box<Recurrence>>,
+    /// Alert storms (issue #27): a ticket of a row with storm settings (it counts toward the
+    /// threshold), or a storm ticket with its record. Absent for every other entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Box<StormPart>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -262,6 +279,7 @@ impl LedgerEntry {
             TicketState::Planned { .. }
             | TicketState::Failed { .. }
             | TicketState::Dropped { .. }
+            | TicketState::Stormed { .. }
             | TicketState::Delayed { .. } => None,
         }
     }
@@ -300,6 +318,17 @@ impl LedgerEntry {
         ) || self.recurrence_note().is_some()
     }
 
+    /// The storm note to add now: a storm ticket's oldest queued note, once the ticket exists.
+    pub fn storm_note(&self) -> Option<&TicketNote> {
+        let Some(StormPart::Ticket(storm)) = self.storm.as_deref() else { return None };
+        let note = storm.notes.first()?;
+        matches!(
+            self.state,
+            TicketState::Open { .. } | TicketState::Closing { .. } | TicketState::Closed { ticket: Some(_), .. }
+        )
+        .then_some(note)
+    }
+
     /// The PSA work this entry waits for, if any. The state's own work comes first; then the
     /// oldest recurrence note, once the ticket exists (a note for a planned ticket waits for
     /// its create).
@@ -316,6 +345,11 @@ impl LedgerEntry {
     /// The recurrence note to add now: the oldest pending one, when the ticket exists (open, or
     /// closed since: the note still belongs in its history).
     pub fn recurrence_note(&self) -> Option<&TicketNote> {
+        if self.storm.is_some() {
+            if let Some(note) = self.storm_note() {
+                return Some(note);
+            }
+        }
         let note = self.recurrence.as_deref()?.notes.first()?;
         matches!(self.state, TicketState::Open { .. } | TicketState::Closed { ticket: Some(_), .. }).then_some(note)
     }
@@ -371,6 +405,9 @@ pub enum Transition {
         /// same (absent otherwise, and in transitions stored by older versions).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recurrence: Option<Box<Recurrence>>,
+        /// A ticket of a row with storm settings, or a storm ticket (absent otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        storm: Option<Box<StormPart>>,
     },
     /// The PSA created the ticket, or already had it under the idempotency key.
     Opened {
@@ -493,6 +530,43 @@ pub enum Transition {
         /// The note to add.
         note: TicketNote,
     },
+    /// Alert storms: a problem goes to a storm ticket instead of getting its own (allowed where
+    /// a new generation may be planned). Recorded with [`Transition::StormGrew`] on the storm.
+    Stormed {
+        /// The problem's key.
+        key: TicketKey,
+        /// The storm ticket's key.
+        storm: TicketKey,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A storm ticket takes a change: a problem added, or a status problem of it cleared.
+    StormGrew {
+        /// The storm ticket's key.
+        key: TicketKey,
+        /// The change.
+        item: StormItem,
+    },
+    /// A stormed status problem cleared: its entry is closed (no ticket of its own, no call).
+    StormCleared {
+        /// The problem's key.
+        key: TicketKey,
+    },
+    /// A storm ticket's pending items become one note (outbox work; marker
+    /// `<idempotency key>/storm/<n>`, n counting from 1; any other marker is refused).
+    StormNoteQueued {
+        /// The storm ticket's key.
+        key: TicketKey,
+        /// The note.
+        note: TicketNote,
+        /// When (the next note waits `note_minutes` from it).
+        at: DateTime<Utc>,
+    },
+    /// The storm is over and its last note queued: no further storm work.
+    StormFinished {
+        /// The storm ticket's key.
+        key: TicketKey,
+    },
     /// The PSA took the oldest recurrence note (or refused it for good): it leaves the queue.
     RecurrenceNoted {
         /// Key.
@@ -523,7 +597,12 @@ impl Transition {
             | Self::Updated { key }
             | Self::UpdateRefused { key, .. }
             | Self::Recurred { key, .. }
-            | Self::RecurrenceNoted { key, .. } => key,
+            | Self::RecurrenceNoted { key, .. }
+            | Self::Stormed { key, .. }
+            | Self::StormGrew { key, .. }
+            | Self::StormCleared { key }
+            | Self::StormNoteQueued { key, .. }
+            | Self::StormFinished { key } => key,
         }
     }
 }
@@ -587,6 +666,18 @@ pub struct Ledger {
     /// the greatest key), whatever its state. Derived from `entries`: kept in step by
     /// [`Ledger::apply`], rebuilt by [`Ledger::from_entries`], never compared.
     recurring: FastMap<u128, TicketKey>,
+    /// The storm index, per tenant and row with storm settings: the times of the tickets of
+    /// their own (sorted) and the latest storm ticket. Derived from `entries` like `recurring`.
+    storms: BTreeMap<(TenantId, RowId), RowStorms>,
+    /// Storm tickets not finished: [`crate::storm::due`] looks at these only.
+    live_storms: BTreeSet<TicketKey>,
+}
+
+/// The storm index's record of one tenant and row.
+#[derive(Clone, Default)]
+struct RowStorms {
+    counted: Vec<DateTime<Utc>>,
+    current: Option<(DateTime<Utc>, TicketKey)>,
 }
 
 /// A ledger entry as the ledger's set holds it: compared, ordered and looked up by its key alone.
@@ -662,12 +753,69 @@ impl Ledger {
         let entries: BTreeSet<Stored> = entries.into_iter().map(|e| Stored(Box::new(e))).collect();
         let pending =
             entries.iter().map(|s| &*s.0).filter(|e| e.is_pending()).map(|e| (e.urgency, e.key.clone())).collect();
-        let mut ledger = Self { entries, pending, recurring: FastMap::default() };
+        let mut ledger = Self {
+            entries,
+            pending,
+            recurring: FastMap::default(),
+            storms: BTreeMap::new(),
+            live_storms: BTreeSet::new(),
+        };
         let keys: Vec<TicketKey> = ledger.entries().filter(|e| e.recurrence.is_some()).map(|e| e.key.clone()).collect();
         for key in keys {
             ledger.index_recurrence(&key);
         }
+        let storms: Vec<TicketKey> = ledger.entries().filter(|e| e.storm.is_some()).map(|e| e.key.clone()).collect();
+        for key in storms {
+            ledger.index_storm(&key);
+        }
         ledger
+    }
+
+    /// Adds `key`'s storm part to the storm index (a ticket of its own counted, a storm ticket
+    /// as its row's current one when it is the latest, and live until finished).
+    fn index_storm(&mut self, key: &TicketKey) {
+        let Some(entry) = self.get(key) else { return };
+        let tenant = entry.key.tenant().clone();
+        match entry.storm.as_deref() {
+            Some(StormPart::Counted { row, at }) => {
+                let at = *at;
+                let slot = self.storms.entry((tenant, row.clone())).or_default();
+                let i = slot.counted.partition_point(|t| *t <= at);
+                slot.counted.insert(i, at);
+            }
+            Some(StormPart::Ticket(storm)) => {
+                let (row, started, finished) = (storm.row.clone(), storm.started_at, storm.finished);
+                let slot = self.storms.entry((tenant, row)).or_default();
+                if slot.current.as_ref().is_none_or(|(at, k)| (*at, k) <= (started, key)) {
+                    slot.current = Some((started, key.clone()));
+                }
+                if finished {
+                    self.live_storms.remove(key);
+                } else {
+                    self.live_storms.insert(key.clone());
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The latest storm ticket of `tenant` and `row`, if any (finished or not).
+    pub fn storm_of(&self, tenant: &TenantId, row: &RowId) -> Option<&TicketKey> {
+        if self.storms.is_empty() {
+            return None;
+        }
+        self.storms.get(&(tenant.clone(), row.clone()))?.current.as_ref().map(|(_, k)| k)
+    }
+
+    /// How many tickets of their own `row` made for `tenant` with times in `(from, to]`.
+    pub fn storm_counted(&self, tenant: &TenantId, row: &RowId, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
+        let Some(slot) = self.storms.get(&(tenant.clone(), row.clone())) else { return 0 };
+        slot.counted.partition_point(|t| *t <= to) - slot.counted.partition_point(|t| *t <= from)
+    }
+
+    /// The storm tickets not finished, in key order.
+    pub fn live_storms(&self) -> impl Iterator<Item = &TicketKey> {
+        self.live_storms.iter()
     }
 
     /// Makes `key`'s entry the recurrence index's choice for its identity, unless the entry
@@ -791,6 +939,12 @@ impl Ledger {
             self.reindex(key, before);
             if let Transition::Plan { recurrence: Some(_), .. } = transition {
                 self.index_recurrence(key);
+            }
+            if matches!(
+                transition,
+                Transition::Plan { storm: Some(_), .. } | Transition::StormFinished { .. } | Transition::Adopted { .. }
+            ) {
+                self.index_storm(key);
             }
         }
         result

@@ -60,6 +60,33 @@ impl<'a> ConditionAudit<'a> {
     }
 }
 
+/// `1st`, `2nd`, `57th`.
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// Applies a decision's `transitions` to the ledger in order and answers those that fit (to be
+/// staged: the journal holds exactly what the ledger applied). A decision's transitions are
+/// made to fit together (a storm's two); a misfit is a bug, logged, and stops the rest.
+pub(super) fn apply_each(ledger: &mut Ledger, transitions: Vec<Transition>, now: DateTime<Utc>) -> Vec<Transition> {
+    let mut applied = Vec::with_capacity(transitions.len());
+    for t in transitions {
+        if let Err(e) = ledger.apply(&t, now) {
+            error!(error = %e, "decision does not fit the ledger");
+            break;
+        }
+        applied.push(t);
+    }
+    applied
+}
+
 impl Engine {
     /// The core's decision for each event, applied to the ledger: the transitions to commit,
     /// the audit's records, and what was skipped. `replay`: events decided before (held while
@@ -120,6 +147,42 @@ impl Engine {
                     decisions.push(d);
                     transitions.push(t);
                 }
+                // Alert storms: the event goes to its row's storm ticket (joins it or opens it);
+                // the problem's entry and the storm's change commit together.
+                EventDecision::Storm(st) => {
+                    let ts = apply_each(&mut self.ledger, st.transitions(), now);
+                    if ts.is_empty() {
+                        continue;
+                    }
+                    let n = self
+                        .ledger
+                        .get(&st.storm)
+                        .and_then(ticketing_core::storm::storm_of_entry)
+                        .map_or(0, |s| s.problems);
+                    let words = format!(
+                        "not ticketed on its own: added to the storm ticket of its rule ({} problem of the storm); listed in the ticket's next note",
+                        ordinal(n)
+                    );
+                    let mut d = decided(&st.key, crate::store::Outcome::Stormed, None, words);
+                    d.key = st.storm.canonical();
+                    decisions.push(d);
+                    transitions.extend(ts);
+                }
+                EventDecision::OpenStorm(open) => {
+                    let ts = apply_each(&mut self.ledger, open.transitions(), now);
+                    if ts.is_empty() {
+                        continue;
+                    }
+                    let words = if open.outbreak {
+                        "not ticketed on its own: a virus outbreak; opened the storm ticket of its rule".to_owned()
+                    } else {
+                        "not ticketed on its own: its rule reached the storm threshold; opened the storm ticket of its rule (1st problem of the storm)".to_owned()
+                    };
+                    let mut d = decided(&open.member, crate::store::Outcome::Stormed, None, words);
+                    d.key = open.create.key.canonical();
+                    decisions.push(d);
+                    transitions.extend(ts);
+                }
                 // A replay of held events: only what it changes is recorded.
                 EventDecision::Skip { reason: SkipReason::AlreadyTicketed | SkipReason::TenantUnmapped, .. }
                     if replay => {}
@@ -175,9 +238,8 @@ impl Engine {
         let mut decisions = Vec::new();
         let audit = ConditionAudit::new(snapshot, now, self.ctx_revision);
         for action in &rec.actions {
-            let t = action.transition();
-            if let Err(e) = self.ledger.apply(&t, now) {
-                error!(error = %e, "reconciliation does not fit the ledger");
+            let ts = apply_each(&mut self.ledger, action.transitions(), now);
+            if ts.is_empty() {
                 continue;
             }
             match action {
@@ -188,9 +250,31 @@ impl Engine {
                 Action::Create(c) => {
                     decisions.push(audit.record(&c.key, crate::store::Outcome::Ticketed, None, "ticketed".to_owned()));
                 }
+                Action::Storm(st) => {
+                    let mut d = audit.record(
+                        &st.key,
+                        crate::store::Outcome::Stormed,
+                        None,
+                        "not ticketed on its own: added to the storm ticket of its rule; listed in the ticket's next note"
+                            .to_owned(),
+                    );
+                    d.key = st.storm.canonical();
+                    decisions.push(d);
+                }
+                Action::OpenStorm(open) => {
+                    let mut d = audit.record(
+                        &open.member,
+                        crate::store::Outcome::Stormed,
+                        None,
+                        "not ticketed on its own: its rule reached the storm threshold; opened the storm ticket of its rule"
+                            .to_owned(),
+                    );
+                    d.key = open.create.key.canonical();
+                    decisions.push(d);
+                }
                 _ => {}
             }
-            transitions.push(t);
+            transitions.extend(ts);
         }
         // A condition's reason not to ticket is recorded when it changes (snapshots repeat it).
         let psa = self.shared.presentation.with(|p| p.psa_name);

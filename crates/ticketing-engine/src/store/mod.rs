@@ -159,6 +159,10 @@ pub enum Outcome {
     /// The event recurred while its ticket was open: a note was queued on that ticket instead
     /// of a new one (the recurrence note, issue 20).
     Noted,
+    /// Alert storms (issue 27): the problem went to its row's storm ticket (joined it, or
+    /// opened it) instead of getting a ticket of its own. The decision's key is the storm
+    /// ticket's, so `why` shows that ticket.
+    Stormed,
 }
 
 impl Outcome {
@@ -169,6 +173,7 @@ impl Outcome {
             Self::Skipped => "skipped",
             Self::Closed => "closed",
             Self::Noted => "noted",
+            Self::Stormed => "stormed",
         }
     }
 }
@@ -182,6 +187,7 @@ impl std::str::FromStr for Outcome {
             "skipped" => Ok(Self::Skipped),
             "closed" => Ok(Self::Closed),
             "noted" => Ok(Self::Noted),
+            "stormed" => Ok(Self::Stormed),
             other => Err(format!("unknown outcome `{other}` (expected ticketed, skipped, closed or noted)")),
         }
     }
