@@ -34,9 +34,25 @@ pub const OUTBREAK_EVENT_TYPE: &str = "GNRL_EV_VIRUS_OUTBREAK";
 /// The start of a storm ticket's source id (the rest: the row and the storm's start).
 pub const STORM_ID_PREFIX: &str = "storm:";
 
-/// Most items one note lists (the rest wait for the next note): keeps a note well within
-/// every backend's note length (Autotask's `TicketNotes.description` takes 32,000 characters).
-pub const NOTE_ITEMS_MAX: usize = 400;
+/// The most characters of items one note lists (the rest wait for the next note): keeps a note
+/// within every backend's note length (Autotask's `TicketNotes.description` takes 32,000
+/// characters; the note's head and marker line need the rest).
+pub const NOTE_TEXT_BUDGET: usize = 30_000;
+
+/// How many of `pending` (oldest first) the next note lists: as many as fit
+/// [`NOTE_TEXT_BUDGET`], at least one.
+pub fn note_batch(pending: &[StormItem]) -> usize {
+    let mut used = 0;
+    for (i, item) in pending.iter().enumerate() {
+        // The item's line, and its computer's heading when it is the first of it.
+        let len = item.what.len() + item.device.as_ref().map_or(0, String::len) + 16;
+        if i > 0 && used + len > NOTE_TEXT_BUDGET {
+            return i;
+        }
+        used += len;
+    }
+    pending.len()
+}
 
 /// A row's storm settings, when storms are on for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +282,7 @@ pub fn storm_of_entry(entry: &crate::ledger::LedgerEntry) -> Option<&Storm> {
 }
 
 /// The storm work due at `now`: for each running storm, its pending items as one note once
-/// `note_minutes` have passed since the last (at most [`NOTE_ITEMS_MAX`] items a note); a
+/// `note_minutes` have passed since the last (at most [`NOTE_TEXT_BUDGET`] of items a note); a
 /// storm whose window passed with no new problem and nothing pending is finished (its last note
 /// says so) and, for a status row, its ticket closed once every problem in it cleared
 /// (`closed_status`: the general settings' closed status, when they resolve).
@@ -319,10 +335,10 @@ pub fn due(ledger: &Ledger, now: DateTime<Utc>, closed_status: Option<crate::mod
     out
 }
 
-/// The text of a note listing `storm`'s pending items (the first [`NOTE_ITEMS_MAX`]), grouped
+/// The text of a note listing `storm`'s pending items (the first [`note_batch`]), grouped
 /// by computer, with the storm's running totals.
 pub fn note_text(storm: &Storm, ended: bool) -> String {
-    let items = &storm.pending[..storm.pending.len().min(NOTE_ITEMS_MAX)];
+    let items = &storm.pending[..note_batch(&storm.pending)];
     let added = items.iter().filter(|i| i.change == StormChange::Added).count();
     let cleared = items.len() - added;
     let mut out = String::new();

@@ -322,9 +322,9 @@ fn a_storm_transition_applied_twice_does_not_fit() {
     }
     // The storm index is rebuilt from stored entries alike.
     let stored: Vec<_> = ledger.entries().cloned().collect();
-    let rebuilt = Ledger::from_entries(stored);
+    let mut rebuilt = Ledger::from_entries(stored);
     assert_eq!(rebuilt.live_storms().count(), 1);
-    assert_eq!(run(&mut rebuilt.clone(), &c, &ev(&tenant(), 3, 3, 0), now(), &mut ids), "join");
+    assert_eq!(run(&mut rebuilt, &c, &ev(&tenant(), 3, 3, 0), now(), &mut ids), "join");
 }
 
 proptest! {

@@ -328,7 +328,7 @@ impl Ledger {
                 }) =>
             {
                 self.with_storm(key, now, |s| {
-                    let n = s.pending.len().min(crate::storm::NOTE_ITEMS_MAX);
+                    let n = crate::storm::note_batch(&s.pending);
                     s.pending.drain(..n);
                     s.notes.push(note.clone());
                     s.noted += 1;

@@ -52,6 +52,7 @@ mod outbox;
 pub mod plan;
 mod reads;
 pub mod schedule;
+mod storms;
 
 use journal::*;
 use lease::*;
@@ -846,6 +847,7 @@ impl Engine {
         if self.ctx.is_some() && self.rebuilt {
             self.take_retry_requests(now)?;
             self.release_held(now)?;
+            self.storm_work(now)?;
             self.start_polls(now)?;
             if self.polling.ticket_sync_secs > 0 && !self.syncing && now >= self.sync_due {
                 self.start_sync();
