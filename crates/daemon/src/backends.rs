@@ -96,6 +96,7 @@ fn autotask(config: &Config) -> Result<Backend> {
             configured: u.configured_limit,
             server: u.server_limit.unwrap_or(0),
             effective: u.limit,
+            waiting: 0,
         }
     });
     Ok(Backend {

@@ -306,11 +306,17 @@ impl Health {
             ok: store.is_ok(),
             detail: store.err().unwrap_or_else(|| "writable".to_owned()),
         }];
-        let psa = psa_check(&s, now).and_then(|ok| {
-            if budget.effective > 0 && budget.used >= budget.effective {
-                Err(format!("the hourly request budget is used up ({} of {})", budget.used, budget.effective))
+        // A short or spent request budget is not a failure: the work waits for the window and
+        // nothing is dropped (the budget share, issue #27), so the daemon stays ready and says so.
+        let psa = psa_check(&s, now).map(|ok| {
+            let short = budget.effective > 0 && budget.used.saturating_mul(10) >= budget.effective.saturating_mul(9);
+            if budget.waiting > 0 || short {
+                format!(
+                    "{ok}; request budget {} of {} used, {} PSA calls waiting for it (Critical first)",
+                    budget.used, budget.effective, budget.waiting
+                )
             } else {
-                Ok(ok)
+                ok
             }
         });
         checks.push(Check { name: "psa".to_owned(), ok: psa.is_ok(), detail: psa.unwrap_or_else(|e| e) });
@@ -406,12 +412,14 @@ mod tests {
     }
 
     #[test]
-    fn a_used_up_budget_and_a_failing_store_are_not_ready() {
+    fn a_used_up_budget_is_ready_and_says_what_waits_and_a_failing_store_is_not_ready() {
         let h = Health::default();
         h.psa_answered("catalog", Ok(()), t(0));
-        let b = Budget { used: 10, configured: 10, server: 0, effective: 10 };
+        let b = Budget { used: 10, configured: 10, server: 0, effective: 10, waiting: 7 };
         let r = h.readiness(t(1), b, || Err("disk full".to_owned()));
-        assert!(r.failing("psa").unwrap().detail.contains("budget"), "{r:?}");
+        assert!(r.failing("psa").is_none(), "{r:?}");
+        let psa = r.checks.iter().find(|c| c.name == "psa").unwrap();
+        assert!(psa.detail.contains("request budget 10 of 10 used, 7 PSA calls waiting"), "{psa:?}");
         assert_eq!(r.failing("store").unwrap().detail, "disk full");
     }
 

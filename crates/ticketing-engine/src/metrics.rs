@@ -75,6 +75,7 @@ pub struct Metrics {
     config_reloads: Labelled<Counter>,
     leader: Labelled<Gauge>,
     budget_used: Gauge,
+    budget_waiting: Gauge,
     budget_limit: Labelled<Gauge>,
     outbox_by_state: Labelled<Gauge>,
     tickets_created: Counter,
@@ -114,6 +115,9 @@ pub struct Budget {
     pub server: u64,
     /// The limit in force: the smaller of the two known ones.
     pub effective: u64,
+    /// PSA calls the outbox holds back because the budget is short (set by the engine, not the
+    /// backend): they go once the window frees requests, nothing is dropped.
+    pub waiting: u64,
 }
 
 fn one(name: &'static str, value: &str) -> One {
@@ -152,6 +156,7 @@ impl Metrics {
             config_reloads: Family::default(),
             leader: Family::default(),
             budget_used: Gauge::default(),
+            budget_waiting: Gauge::default(),
             budget_limit: Family::default(),
             outbox_by_state: Family::default(),
             tickets_created: Counter::default(),
@@ -249,6 +254,11 @@ impl Metrics {
         );
         r.register("msp_psa_budget_used", "PSA requests used in the current hour.", m.budget_used.clone());
         r.register(
+            "msp_psa_budget_waiting",
+            "PSA calls held back while the request budget is short (notes and updates first; nothing is dropped).",
+            m.budget_waiting.clone(),
+        );
+        r.register(
             "msp_psa_budget_limit",
             "PSA requests allowed per hour: configured (this daemon's share), server (what the PSA reports), effective (the smaller).",
             m.budget_limit.clone(),
@@ -326,6 +336,7 @@ impl Metrics {
     pub fn set_budget(&self, budget: Budget) {
         *lock(&self.budget) = budget;
         self.budget_used.set(gauge_value(budget.used));
+        self.budget_waiting.set(gauge_value(budget.waiting));
         for (source, v) in
             [("configured", budget.configured), ("server", budget.server), ("effective", budget.effective)]
         {

@@ -12,7 +12,7 @@ use ticketing_core::decide::{EventDecision, decide_event, reconcile};
 use ticketing_core::ledger::{Ledger, Transition};
 use ticketing_core::model::*;
 use ticketing_core::ticket::{TicketKey, TicketRef};
-use ticketing_engine::engine::plan::{Delivery, NoteKind, OutboxView, plan_deliveries};
+use ticketing_engine::engine::plan::{BudgetLeft, BudgetTier, Delivery, NoteKind, OutboxView, plan_deliveries};
 
 fn planned_event(age: Duration) -> (Ledger, TicketKey) {
     let rules = all_on();
@@ -47,6 +47,7 @@ impl Sets {
             uncertain_notes: &self.uncertain_notes,
             look_up_every_create: false,
             free,
+            budget: None,
         }
     }
 }
@@ -133,4 +134,45 @@ fn at_most_free_calls_start_most_urgent_first() {
     assert_eq!(plan.calls.len(), 3);
     let keys: HashSet<&TicketKey> = plan.calls.iter().map(Delivery::key).collect();
     assert_eq!(keys.len(), 3, "three different entries");
+}
+
+/// The budget share (issue #27): with a short budget notes and updates wait and creates go,
+/// Critical first; nearly spent, only Critical work; spent, nothing. What waits is counted.
+#[test]
+fn a_short_budget_holds_notes_first_then_everything_but_critical() {
+    assert_eq!(BudgetLeft { remaining: 500, limit: 1000 }.tier(), BudgetTier::All);
+    assert_eq!(BudgetLeft { remaining: 99, limit: 1000 }.tier(), BudgetTier::Short);
+    assert_eq!(BudgetLeft { remaining: 19, limit: 1000 }.tier(), BudgetTier::CriticalOnly);
+    assert_eq!(BudgetLeft { remaining: 0, limit: 1000 }.tier(), BudgetTier::Spent);
+    assert_eq!(BudgetLeft { remaining: 0, limit: 0 }.tier(), BudgetTier::All, "no limit known");
+    // A Critical create, a Warning create and a close note (a cleared Warning status ticket).
+    let rules = all_on();
+    let (mut ledger, _) = planned_event(Duration::hours(1));
+    let mut w = event(Product::SecurityCenter, EventClass::Severity(Severity::Warning), Duration::hours(1));
+    w.source_id = SourceEventId::new("w-1");
+    let EventDecision::Create(c) = decide_event(&w, &ctx(&rules), &ledger, now()) else { panic!("create") };
+    ledger.apply(&c.transition(), now()).unwrap();
+    let snap = snapshot(vec![device_status("d1", &[("databases_out_of_date", StatusLevel::Warning)])]);
+    let rec = reconcile(&snap, &ctx(&rules), &ledger, now());
+    let key = rec.actions[0].transition().key().clone();
+    ledger.apply(&rec.actions[0].transition(), now()).unwrap();
+    ledger
+        .apply(&Transition::Opened { key: key.clone(), ticket: TicketRef { id: PsaId(7), number: None } }, now())
+        .unwrap();
+    let rec = reconcile(&snapshot(vec![device_status("d1", &[])]), &ctx(&rules), &ledger, now());
+    ledger.apply(&rec.actions[0].transition(), now()).unwrap();
+    ledger.apply(&Transition::Closed { key }, now()).unwrap();
+    let sets = Sets::none();
+    let with = |remaining: Option<u64>| {
+        let mut v = sets.view(8);
+        v.budget = remaining.map(|remaining| BudgetLeft { remaining, limit: 1000 });
+        let plan = plan_deliveries(&ledger, v, now());
+        let ops: Vec<&str> = plan.calls.iter().map(Delivery::op).collect();
+        (ops.join(","), plan.waiting_for_budget)
+    };
+    assert_eq!(with(None), ("create,note,create".to_owned(), 0), "Critical first, then the ledger's order");
+    assert_eq!(with(Some(500)), ("create,note,create".to_owned(), 0));
+    assert_eq!(with(Some(99)), ("create,create".to_owned(), 1), "the note waits");
+    assert_eq!(with(Some(19)), ("create".to_owned(), 2), "only the Critical create goes");
+    assert_eq!(with(Some(0)), (String::new(), 3), "everything waits, nothing is dropped");
 }

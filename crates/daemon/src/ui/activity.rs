@@ -137,6 +137,8 @@ struct View<'a> {
     found: Result<&'a [Explained], Vec<String>>,
     /// Whether there are more than [`SHOWN`].
     more: bool,
+    /// The PSA request budget as last reported (what waits for it is shown).
+    budget: crate::metrics::Budget,
 }
 
 pub(crate) async fn page(
@@ -180,7 +182,7 @@ pub(crate) async fn page(
     let body = html! {
         (widgets::psa_banner(&psa, shared.catalog().is_some()))
         (widgets::source_banner(&sources))
-        (body(&View { filters: &filters, names: &names, found, more }))
+        (body(&View { filters: &filters, names: &names, found, more, budget: shared.metrics.budget() }))
     };
     let html = layout::page(
         &Frame {
@@ -313,6 +315,12 @@ fn body(v: &View<'_>) -> Markup {
     html! {
         h1 id="page-title" { "Activity" }
         p.state { "What the integration decided about each event and each change of a computer's status, newest first, in words, with what became of the ticket since." }
+        @if v.budget.waiting > 0 {
+            p.flash.warning id="budget-waiting" role="status" {
+                (v.budget.waiting) " PSA calls wait for the request budget ("
+                (v.budget.used) " of " (v.budget.effective) " requests used this hour). Notes and updates wait first and Critical tickets go first; nothing is dropped: they are sent as the hour frees requests."
+            }
+        }
         (filter_form(v))
         @match &v.found {
             Err(problems) => {

@@ -498,6 +498,8 @@ pub struct Engine {
     lease_guard: Arc<LeaseGuard>,
     notices: Option<UnboundedSender<Notice>>,
     budget: Option<BudgetProbe>,
+    /// PSA calls the last delivery plan held back for the request budget.
+    budget_waiting: usize,
 }
 
 fn secs_std(n: u64) -> Duration {
@@ -610,6 +612,7 @@ impl Engine {
             lease_guard,
             notices: None,
             budget: None,
+            budget_waiting: 0,
         })
     }
 
@@ -872,7 +875,8 @@ impl Engine {
         }
         self.shared.metrics.set_outbox(&by_state);
         if let Some(probe) = &self.budget {
-            let b = probe();
+            let mut b = probe();
+            b.waiting = self.budget_waiting as u64;
             self.shared.metrics.set_budget(b);
         }
     }

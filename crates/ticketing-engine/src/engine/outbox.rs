@@ -163,8 +163,21 @@ impl Engine {
             uncertain_notes: &self.uncertain_notes,
             look_up_every_create: self.look_up_every_create,
             free,
+            budget: self.budget.as_ref().map(|probe| {
+                let b = probe();
+                super::plan::BudgetLeft { remaining: b.effective.saturating_sub(b.used), limit: b.effective }
+            }),
         };
-        let OutboxPlan { calls: planned, stale } = plan_deliveries(&self.ledger, view, now);
+        let OutboxPlan { calls: planned, stale, waiting_for_budget } = plan_deliveries(&self.ledger, view, now);
+        if waiting_for_budget != self.budget_waiting {
+            if waiting_for_budget > 0 {
+                info!(
+                    waiting = waiting_for_budget,
+                    "the PSA request budget is short: notes and updates wait, Critical work first"
+                );
+            }
+            self.budget_waiting = waiting_for_budget;
+        }
         let timeout = self.psa_timeout;
         for delivery in planned {
             let key = delivery.key().clone();

@@ -71,6 +71,62 @@ pub struct OutboxView<'a> {
     pub look_up_every_create: bool,
     /// How many more calls may start now.
     pub free: usize,
+    /// The PSA request budget left, when the backend has one.
+    pub budget: Option<BudgetLeft>,
+}
+
+/// The PSA's request budget as the outbox spends it (the budget share, issue #27): the
+/// daemon's share of the PSA's hourly requests (Autotask's `ThresholdInformation` can only
+/// tighten the configured one) and how much of it is left in the current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetLeft {
+    /// Requests left in the window.
+    pub remaining: u64,
+    /// The limit in force.
+    pub limit: u64,
+}
+
+/// Which PSA work goes while the budget lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BudgetTier {
+    /// Plenty left: everything, Critical first.
+    All,
+    /// Under a tenth of the window's budget left: notes and updates wait; creates and closes go
+    /// (Critical first).
+    Short,
+    /// Under a fiftieth left: only Critical creates and closes.
+    CriticalOnly,
+    /// Nothing left: everything waits for the window.
+    Spent,
+}
+
+impl BudgetLeft {
+    /// The tier of work the budget allows now.
+    pub fn tier(&self) -> BudgetTier {
+        if self.limit == 0 {
+            BudgetTier::All
+        } else if self.remaining == 0 {
+            BudgetTier::Spent
+        } else if self.remaining.saturating_mul(50) < self.limit {
+            BudgetTier::CriticalOnly
+        } else if self.remaining.saturating_mul(10) < self.limit {
+            BudgetTier::Short
+        } else {
+            BudgetTier::All
+        }
+    }
+}
+
+/// Whether `tier` lets a call of `kind` (`create`, `close`, `note`, `update`) of an entry of
+/// `urgency` go now.
+fn budget_allows(tier: BudgetTier, op: &str, urgency: ticketing_core::ticket::Urgency) -> bool {
+    let essential = matches!(op, "create" | "close");
+    match tier {
+        BudgetTier::All => true,
+        BudgetTier::Short => essential,
+        BudgetTier::CriticalOnly => essential && urgency == ticketing_core::ticket::Urgency::Critical,
+        BudgetTier::Spent => false,
+    }
 }
 
 /// The calls to start, most urgent first (the ledger's order), and the planned creates to drop
@@ -81,13 +137,17 @@ pub struct OutboxPlan {
     pub calls: Vec<Delivery>,
     /// Planned creates to drop without a call.
     pub stale: Vec<TicketKey>,
+    /// Calls held back because the request budget is short (they wait; nothing is dropped).
+    pub waiting_for_budget: usize,
 }
 
 /// The PSA work due now.
 pub fn plan_deliveries(ledger: &Ledger, view: OutboxView<'_>, now: DateTime<Utc>) -> OutboxPlan {
     let mut plan = OutboxPlan::default();
+    let tier = view.budget.map_or(BudgetTier::All, |b| b.tier());
     for work in ledger.pending_work() {
-        if plan.calls.len() >= view.free {
+        // With a short budget the whole outbox is looked at, to count what waits.
+        if plan.calls.len() >= view.free && tier == BudgetTier::All {
             break;
         }
         let key = work.key().clone();
@@ -133,7 +193,13 @@ pub fn plan_deliveries(ledger: &Ledger, view: OutboxView<'_>, now: DateTime<Utc>
             }
             _ => continue,
         };
-        plan.calls.push(call);
+        if !budget_allows(tier, call.op(), entry.urgency) {
+            plan.waiting_for_budget += 1;
+            continue;
+        }
+        if plan.calls.len() < view.free {
+            plan.calls.push(call);
+        }
     }
     plan
 }
