@@ -2077,3 +2077,101 @@ async fn setup_page_shows_the_psa_sources_mapping_and_rules_with_where_each_is_f
     assert!(codes_in(&text).is_empty(), "{:?}", codes_in(&text));
     assert!(!html.contains(TOKEN), "no secret in the page");
 }
+
+/// Alert storms on the rules pages (issue #27): threshold and window inline per row, the Edit
+/// window's storm fields (on, off, both refused, the note interval), errors in words, and the
+/// preview counting storm tickets and notes from the stored events.
+#[tokio::test]
+async fn storm_settings_inline_and_in_the_edit_window_and_the_preview_counts_storms() {
+    let ui = start(Catalog::example()).await;
+    map_acme(&ui);
+    // Twelve viruses on twelve computers within minutes.
+    let events: Vec<_> = (0..12).map(|i| virus_event_id(&format!("s{i}"), &format!("pc-{i}"), 50 - i)).collect();
+    let at = chrono::Utc::now() - chrono::Duration::minutes(10);
+    ui.shared
+        .store
+        .commit(&msp_ticketd::store::Commit { events: &events, at: Some(at), ..Default::default() })
+        .unwrap();
+    let cookie = ui.session().await;
+    let sec = "events/security_center";
+    let page = format!("/ui/section?s={sec}");
+    let (_, html) = ui.page(&cookie, &page).await;
+    let csrf = csrf_of(&html);
+    for text in
+        ["Storm after (tickets)", r#"id="b_storm""#, r#"id="b_stormwin""#, r#"id="b_storm_off""#, r#"id="b_outbreak""#]
+    {
+        assert!(html.contains(text), "{text}");
+    }
+    assert!(html.contains(&format!(r#"name="storm.{CRIT}""#)) && html.contains(&format!(r#"name="stormwin.{CRIT}""#)));
+    let (_, o365) = ui.page(&cookie, "/ui/section?s=events/office365").await;
+    assert!(!o365.contains("Storm after"), "no storms for Office 365 rows");
+    let (_, status) = ui.page(&cookie, "/ui/section?s=statuses/security_center/warning").await;
+    assert!(
+        status.contains("Storm after (tickets)") && !status.contains("b_outbreak"),
+        "status rows take storms, not the outbreak"
+    );
+
+    // Saved inline: row on, 10 tickets within 30 minutes.
+    let (on, storm, win) = (format!("enabled.{CRIT}"), format!("storm.{CRIT}"), format!("stormwin.{CRIT}"));
+    let resp = ui
+        .post(
+            Some(&cookie),
+            "/ui/save",
+            &[("csrf", &csrf), ("section", sec), ("row", CRIT), (&on, "on"), (&storm, "10"), (&win, "30")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let saved = ui.saved_rule(CRIT);
+    assert_eq!((saved.storm_threshold, saved.storm_window_minutes), (Some(10), Some(30)));
+    // The preview: 10 tickets and a storm ticket; two events into the storm, one note.
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains(r#"<strong id="preview-count">11</strong>"#), "{html}");
+    assert!(html.contains(r#"<strong id="preview-storm-events">2</strong>"#), "{html}");
+    assert!(html.contains(r#"<strong id="preview-storm-tickets">1</strong>"#), "{html}");
+    assert!(html.contains(r#"<strong id="preview-storm-notes">1</strong>"#), "{html}");
+    assert!(visible(&html).contains("added to their row's storm ticket"), "{}", visible(&html));
+    assert_words(&html);
+
+    // A threshold without its window, and out of range: refused in words naming the row.
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[("csrf", &csrf), ("section", sec), ("row", CRIT), (&on, "on"), (&storm, "1"), (&win, "30")],
+    )
+    .await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(html.contains("Storm after (tickets) must be a whole number from 2 to 10000"), "{html}");
+    assert_eq!(ui.draft_rule(CRIT).storm_threshold, Some(10));
+    ui.post(
+        Some(&cookie),
+        "/ui/rows",
+        &[("csrf", &csrf), ("section", sec), ("row", CRIT), (&on, "on"), (&storm, "10"), (&win, "")],
+    )
+    .await;
+    assert_eq!(ui.draft_rule(CRIT).storm_window_minutes, Some(30), "a threshold without a window is refused");
+
+    // The Edit window: storms on two rows with a note interval; off; both at once refused.
+    let bulk = |extra: &[(&'static str, &'static str)]| {
+        let mut form: Vec<(&str, String)> = vec![("csrf", csrf.clone()), ("section", sec.to_owned())];
+        form.extend([CRIT, WARN].map(|r| ("select", r.to_owned())));
+        form.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        form
+    };
+    let post = |form: Vec<(&'static str, String)>| {
+        let ui = &ui;
+        let cookie = cookie.clone();
+        async move {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            ui.post(Some(&cookie), "/ui/bulk-edit", &pairs).await
+        }
+    };
+    post(bulk(&[("b_storm", "20"), ("b_stormwin", "15"), ("b_stormnote", "2")])).await;
+    let w = ui.draft_rule(WARN);
+    assert_eq!((w.storm_threshold, w.storm_window_minutes, w.storm_note_minutes), (Some(20), Some(15), Some(2)));
+    post(bulk(&[("b_storm_off", "on"), ("b_storm", "3")])).await;
+    let (_, html) = ui.page(&cookie, &page).await;
+    assert!(visible(&html).contains("give the numbers or tick \u{201c}Turn storms off\u{201d}, not both"), "{html}");
+    post(bulk(&[("b_storm_off", "on")])).await;
+    assert_eq!((ui.draft_rule(WARN).storm_threshold, ui.draft_rule(CRIT).storm_window_minutes), (None, None));
+    assert_words(&html);
+}

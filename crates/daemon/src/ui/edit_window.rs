@@ -98,6 +98,31 @@ pub(super) fn edit_window(v: &SectionView<'_>) -> Markup {
                         }
                     }
                 }
+                @if super::storm_fields::has_storms(v.section) {
+                    div.field {
+                        label for="b_storm" { (super::storm_fields::STORM_AFTER) }
+                        input type="number" min=(ticketing_core::rules::STORM_THRESHOLD_RANGE.start()) max=(ticketing_core::rules::STORM_THRESHOLD_RANGE.end()) id="b_storm" name="b_storm" placeholder="keep as is";
+                        label for="b_stormwin" { (super::storm_fields::STORM_WINDOW) }
+                        input type="number" min="1" max=(ticketing_core::rules::STORM_MINUTES_RANGE.end()) id="b_stormwin" name="b_stormwin" placeholder="keep as is";
+                        label for="b_stormnote" { (super::storm_fields::STORM_NOTES) }
+                        input type="number" min="1" max=(ticketing_core::rules::STORM_MINUTES_RANGE.end()) id="b_stormnote" name="b_stormnote" placeholder="keep as is (default 5)";
+                        label.check for="b_storm_off" {
+                            input type="checkbox" id="b_storm_off" name="b_storm_off" value="on";
+                            " Turn storms off"
+                        }
+                        p.hint { "Once a row has made this many tickets for one customer within the window, further problems of the row go to one storm ticket, listed in a note at most every few minutes; the storm ends when the window passes without a new problem." }
+                    }
+                }
+                @if v.section.rows().iter().any(ticketing_core::rules::RowId::has_outbreak) {
+                    div.field {
+                        label for="b_outbreak" { (super::storm_fields::OUTBREAK) }
+                        select id="b_outbreak" name="b_outbreak" {
+                            option value="" selected { "(keep as is)" }
+                            option value="on" { "On (for the Critical row)" }
+                            option value="off" { "Off" }
+                        }
+                    }
+                }
                 (bulk_select(v.catalog, Field::WorkType, "b_work_type", v.labels))
                 (bulk_select(v.catalog, Field::IssueType, "b_issue_type", v.labels))
                 (bulk_select(v.catalog, Field::SubIssueType, "b_sub_issue_type", v.labels))

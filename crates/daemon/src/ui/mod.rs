@@ -51,6 +51,7 @@ mod render;
 mod rules_table;
 mod session;
 mod setup;
+mod storm_fields;
 mod text;
 mod widgets;
 
@@ -440,6 +441,11 @@ fn inline_edits(
                 }
             }
         }
+        if row.has_storms() {
+            let storm_errors = storm_fields::inline(form, &row, &rule, &mut patch);
+            bad |= !storm_errors.is_empty();
+            errors.extend(storm_errors);
+        }
         if row.has_recurrence() {
             if let Some(v) = form.get(&format!("recur.{r}")) {
                 let parsed = match v.trim() {
@@ -605,7 +611,7 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
             (false, hours) => Ok(hours.map(Some)),
         }
     };
-    Ok(RulePatch {
+    let mut patch = RulePatch {
         enabled: match form.get("b_enabled").unwrap_or_default() {
             "on" => Some(true),
             "off" => Some(false),
@@ -623,7 +629,9 @@ fn bulk_patch(form: &FormData) -> Result<RulePatch, String> {
         lifetime_days: num("b_lifetime", "Lifetime, days", ticketing_core::rules::LIFETIME_RANGE)?,
         // Templates are edited per row (the ticket text editor, [`text`]), not in bulk.
         ..RulePatch::default()
-    })
+    };
+    storm_fields::bulk(form, &mut patch)?;
+    Ok(patch)
 }
 
 async fn bulk_edit(State(s): State<UiState>, headers: HeaderMap, Form(pairs): Form<Vec<(String, String)>>) -> Response {

@@ -54,6 +54,21 @@ fn event_preview(v: &SectionView<'_>) -> Markup {
                     }
                     "."
                 }
+                @if draft.stormed > 0 || saved.as_ref().is_some_and(|p| p.stormed > 0) {
+                    p id="preview-storms" {
+                        "Alert storms: "
+                        strong id="preview-storm-events" { (draft.stormed) }
+                        " event(s) would go to "
+                        strong id="preview-storm-tickets" { (draft.storm_tickets) }
+                        " storm ticket(s) (counted above) instead of tickets of their own, listed in "
+                        strong id="preview-storm-notes" { (draft.storm_notes) }
+                        " storm note(s)"
+                        @if let Some(p) = saved {
+                            " (the saved rules: " (p.stormed) " event(s), " (p.storm_tickets) " storm ticket(s), " (p.storm_notes) " note(s))"
+                        }
+                        "."
+                    }
+                }
                 @let rows: std::collections::BTreeSet<&String> = draft.by_row.keys().chain(draft.notes_by_row.keys()).collect();
                 @if !rows.is_empty() {
                     table.small id="preview-rows" {

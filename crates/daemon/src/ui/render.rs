@@ -47,6 +47,10 @@ pub(crate) fn field_label(field: Field, labels: crate::backends::Labels) -> &'st
         Field::CreateDelay => CREATE_AFTER,
         Field::ReopenHours => REOPEN_WITHIN,
         Field::RecurrenceHours => RECUR_WITHIN,
+        Field::StormThreshold => super::storm_fields::STORM_AFTER,
+        Field::StormWindow => super::storm_fields::STORM_WINDOW,
+        Field::StormNote => super::storm_fields::STORM_NOTES,
+        Field::OutbreakAsStorm => super::storm_fields::OUTBREAK,
         Field::TitleTemplate => TITLE,
         Field::DescriptionTemplate => DESCRIPTION,
         Field::PriorityFollowsSeverity => FOLLOWS,
@@ -117,6 +121,7 @@ pub(crate) fn skip_words(code: &str) -> String {
             "noted on an open ticket: the same event on the same computer again within its row's recurrence window"
                 .to_owned()
         }
+        "storm" => "added to their row's storm ticket: the row had made its storm threshold of tickets for that customer within the storm window".to_owned(),
         other => other.replace('_', " "),
     }
 }

@@ -115,6 +115,9 @@ pub(super) fn rule_table(v: &SectionView<'_>) -> Markup {
                         @if recurrence {
                             th scope="col" id="recur-h" { (RECUR_WITHIN) span.sub { "blank: off" } }
                         }
+                        @if super::storm_fields::has_storms(s) {
+                            th scope="col" id="storm-h" { (super::storm_fields::STORM_AFTER) span.sub { "tickets / within minutes; blank: off" } }
+                        }
                         th scope="col" id="details-h" {
                             (l(Field::WorkType)) " / " (l(Field::IssueType)) " / " (l(Field::SubIssueType))
                         }
@@ -225,6 +228,22 @@ fn rule_row(v: &SectionView<'_>, row: &RowId, rule: &Rule, lifetime: bool, what:
                     input type="number" min="1" max=(ticketing_core::rules::WINDOW_HOURS_RANGE.end()) name={ "recur." (r) } id=(id)
                         value=(rule.recurrence_hours.map(|h| h.to_string()).unwrap_or_default()) placeholder="off" data-inline
                         aria-invalid=[recur_problem.as_ref().map(|_| "true")] aria-describedby=[recur_problem.as_deref()];
+                }
+            }
+            @if row.has_storms() {
+                @let id = dom_id("storm", row);
+                @let win = dom_id("stormwin", row);
+                @let storm_problem = problem_of(Field::StormThreshold).or_else(|| problem_of(Field::StormWindow));
+                td.storm data-label=(super::storm_fields::STORM_AFTER) {
+                    label.vh for=(id) { "Open a storm ticket after this many tickets for " (label) " (blank: off, every problem gets its own ticket)" }
+                    input type="number" min=(ticketing_core::rules::STORM_THRESHOLD_RANGE.start()) max=(ticketing_core::rules::STORM_THRESHOLD_RANGE.end()) name={ "storm." (r) } id=(id)
+                        value=(rule.storm_threshold.map(|n| n.to_string()).unwrap_or_default()) placeholder="off" data-inline
+                        aria-invalid=[storm_problem.as_ref().map(|_| "true")] aria-describedby=[storm_problem.as_deref()];
+                    " / "
+                    label.vh for=(win) { "within this many minutes, for " (label) }
+                    input type="number" min=(ticketing_core::rules::STORM_MINUTES_RANGE.start()) max=(ticketing_core::rules::STORM_MINUTES_RANGE.end()) name={ "stormwin." (r) } id=(win)
+                        value=(rule.storm_window_minutes.map(|n| n.to_string()).unwrap_or_default()) placeholder="min" data-inline
+                        aria-invalid=[storm_problem.as_ref().map(|_| "true")] aria-describedby=[storm_problem.as_deref()];
                 }
             }
             td.details data-label="Work type / Issue type / Issue subtype" id=(dom_id("details", row)) {
