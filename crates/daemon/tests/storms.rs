@@ -174,6 +174,8 @@ async fn a_burst_of_300_events_makes_one_storm_ticket_and_batched_notes() -> Res
         notes.len(),
         psa_requests(&lab) - before
     );
+    let m = support::metrics(&running).await?;
+    assert_eq!(support::metric(&m, "msp_storms_active "), 1, "one storm running");
     // `why` of a stormed event names the storm ticket.
     let addr = running.admin_addr.expect("admin listener");
     let why: Value = reqwest::Client::new()

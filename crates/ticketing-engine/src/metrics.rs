@@ -87,6 +87,7 @@ pub struct Metrics {
     store_commits: Counter,
     unknown_descriptions: Gauge,
     tenants_unmapped: Gauge,
+    storms_active: Gauge,
     outbox: Gauge,
     /// The last budget set (the admin API and readiness read it back).
     budget: Mutex<Budget>,
@@ -168,6 +169,7 @@ impl Metrics {
             store_commits: Counter::default(),
             unknown_descriptions: Gauge::default(),
             tenants_unmapped: Gauge::default(),
+            storms_active: Gauge::default(),
             outbox: Gauge::default(),
             budget: Mutex::default(),
             calls: Mutex::default(),
@@ -279,6 +281,11 @@ impl Metrics {
             "Listed tenants not mapped to a PSA account (their events are held within their lifetime, ticketed once mapped).",
             m.tenants_unmapped.clone(),
         );
+        r.register(
+            "msp_storms_active",
+            "Storm tickets whose storm is not over (alert storms: one ticket for many problems of a row and tenant).",
+            m.storms_active.clone(),
+        );
         r.register_collector(Box::new(Process));
         Self { registry, ..m }
     }
@@ -376,6 +383,11 @@ impl Metrics {
             let n = by_state.get(state).copied().unwrap_or(0);
             self.outbox_by_state.get_or_create(&one("state", state)).set(gauge_value(n));
         }
+    }
+
+    /// Sets how many storms are running (storm tickets not finished).
+    pub fn set_storms_active(&self, n: u64) {
+        self.storms_active.set(gauge_value(n));
     }
 
     /// Sets how many listed tenants are not mapped to a PSA account.

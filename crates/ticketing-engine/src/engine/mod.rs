@@ -874,6 +874,7 @@ impl Engine {
             *by_state.entry(state).or_default() += 1;
         }
         self.shared.metrics.set_outbox(&by_state);
+        self.shared.metrics.set_storms_active(self.ledger.live_storms().count() as u64);
         if let Some(probe) = &self.budget {
             let mut b = probe();
             b.waiting = self.budget_waiting as u64;
