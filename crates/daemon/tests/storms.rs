@@ -277,3 +277,61 @@ async fn ten_sigkills_during_the_burst_make_no_duplicate() -> Result<()> {
     assert_eq!(duplicates(&notes, "description"), Vec::<String>::new(), "no note twice");
     Ok(())
 }
+
+/// The budget share: with a small hourly budget, Critical creates go first, what the budget
+/// cannot take waits (counted in `msp_psa_budget_waiting`, named on `/readyz`, which stays
+/// ready) and nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_budget_sends_critical_creates_first_and_the_rest_waits() -> Result<()> {
+    const RULES: &str = r#"
+[rules.rows."security_center/event/critical"]
+enabled = true
+[rules.rows."security_center/event/warning"]
+enabled = true
+"#;
+    let lab = Lab::start().await?;
+    // Interleaved in the server's order; Critical ones go first within what has been read (the
+    // outbox's order), and every create the budget cannot take waits.
+    for i in 0..40 {
+        let age = chrono::Duration::minutes(5);
+        lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", &format!("c-{i}"), age, "virus").await?;
+        lab.ksc_event(1, "warning", "GNRL_EV_OBJECT_BLOCKED", &format!("w-{i}"), age, "blocked").await?;
+    }
+    let mut toml = config(&lab, RULES, "127.0.0.1:0");
+    support::set_keys(&mut toml, &[("autotask.hourly_budget", "60")]);
+    let config = msp_ticketd::config::Config::parse(&toml, "budget.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running =
+        msp_ticketd::service::start_with(&config, msp_ticketd::service::StartOptions::every(support::TICK)).await?;
+    let found = eventually(30, "work waiting for the budget", || async {
+        let m = support::metrics(&running).await?;
+        let n = support::metric(&m, "msp_psa_budget_waiting ");
+        Ok((n > 0 && support::metric(&m, "msp_psa_budget_used ") >= 59).then_some(n))
+    })
+    .await;
+    let m = support::metrics(&running).await?;
+    let budget: Vec<&str> =
+        m.lines().filter(|l| l.starts_with("msp_psa_budget") || l.starts_with("msp_outbox")).collect();
+    let waiting = found.with_context(|| format!("{budget:#?}; {} tickets", 0))?;
+    // Calls in flight when the budget ran out come back to wait too: then every create not sent
+    // is counted as waiting.
+    let (critical, warning, waiting) = eventually(30, "every unsent create counted as waiting", || async {
+        let tickets = lab.tickets().await?;
+        let critical =
+            tickets.iter().filter(|t| t["title"].as_str().unwrap_or_default().contains("Critical event")).count();
+        let warning = tickets.len() - critical;
+        let n = support::metric(&support::metrics(&running).await?, "msp_psa_budget_waiting ") as usize;
+        Ok((n + warning + critical == 80).then_some((critical, warning, n)))
+    })
+    .await
+    .with_context(|| format!("first seen waiting: {waiting}"))?;
+    println!("budget 60: {critical} Critical and {warning} Warning tickets sent, {waiting} calls waiting");
+    assert!(critical >= warning, "Critical creates go first: {critical} Critical, {warning} Warning");
+    assert!(critical + warning < 80, "the budget could not take them all");
+    let addr = running.admin_addr.expect("admin listener");
+    let ready = reqwest::Client::new().get(format!("http://{addr}/readyz")).send().await?;
+    assert_eq!(ready.status(), 200, "a spent budget is not a failure");
+    let body = ready.text().await?;
+    assert!(body.contains("PSA calls waiting"), "{body}");
+    running.stop().await?;
+    Ok(())
+}
