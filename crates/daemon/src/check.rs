@@ -161,9 +161,21 @@ async fn probe(config: &Config, diagnosis: &Diagnosis, timeout: Duration) -> Vec
         }
     };
     let mut listed: Vec<TenantId> = Vec::new();
+    let mut empty: Vec<String> = Vec::new();
     for (name, result) in events.into_iter().chain(statuses) {
         let key = source_key(config, name);
         match result {
+            // Reached, with nothing to read yet (a fresh setup): said, not a failure (issue #32).
+            Ok(Ok(tenants)) if tenants.is_empty() => {
+                if !empty.contains(&key) {
+                    out.push(diagnosis.problem(
+                        &key,
+                        format!("reached, no tenants yet: source {name} lists no customer to read (nothing to ticket until one exists)"),
+                        Severity::Warning,
+                    ));
+                    empty.push(key);
+                }
+            }
             Ok(Ok(tenants)) => listed.extend(tenants.into_iter().map(|t| t.id)),
             Ok(Err(e)) => out.push(error(&key, format!("cannot reach the source {name}: {e}"))),
             Err(_) => out.push(error(&key, format!("cannot reach the source {name}: {}", late()))),

@@ -130,3 +130,23 @@ async fn a_business_hub_failing_its_listing_keeps_readyz_at_503_naming_it() -> R
     running.stop().await?;
     Ok(())
 }
+
+/// `check` against the same empty sources says so, as a warning, not a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_a_source_without_tenants_is_reached() -> Result<()> {
+    let lab = empty_lab().await?;
+    let path = lab.dir.join("check.toml");
+    std::fs::write(&path, lab.config_toml(DEMO_RULES, "127.0.0.1:0"))?;
+    let report = msp_ticketd::check::check(&path, &msp_ticketd::check::Options::new(false)).await;
+    let sources: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.key.contains("security_center") || p.key.contains("business_hub"))
+        .collect();
+    assert!(!sources.is_empty(), "{}", report.render());
+    for p in &sources {
+        assert!(!p.is_error(), "a source without tenants is no error: {}", report.render());
+        assert!(p.reason.starts_with("reached, no tenants yet"), "{p}");
+    }
+    Ok(())
+}
