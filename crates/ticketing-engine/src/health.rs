@@ -256,7 +256,12 @@ impl Health {
         h.no_tenants = Some(relist_every);
     }
 
-    /// Each source's last successful read.
+    /// The sources whose latest listing was successful and empty (reached, no tenants yet).
+    pub fn sources_without_tenants(&self) -> std::collections::BTreeSet<String> {
+        self.lock().sources.iter().filter(|(_, h)| h.no_tenants.is_some()).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Each source's last successful read (`None`: not read yet).
     pub fn source_successes(&self) -> BTreeMap<String, Option<DateTime<Utc>>> {
         self.lock().sources.iter().map(|(k, v)| (k.clone(), v.last_ok)).collect()
     }

@@ -78,6 +78,7 @@ fn checks(s: &UiState) -> Vec<Check> {
     });
     let failing = shared.health.failing_sources();
     let successes = shared.health.source_successes();
+    let empty = shared.health.sources_without_tenants();
     if successes.is_empty() {
         out.push(Check {
             id: "setup-sources",
@@ -90,6 +91,13 @@ fn checks(s: &UiState) -> Vec<Check> {
     for (i, (name, at)) in successes.iter().enumerate() {
         let (good, state) = match (failing.get(name), at) {
             (Some(n), _) => (false, format!("Not reached: {n} failed read(s) since its last successful read.")),
+            (None, Some(at)) if empty.contains(name) => (
+                true,
+                format!(
+                    "Reached, no tenants yet: it listed no customer, last at {} (nothing to ticket until one exists).",
+                    at_words(*at, now)
+                ),
+            ),
             (None, Some(at)) => (true, format!("Reached: last successful read {}.", at_words(*at, now))),
             (None, None) => (false, "Not read yet.".to_owned()),
         };
