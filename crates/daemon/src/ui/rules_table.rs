@@ -116,7 +116,7 @@ pub(super) fn rule_table(v: &SectionView<'_>) -> Markup {
                             th scope="col" id="recur-h" { (RECUR_WITHIN) span.sub { "blank: off" } }
                         }
                         @if super::storm_fields::has_storms(s) {
-                            th scope="col" id="storm-h" { (super::storm_fields::STORM_AFTER) span.sub { "tickets / within minutes; blank: off" } }
+                            th scope="col" id="storm-h" { "Storm" span.sub { "after tickets / in minutes; blank: off" } }
                         }
                         th scope="col" id="details-h" {
                             (l(Field::WorkType)) " / " (l(Field::IssueType)) " / " (l(Field::SubIssueType))
