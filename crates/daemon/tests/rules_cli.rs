@@ -444,7 +444,7 @@ async fn rules_preview_names_the_maintenance_window_and_lists_the_status_setting
     assert_eq!(p["would_create"], 1, "{p}");
     assert_eq!(p["maintenance"]["server-patching"], 1, "{p}");
     assert_eq!(p["status_rows"][0]["create_delay_minutes"], 10, "{p}");
-    assert!(p["limits"].as_array().is_some_and(|l| l.len() == 3), "{p}");
+    assert!(p["limits"].as_array().is_some_and(|l| l.len() == 4), "{p}");
     // A recurrence window and a title on the critical row: the PC's virus again a few minutes
     // later is noted on its ticket, counted apart; the row's sample ticket is in the preview.
     {
