@@ -1,0 +1,229 @@
+//! The admin API's users, API tokens and change log (issue 28). The gate ([`crate::gate`]) has
+//! checked the role before any of these runs: `/api/users` and `/api/tokens` need `admin`,
+//! `/api/me` and `/api/changes` any role.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/me` | who the request acts as, and the role |
+//! | `GET /api/users`, `POST /api/users` `{"name","role","password"}` | list / add |
+//! | `DELETE /api/users/{name}` | remove (its sessions and tokens end) |
+//! | `PUT /api/users/{name}/role` `{"role"}` | change the role |
+//! | `PUT /api/users/{name}/password` `{"password"}` | new password (every session of the user ends) |
+//! | `GET /api/tokens`, `POST /api/tokens` `{"user","label"}` | list / make one (the token is in this answer only) |
+//! | `DELETE /api/tokens/{id}` | revoke |
+//! | `GET /api/changes?since=&limit=` | the change log, newest first |
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use ticketing_core::secret::Secret;
+
+use crate::access::users::{self, UserError};
+use crate::access::{AccessStore, ChangeQuery, Principal, Role};
+use crate::admin::AdminState;
+
+/// The routes (merged into the admin API's, behind its gate).
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/api/me", get(me))
+        .route("/api/users", get(list).post(add))
+        .route("/api/users/{name}", axum::routing::delete(remove))
+        .route("/api/users/{name}/role", put(set_role))
+        .route("/api/users/{name}/password", put(set_password))
+        .route("/api/tokens", get(tokens).post(create_token))
+        .route("/api/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/api/changes", get(changes))
+}
+
+fn refused(e: &UserError) -> Response {
+    let code = match e {
+        UserError::NoStore => StatusCode::SERVICE_UNAVAILABLE,
+        UserError::Exists(_) => StatusCode::CONFLICT,
+        UserError::NoSuchUser(_) | UserError::NoSuchToken(_) => StatusCode::NOT_FOUND,
+        UserError::Store(e) => {
+            tracing::error!(error = %e, "user request failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response();
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (code, Json(json!({ "error": e.to_string() }))).into_response()
+}
+
+fn access(s: &AdminState) -> Result<&dyn AccessStore, Response> {
+    s.shared.store.access().ok_or_else(|| refused(&UserError::NoStore))
+}
+
+/// A JSON body, or 400 naming what was expected.
+fn body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>, expected: &str) -> Result<T, Response> {
+    b.map(|Json(v)| v).map_err(|e| {
+        let msg = format!("the body must be {expected}: {}", e.body_text());
+        (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response()
+    })
+}
+
+fn done(r: Result<(), UserError>) -> Response {
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+async fn me(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
+    Json(json!({ "actor": p.actor.label(), "user": p.actor.user(), "role": p.role }))
+}
+
+async fn list(State(s): State<AdminState>) -> Response {
+    let store = match access(&s) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match users::list(store, s.access.clock.now()) {
+        Ok(u) => Json(json!({ "users": u })).into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    role: Role,
+    password: String,
+}
+
+async fn add(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    b: Result<Json<NewUser>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let (store, b) =
+        match (access(&s), body(b, r#"{"name": "...", "role": "viewer|operator|admin", "password": "..."}"#)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+    match users::add(store, &p.actor, &b.name, b.role, &Secret::new(b.password), s.access.clock.now()) {
+        Ok(()) => (StatusCode::CREATED, Json(json!({ "name": b.name, "role": b.role }))).into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+async fn remove(State(s): State<AdminState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> Response {
+    match access(&s) {
+        Ok(a) => done(users::remove(a, &p.actor, &name, s.access.clock.now())),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: Role,
+}
+
+async fn set_role(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    b: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match (access(&s), body(b, r#"{"role": "viewer|operator|admin"}"#)) {
+        (Ok(a), Ok(b)) => done(users::set_role(a, &p.actor, &name, b.role, s.access.clock.now())),
+        (Err(r), _) | (_, Err(r)) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn set_password(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    b: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match (access(&s), body(b, r#"{"password": "..."}"#)) {
+        (Ok(a), Ok(b)) => {
+            done(users::reset_password(a, &p.actor, &name, &Secret::new(b.password), s.access.clock.now()))
+        }
+        (Err(r), _) | (_, Err(r)) => r,
+    }
+}
+
+async fn tokens(State(s): State<AdminState>) -> Response {
+    match access(&s).map(users::tokens) {
+        Ok(Ok(t)) => Json(json!({ "tokens": t })).into_response(),
+        Ok(Err(e)) => refused(&e),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    user: String,
+    #[serde(default)]
+    label: String,
+}
+
+async fn create_token(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    b: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let (store, b) = match (access(&s), body(b, r#"{"user": "...", "label": "..."}"#)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match users::create_token(store, &p.actor, &b.user, &b.label, s.access.clock.now()) {
+        // The one answer that holds a secret: the token, shown once.
+        Ok(t) => (StatusCode::CREATED, Json(json!({ "id": t.id, "user": b.user, "token": t.token.expose() })))
+            .into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+async fn revoke_token(
+    State(s): State<AdminState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    match access(&s) {
+        Ok(a) => done(users::revoke_token(a, &p.actor, &id, s.access.clock.now())),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesQuery {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn changes(State(s): State<AdminState>, Query(q): Query<ChangesQuery>) -> Response {
+    let store = match access(&s) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let since = match q.since.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                let msg = format!("since: `{t}` is not an RFC 3339 time ({e})");
+                return (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response();
+            }
+        },
+    };
+    match store.changes(&ChangeQuery { since, limit: q.limit.unwrap_or(0) }) {
+        Ok(c) => Json(json!({ "count": c.len(), "changes": c })).into_response(),
+        Err(e) => refused(&UserError::Store(e)),
+    }
+}
