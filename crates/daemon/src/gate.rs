@@ -208,8 +208,11 @@ fn section_of(kind: ChangeKind, path: &str, body: &[u8]) -> Option<String> {
         _ => serde_urlencoded_pairs(body),
     };
     let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let tail =
-        |prefix: &str| path.strip_prefix(prefix).filter(|t| !t.is_empty() && !t.contains('/')).map(str::to_owned);
+    let tail = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .filter(|t| !t.is_empty() && !t.contains('/'))
+            .map(|t| percent_encoding::percent_decode_str(t).decode_utf8_lossy().into_owned())
+    };
     match kind {
         ChangeKind::Mapping => tail("/api/mapping/").filter(|t| t != "accept").or_else(|| field("tenant")),
         ChangeKind::Maintenance => tail("/api/rules/maintenance/").or_else(|| field("remove")).or_else(|| field("id")),

@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     // The demo and the test lab over the simulators.
     &["demo"],
     // The binary's own modules (beside `main.rs`, on top of everything): CLI commands.
-    &["mapping_cli"],
+    &["mapping_cli", "users_cli"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
