@@ -169,6 +169,10 @@ pub async fn start(
 /// [`start`] with every option.
 pub async fn start_with(config: &Config, options: StartOptions) -> Result<Running> {
     let StartOptions { tick, notices, wrap_sink, config_path, log_filter } = options;
+    // Refused before anything starts: plain HTTP off loopback (issue 28).
+    if let Some(why) = crate::listener::plain_refusal(&config.admin) {
+        anyhow::bail!(why);
+    }
     let (store, book) = open_store(config)?;
     let (shared, writers) = Shared::new(store, book);
     let wired = wiring::wire(config)?;

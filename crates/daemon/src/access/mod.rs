@@ -125,7 +125,10 @@ impl Actor {
 
     /// The command line's actor: the operating-system user running it.
     pub fn cli() -> Self {
-        Self::Cli(std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into()))
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::Cli(
+            var("SUDO_USER").or_else(|| var("USER")).or_else(|| var("LOGNAME")).unwrap_or_else(|| "unknown".into()),
+        )
     }
 
     /// The user behind the actor, if any.
