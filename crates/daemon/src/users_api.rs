@@ -39,52 +39,61 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/changes", get(changes))
 }
 
-fn refused(e: &UserError) -> Response {
-    let code = match e {
-        UserError::NoStore => StatusCode::SERVICE_UNAVAILABLE,
-        UserError::Exists(_) => StatusCode::CONFLICT,
-        UserError::NoSuchUser(_) | UserError::NoSuchToken(_) => StatusCode::NOT_FOUND,
-        UserError::Store(e) => {
-            tracing::error!(error = %e, "user request failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response();
-        }
-        _ => StatusCode::BAD_REQUEST,
-    };
-    (code, Json(json!({ "error": e.to_string() }))).into_response()
+/// A refusal at the HTTP edge: the operation's, or a body that is not what the route takes.
+enum ApiError {
+    User(UserError),
+    Body(String),
 }
 
-fn access(s: &AdminState) -> Result<&dyn AccessStore, Response> {
-    s.shared.store.access().ok_or_else(|| refused(&UserError::NoStore))
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        Self::User(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = match self {
+            Self::Body(msg) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response(),
+            Self::User(e) => e,
+        };
+        let code = match &e {
+            UserError::NoStore => StatusCode::SERVICE_UNAVAILABLE,
+            UserError::Exists(_) => StatusCode::CONFLICT,
+            UserError::NoSuchUser(_) | UserError::NoSuchToken(_) => StatusCode::NOT_FOUND,
+            UserError::Store(e) => {
+                tracing::error!(error = %e, "user request failed");
+                return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response();
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (code, Json(json!({ "error": e.to_string() }))).into_response()
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn access(s: &AdminState) -> Result<&dyn AccessStore, ApiError> {
+    s.shared.store.access().ok_or(ApiError::User(UserError::NoStore))
 }
 
 /// A JSON body, or 400 naming what was expected.
-fn body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>, expected: &str) -> Result<T, Response> {
-    b.map(|Json(v)| v).map_err(|e| {
-        let msg = format!("the body must be {expected}: {}", e.body_text());
-        (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response()
-    })
+fn body<T>(b: Body<T>, expected: &str) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| ApiError::Body(format!("the body must be {expected}: {}", e.body_text())))
 }
 
-fn done(r: Result<(), UserError>) -> Response {
-    match r {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => refused(&e),
-    }
+fn done(r: Result<(), UserError>) -> Answer {
+    r.map(|()| StatusCode::NO_CONTENT.into_response()).map_err(ApiError::User)
 }
 
 async fn me(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
     Json(json!({ "actor": p.actor.label(), "user": p.actor.user(), "role": p.role }))
 }
 
-async fn list(State(s): State<AdminState>) -> Response {
-    let store = match access(&s) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    match users::list(store, s.access.clock.now()) {
-        Ok(u) => Json(json!({ "users": u })).into_response(),
-        Err(e) => refused(&e),
-    }
+async fn list(State(s): State<AdminState>) -> Answer {
+    let u = users::list(access(&s)?, s.access.clock.now())?;
+    Ok(Json(json!({ "users": u })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -95,27 +104,14 @@ struct NewUser {
     password: String,
 }
 
-async fn add(
-    State(s): State<AdminState>,
-    Extension(p): Extension<Principal>,
-    b: Result<Json<NewUser>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let (store, b) =
-        match (access(&s), body(b, r#"{"name": "...", "role": "viewer|operator|admin", "password": "..."}"#)) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
-    match users::add(store, &p.actor, &b.name, b.role, &Secret::new(b.password), s.access.clock.now()) {
-        Ok(()) => (StatusCode::CREATED, Json(json!({ "name": b.name, "role": b.role }))).into_response(),
-        Err(e) => refused(&e),
-    }
+async fn add(State(s): State<AdminState>, Extension(p): Extension<Principal>, b: Body<NewUser>) -> Answer {
+    let b = body(b, r#"{"name": "...", "role": "viewer|operator|admin", "password": "..."}"#)?;
+    users::add(access(&s)?, &p.actor, &b.name, b.role, &Secret::new(b.password), s.access.clock.now())?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": b.name, "role": b.role }))).into_response())
 }
 
-async fn remove(State(s): State<AdminState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> Response {
-    match access(&s) {
-        Ok(a) => done(users::remove(a, &p.actor, &name, s.access.clock.now())),
-        Err(r) => r,
-    }
+async fn remove(State(s): State<AdminState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> Answer {
+    done(users::remove(access(&s)?, &p.actor, &name, s.access.clock.now()))
 }
 
 #[derive(Deserialize)]
@@ -128,12 +124,10 @@ async fn set_role(
     State(s): State<AdminState>,
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
-    b: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    match (access(&s), body(b, r#"{"role": "viewer|operator|admin"}"#)) {
-        (Ok(a), Ok(b)) => done(users::set_role(a, &p.actor, &name, b.role, s.access.clock.now())),
-        (Err(r), _) | (_, Err(r)) => r,
-    }
+    b: Body<RoleBody>,
+) -> Answer {
+    let b = body(b, r#"{"role": "viewer|operator|admin"}"#)?;
+    done(users::set_role(access(&s)?, &p.actor, &name, b.role, s.access.clock.now()))
 }
 
 #[derive(Deserialize)]
@@ -146,22 +140,14 @@ async fn set_password(
     State(s): State<AdminState>,
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
-    b: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    match (access(&s), body(b, r#"{"password": "..."}"#)) {
-        (Ok(a), Ok(b)) => {
-            done(users::reset_password(a, &p.actor, &name, &Secret::new(b.password), s.access.clock.now()))
-        }
-        (Err(r), _) | (_, Err(r)) => r,
-    }
+    b: Body<PasswordBody>,
+) -> Answer {
+    let b = body(b, r#"{"password": "..."}"#)?;
+    done(users::reset_password(access(&s)?, &p.actor, &name, &Secret::new(b.password), s.access.clock.now()))
 }
 
-async fn tokens(State(s): State<AdminState>) -> Response {
-    match access(&s).map(users::tokens) {
-        Ok(Ok(t)) => Json(json!({ "tokens": t })).into_response(),
-        Ok(Err(e)) => refused(&e),
-        Err(r) => r,
-    }
+async fn tokens(State(s): State<AdminState>) -> Answer {
+    Ok(Json(json!({ "tokens": users::tokens(access(&s)?)? })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -172,32 +158,19 @@ struct NewToken {
     label: String,
 }
 
-async fn create_token(
-    State(s): State<AdminState>,
-    Extension(p): Extension<Principal>,
-    b: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let (store, b) = match (access(&s), body(b, r#"{"user": "...", "label": "..."}"#)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    match users::create_token(store, &p.actor, &b.user, &b.label, s.access.clock.now()) {
-        // The one answer that holds a secret: the token, shown once.
-        Ok(t) => (StatusCode::CREATED, Json(json!({ "id": t.id, "user": b.user, "token": t.token.expose() })))
-            .into_response(),
-        Err(e) => refused(&e),
-    }
+async fn create_token(State(s): State<AdminState>, Extension(p): Extension<Principal>, b: Body<NewToken>) -> Answer {
+    let b = body(b, r#"{"user": "...", "label": "..."}"#)?;
+    let t = users::create_token(access(&s)?, &p.actor, &b.user, &b.label, s.access.clock.now())?;
+    // The one answer that holds a secret: the token, shown once.
+    Ok((StatusCode::CREATED, Json(json!({ "id": t.id, "user": b.user, "token": t.token.expose() }))).into_response())
 }
 
 async fn revoke_token(
     State(s): State<AdminState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
-) -> Response {
-    match access(&s) {
-        Ok(a) => done(users::revoke_token(a, &p.actor, &id, s.access.clock.now())),
-        Err(r) => r,
-    }
+) -> Answer {
+    done(users::revoke_token(access(&s)?, &p.actor, &id, s.access.clock.now()))
 }
 
 #[derive(Deserialize)]
@@ -207,23 +180,16 @@ struct ChangesQuery {
     limit: Option<usize>,
 }
 
-async fn changes(State(s): State<AdminState>, Query(q): Query<ChangesQuery>) -> Response {
-    let store = match access(&s) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn changes(State(s): State<AdminState>, Query(q): Query<ChangesQuery>) -> Answer {
+    let store = access(&s)?;
     let since = match q.since.as_deref().filter(|t| !t.is_empty()) {
         None => None,
-        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
-            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-            Err(e) => {
-                let msg = format!("since: `{t}` is not an RFC 3339 time ({e})");
-                return (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response();
-            }
-        },
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| ApiError::Body(format!("since: `{t}` is not an RFC 3339 time ({e})")))?
+                .with_timezone(&chrono::Utc),
+        ),
     };
-    match store.changes(&ChangeQuery { since, limit: q.limit.unwrap_or(0) }) {
-        Ok(c) => Json(json!({ "count": c.len(), "changes": c })).into_response(),
-        Err(e) => refused(&UserError::Store(e)),
-    }
+    let c = store.changes(&ChangeQuery { since, limit: q.limit.unwrap_or(0) }).map_err(UserError::Store)?;
+    Ok(Json(json!({ "count": c.len(), "changes": c })).into_response())
 }

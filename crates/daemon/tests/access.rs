@@ -15,7 +15,7 @@ use msp_ticketd::access::{AccessSettings, Actor, Clock, Role, users};
 use msp_ticketd::admin::AdminState;
 use msp_ticketd::engine::Shared;
 use msp_ticketd::gate::{ClientAddress, Limit};
-use msp_ticketd::store::{SqliteStore, Store};
+use msp_ticketd::store::SqliteStore;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
@@ -177,7 +177,10 @@ fn api_writes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
 
 /// Every write route of the UI, with a form it takes (the CSRF token added), and the lowest
 /// role that may.
-fn ui_writes() -> Vec<(&'static str, Vec<(&'static str, &'static str)>, Role)> {
+/// A UI route, its form and the lowest role that may.
+type UiWrite = (&'static str, Vec<(&'static str, &'static str)>, Role);
+
+fn ui_writes() -> Vec<UiWrite> {
     let enabled = "enabled.security_center/event/critical";
     vec![
         ("/ui/rows", vec![("section", "events/security_center"), ("row", CRIT), (enabled, "on")], Role::Operator),
