@@ -190,6 +190,7 @@ async fn the_tls_listener_serves_a_certificate_made_now_and_re_reads_it_on_sighu
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP on the TLS listener");
     // A new certificate in the same files, then what SIGHUP does.
     let (ca2, cert2, key2) = certificate("two");
+    let cert2_again = cert2.clone();
     std::fs::write(&cert, cert2)?;
     std::fs::write(&key, key2)?;
     running.hangup().await;
@@ -199,12 +200,22 @@ async fn the_tls_listener_serves_a_certificate_made_now_and_re_reads_it_on_sighu
     std::fs::write(&cert, "not a certificate")?;
     running.hangup().await;
     assert_eq!(https_status(&ca2, addr).await?, StatusCode::OK, "still the last good certificate");
+    // (The broken file also made that reload's configuration check fail: nothing was reloaded.)
+    // With the file good again, POST /api/reload over TLS is recorded too, naming the token.
+    std::fs::write(&cert, &cert2_again)?;
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca2.as_bytes())?)
+        .resolve("localhost", addr)
+        .build()?;
+    let url = format!("https://localhost:{}/api/reload", addr.port());
+    let reload = client.post(url).bearer_auth(ADMIN_TOKEN).send().await?;
+    assert_eq!(reload.status(), StatusCode::OK);
     let access = running.shared.store.access().context("access")?;
     let changes = access.changes(&Default::default())?;
-    assert!(
-        changes.iter().any(|c| c.actor == "SIGHUP" && c.kind == msp_ticketd::store::ChangeKind::Reload),
-        "{changes:?}"
-    );
+    let reloads: Vec<&str> =
+        changes.iter().filter(|c| c.kind == msp_ticketd::store::ChangeKind::Reload).map(|c| c.actor.as_str()).collect();
+    assert_eq!(reloads, ["admin.token", "SIGHUP"], "newest first: {changes:?}");
     running.stop().await
 }
 

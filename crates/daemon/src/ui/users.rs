@@ -53,7 +53,7 @@ fn body(csrf: &str, list: &[UserView], tokens: &[TokenView], new_token: Option<(
                 p { code id="new-token-value" { (token) } }
             }
         }
-        table.users id="users" {
+        div.table-wrap { table.users id="users" {
             thead { tr { th { "User" } th { "Role" } th { "Password set" } th { "Locked" } th { "Actions" } } }
             tbody {
                 @for u in list {
@@ -92,6 +92,7 @@ fn body(csrf: &str, list: &[UserView], tokens: &[TokenView], new_token: Option<(
                 }
             }
         }
+        }
         h2 { "Add a user" }
         form method="post" action="/ui/users/add" id="add-user" {
             input type="hidden" name="csrf" value=(csrf);
@@ -104,7 +105,7 @@ fn body(csrf: &str, list: &[UserView], tokens: &[TokenView], new_token: Option<(
         @if tokens.is_empty() {
             p { "No API tokens." }
         } @else {
-            table id="tokens" {
+            div.table-wrap { table id="tokens" {
                 thead { tr { th { "Id" } th { "User" } th { "Label" } th { "Made" } th { "Last used" } th {} } }
                 tbody {
                     @for t in tokens {
@@ -124,7 +125,7 @@ fn body(csrf: &str, list: &[UserView], tokens: &[TokenView], new_token: Option<(
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
@@ -294,7 +295,7 @@ pub(super) fn changes_view(s: &UiState) -> Markup {
             @match found {
                 Err(e) => p.error { (e) },
                 Ok(list) if list.is_empty() => p { "No changes recorded yet." },
-                Ok(list) => table id="changes-table" {
+                Ok(list) => div.table-wrap { table.data id="changes-table" {
                     thead { tr { th { "When" } th { "Who" } th { "What" } th { "Where" } th { "Revision" } } }
                     tbody {
                         @for c in &list {
@@ -312,7 +313,7 @@ pub(super) fn changes_view(s: &UiState) -> Markup {
                             }
                         }
                     }
-                },
+                } },
             }
         }
     }
