@@ -32,6 +32,7 @@
 //! | `POST /ui/mapping/set`, `/ui/mapping/unset` | map a tenant to an account / unmap it, at the page's mapping revision (stale: 409) ([`mapping_edit`]) |
 //! | `GET /ui/mapping/accept`, `POST /ui/mapping/accept` | the confirmation listing what "Accept all suggestions above 90 %" maps / map exactly those |
 //! | `GET /ui/setup` | the PSA and each source reached or not, tenants mapped/unmapped, rule rows on, each with where it is fixed ([`setup`]) |
+//! | `GET /ui/users`; `POST /ui/users/{add,remove,role,password,token,revoke}` | admins only: users, roles, passwords, API tokens (a new token shown once) ([`users`]); the Activity page's Changes table is [`users::changes_view`] |
 //! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
 //!
 //! Login takes a user name and password (or the configured `admin.token` as the password with no
