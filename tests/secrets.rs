@@ -69,6 +69,57 @@ async fn no_secret_in_logs_errors_or_api_responses() -> anyhow::Result<()> {
     let addr = running.admin_addr.expect("admin listener");
     let http = reqwest::Client::new();
     let mut answers = String::new();
+    // Users (issue 28): one added, logged in with its password and refused with a wrong one, an
+    // API token made and used; none of the password, the token, the session id or the hash may
+    // show anywhere.
+    let access = running.shared.store.access().expect("the store keeps users");
+    let actor = msp_ticketd::access::Actor::Cli("secrets-test".into());
+    let user_password = ticketing_core::secret::Secret::new("user-password-s3cret-42");
+    msp_ticketd::access::users::add(
+        access,
+        &actor,
+        "otto",
+        msp_ticketd::access::Role::Operator,
+        &user_password,
+        chrono::Utc::now(),
+    )?;
+    let hash = access.user("otto")?.expect("added").password_hash.expose().to_owned();
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let login = no_redirect
+        .post(format!("http://{addr}/ui/login"))
+        .form(&[("user", "otto"), ("password", user_password.expose())])
+        .send()
+        .await?;
+    let session =
+        login.headers()["set-cookie"].to_str()?.split(';').next().unwrap().split('=').nth(1).unwrap().to_owned();
+    let wrong = no_redirect
+        .post(format!("http://{addr}/ui/login"))
+        .form(&[("user", "otto"), ("password", "wrong-pw-s3cret-77")])
+        .send()
+        .await?;
+    answers.push_str(&wrong.text().await?);
+    let made: serde_json::Value = http
+        .post(format!("http://{addr}/api/tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "user": "otto", "label": "ci" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let user_token = made["token"].as_str().expect("the token, shown once").to_owned();
+    for path in ["/api/me", "/api/changes", "/api/users", "/api/tokens"] {
+        let r = http.get(format!("http://{addr}{path}")).bearer_auth(&user_token).send().await?;
+        answers.push_str(&r.text().await?);
+        let r = http.get(format!("http://{addr}{path}")).bearer_auth(ADMIN_TOKEN).send().await?;
+        answers.push_str(&r.text().await?);
+    }
+    let r = no_redirect
+        .get(format!("http://{addr}/ui/activity"))
+        .header("cookie", format!("msp_ui_session={session}"))
+        .send()
+        .await?;
+    answers.push_str(&r.text().await?);
+    answers.push_str(&format!("{:?}", access.users()?));
     for path in ["/api/rules", "/api/mapping", "/api/ledger", "/api/transitions", "/metrics", "/api/rules/preview"] {
         let r = http.get(format!("http://{addr}{path}")).bearer_auth(ADMIN_TOKEN).send().await?;
         answers.push_str(&r.text().await?);
@@ -101,6 +152,11 @@ async fn no_secret_in_logs_errors_or_api_responses() -> anyhow::Result<()> {
         b64("ksc-secret"),
         "wrong-kbh-token-123".to_owned(),
         ADMIN_TOKEN.to_owned(),
+        user_password.expose().to_owned(),
+        "wrong-pw-s3cret-77".to_owned(),
+        user_token.clone(),
+        session.clone(),
+        hash.clone(),
     ] {
         assert!(!logs.contains(&secret), "a secret appears in the logs");
         assert!(!answers.contains(&secret), "a secret appears in an answer or error");

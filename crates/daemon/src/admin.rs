@@ -5,7 +5,9 @@
 //! Every rule write takes `If-Match: "N"` (the revision from `GET /api/rules`'s ETag): a stale
 //! one is 409 with the current revision; a success is 204 with the new revision as the ETag.
 //!
-//! Bound to loopback by default and protected by a bearer token (`/healthz` is open). Errors are
+//! Bound to loopback by default; every route but `/healthz` and `/readyz` needs a bearer token
+//! (the configured `admin.token`, or a user's API token) whose role may use it ([`crate::gate`],
+//! issue 28); users, tokens and the change log are [`crate::users_api`]. Errors are
 //! turned into responses here, at the edge: client errors carry their message, internal ones a
 //! generic text (the detail goes to the log).
 
@@ -31,11 +33,13 @@ use crate::rules_ops::{self, OpError};
 pub struct AdminState {
     /// Engine state.
     pub shared: Arc<Shared>,
-    /// The bearer token.
+    /// The configured `admin.token` (empty: none; then only users log in).
     pub token: Secret,
     /// Re-reads the configuration file (`POST /api/reload`), when the daemon was started from
     /// one.
     pub reloader: Option<Arc<crate::reload::Reloader>>,
+    /// Sessions' idle time, the lockout, the clock (`[admin]`).
+    pub access: crate::access::AccessSettings,
 }
 
 /// An error at the HTTP edge.
@@ -90,39 +94,9 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Whether the request carries the bearer token (or the UI's session cookie, checked by the UI).
-pub fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    value.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes()))
-}
-
 /// Compares without an early exit on the first differing byte (`subtle`).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     subtle::ConstantTimeEq::ct_eq(a, b).into()
-}
-
-/// Whether the request is a scrape of `/metrics` from this machine while `admin.metrics_auth`
-/// is off (the peer address comes from the listener; without one, the token is needed).
-fn open_metrics(state: &AdminState, req: &axum::extract::Request) -> bool {
-    req.uri().path() == "/metrics"
-        && !state.shared.presentation.with(|p| p.metrics_auth)
-        && req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .is_some_and(|c| c.0.ip().is_loopback())
-}
-
-async fn require_token(
-    State(state): State<AdminState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if authorized(req.headers(), &state.token) || open_metrics(&state, &req) {
-        next.run(req).await
-    } else {
-        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({ "error": "unauthorized" })))
-            .into_response()
-    }
 }
 
 /// The admin API's router (tests call it with `oneshot`, the daemon serves it).
@@ -149,7 +123,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/status", get(status))
         .route("/api/transitions", get(transitions))
         .route("/api/decisions", get(decisions))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+        .merge(crate::users_api::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::gate::api));
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).merge(api).with_state(state)
 }
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod mapping_cli;
+mod users_cli;
 
 use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, Parser, Subcommand};
@@ -91,6 +92,26 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: LedgerAction,
+    },
+    /// Users of the admin API and the web UI, with their roles and API tokens.
+    Users {
+        /// The configuration file (for the store's location).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: users_cli::UsersAction,
+    },
+    /// Who changed what: the change log, newest first, one JSON object a line.
+    Changes {
+        /// The configuration file (for the store's location).
+        #[arg(long)]
+        config: PathBuf,
+        /// At most this many (default 200).
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        /// Only changes at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Why was (or wasn't) this ticketed? `why EVENT_ID` for an event, `why TENANT DEVICE` for a
     /// computer (by id or name): every decision recorded in the history window, newest first,
@@ -294,15 +315,36 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 .with_context(|| format!("writing into {}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Users { config, action } => {
+            let config = load(&config)?;
+            init_logging("human", "warn");
+            users_cli::users(&config, action)
+        }
+        Command::Changes { config, limit, since } => {
+            let config = load(&config)?;
+            users_cli::changes(&config, limit, since.as_deref())
+        }
         Command::Mapping { config: path, revision, action } => {
             let config = load(&path)?;
             init_logging("human", "warn");
-            mapping_cli::run(&path, &config, action, revision)
+            let tracker = users_cli::Tracker::start(&config);
+            let kind = mapping_cli::changes(&action).then_some(msp_ticketd::access::ChangeKind::Mapping);
+            let r = mapping_cli::run(&path, &config, action, revision);
+            if let Some(t) = tracker {
+                t.finish(kind, None, matches!(r, Ok(ExitCode::SUCCESS)));
+            }
+            r
         }
         Command::Rules { config, revision, action } => {
             let config = load(&config)?;
             init_logging("human", "warn");
-            match rules(&config, action, revision).await {
+            let tracker = users_cli::Tracker::start(&config);
+            let (kind, section) = rules_change(&action);
+            let r = rules(&config, action, revision).await;
+            if let Some(t) = tracker {
+                t.finish(kind, section, matches!(r, Ok(ExitCode::SUCCESS)));
+            }
+            match r {
                 Err(e) => match e.downcast_ref::<rules_ops::OpError>() {
                     Some(conflict @ rules_ops::OpError::Conflict { .. }) => {
                         eprintln!("{conflict}");
@@ -338,7 +380,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Ledger { config, action } => {
             let config = load(&config)?;
             init_logging("human", "warn");
-            ledger(&config, action)
+            let tracker = users_cli::Tracker::start(&config);
+            let kind =
+                matches!(action, LedgerAction::Retry { .. }).then_some(msp_ticketd::access::ChangeKind::LedgerRetry);
+            let r = ledger(&config, action);
+            if let Some(t) = tracker {
+                t.finish(kind, None, matches!(r, Ok(ExitCode::SUCCESS)));
+            }
+            r
         }
     }
 }
@@ -363,6 +412,21 @@ fn ledger(config: &Config, action: LedgerAction) -> Result<ExitCode> {
             println!("retry requested for {n} failed ticket(s); the running daemon re-plans them on its next tick");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What a `rules` command changes, for the change log (`None`: it only reads).
+fn rules_change(action: &RulesAction) -> (Option<msp_ticketd::access::ChangeKind>, Option<String>) {
+    use msp_ticketd::access::ChangeKind as K;
+    match action {
+        RulesAction::Show { .. } | RulesAction::Preview { .. } => (None, None),
+        RulesAction::Maintenance { action: MaintenanceAction::List } => (None, None),
+        RulesAction::Maintenance { .. } => (Some(K::Maintenance), Some(Section::General.to_string())),
+        RulesAction::Save { section } => (Some(K::RulesSave), Some(section.to_string())),
+        RulesAction::Cancel { section } => (Some(K::RulesCancel), Some(section.to_string())),
+        RulesAction::Reset { section } => (Some(K::RulesReset), Some(section.to_string())),
+        RulesAction::Set { row, .. } => (Some(K::RulesDraft), Some(row.to_string())),
+        _ => (Some(K::RulesDraft), None),
     }
 }
 

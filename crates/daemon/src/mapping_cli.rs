@@ -42,6 +42,11 @@ pub(crate) enum MappingAction {
     },
 }
 
+/// Whether the action changes the mapping (for the change log).
+pub(crate) fn changes(action: &MappingAction) -> bool {
+    matches!(action, MappingAction::Set { .. } | MappingAction::Unset { .. } | MappingAction::Accept { .. })
+}
+
 fn print_view(view: &MappingView, suggestions_of: Option<&str>, all_suggestions: bool) {
     println!("revision {}", view.revision);
     for row in &view.tenants {

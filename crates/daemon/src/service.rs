@@ -63,6 +63,8 @@ pub struct Running {
     pub reloader: Option<Arc<Reloader>>,
     /// Where the admin API listens, when it does.
     pub admin_addr: Option<SocketAddr>,
+    /// The admin listener's certificate, when it serves TLS (re-read by [`Running::hangup`]).
+    pub tls: Option<Arc<crate::listener::Tls>>,
     stop: watch::Sender<bool>,
     engine: tokio::task::JoinHandle<Result<()>>,
     admin: Option<tokio::task::JoinHandle<()>>,
@@ -88,6 +90,30 @@ impl Running {
         let _ = self.stop.send(true);
         if let Some(a) = self.admin {
             let _ = a.await;
+        }
+    }
+
+    /// What `SIGHUP` does: re-reads the configuration file and the admin listener's TLS
+    /// certificate, and records the reload in the change log (as `SIGHUP`).
+    pub async fn hangup(&self) {
+        if let Some(r) = &self.reloader {
+            let before = crate::access::changes::revisions(self.shared.store.as_ref());
+            if r.reload().await.is_ok() {
+                crate::access::changes::record_in(
+                    self.shared.store.as_ref(),
+                    &crate::access::Actor::Signal,
+                    crate::store::ChangeKind::Reload,
+                    None,
+                    before,
+                    format!("re-read {}", r.path.display()),
+                );
+            }
+        }
+        if let Some(tls) = &self.tls {
+            match tls.reload().await {
+                Ok(()) => info!("admin TLS certificate re-read"),
+                Err(e) => warn!(error = %format!("{e:#}"), "admin TLS certificate not re-read: the previous one stays"),
+            }
         }
     }
 
@@ -143,6 +169,10 @@ pub async fn start(
 /// [`start`] with every option.
 pub async fn start_with(config: &Config, options: StartOptions) -> Result<Running> {
     let StartOptions { tick, notices, wrap_sink, config_path, log_filter } = options;
+    // Refused before anything starts: plain HTTP off loopback (issue 28).
+    if let Some(why) = crate::listener::plain_refusal(&config.admin) {
+        anyhow::bail!(why);
+    }
     let (store, book) = open_store(config)?;
     let (shared, writers) = Shared::new(store, book);
     let wired = wiring::wire(config)?;
@@ -186,35 +216,29 @@ pub async fn start_with(config: &Config, options: StartOptions) -> Result<Runnin
         presentation: writers.presentation,
     });
     let reloads = (!reloader.path.as_os_str().is_empty()).then(|| reloader.clone());
-    let (admin_addr, admin) = match &config.admin.token {
-        Some(token) => {
-            let token = token.resolve().map_err(anyhow::Error::msg).context("admin.token")?;
-            let state = AdminState { shared: shared.clone(), token, reloader: reloads.clone() };
-            let app = admin::router(state.clone()).merge(crate::ui::router(state));
-            let listener = tokio::net::TcpListener::bind(config.admin.listen)
-                .await
-                .with_context(|| format!("binding the admin listener {}", config.admin.listen))?;
-            let addr = listener.local_addr()?;
-            info!(%addr, "admin API listening");
-            let shutdown = stopped(rx.clone());
-            let handle = tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    warn!(error = %e, "admin listener stopped");
-                }
-            });
-            (Some(addr), Some(handle))
-        }
-        None => {
-            info!("no admin.token configured: the admin API is off");
-            (None, None)
-        }
+    let token = match &config.admin.token {
+        Some(token) => Some(token.resolve().map_err(anyhow::Error::msg).context("admin.token")?),
+        None => None,
+    };
+    // The listener starts with a configured token, or once the store has users (issue 28).
+    let has_users = shared.store.access().is_some_and(|a| a.users().is_ok_and(|u| !u.is_empty()));
+    let (admin_addr, admin, tls) = if token.is_some() || has_users {
+        let state = AdminState {
+            shared: shared.clone(),
+            token: token.unwrap_or_else(|| ticketing_core::secret::Secret::new("")),
+            reloader: reloads.clone(),
+            access: crate::access::AccessSettings::from_config(&config.admin),
+        };
+        let app = admin::router(state.clone()).merge(crate::ui::router(state));
+        let listening = crate::listener::serve(&config.admin, app, stopped(rx.clone())).await?;
+        (Some(listening.addr), Some(listening.task), listening.tls)
+    } else {
+        info!("no admin.token configured and no users in the store: the admin API is off");
+        (None, None, None)
     };
     let engine_shutdown = stopped(rx);
     let engine = tokio::spawn(run_engine(engine, reloader.clone(), tick, engine_shutdown));
-    Ok(Running { shared, reloader: reloads, admin_addr, stop, engine, admin })
+    Ok(Running { shared, reloader: reloads, admin_addr, tls, stop, engine, admin })
 }
 
 async fn run_engine(
@@ -276,10 +300,8 @@ pub async fn run(path: PathBuf, config: Config, log_filter: FilterReload) -> Res
                 break;
             }
             _ = hangup => {
-                info!("SIGHUP: re-reading the configuration");
-                if let Some(r) = &running.reloader {
-                    let _ = r.reload().await;
-                }
+                info!("SIGHUP: re-reading the configuration and the admin TLS certificate");
+                running.hangup().await;
             }
         }
     }

@@ -182,8 +182,11 @@ fn live_probes_report_unreachable_services_under_their_keys() {
 #[test]
 fn warnings_alone_exit_0() {
     let dir = temp_dir("warning");
-    std::fs::write(dir.join("c.toml"), valid_config(&dir, "listen = \"0.0.0.0:8787\"\ntoken = { value = \"t\" }"))
-        .unwrap();
+    std::fs::write(
+        dir.join("c.toml"),
+        valid_config(&dir, "listen = \"0.0.0.0:8787\"\ntoken = { value = \"t\" }\nallow_plain_http = true"),
+    )
+    .unwrap();
     let out = check(&dir, &["--offline", "--config", "c.toml"], &[]);
     let got = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{got}");

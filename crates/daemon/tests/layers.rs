@@ -15,15 +15,15 @@ const LAYERS: &[&[&str]] = &[
     // The file, the log setup and the PSA backend registry (which `[psa] kind` names).
     &["config", "logging", "backends"],
     // Operations over the engine's state, config → adapters, reloading.
-    &["rules_ops", "ledger_ops", "mapping_ops", "wiring", "reload"],
-    // What people and tools use: the admin API, the web UI, `check`.
-    &["admin", "ui", "check"],
+    &["rules_ops", "ledger_ops", "mapping_ops", "wiring", "reload", "access"],
+    // What people and tools use: the admin API, the web UI, `check`; the gate before them.
+    &["admin", "ui", "check", "gate", "users_api"],
     // Composition: `run`, `start`.
-    &["service"],
+    &["service", "listener"],
     // The demo and the test lab over the simulators.
     &["demo"],
     // The binary's own modules (beside `main.rs`, on top of everything): CLI commands.
-    &["mapping_cli"],
+    &["mapping_cli", "users_cli"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -240,8 +240,12 @@ async fn api() -> Api {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let (shared, writers) = Shared::new(store, RuleBook::new(RuleSet::default()));
     writers.engine.catalog.publish(Some(Catalog::example()));
-    let app =
-        msp_ticketd::admin::router(AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None });
+    let app = msp_ticketd::admin::router(AdminState {
+        shared: shared.clone(),
+        token: Secret::new(TOKEN),
+        reloader: None,
+        access: Default::default(),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

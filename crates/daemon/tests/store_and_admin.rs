@@ -112,7 +112,12 @@ async fn serve() -> (String, Arc<Shared>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
     let (shared, writers) = Shared::new(store, RuleBook::default());
     writers.engine.catalog.publish(Some(Catalog::example()));
-    let app = router(AdminState { shared: shared.clone(), token: Secret::new("t0ken-for-tests"), reloader: None });
+    let app = router(AdminState {
+        shared: shared.clone(),
+        token: Secret::new("t0ken-for-tests"),
+        reloader: None,
+        access: Default::default(),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -325,7 +325,7 @@ async fn scenario(b: &Browser, lab: &Lab, running: &service::Running, base: &str
 
     // Login required, then the login form.
     b.goto(&format!("{base}/ui")).await?;
-    b.type_into("#token", ADMIN_TOKEN).await?;
+    b.type_into("#password", ADMIN_TOKEN).await?;
     b.navigate_by("form.login button[type=submit]").await?;
     assert_eq!(b.text("#section-title").await?, "General");
 
@@ -918,7 +918,7 @@ async fn mapping_scenario(b: &Browser, running: &service::Running, base: &str, s
     };
     // The demo's URL: the Setup page, through the login.
     b.goto(&format!("{base}/ui/setup")).await?;
-    b.type_into("#token", ADMIN_TOKEN).await?;
+    b.type_into("#password", ADMIN_TOKEN).await?;
     b.navigate_by("form.login button[type=submit]").await?;
     assert_eq!(b.text("#page-title").await?, "Setup");
     assert_eq!(b.property("#tab-setup", "ariaCurrent").await?, "page");

@@ -32,7 +32,8 @@ async fn start(catalog: Catalog) -> Ui {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let (shared, writers) = Shared::new(store, RuleBook::new(RuleSet::default()));
     writers.engine.catalog.publish(Some(catalog));
-    let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
+    let state =
+        AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None, access: Default::default() };
     let app = msp_ticketd::admin::router(state.clone()).merge(msp_ticketd::ui::router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
@@ -556,7 +557,8 @@ async fn psa_unreachable_banner_and_save_refused_while_the_catalog_is_stale() {
 async fn without_a_catalog_the_banner_says_so_and_save_waits() {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let (shared, writers) = Shared::new(store, RuleBook::new(RuleSet::default()));
-    let state = AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None };
+    let state =
+        AdminState { shared: shared.clone(), token: Secret::new(TOKEN), reloader: None, access: Default::default() };
     let app = msp_ticketd::ui::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();

@@ -55,6 +55,39 @@ pub struct FixedAdmin {
     pub listen: SocketAddr,
     /// `admin.token`.
     pub token: Option<SecretDigest>,
+    /// `admin.session_idle_minutes`.
+    pub session_idle_minutes: u64,
+    /// `admin.tls_cert` (the file's content is re-read on `SIGHUP`; its path is fixed).
+    #[serde(serialize_with = "lossy_opt_path")]
+    pub tls_cert: Option<PathBuf>,
+    /// `admin.tls_key`.
+    #[serde(serialize_with = "lossy_opt_path")]
+    pub tls_key: Option<PathBuf>,
+    /// `admin.allow_plain_http`.
+    pub allow_plain_http: bool,
+    /// `admin.trusted_proxies`.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `admin.login_max_failures`.
+    pub login_max_failures: u32,
+    /// `admin.login_failure_window_secs`.
+    pub login_failure_window_secs: u64,
+    /// `admin.login_lockout_secs`.
+    pub login_lockout_secs: u64,
+    /// `admin.client_requests_per_minute`.
+    pub client_requests_per_minute: u32,
+    /// `admin.client_burst`.
+    pub client_burst: u32,
+    /// `admin.global_requests_per_minute`.
+    pub global_requests_per_minute: u32,
+    /// `admin.global_burst`.
+    pub global_burst: u32,
+}
+
+fn lossy_opt_path<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(p) => lossy_path(p, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The fixed part of `[logging]`.
@@ -142,7 +175,22 @@ impl Config {
                 url: self.store.url.clone(),
                 password: self.store.password.as_ref().map(SecretDigest::of),
             },
-            admin: FixedAdmin { listen: self.admin.listen, token: self.admin.token.as_ref().map(SecretDigest::of) },
+            admin: FixedAdmin {
+                listen: self.admin.listen,
+                token: self.admin.token.as_ref().map(SecretDigest::of),
+                session_idle_minutes: self.admin.session_idle_minutes,
+                tls_cert: self.admin.tls_cert.clone(),
+                tls_key: self.admin.tls_key.clone(),
+                allow_plain_http: self.admin.allow_plain_http,
+                trusted_proxies: self.admin.trusted_proxies.clone(),
+                login_max_failures: self.admin.login_max_failures,
+                login_failure_window_secs: self.admin.login_failure_window_secs,
+                login_lockout_secs: self.admin.login_lockout_secs,
+                client_requests_per_minute: self.admin.client_requests_per_minute,
+                client_burst: self.admin.client_burst,
+                global_requests_per_minute: self.admin.global_requests_per_minute,
+                global_burst: self.admin.global_burst,
+            },
             logging: FixedLogging { format: self.logging.format.clone() },
             ha: self.ha.clone(),
         }

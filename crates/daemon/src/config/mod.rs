@@ -15,6 +15,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod access_checks;
 mod diagnosis;
 mod fixed;
 mod parse;

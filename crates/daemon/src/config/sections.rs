@@ -91,14 +91,68 @@ pub struct AdminConfig {
     /// Listen address of the admin API and web UI (loopback by default).
     #[serde(default = "default_admin_listen", deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
-    /// Bearer token of the admin API (and the UI's login). Without one the admin listener does
-    /// not start.
+    /// Bearer token of the admin API (and the UI's login), acting as an `admin` user. Without one
+    /// the admin listener starts only when the store has users.
     #[serde(default)]
     pub token: Option<SecretRef>,
     /// Whether `/metrics` needs the token (the default). `false` lets a scraper on the same
     /// machine (a loopback peer address) read it without one; any other peer still needs it.
     #[serde(default = "yes")]
     pub metrics_auth: bool,
+    /// A UI session unused this long ends (minutes; issue 28).
+    #[serde(default = "d30u64")]
+    pub session_idle_minutes: u64,
+    /// The admin listener's certificate chain (PEM), re-read on `SIGHUP`; with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM), re-read on `SIGHUP`; with `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP on a non-loopback `listen` (behind a TLS-terminating proxy): refused at start
+    /// unless this is true.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses); from any other peer the
+    /// header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed logins of one user that lock it (5) ...
+    #[serde(default = "d5u32")]
+    pub login_max_failures: u32,
+    /// ... within this many seconds (300) ...
+    #[serde(default = "d300")]
+    pub login_failure_window_secs: u64,
+    /// ... for this many seconds (300).
+    #[serde(default = "d300")]
+    pub login_lockout_secs: u64,
+    /// Requests per minute from one client address, after its burst (600).
+    #[serde(default = "d600")]
+    pub client_requests_per_minute: u32,
+    /// Requests one client address may make at once (60).
+    #[serde(default = "d60u32")]
+    pub client_burst: u32,
+    /// Requests per minute from all clients together, after the burst (6000).
+    #[serde(default = "d6000")]
+    pub global_requests_per_minute: u32,
+    /// Requests all clients together may make at once (600).
+    #[serde(default = "d600")]
+    pub global_burst: u32,
+}
+
+const fn d5u32() -> u32 {
+    5
+}
+const fn d300() -> u64 {
+    300
+}
+const fn d60u32() -> u32 {
+    60
+}
+const fn d600() -> u32 {
+    600
+}
+const fn d6000() -> u32 {
+    6000
 }
 
 const fn yes() -> bool {
@@ -111,7 +165,23 @@ fn default_admin_listen() -> SocketAddr {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: default_admin_listen(), token: None, metrics_auth: true }
+        Self {
+            listen: default_admin_listen(),
+            token: None,
+            metrics_auth: true,
+            session_idle_minutes: d30u64(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_http: false,
+            trusted_proxies: Vec::new(),
+            login_max_failures: d5u32(),
+            login_failure_window_secs: d300(),
+            login_lockout_secs: d300(),
+            client_requests_per_minute: d600(),
+            client_burst: d60u32(),
+            global_requests_per_minute: d6000(),
+            global_burst: d600(),
+        }
     }
 }
 

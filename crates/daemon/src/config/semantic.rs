@@ -48,15 +48,8 @@ impl Config {
         // [admin]
         if let Some(t) = &self.admin.token {
             s.secret("admin.token", t);
-            if !self.admin.listen.ip().is_loopback() {
-                s.warning(
-                    "admin.listen",
-                    "is not a loopback address and the admin listener has no TLS: the token and UI \
-                     sessions cross the network in clear text (expected 127.0.0.1 or ::1, with a \
-                     TLS-terminating proxy in front for remote access)",
-                );
-            }
         }
+        self.admin_access_problems(s);
         // [logging]
         if !matches!(self.logging.format.as_str(), "human" | "json") {
             s.error("logging.format", "is not a known format (expected \"human\" or \"json\")");

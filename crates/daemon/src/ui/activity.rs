@@ -183,6 +183,7 @@ pub(crate) async fn page(
         (widgets::psa_banner(&psa, shared.catalog().is_some()))
         (widgets::source_banner(&sources))
         (body(&View { filters: &filters, names: &names, found, more, budget: shared.metrics.budget() }))
+        (super::users::changes_view(&s))
     };
     let html = layout::page(
         &Frame {

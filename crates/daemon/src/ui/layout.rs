@@ -20,10 +20,12 @@ pub(crate) enum Tab {
     Mapping,
     /// Whether the PSA and the sources are reached, the mapping and the rules on.
     Setup,
+    /// Users and API tokens (admins only).
+    Users,
 }
 
 impl Tab {
-    const ALL: [Self; 4] = [Self::Setup, Self::Rules, Self::Activity, Self::Mapping];
+    const ALL: [Self; 5] = [Self::Setup, Self::Rules, Self::Activity, Self::Mapping, Self::Users];
 
     fn href(self) -> String {
         match self {
@@ -31,6 +33,7 @@ impl Tab {
             Self::Activity => "/ui/activity".to_owned(),
             Self::Mapping => "/ui/mapping".to_owned(),
             Self::Setup => "/ui/setup".to_owned(),
+            Self::Users => "/ui/users".to_owned(),
         }
     }
 
@@ -40,6 +43,7 @@ impl Tab {
             Self::Activity => "Activity",
             Self::Mapping => "Mapping",
             Self::Setup => "Setup",
+            Self::Users => "Users",
         }
     }
 
@@ -49,6 +53,7 @@ impl Tab {
             Self::Activity => "tab-activity",
             Self::Mapping => "tab-mapping",
             Self::Setup => "tab-setup",
+            Self::Users => "tab-users",
         }
     }
 }
@@ -130,9 +135,10 @@ fn unmapped_banner(n: usize) -> Markup {
 
 /// The bar under the header: Setup, Ticketing rules, Activity, Mapping.
 fn tabs(frame: &Frame<'_>) -> Markup {
+    let is_admin = crate::gate::current().is_some_and(|p| p.may(crate::access::Role::Admin));
     html! {
         nav.tabs id="tabs" aria-label="Pages" {
-            @for t in Tab::ALL {
+            @for t in Tab::ALL.into_iter().filter(|t| *t != Tab::Users || is_admin) {
                 a href=(t.href()) id=(t.id()) aria-current=[(Some(t) == frame.tab).then_some("page")] { (t.text()) }
             }
         }
@@ -143,6 +149,10 @@ fn tabs(frame: &Frame<'_>) -> Markup {
 /// bar of pages; the rules pages also get the left pane of sections.
 pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
     let logged_in = frame.csrf.is_some();
+    // Who is logged in (set by the gate for this request): named in the header; a viewer's
+    // pages hide what changes things (the gate refuses it anyway) and say why.
+    let who = crate::gate::current().filter(|_| logged_in);
+    let read_only = who.as_ref().is_some_and(|p| !p.may(crate::access::Role::Operator));
     let sections = logged_in && frame.tab == Some(Tab::Rules);
     let doc = html! {
         (DOCTYPE)
@@ -155,12 +165,15 @@ pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
                 noscript { link rel="stylesheet" href="/ui/assets/nojs.css"; }
                 script src="/ui/assets/ui.js" defer {}
             }
-            body {
+            body class=[read_only.then_some("read-only")] {
                 header.top {
                     @if sections {
                         button type="button" id="nav-toggle" class="nav-toggle" aria-controls="nav" aria-expanded="false" { "Sections" }
                     }
                     span.brand { "msp-ticketd · Ticketing" }
+                    @if let Some(p) = &who {
+                        span.who id="who" { (p.actor.label()) " (" (p.role) ")" }
+                    }
                     @if let Some(csrf) = frame.csrf {
                         form method="post" action="/ui/logout" class="logout" data-leaves {
                             input type="hidden" name="csrf" value=(csrf);
@@ -191,6 +204,13 @@ pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
                         @if logged_in {
                             (unmapped_banner(frame.unmapped))
                         }
+                        @if read_only {
+                            div.banner.info role="status" id="read-only-banner" {
+                                p {
+                                    "You have the viewer role: you can look at every page, but changing rules, the mapping or maintenance windows needs the operator role (ask an admin). The buttons that change things are hidden."
+                                }
+                            }
+                        }
                         (body)
                     }
                 }
@@ -214,12 +234,19 @@ pub(crate) fn login(error: Option<&str>, next: Option<&str>) -> String {
                 input type="hidden" name="next" value=(n);
             }
             p {
-                label for="token" { "Admin token" }
-                input id="token" name="token" type="password" autocomplete="current-password" required autofocus;
+                label for="user" { "User name" }
+                input id="user" name="user" type="text" autocomplete="username" autofocus;
+            }
+            p {
+                label for="password" { "Password" }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
             }
             p { button type="submit" { "Log in" } }
         }
-        p.hint { "Use the admin API's bearer token (" code { "admin.token" } " in the configuration)." }
+        p.hint {
+            "Users are added with " code { "msp-ticketd users add" } ". With no user name, the password is the admin API's bearer token ("
+            code { "admin.token" } " in the configuration)."
+        }
     };
     page(&Frame { title: "Log in", tab: None, current: None, dirty: &[], csrf: None, flash: &[], unmapped: 0 }, body)
 }

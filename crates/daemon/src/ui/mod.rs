@@ -18,7 +18,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /`, `GET /ui` | redirect to the General section (or the login form) |
-//! | `GET /ui/login`, `POST /ui/login` | log in with the admin token |
+//! | `GET /ui/login`, `POST /ui/login` | log in with a user name and password (or, with no name, the admin token) |
 //! | `POST /ui/logout` | end the session |
 //! | `GET /ui/section?s=events/security_center&days=7` | a section's page, with the draft's preview |
 //! | `POST /ui/rows`, `POST /ui/general` | inline edits of a section's rows / general settings into the draft only (API-style; the page itself has no such button) |
@@ -32,11 +32,13 @@
 //! | `POST /ui/mapping/set`, `/ui/mapping/unset` | map a tenant to an account / unmap it, at the page's mapping revision (stale: 409) ([`mapping_edit`]) |
 //! | `GET /ui/mapping/accept`, `POST /ui/mapping/accept` | the confirmation listing what "Accept all suggestions above 90 %" maps / map exactly those |
 //! | `GET /ui/setup` | the PSA and each source reached or not, tenants mapped/unmapped, rule rows on, each with where it is fixed ([`setup`]) |
+//! | `GET /ui/users`; `POST /ui/users/{add,remove,role,password,token,revoke}` | admins only: users, roles, passwords, API tokens (a new token shown once) ([`users`]); the Activity page's Changes table is [`users::changes_view`] |
 //! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
 //!
-//! Login takes the admin API's bearer token once and starts a server-side session whose random
-//! id goes into an `HttpOnly; SameSite=Strict` cookie; the token itself is never put in the
-//! cookie. Every POST other than the login carries the session's CSRF token in a hidden field
+//! Login takes a user name and password (or the configured `admin.token` as the password with no
+//! name) and starts a session kept in the store, whose random id goes into an
+//! `HttpOnly; SameSite=Strict` cookie; no password or token is ever put in the cookie. Every
+//! route's role is checked by [`crate::gate`] before its handler runs. Every POST other than the login carries the session's CSRF token in a hidden field
 //! and is refused (403) without it.
 
 mod activity;
@@ -53,6 +55,7 @@ mod session;
 mod setup;
 mod storm_fields;
 mod text;
+mod users;
 mod widgets;
 
 use std::collections::BTreeSet;
@@ -86,11 +89,23 @@ const NOJS_CSS: &str = include_str!("assets/nojs.css");
 struct UiState {
     admin: AdminState,
     sessions: Arc<Sessions>,
+    /// Password logins and their lockout.
+    logins: Arc<crate::access::login::Logins>,
+}
+
+/// The session cookie's name.
+pub(crate) const SESSION_COOKIE: &str = session::COOKIE;
+
+/// A page refusing a request, with its reason.
+pub(crate) fn refused_page(text: &str) -> String {
+    layout::refused(text)
 }
 
 /// The UI's routes, merged into the admin listener's router.
 pub fn router(state: AdminState) -> Router {
-    let ui = UiState { admin: state, sessions: Arc::new(Sessions::default()) };
+    let gate = axum::middleware::from_fn_with_state(state.clone(), crate::gate::ui);
+    let sessions = Arc::new(Sessions::new(state.shared.store.clone(), state.access.clone()));
+    let ui = UiState { admin: state, sessions, logins: Arc::default() };
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(home))
@@ -119,6 +134,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/assets/ui.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
         .route("/ui/assets/nojs.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], NOJS_CSS) }))
         .route("/ui/assets/ui.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
+        .merge(users::routes())
+        .route_layer(gate)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(ui)
 }
@@ -175,19 +192,56 @@ async fn login_page(State(s): State<UiState>, headers: HeaderMap, Query(q): Quer
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    /// The admin token under its former field name (scripts that log in the old way).
+    #[serde(default)]
     token: String,
     #[serde(default)]
     next: String,
 }
 
+/// A user name and password, or (no name) the admin token. A refusal says what happened
+/// (no match, locked for a while) without saying whether the user exists.
 async fn login(State(s): State<UiState>, Form(f): Form<LoginForm>) -> Response {
     let (next, to) = after_login(&f.next);
-    if !constant_time_eq(f.token.as_bytes(), s.admin.token.expose().as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, Html(layout::login(Some("That is not the admin token."), next)))
-            .into_response();
+    let settings = &s.admin.access;
+    let user = f.user.trim();
+    let secret = if f.password.is_empty() { f.token.as_str() } else { f.password.as_str() };
+    let admin_token = s.admin.token.expose();
+    let outcome = if user.is_empty() {
+        if !admin_token.is_empty() && constant_time_eq(secret.as_bytes(), admin_token.as_bytes()) {
+            Ok(None)
+        } else {
+            Err(crate::access::login::Refused::Invalid)
+        }
+    } else {
+        match s.admin.shared.store.access() {
+            Some(store) => s.logins.password(store, settings, user, secret).map(|u| Some(u.name)),
+            None => Err(crate::access::login::Refused::Invalid),
+        }
+    };
+    let refused = match outcome {
+        Ok(who) => match s.sessions.create(who.as_deref()) {
+            Some(id) => return ([(header::SET_COOKIE, session::set_cookie(&id))], Redirect::to(&to)).into_response(),
+            None => crate::access::login::Refused::Unavailable,
+        },
+        Err(r) => r,
+    };
+    let code = match refused {
+        crate::access::login::Refused::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        crate::access::login::Refused::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        crate::access::login::Refused::Invalid => StatusCode::UNAUTHORIZED,
+    };
+    let page = Html(layout::login(Some(&refused.message(settings.clock.now())), next));
+    match refused {
+        crate::access::login::Refused::Locked { until } => {
+            let wait = (until - settings.clock.now()).num_seconds().max(1);
+            (code, [(header::RETRY_AFTER, wait.to_string())], page).into_response()
+        }
+        _ => (code, page).into_response(),
     }
-    let id = s.sessions.create();
-    ([(header::SET_COOKIE, session::set_cookie(&id))], Redirect::to(&to)).into_response()
 }
 
 /// The submitted form, as name/value pairs (names repeat: `row`, `select`).

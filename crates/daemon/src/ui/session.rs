@@ -1,20 +1,21 @@
-//! Browser sessions: a random id in an HttpOnly, SameSite=Strict cookie, the session itself
-//! (its CSRF token and pending messages) kept in memory on the server. The admin token is only
-//! ever checked at login; it is never stored in the cookie.
+//! Browser sessions: a random id in an HttpOnly, SameSite=Strict cookie; the session itself (its
+//! user, its CSRF token, when it was last used) kept in the store by the id's digest, so every
+//! instance of an HA setup knows it and it survives a failover ([`crate::access::sessions`]).
+//! Only the pending messages stay in this instance's memory. No password or token is ever put
+//! in the cookie.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, header};
-use rand::RngCore;
+
+use crate::access::{AccessSettings, Principal, sessions};
+use crate::store::Store;
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "msp_ui_session";
-/// A session unused this long is forgotten.
-const IDLE: Duration = Duration::from_secs(12 * 3600);
-/// At most this many live sessions (the oldest is dropped beyond it).
-const MAX_SESSIONS: usize = 256;
+/// At most this many sessions' pending messages are kept (the oldest go beyond it).
+const MAX_FLASHES: usize = 1024;
 
 /// A message shown once on the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,83 +28,81 @@ pub(crate) struct Flash {
     pub(crate) details: Vec<String>,
 }
 
-#[derive(Debug)]
-struct Session {
-    csrf: String,
-    last_used: Instant,
-    flash: Vec<Flash>,
-}
-
 /// What a request learns about its session.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionView {
-    /// The session id (the cookie's value).
+    /// The session's key: its id's digest (never the cookie's value).
     pub(crate) id: String,
     /// The CSRF token every state-changing form must carry.
     pub(crate) csrf: String,
+    /// Who is logged in, with which role.
+    pub(crate) principal: Principal,
 }
 
-/// The server-side session table.
-#[derive(Debug, Default)]
+/// The sessions, over the store.
 pub(crate) struct Sessions {
-    inner: Mutex<HashMap<String, Session>>,
-}
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    store: Arc<dyn Store>,
+    settings: AccessSettings,
+    flash: Mutex<HashMap<String, Vec<Flash>>>,
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Sessions in `store`.
+    pub(crate) fn new(store: Arc<dyn Store>, settings: AccessSettings) -> Self {
+        Self { store, settings, flash: Mutex::new(HashMap::new()) }
     }
 
-    /// Starts a session; returns its id.
-    pub(crate) fn create(&self) -> String {
-        let id = random_token();
-        let mut map = self.lock();
-        let now = Instant::now();
-        map.retain(|_, s| now.duration_since(s.last_used) < IDLE);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone()) {
-                map.remove(&oldest);
+    fn flashes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Flash>>> {
+        self.flash.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a session of `user` (`None`: the configured `admin.token`); the cookie's value.
+    pub(crate) fn create(&self, user: Option<&str>) -> Option<String> {
+        let store = self.store.access()?;
+        match sessions::start(store, &self.settings, user) {
+            Ok(started) => Some(started.cookie.expose().to_owned()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a session");
+                None
             }
         }
-        map.insert(id.clone(), Session { csrf: random_token(), last_used: now, flash: Vec::new() });
-        id
     }
 
     /// The live session named by the request's cookie, if any (and marks it used).
     pub(crate) fn lookup(&self, headers: &HeaderMap) -> Option<SessionView> {
         let id = cookie_value(headers, COOKIE)?;
-        let mut map = self.lock();
-        let now = Instant::now();
-        let session = map.get_mut(&id)?;
-        if now.duration_since(session.last_used) >= IDLE {
-            map.remove(&id);
-            return None;
+        let store = self.store.access()?;
+        match sessions::resolve(store, &self.settings, &id) {
+            Ok(live) => live.map(|l| SessionView { id: l.digest, csrf: l.csrf, principal: l.principal }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the session");
+                None
+            }
         }
-        session.last_used = now;
-        Some(SessionView { id, csrf: session.csrf.clone() })
     }
 
     /// Ends a session.
     pub(crate) fn remove(&self, id: &str) {
-        self.lock().remove(id);
+        self.flashes().remove(id);
+        if let Some(store) = self.store.access() {
+            if let Err(e) = sessions::end(store, id) {
+                tracing::warn!(error = %e, "cannot end the session");
+            }
+        }
     }
 
     /// Queues a message for the session's next page.
     pub(crate) fn flash(&self, id: &str, flash: Flash) {
-        if let Some(s) = self.lock().get_mut(id) {
-            s.flash.push(flash);
+        let mut map = self.flashes();
+        if map.len() >= MAX_FLASHES && !map.contains_key(id) {
+            map.clear();
         }
+        map.entry(id.to_owned()).or_default().push(flash);
     }
 
     /// Takes the session's queued messages.
     pub(crate) fn take_flash(&self, id: &str) -> Vec<Flash> {
-        self.lock().get_mut(id).map(|s| std::mem::take(&mut s.flash)).unwrap_or_default()
+        self.flashes().remove(id).unwrap_or_default()
     }
 }
 
@@ -133,28 +132,32 @@ pub(crate) fn clear_cookie() -> String {
 mod tests {
     use super::*;
 
+    fn sessions() -> Sessions {
+        let store: Arc<dyn Store> = Arc::new(crate::store::SqliteStore::in_memory().unwrap());
+        Sessions::new(store, AccessSettings::default())
+    }
+
     #[test]
     fn sessions_have_distinct_random_ids_and_csrf_tokens() {
-        let s = Sessions::default();
-        let a = s.create();
-        let b = s.create();
+        let s = sessions();
+        let a = s.create(None).unwrap();
+        let b = s.create(None).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, format!("other=1; {COOKIE}={a}").parse().unwrap());
         let view = s.lookup(&h).expect("session found");
-        assert_eq!(view.id, a);
+        assert_ne!(view.id, a, "the store knows the digest, not the cookie");
         assert_ne!(view.csrf, a);
-        s.remove(&a);
+        s.remove(&view.id);
         assert!(s.lookup(&h).is_none());
     }
 
     #[test]
     fn flash_is_taken_once() {
-        let s = Sessions::default();
-        let id = s.create();
-        s.flash(&id, Flash { kind: "ok", text: "saved".into(), details: vec![] });
-        assert_eq!(s.take_flash(&id).len(), 1);
-        assert!(s.take_flash(&id).is_empty());
+        let s = sessions();
+        s.flash("x", Flash { kind: "ok", text: "saved".into(), details: vec![] });
+        assert_eq!(s.take_flash("x").len(), 1);
+        assert!(s.take_flash("x").is_empty());
     }
 }

@@ -8,10 +8,15 @@
 //! the events that caused them and the source cursor together, so a cursor never advances past
 //! decisions that are not durable.
 
+mod access;
 mod postgres;
 mod postgres_schema;
 mod sqlite;
 
+pub use access::{
+    AccessStore, Change, ChangeKind, ChangeQuery, LockoutPolicy, LoginFailures, Role, SessionRecord, TokenRecord, User,
+    UserChange,
+};
 pub use postgres::{PostgresStore, PostgresTimeouts};
 pub use sqlite::SqliteStore;
 
@@ -314,4 +319,10 @@ pub trait Store: Send + Sync {
 
     /// The last `limit` ledger transitions, newest first, as (time, key, transition JSON).
     fn recent_transitions(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError>;
+
+    /// Users, sessions, API tokens and the change log ([`AccessStore`]), when this store keeps
+    /// them (the SQLite and PostgreSQL stores do; a test double may not).
+    fn access(&self) -> Option<&dyn AccessStore> {
+        None
+    }
 }

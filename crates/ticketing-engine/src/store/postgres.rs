@@ -46,6 +46,9 @@ use super::{Commit, CursorKey, Decision, DecisionQuery, LeaderInfo, Outcome, See
 
 use super::postgres_schema::MIGRATIONS;
 
+#[path = "postgres_access.rs"]
+pub(super) mod access;
+
 /// The advisory lock key that serializes migrations of several daemons starting at once
 /// (transaction-scoped, so it is safe behind a pooling proxy).
 const MIGRATION_LOCK: i64 = 0x6d73_705f_7469_636b; // "msp_tick"
@@ -548,6 +551,10 @@ fn lease_secs(lease: Duration) -> f64 {
 }
 
 impl Store for PostgresStore {
+    fn access(&self) -> Option<&dyn super::AccessStore> {
+        Some(self)
+    }
+
     fn load_ledger(&self) -> Result<Ledger, StoreError> {
         self.call(async |c: &mut Client| {
             let rows = c.query("SELECT entry FROM ledger", &[]).await?;

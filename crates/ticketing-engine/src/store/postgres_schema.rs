@@ -84,4 +84,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
         revision BIGINT NOT NULL,
         updated_at TIMESTAMPTZ NOT NULL
     );",
+    // 4: users, sessions, API tokens and the change log (issue 28)
+    super::postgres::access::MIGRATION,
 ];

@@ -13,6 +13,9 @@ use ticketing_core::ledger::{Ledger, LedgerEntry};
 use ticketing_core::model::{Event, Product};
 use ticketing_core::ports::Cursor;
 
+#[path = "sqlite_access.rs"]
+mod access;
+
 use super::{Commit, CursorKey, Decision, DecisionQuery, Outcome, SeenEvent, Store, StoreError};
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
@@ -108,6 +111,8 @@ const MIGRATIONS: &[&str] = &[
         revision INTEGER NOT NULL,
         updated_at TEXT NOT NULL
     );",
+    // 7: users, sessions, API tokens and the change log (issue 28)
+    access::MIGRATION,
 ];
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -291,6 +296,10 @@ fn write_entry(tx: &rusqlite::Transaction<'_>, entry: &LedgerEntry) -> Result<()
 }
 
 impl Store for SqliteStore {
+    fn access(&self) -> Option<&dyn super::AccessStore> {
+        Some(self)
+    }
+
     fn verify(&self) -> Result<(), StoreError> {
         let (Some(path), Some(opened)) = (&self.path, self.identity) else { return Ok(()) };
         match identity_of(path) {
