@@ -6,7 +6,9 @@
 //! both with `Authorization: KSCBasic ...` or `KSCT <token>` and `X-KSC-VServer: <b64(display
 //! name)>`; the `PxgRetVal` / `PxgError` envelope and typed values, virtual servers, event
 //! iterators, host searches with chunk accessors, and per-virtual-server Critical/Warning
-//! status masks. Plain HTTP by default; HTTPS with a generated self-signed certificate
+//! status masks, and `ConEvents` subscriptions (`Subscribe` / `Retrieve` / `UnSubscribe`: a
+//! queue per subscription, owned by its session, `STDE_UNAVAIL` when polled faster than
+//! [`Config::con_events_period`]; see the `conevents` module). Plain HTTP by default; HTTPS with a generated self-signed certificate
 //! through [`start_tls`] (`--tls`).
 //!
 //! | Situation | Answer |
@@ -31,6 +33,8 @@
 //! | `POST /_sim/events` | `{"vserver","severity","event_type","host"?,"occurred_at"?,"text"?,"display_name"?,"params"?:[..],"task"?,"event_db_id"?}` | records an event, answers `{"id": <event_db_id>}`; 400 naming the field when `display_name` > 100, `text` > 1000 or a `params` item > 512 characters, or when `event_db_id` is not above the last one |
 //! | `PUT /_sim/hosts/{vserver}/{host}` | `{"status"?,"name"?,"descriptions":[codes],"wks_status"?,"antivirus_not_needed"?,"rtp_state"?}` | creates or updates a host: mask from the codes (`unknown:<bit>` sets a raw bit), status from the masks when omitted; answers the mask and `unknown_bits` (set bits without a known description) |
 //! | `DELETE /_sim/hosts/{vserver}/{host}` | none | removes a host |
+//! | `GET /_sim/calls` | none | the API calls answered since start or reset, by method: `{"Class.Method": n, ..}` |
+//! | `POST /_sim/subscriptions/drop` | none | drops every `ConEvents` subscription (a server restart), sessions stay; answers `{"dropped": n}` |
 //! | `POST /_sim/reset`, `GET /_sim/requests`, `POST /_sim/faults`, `POST /_sim/clock` | | common ([`crate::common`]) |
 //!
 //! `severity` is `critical|functional_failure|warning|info|invalid` or the number
@@ -54,7 +58,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
@@ -86,6 +90,9 @@ pub const DEFAULT_PASSWORD: &str = "ksc-secret";
 /// Default idle lifetime of a session, in seconds.
 pub const DEFAULT_SESSION_IDLE_SECS: u64 = 1800;
 
+/// Default `nPeriod` of `ConEvents`, milliseconds (modelled).
+pub const DEFAULT_CON_EVENTS_PERIOD_MS: u64 = 1000;
+
 /// Simulator settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -95,6 +102,10 @@ pub struct Config {
     pub password: String,
     /// A session unused this long is gone (`--session-idle-secs`).
     pub session_idle: Duration,
+    /// The polling period `ConEvents.Subscribe` and `ConEvents.Retrieve` return (`nPeriod`);
+    /// a `Retrieve` sooner than this after the session's last one answers `STDE_UNAVAIL`
+    /// (`--con-events-period-ms`).
+    pub con_events_period: Duration,
 }
 
 impl Default for Config {
@@ -103,6 +114,7 @@ impl Default for Config {
             user: DEFAULT_USER.to_owned(),
             password: DEFAULT_PASSWORD.to_owned(),
             session_idle: Duration::from_secs(DEFAULT_SESSION_IDLE_SECS),
+            con_events_period: Duration::from_millis(DEFAULT_CON_EVENTS_PERIOD_MS),
         }
     }
 }
@@ -336,6 +348,8 @@ struct Data {
     tokens: HashMap<String, DateTime<Utc>>,
     iterators: HashMap<String, ResultSet>,
     accessors: HashMap<String, ResultSet>,
+    /// `ConEvents` subscriptions and their queues.
+    subscriptions: conevents::Subscriptions,
 }
 
 impl Data {
@@ -355,6 +369,8 @@ struct Sim {
     secure_cookie: bool,
     core: SimCore,
     data: Mutex<Data>,
+    /// API calls answered, by method (`GET /_sim/calls`); cleared by `/_sim/reset`.
+    calls: Mutex<BTreeMap<String, u64>>,
 }
 
 type Shared = Arc<Sim>;
@@ -372,17 +388,25 @@ fn token() -> String {
 
 fn build(config: Config, secure_cookie: bool) -> (Router, SimCore) {
     let core = SimCore::new();
-    let sim =
-        Arc::new(Sim { config, secure_cookie, core: core.clone(), data: Mutex::new(Data::fresh(core.clock.now())) });
+    let sim = Arc::new(Sim {
+        config,
+        secure_cookie,
+        core: core.clone(),
+        data: Mutex::new(Data::fresh(core.clock.now())),
+        calls: Mutex::default(),
+    });
     let api = Router::new()
         .route("/api/v1.0/{method}", post(api))
         .route("/_sim/vservers", post(put_vserver))
         .route("/_sim/events", post(add_event))
         .route("/_sim/hosts/{vserver}/{host}", put(put_host).delete(delete_host))
+        .route("/_sim/calls", get(get_calls))
+        .route("/_sim/subscriptions/drop", post(drop_subscriptions))
         .with_state(sim.clone());
     let reset = sim;
     let router = common::finish(api, &core, move || {
         *lock(&reset.data) = Data::fresh(reset.core.clock.now());
+        lock(&reset.calls).clear();
     });
     (router, core)
 }
@@ -437,6 +461,7 @@ pub struct SimCert {
 }
 
 mod api;
+mod conevents;
 mod control;
 pub mod filter;
 mod methods;
@@ -445,5 +470,6 @@ mod tests;
 mod tls;
 
 use api::*;
+pub use conevents::{MAX_SUBSCRIPTIONS, QUEUE_LIMIT, RETRIEVE_BATCH};
 use control::*;
 use methods::*;

@@ -93,6 +93,7 @@ pub(super) async fn api(
             _ => return pxg(E_INVALID_ARG, "request body is not a JSON object").into_response(),
         }
     };
+    *lock(&sim.calls).entry(method.clone()).or_default() += 1;
     let now = sim.core.clock.now();
     if method == "Session.StartSession" {
         return match open_session(&sim, &headers, now) {
@@ -184,6 +185,9 @@ pub(super) async fn api(
         }),
         "ChunkAccessor.Release" => release(&mut data.accessors, &ctx, &args, "strAccessor"),
         "HostGroup.GetGroupInfoEx" => group_info(&data, &ctx, &args),
+        "ConEvents.Subscribe" => conevents::subscribe(&mut data, &ctx, &args, sim.config.con_events_period),
+        "ConEvents.UnSubscribe" => conevents::unsubscribe(&mut data, &ctx, &args),
+        "ConEvents.Retrieve" => conevents::retrieve(&mut data, &ctx, sim.config.con_events_period),
         other => Err(pxg(E_NOT_IMPLEMENTED, format!("method {other} is not supported by the simulator"))),
     };
     match result {
@@ -243,6 +247,7 @@ pub(super) fn drop_session(data: &mut Data, session: &str) {
     data.sessions.remove(session);
     data.iterators.retain(|_, s| s.session != session);
     data.accessors.retain(|_, s| s.session != session);
+    data.subscriptions.drop_session(session);
 }
 
 pub(super) fn expire_result_sets(data: &mut Data, now: DateTime<Utc>) {

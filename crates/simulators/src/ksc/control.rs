@@ -177,7 +177,7 @@ pub(super) async fn add_event(State(sim): State<Shared>, body: Bytes) -> Respons
     let hostdn = hostname
         .as_ref()
         .map(|h| data.hosts.get(&(b.vserver, h.clone())).map_or_else(|| h.clone(), |rec| rec.name.clone()));
-    data.events.push(EventRec {
+    let event = EventRec {
         id,
         vserver: b.vserver,
         severity,
@@ -190,7 +190,9 @@ pub(super) async fn add_event(State(sim): State<Shared>, body: Bytes) -> Respons
         text: b.text,
         params: b.params,
         task: b.task,
-    });
+    };
+    data.subscriptions.publish(&event);
+    data.events.push(event);
     Json(json!({"id": id})).into_response()
 }
 
@@ -284,4 +286,17 @@ pub(super) async fn delete_host(State(sim): State<Shared>, Path((vserver, host))
         Some(_) => Json(json!({"deleted": true})).into_response(),
         None => control_error(StatusCode::NOT_FOUND, "no such host"),
     }
+}
+
+/// `GET /_sim/calls`: the API calls answered since the start or the last reset, by method
+/// (`Session.StartSession` and `login` included).
+pub(super) async fn get_calls(State(sim): State<Shared>) -> Response {
+    Json(json!(*lock(&sim.calls))).into_response()
+}
+
+/// `POST /_sim/subscriptions/drop`: every `ConEvents` subscription is gone (as after a server
+/// restart); the sessions stay. Answers `{"dropped": n}`.
+pub(super) async fn drop_subscriptions(State(sim): State<Shared>) -> Response {
+    let n = lock(&sim.data).subscriptions.drop_all();
+    Json(json!({"dropped": n})).into_response()
 }
