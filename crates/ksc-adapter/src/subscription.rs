@@ -5,6 +5,7 @@
 //! ```text
 //! poll(cursor)
 //!   ├─ no subscription for this virtual server ─> Subscribe (wstrEvent, nPeriod), then scan
+//!   │    (refused: scan, and ask again after events_rescan)
 //!   ├─ cursor is not the one the last complete scan returned ─> scan
 //!   ├─ last scan longer ago than events_rescan ─> scan
 //!   ├─ within the server's polling period (nPeriod) ─> nothing new: no call
@@ -86,6 +87,9 @@ pub(crate) enum Step {
 #[derive(Debug, Default)]
 pub struct Subscriptions {
     held: Mutex<HashMap<String, Held>>,
+    /// Virtual servers whose last `Subscribe` was refused, and when: they are scanned without
+    /// asking again until `events_rescan` has passed.
+    refused: Mutex<HashMap<String, Instant>>,
 }
 
 impl Subscriptions {
@@ -95,7 +99,9 @@ impl Subscriptions {
 
     /// The next step of a poll of `vserver` from `cursor` at `now`.
     pub(crate) fn step(&self, vserver: &str, cursor: &Cursor, now: Instant, rescan: Duration) -> Step {
+        let refused = self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(vserver).copied();
         self.with(|held| match held.get(vserver) {
+            None if refused.is_some_and(|at| now.saturating_duration_since(at) < rescan) => Step::Scan,
             None => Step::Subscribe,
             Some(h) => match &h.scanned {
                 Some((c, at)) if c == cursor && now.saturating_duration_since(*at) < rescan => {
@@ -113,7 +119,16 @@ impl Subscriptions {
 
     /// `Subscribe` for `vserver`; the subscription is held once it answers.
     pub(crate) async fn subscribe(&self, client: &KscClient, vserver: &str, event: &str) -> Result<(), KscError> {
-        let reply = client.call_no_retry(vserver, SUBSCRIBE, &json!({"wstrEvent": event, "pFilter": {}})).await?;
+        let refused = |e: KscError| {
+            let mut refused = self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            refused.insert(vserver.to_owned(), Instant::now());
+            e
+        };
+        let reply = client
+            .call_no_retry(vserver, SUBSCRIBE, &json!({"wstrEvent": event, "pFilter": {}}))
+            .await
+            .map_err(refused)?;
+        self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(vserver);
         let id = reply.retval(SUBSCRIBE)?.as_i64().ok_or_else(|| malformed(SUBSCRIBE, "PxgRetVal is not an id"))?;
         let period = period_of(&reply.out);
         tracing::debug!(vserver, id, ?period, "security center event subscription made");

@@ -314,3 +314,26 @@ async fn a_quiet_subscription_still_scans_every_rescan_interval() {
     let b = ksc.poll_events(&t, Some(&start.next), 100, None).await.unwrap();
     assert_eq!(b.events.iter().map(|e| e.source_id.as_str()).collect::<Vec<_>>(), [a.as_str()]);
 }
+
+#[tokio::test]
+async fn a_refused_subscription_falls_back_to_the_scan_and_is_asked_again_after_the_rescan_interval() {
+    let sim = sim_with(Duration::from_millis(100)).await;
+    vserver(&sim, 1, &[], &[]).await;
+    let mut c = config(&sim);
+    c.events_subscription = true;
+    c.events_subscription_event = String::new(); // ksc-sim refuses an empty wstrEvent
+    c.events_rescan = Duration::from_secs(3600);
+    let ksc = KscSource::new(c).unwrap();
+    let t = tenant_id("lab", 1);
+    let mut cursor = ksc.poll_events(&t, None, 100, None).await.unwrap().next;
+    let mut got = Vec::new();
+    let mut seeded = Vec::new();
+    for _ in 0..3 {
+        seeded.push(event(&sim, 1).await);
+        let b = ksc.poll_events(&t, Some(&cursor), 100, None).await.unwrap();
+        got.extend(b.events.iter().map(|e| e.source_id.as_str().to_owned()));
+        cursor = b.next;
+    }
+    assert_eq!(got, seeded, "every poll scanned");
+    assert_eq!(calls(&sim).await["ConEvents.Subscribe"], 1, "not asked again within the rescan interval");
+}
