@@ -18,12 +18,15 @@ use crate::config::LevelSource;
 use crate::error::KscError;
 use crate::hosts::{GroupMasks, group_masks};
 
+/// (virtual server, group) → when its masks were read, and what they were.
+type Entries = HashMap<(String, i64), (Instant, Option<GroupMasks>)>;
+
 /// The masks of every (virtual server, group) read within the TTL. One writer: the snapshot
 /// that read them (entries are replaced whole, under the lock, never edited).
 #[derive(Debug)]
 pub(crate) struct MaskStore {
     ttl: Duration,
-    entries: Mutex<HashMap<(String, i64), (Instant, Option<GroupMasks>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl MaskStore {
