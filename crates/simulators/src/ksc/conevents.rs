@@ -96,6 +96,16 @@ impl Subscriptions {
     }
 }
 
+/// The members of `pFilter` (none when it is absent or null).
+fn filter_of(args: &Map<String, Value>) -> Result<&Map<String, Value>, Pxg> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    match args.get("pFilter").map(untyped) {
+        None | Some(Value::Null) => Ok(EMPTY.get_or_init(Map::new)),
+        Some(Value::Object(filter)) => Ok(filter),
+        Some(_) => Err(pxg(E_INVALID_ARG, "pFilter is not a container")),
+    }
+}
+
 fn period_ms(period: Duration) -> i64 {
     i64::try_from(period.as_millis()).unwrap_or(i64::MAX)
 }
@@ -107,23 +117,11 @@ pub(super) fn subscribe(data: &mut Data, ctx: &Ctx<'_>, args: &Map<String, Value
         return Err(pxg(E_INVALID_ARG, "wstrEvent is empty"));
     }
     let mut severity = None;
-    match args.get("pFilter").map(untyped) {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(filter)) => {
-            for (k, v) in filter {
-                match k.as_str() {
-                    "GNRL_EA_SEVERITY" => {
-                        severity = Some(
-                            untyped(v).as_i64().ok_or_else(|| pxg(E_INVALID_ARG, format!("{k} is not an integer")))?,
-                        );
-                    }
-                    other => {
-                        return Err(pxg(E_NOT_IMPLEMENTED, format!("subscription filter {other} is not supported")));
-                    }
-                }
-            }
+    for (k, v) in filter_of(args)? {
+        if k != "GNRL_EA_SEVERITY" {
+            return Err(pxg(E_NOT_IMPLEMENTED, format!("subscription filter {k} is not supported")));
         }
-        Some(_) => return Err(pxg(E_INVALID_ARG, "pFilter is not a container")),
+        severity = Some(untyped(v).as_i64().ok_or_else(|| pxg(E_INVALID_ARG, format!("{k} is not an integer")))?);
     }
     let subs = &mut data.subscriptions;
     if subs.by_id.values().filter(|s| s.session == ctx.session).count() >= MAX_SUBSCRIPTIONS {
