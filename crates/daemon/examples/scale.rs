@@ -14,7 +14,15 @@
 //!   at the daemon's delivery concurrency, and the daemon's ratio to it;
 //! - daemon CPU and wall time per polling pass once idle, per device, and PSA requests per idle
 //!   pass;
+//! - Security Center calls per tenant per idle pass, by method (the simulator's `GET
+//!   /_sim/calls`); idle passes are counted as done (one `HostGroup.FindHosts` per tenant and
+//!   pass), not as due;
 //! - the daemon's peak RSS, and separately the simulators' process's.
+//!
+//! `--table` runs the rows of issue #29's table in one process (1 tenant x 10,000 devices and
+//! 10,000 tenants x 1, every device a problem; 100 tenants x 10,000 devices, every 1,000th a
+//! problem; then the core's Criterion benchmark through cargo) and prints each figure on its
+//! own line as `figure: value (goal ...)`, so a run compares with the goals at a glance.
 //!
 //! The simulators run in this process; the daemon runs in its own: the harness re-executes
 //! itself with the hidden first argument `--daemon-child <config.toml>`, and that child starts
@@ -40,6 +48,7 @@ use msp_ticketd::service::{self, StartOptions};
 use serde_json::{Value, json};
 use simulators::common::SimHandle;
 
+#[derive(Clone, Copy)]
 struct Args {
     tenants: usize,
     devices: usize,
@@ -48,11 +57,16 @@ struct Args {
     idle_passes: u64,
     concurrency: usize,
     read_concurrency: usize,
+    /// `--table`: the runs of issue #29's table, one after the other, then its figures.
+    table: bool,
+    /// `--no-core`: with `--table`, leave out the core's benchmarks.
+    core: bool,
 }
 
 const USAGE: &str = "\
 usage: scale [--tenants N] [--devices M] [--problem-every K] [--statuses-secs S]
              [--idle-passes P] [--concurrency C] [--read-concurrency R]
+       scale --table [--no-core] [--statuses-secs S] [--idle-passes P] ...
 
   --tenants N           Security Center virtual servers, one tenant each (default 100)
   --devices M           devices in all, spread over the tenants (default 10000)
@@ -61,6 +75,12 @@ usage: scale [--tenants N] [--devices M] [--problem-every K] [--statuses-secs S]
   --idle-passes P       idle polling passes measured once every ticket exists (default 3)
   --concurrency C       PSA deliveries in flight, 1 to 3 (default 2)
   --read-concurrency R  source reads in flight per source (default 16)
+  --table               run the rows of issue #29's table (1 tenant x 10,000 devices and
+                        10,000 x 1, every device a problem; 100 tenants x 10,000 devices,
+                        every 1,000th a problem), then the core's benchmarks (cargo bench
+                        -p ticketing-core --bench decisions), and print each figure as
+                        `figure: value (goal ...)`
+  --no-core             with --table: without the core's benchmarks
   -h, --help            this text";
 
 /// The flags, or `None` when `--help` was asked for. An unknown flag, a flag without a value or
@@ -74,11 +94,18 @@ fn args() -> Result<Option<Args>> {
         idle_passes: 3,
         concurrency: 2,
         read_concurrency: 16,
+        table: false,
+        core: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             return Ok(None);
+        }
+        if flag == "--table" || flag == "--no-core" {
+            a.table |= flag == "--table";
+            a.core &= flag != "--no-core";
+            continue;
         }
         if !matches!(
             flag.as_str(),
@@ -338,6 +365,24 @@ fn main() -> Result<()> {
             std::process::exit(2);
         }
     };
+    if a.table {
+        return table(&a);
+    }
+    run(&a).map(drop)
+}
+
+/// What one run measured, for the table.
+struct Figures {
+    /// Start of the daemon to every ticket, seconds.
+    all_in: f64,
+    /// Daemon CPU per idle status pass, seconds.
+    cpu_per_pass: f64,
+    /// Security Center calls per tenant per idle status pass.
+    ksc_calls_per_tenant: f64,
+}
+
+/// One run: seed, start the daemon, wait for every ticket, measure idle passes.
+fn run(a: &Args) -> Result<Figures> {
     let sims =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("sim-worker").enable_all().build()?;
     let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -504,19 +549,34 @@ enabled = true
     // Idle passes: nothing changes, every tenant is read once per statuses_secs.
     let idle = Duration::from_secs(a.statuses_secs * a.idle_passes);
     let (cpu1, req1, wall1) = (proc_cpu(daemon.pid())?, requests(&autotask), Instant::now());
+    let calls1 = sims.block_on(ksc_calls(&http, &ksc))?;
     std::thread::sleep(idle);
     daemon.ensure_running()?;
     let (cpu_idle, req_idle, wall_idle) = (proc_cpu(daemon.pid())? - cpu1, requests(&autotask) - req1, wall1.elapsed());
-    let passes = wall_idle.as_secs_f64() / a.statuses_secs as f64;
+    let calls2 = sims.block_on(ksc_calls(&http, &ksc))?;
+    let delta = |m: &str| calls2.get(m).copied().unwrap_or(0) - calls1.get(m).copied().unwrap_or(0);
+    let ksc_idle: u64 = calls2.keys().map(|m| delta(m)).sum();
+    // Passes done, not passes due: every status pass of a tenant is one FindHosts, so a pass
+    // slower than the interval is not counted twice.
+    let passes = delta("HostGroup.FindHosts") as f64 / a.tenants as f64;
+    anyhow::ensure!(passes > 0.0, "no status pass in {:.1} s of idling", wall_idle.as_secs_f64());
     let per_pass = cpu_idle / passes;
+    let ksc_per_tenant = ksc_idle as f64 / passes / a.tenants as f64;
+    let by_method: Vec<String> = calls2
+        .keys()
+        .filter(|m| delta(m) > 0)
+        .map(|m| format!("{m} {:.2}", delta(m) as f64 / passes / a.tenants as f64))
+        .collect();
     println!(
-        "idle: {:.1} passes in {:.1} s; daemon CPU per pass {:.3} s = {:.3} µs per device; PSA requests per idle pass {:.2}",
+        "idle: {:.1} passes in {:.1} s; daemon CPU per pass {:.3} s = {:.3} µs per device, {:.1} µs per tenant; PSA requests per idle pass {:.2}",
         passes,
         wall_idle.as_secs_f64(),
         per_pass,
         per_pass * 1e6 / a.devices as f64,
+        per_pass * 1e6 / a.tenants as f64,
         req_idle as f64 / passes
     );
+    println!("idle: KSC calls per tenant per pass {ksc_per_tenant:.2} ({})", by_method.join(", "));
     // The child's memory is read while it still runs: an exited process has no VmHWM.
     let pid = daemon.pid().to_string();
     let (daemon_peak, daemon_rss) = (status_mb(&pid, "VmHWM:")?, status_mb(&pid, "VmRSS:")?);
@@ -537,5 +597,87 @@ enabled = true
     );
     let _ = std::fs::remove_dir_all(&dir);
     drop(kbh);
+    Ok(Figures { all_in: all_in.as_secs_f64(), cpu_per_pass: per_pass, ksc_calls_per_tenant: ksc_per_tenant })
+}
+
+/// The simulator's count of API calls by method (`GET /_sim/calls`).
+async fn ksc_calls(http: &reqwest::Client, ksc: &SimHandle) -> Result<std::collections::BTreeMap<String, u64>> {
+    let v: Value = http.get(format!("{}/_sim/calls", ksc.base_url())).send().await?.json().await?;
+    serde_json::from_value(v).context("GET /_sim/calls")
+}
+
+/// `--table`: the runs behind issue #29's table, then one line per figure.
+fn table(base: &Args) -> Result<()> {
+    let with = |tenants: usize, devices: usize, problem_every: usize| Args {
+        tenants,
+        devices,
+        problem_every,
+        table: false,
+        ..*base
+    };
+    println!("== 1 tenant x 10,000 devices, every one a problem");
+    let one = run(&with(1, 10_000, 1))?;
+    println!("== 10,000 tenants x 1 device, every one a problem");
+    let many = run(&with(10_000, 10_000, 1))?;
+    println!("== 100 tenants x 10,000 devices, every 1,000th a problem");
+    let wide = run(&with(100, 1_000_000, 1000))?;
+    println!("== #29 figures");
+    println!(
+        "10,000 tenants x 1 problem vs 1 x 10,000: {:.2} s vs {:.2} s = {:.2}x (goal <= 1.5x)",
+        many.all_in,
+        one.all_in,
+        many.all_in / one.all_in
+    );
+    println!(
+        "idle pass, 10,000 tenants, CPU: {:.1} µs per tenant (goal <= 30 µs per tenant)",
+        many.cpu_per_pass * 1e6 / 10_000.0
+    );
+    println!("idle pass, 10,000 tenants, KSC calls: {:.2} per tenant per pass (goal <= 3)", many.ksc_calls_per_tenant);
+    println!(
+        "idle pass, 100 tenants x 10,000 devices: {:.3} µs per device (goal <= 0.5 µs per device)",
+        wide.cpu_per_pass * 1e6 / 1e6
+    );
+    if base.core {
+        core_figures()?;
+    }
+    Ok(())
+}
+
+/// The core's rows, from its own Criterion benchmark (`ticketing-core`, `benches/decisions.rs`)
+/// run by cargo in bencher format: this harness measures no core code itself.
+fn core_figures() -> Result<()> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["bench", "-q", "-p", "ticketing-core", "--bench", "decisions", "--"])
+        .args(["--warm-up-time", "1", "--measurement-time", "3", "--output-format", "bencher"])
+        .arg("decide_event/|steady_state$")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench -p ticketing-core --bench decisions")?;
+    anyhow::ensure!(out.status.success(), "cargo bench failed: {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `test <name> ... bench:   2,590,123 ns/iter (+/- 1,234)`
+    let ns = |name: &str| -> Result<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .with_context(|| format!("no {name} in the benchmark's output"))?;
+        let value = line.split("bench:").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default();
+        value.replace(',', "").parse::<f64>().with_context(|| format!("{name}: {value:?} is not a number"))
+    };
+    let per_device = |name: &str, devices: f64| ns(name).map(|v| v / devices);
+    let (d10k, d100k, d1m) = (
+        per_device("reconcile_10k_devices/steady_state", 1e4)?,
+        per_device("reconcile_100k_devices/steady_state", 1e5)?,
+        per_device("reconcile_1m_devices/steady_state", 1e6)?,
+    );
+    println!(
+        "core reconcile, steady state: {d10k:.1} / {d100k:.1} / {d1m:.1} ns per device at 10k / 100k / 1M = {:.2}x growth (goal <= 2x from 10k to 1M)",
+        d1m / d10k
+    );
+    let (event, naive) = (ns("decide_event/10k_events")? / 1e4, ns("decide_event/naive_10k_events")? / 1e4);
+    println!(
+        "core decide_event: {event:.0} ns per event (naive reference {naive:.0} ns, {:.1}x faster) (goal <= 150 ns)",
+        naive / event
+    );
     Ok(())
 }

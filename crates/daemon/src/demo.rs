@@ -129,6 +129,8 @@ name = "demo"
 url = "{ksc}"
 user = "ksc-admin"
 password = {{ value = "ksc-secret" }}
+# Statuses are read every second here: a group's level change shows within two.
+group_masks_ttl_secs = 2
 
 [business_hub]
 url = "{kbh}"

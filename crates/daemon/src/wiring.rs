@@ -76,6 +76,8 @@ pub fn wire(config: &Config) -> Result<Wired> {
             kc = kc.with_accept_invalid_hostnames(true);
         }
         kc.request_timeout = Duration::from_secs(k.timeout_secs);
+        kc.group_masks_ttl = Duration::from_secs(k.group_masks_ttl_secs);
+        kc.events_subscription = k.events_subscription;
         let source = Arc::new(KscSource::new(kc).with_context(|| format!("security center {:?}", k.name))?);
         // A poll is a few requests (open an iterator, read pages, release it).
         let timeout = poll_bound(k.timeout_secs);

@@ -7,6 +7,9 @@ use std::time::Duration;
 use ticketing_core::model::{Severity, StatusLevel};
 use ticketing_core::secret::Secret;
 
+/// Default of [`KscConfig::group_masks_ttl`]: a group's level change is seen within 5 minutes.
+pub const DEFAULT_GROUP_MASKS_TTL: Duration = Duration::from_secs(300);
+
 /// The Open API's default port.
 pub const DEFAULT_PORT: u16 = 13299;
 
@@ -118,6 +121,24 @@ pub struct KscConfig {
     pub level_source: LevelSource,
     /// Levels overriding the catalogue's `default_level`, by `KLHST_WKS_STATUS_MASK` bit.
     pub level_overrides: BTreeMap<u32, StatusLevel>,
+    /// How long a group's Critical/Warning masks (`HostGroup.GetGroupInfoEx`) are reused, per
+    /// virtual server and group, across status snapshots. This is the bound on how late a
+    /// change of a group's levels is seen: a snapshot taken more than this after the masks
+    /// were read reads them again. `Duration::ZERO`: read once per snapshot (as before #29).
+    pub group_masks_ttl: Duration,
+    /// Events by subscription (`ConEvents.Subscribe` / `Retrieve`, see [`crate::subscription`]):
+    /// an idle poll asks the server's queue (one call, none within the server's polling
+    /// period) instead of scanning by `event_db_id`. The scan stays the source of every event
+    /// handed on; a lost subscription is made again and the cursor scan catches up. Off by
+    /// default: which `wstrEvent` names a real server publishes is not in its public
+    /// reference (modelled in `ksc-sim`).
+    pub events_subscription: bool,
+    /// `wstrEvent` of the subscription (`*`: every stored event, as `ksc-sim` models it).
+    pub events_subscription_event: String,
+    /// With [`KscConfig::events_subscription`]: the longest a tenant goes without an
+    /// `event_db_id` scan however quiet its subscription is, so a server that publishes
+    /// nothing for the subscribed name delays events by at most this, never loses them.
+    pub events_rescan: Duration,
 }
 
 impl KscConfig {
@@ -146,6 +167,10 @@ impl KscConfig {
             host_accessor_lifetime: Duration::from_secs(600),
             level_source: LevelSource::GroupMasks,
             level_overrides: BTreeMap::new(),
+            group_masks_ttl: DEFAULT_GROUP_MASKS_TTL,
+            events_subscription: false,
+            events_subscription_event: "*".to_owned(),
+            events_rescan: Duration::from_secs(300),
         }
     }
 

@@ -301,14 +301,16 @@ impl Iter<'_> {
     /// Records `[start, end)`; `end - start` stays at most [`MAX_PAGE`].
     async fn range(&self, start: usize, end: usize) -> Result<Vec<Value>, KscError> {
         let body = json!({"strIteratorId": self.id, "nStart": start, "nEnd": end});
-        let reply = self.client.call(self.vserver, RANGE, &body).await?;
-        let container = reply
-            .out(RANGE, "pParamsEvents")?
-            .as_params()
-            .ok_or_else(|| malformed(RANGE, "pParamsEvents is not a container"))?;
-        match container.get("KLEVP_EVENT_RANGE_ARRAY") {
+        let mut reply = self.client.call(self.vserver, RANGE, &body).await?;
+        // Taken out of the reply, not copied: a page of 500 records is read once.
+        let mut container = match reply.out.remove("pParamsEvents") {
+            Some(Value::Params(p)) => p,
+            Some(_) => return Err(malformed(RANGE, "pParamsEvents is not a container")),
+            None => return Err(malformed(RANGE, "pParamsEvents missing")),
+        };
+        match container.remove("KLEVP_EVENT_RANGE_ARRAY") {
             None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(a)) => Ok(a.clone()),
+            Some(Value::Array(a)) => Ok(a),
             Some(_) => Err(malformed(RANGE, "KLEVP_EVENT_RANGE_ARRAY is not an array")),
         }
     }

@@ -6,10 +6,11 @@
 //! ChunkAccessor.GetItemsCount   ─> n
 //! ChunkAccessor.GetItemsChunk   nStart, nCount, until n hosts are read
 //! ChunkAccessor.Release         always, also after an error
-//! HostGroup.GetGroupInfoEx      KLSRV_HSTSTAT_CRITICAL / _WARNING masks, once per group
+//! HostGroup.GetGroupInfoEx      KLSRV_HSTSTAT_CRITICAL / _WARNING masks, once per group and
+//!                               `group_masks_ttl` (crate::masks), not once per snapshot
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,6 @@ use ticketing_core::model::{
 mod chunk;
 
 use crate::client::{KscClient, malformed, parse_response};
-use crate::config::LevelSource;
 use crate::error::{ErrorClass, KscError};
 use crate::value::{Params, Value};
 
@@ -306,28 +306,6 @@ fn device_status(
         })
         .collect();
     (DeviceStatus { device, status, active }, unknown)
-}
-
-/// Per-snapshot cache of group masks.
-pub(crate) struct MaskCache<'a> {
-    pub(crate) client: &'a KscClient,
-    pub(crate) vserver: &'a str,
-    pub(crate) source: LevelSource,
-    pub(crate) groups: HashMap<i64, Option<GroupMasks>>,
-}
-
-impl MaskCache<'_> {
-    pub(crate) async fn get(&mut self, group: Option<i64>) -> Result<Option<GroupMasks>, KscError> {
-        let (LevelSource::GroupMasks, Some(group)) = (self.source, group) else {
-            return Ok(None);
-        };
-        if let Some(m) = self.groups.get(&group) {
-            return Ok(*m);
-        }
-        let m = group_masks(self.client, self.vserver, group).await?;
-        self.groups.insert(group, m);
-        Ok(m)
-    }
 }
 
 /// The default Critical/Warning masks the catalogue implies (each bit at its default level).

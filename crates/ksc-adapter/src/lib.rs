@@ -32,7 +32,9 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod hosts;
+mod masks;
 pub mod source;
+pub mod subscription;
 pub mod tenant;
 pub mod value;
 

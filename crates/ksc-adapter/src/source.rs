@@ -2,6 +2,7 @@
 //! [`KscClient`].
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -13,7 +14,9 @@ use crate::client::{KscClient, malformed};
 use crate::config::KscConfig;
 use crate::error::KscError;
 use crate::events::{PollOptions, poll};
-use crate::hosts::{MaskCache, find_hosts, into_host_status};
+use crate::hosts::{find_hosts, into_host_status};
+use crate::masks::MaskStore;
+use crate::subscription::{Step, Subscriptions};
 use crate::tenant::{MAIN_SERVER, parse_tenant_id, tenant_id};
 use crate::value::Value;
 
@@ -54,12 +57,22 @@ pub struct KscSource {
     config: KscConfig,
     /// Virtual-server id → display name, refreshed when an id is not known.
     names: RwLock<HashMap<i64, String>>,
+    /// Group masks across snapshots ([`KscConfig::group_masks_ttl`]).
+    masks: MaskStore,
+    /// Event subscriptions per virtual server ([`KscConfig::events_subscription`]).
+    subscriptions: Subscriptions,
 }
 
 impl KscSource {
     /// Builds the source; makes no request.
     pub fn new(config: KscConfig) -> Result<Self, KscError> {
-        Ok(Self { client: KscClient::new(&config)?, config, names: RwLock::new(HashMap::new()) })
+        Ok(Self {
+            client: KscClient::new(&config)?,
+            masks: MaskStore::new(config.group_masks_ttl),
+            subscriptions: Subscriptions::default(),
+            config,
+            names: RwLock::new(HashMap::new()),
+        })
     }
 
     /// The underlying client.
@@ -157,7 +170,46 @@ impl KscSource {
             lifetime: self.config.event_iterator_lifetime,
             severities: &self.config.severities,
         };
-        poll(&self.client, &vserver, tenant, cursor, limit, &opts).await
+        if !self.config.events_subscription {
+            return poll(&self.client, &vserver, tenant, cursor, limit, &opts).await;
+        }
+        let subs = &self.subscriptions;
+        let caller = cursor.cloned().unwrap_or_else(|| Cursor(String::new()));
+        let step = subs.step(&vserver, &caller, Instant::now(), self.config.events_rescan);
+        let scan = match step {
+            Step::Idle => false,
+            Step::Scan => true,
+            Step::Retrieve => match subs.retrieve(&self.client, &vserver).await {
+                Ok(queued) => queued,
+                Err(_) => {
+                    self.resubscribe(&vserver).await;
+                    true
+                }
+            },
+            Step::Subscribe => {
+                self.resubscribe(&vserver).await;
+                true
+            }
+        };
+        if !scan {
+            return Ok(EventBatch { events: Vec::new(), malformed: Vec::new(), next: caller, more: false });
+        }
+        let started = Instant::now();
+        let batch = poll(&self.client, &vserver, tenant, cursor, limit, &opts).await?;
+        subs.scanned(&vserver, started, &batch);
+        Ok(batch)
+    }
+
+    /// Makes the event subscription of a virtual server again (before the scan that catches
+    /// up). When the server refuses, the poll goes on as a plain scan and the next one tries
+    /// again.
+    async fn resubscribe(&self, vserver: &str) {
+        self.subscriptions.forget(vserver);
+        if let Err(e) =
+            self.subscriptions.subscribe(&self.client, vserver, &self.config.events_subscription_event).await
+        {
+            tracing::warn!(vserver, error = %e, "security center event subscription refused; scanning by cursor");
+        }
     }
 
     /// The complete status snapshot of a tenant (see [`StatusSource::snapshot`]).
@@ -166,8 +218,7 @@ impl KscSource {
         let c = &self.config;
         let hosts =
             find_hosts(&self.client, &vserver, &c.host_filter, c.host_chunk_size, c.host_accessor_lifetime).await?;
-        let mut masks =
-            MaskCache { client: &self.client, vserver: &vserver, source: c.level_source, groups: HashMap::new() };
+        let mut masks = self.masks.for_snapshot(&self.client, &vserver, c.level_source);
         let mut devices = Vec::with_capacity(hosts.len());
         let mut unknown_descriptions = 0;
         for host in hosts {

@@ -13,6 +13,9 @@ pub use ticketing_engine::settings::{HaConfig, MappingEntry, PollingConfig};
 const fn d60() -> u64 {
     60
 }
+const fn d300() -> u64 {
+    300
+}
 const fn d30u64() -> u64 {
     30
 }
@@ -377,6 +380,14 @@ pub struct SecurityCenterConfig {
     /// Seconds one request may take.
     #[serde(default = "d30u64")]
     pub timeout_secs: u64,
+    /// Seconds a group's Critical/Warning masks are reused across status snapshots: the
+    /// bound on how late a change of a group's levels is seen (0: read in every snapshot).
+    #[serde(default = "d300")]
+    pub group_masks_ttl_secs: u64,
+    /// Poll events through a `ConEvents` subscription (an idle poll is one call); the
+    /// `event_db_id` scan stays the source of every event. Off by default.
+    #[serde(default)]
+    pub events_subscription: bool,
 }
 
 /// `[business_hub]`

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use simulators::common::JournalArgs;
-use simulators::ksc::{self, Config, DEFAULT_PASSWORD, DEFAULT_SESSION_IDLE_SECS, DEFAULT_USER, TlsOptions};
+use simulators::ksc::{
+    self, Config, DEFAULT_CON_EVENTS_PERIOD_MS, DEFAULT_PASSWORD, DEFAULT_SESSION_IDLE_SECS, DEFAULT_USER, TlsOptions,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "ksc-sim", about = "Kaspersky Security Center Open API simulator (loopback)")]
@@ -28,6 +30,9 @@ struct Args {
     /// Seconds a session may stay unused before calls with it answer 403.
     #[arg(long, default_value_t = DEFAULT_SESSION_IDLE_SECS)]
     session_idle_secs: u64,
+    /// Polling period (ms) ConEvents.Subscribe/Retrieve return; a Retrieve sooner answers STDE_UNAVAIL.
+    #[arg(long, default_value_t = DEFAULT_CON_EVENTS_PERIOD_MS)]
+    con_events_period_ms: u64,
     /// Serve HTTPS with a self-signed certificate generated at start (CA:TRUE).
     #[arg(long)]
     tls: bool,
@@ -45,8 +50,12 @@ struct Args {
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     args.journal.apply();
-    let config =
-        Config { user: args.user, password: args.password, session_idle: Duration::from_secs(args.session_idle_secs) };
+    let config = Config {
+        user: args.user,
+        password: args.password,
+        session_idle: Duration::from_secs(args.session_idle_secs),
+        con_events_period: Duration::from_millis(args.con_events_period_ms),
+    };
     if !args.tls {
         let handle = ksc::start(args.listen, config).await?;
         return simulators::common::run_binary(handle).await;
