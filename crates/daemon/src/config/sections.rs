@@ -145,9 +145,6 @@ pub struct AdminConfig {
 const fn d5u32() -> u32 {
     5
 }
-const fn d300() -> u64 {
-    300
-}
 const fn d60u32() -> u32 {
     60
 }
