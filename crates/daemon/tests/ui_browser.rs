@@ -306,11 +306,28 @@ async fn assert_words(b: &Browser, what: &str) -> Result<()> {
 }
 
 /// No sideways scroll of the page itself (a table may scroll inside its own container).
+///
+/// Measured once the page's stylesheet applies and layout has settled (on a loaded machine a
+/// measurement right after a navigation or a resize can see the unstyled table): re-measured
+/// for up to 5 s, and the last measurement is the one judged.
 async fn assert_no_sideways_scroll(b: &Browser, what: &str) -> Result<()> {
-    let v = b.eval("return [document.documentElement.scrollWidth, window.innerWidth]").await?;
-    let (scroll, inner) = (v[0].as_u64().unwrap_or(u64::MAX), v[1].as_u64().unwrap_or(0));
-    assert!(scroll <= inner, "{what}: page scroll width {scroll} > window width {inner}");
-    Ok(())
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = b
+            .eval("return [document.documentElement.scrollWidth, window.innerWidth, document.readyState, Array.from(document.styleSheets).length]")
+            .await?;
+        let (scroll, inner) = (v[0].as_u64().unwrap_or(u64::MAX), v[1].as_u64().unwrap_or(0));
+        if scroll <= inner {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "{what}: page scroll width {scroll} > window width {inner} (ready state, style sheets: {}, {})",
+                v[2], v[3]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn displayed(b: &Browser, css: &str) -> Result<bool> {
