@@ -113,8 +113,7 @@ fn the_engine_crate_knows_nothing_of_the_daemon() {
     }
 }
 
-/// The daemon's and the engine's sources (the core checks its own in `tests/tidy.rs`; the Security
-/// Center simulator is being split with issue #29).
+/// The daemon's and the engine's sources (the core checks its own in `tests/tidy.rs`).
 #[test]
 fn no_source_file_is_over_1000_lines() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
