@@ -5,12 +5,11 @@
 //! ticket in Halo (found again by its reference line, never created twice), and a cleared
 //! status closes its ticket with Halo's "Closed" status and one private note.
 
+mod process;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -24,37 +23,6 @@ enabled = true
 [rules.rows."security_center/status/warning/databases_out_of_date"]
 enabled = true
 "#;
-
-struct Daemon(Option<Child>);
-
-impl Daemon {
-    fn spawn(config: &Path, log: &Path) -> Result<Self> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_msp-ticketd"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting msp-ticketd")?;
-        Ok(Self(Some(child)))
-    }
-
-    /// SIGKILL: no shutdown, no flush, whatever was in flight is lost.
-    fn kill(&mut self) -> Result<()> {
-        if let Some(mut c) = self.0.take() {
-            c.kill()?;
-            c.wait()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.kill();
-    }
-}
 
 /// Tickets of the simulator by the idempotency key of their reference line.
 fn by_key(tickets: &[Value]) -> BTreeMap<String, usize> {
@@ -99,7 +67,7 @@ async fn a_lost_create_answer_and_a_killed_daemon_make_no_duplicate_halo_ticket(
     }
     lab.ksc_host(1, "pc-db", "PC-DB", &["databases_out_of_date"]).await?;
 
-    let mut d = Daemon::spawn(&config, &log)?;
+    let mut d = process::Daemon::spawn(&config, &log)?;
     // Kill it as soon as the first tickets are in Halo, with the rest still to come.
     eventually(60, "a first ticket", || async { Ok((!lab.tickets().await?.is_empty()).then_some(())) }).await?;
     d.kill()?;
@@ -109,7 +77,7 @@ async fn a_lost_create_answer_and_a_killed_daemon_make_no_duplicate_halo_ticket(
     for i in 6..9 {
         lab.ksc_event(1, "critical", "GNRL_EV_VIRUS_FOUND", &format!("pc-{i}"), h(1), "virus").await?;
     }
-    let _d = Daemon::spawn(&config, &log)?;
+    let _d = process::Daemon::spawn(&config, &log)?;
     let tickets = eventually(60, "ten tickets", || async {
         let t = lab.tickets().await?;
         Ok((t.len() >= 10).then_some(t))

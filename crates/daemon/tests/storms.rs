@@ -5,12 +5,12 @@
 //! own tickets; the same burst with 10 SIGKILLs of a daemon process: no duplicate ticket or note.
 //! Each run prints the PSA requests it took (and the burst without storms, for comparison).
 
+mod process;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, Result};
 use msp_ticketd::demo::{ACME, Lab};
@@ -206,37 +206,6 @@ async fn the_same_burst_without_storms_is_a_ticket_per_event() -> Result<()> {
     Ok(())
 }
 
-struct Daemon(Option<Child>);
-
-impl Daemon {
-    fn spawn(config: &Path, log: &Path) -> Result<Self> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_msp-ticketd"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting msp-ticketd")?;
-        Ok(Self(Some(child)))
-    }
-
-    /// SIGKILL: no shutdown, no flush, whatever was in flight is lost.
-    fn kill(&mut self) -> Result<()> {
-        if let Some(mut c) = self.0.take() {
-            c.kill()?;
-            c.wait()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_sigkills_during_the_burst_make_no_duplicate() -> Result<()> {
     let lab = Lab::start().await?;
@@ -255,7 +224,7 @@ async fn ten_sigkills_during_the_burst_make_no_duplicate() -> Result<()> {
     let mut seen = 0;
     let mut mid_work = 0;
     for k in 0..10 {
-        let mut d = Daemon::spawn(&path, &log)?;
+        let mut d = process::Daemon::spawn(&path, &log)?;
         let _ = eventually(8, "progress", || async {
             let (tickets, notes, _) = all_text(&lab).await?;
             Ok((tickets.len() + notes.len() > seen).then_some(()))
@@ -271,7 +240,7 @@ async fn ten_sigkills_during_the_burst_make_no_duplicate() -> Result<()> {
     }
     assert!(mid_work >= 3, "the kills came before the burst's tickets were all made ({mid_work} of 10)");
     lab.control(&lab.autotask, reqwest::Method::POST, "/_sim/limits", serde_json::json!({"hold_ms": 0})).await?;
-    let _d = Daemon::spawn(&path, &log)?;
+    let _d = process::Daemon::spawn(&path, &log)?;
     let (tickets, notes) = settle(&lab, &ids, Some(&log)).await?;
     assert_eq!(duplicates(&tickets, "externalID"), Vec::<String>::new(), "no ticket twice");
     assert_eq!(duplicates(&notes, "description"), Vec::<String>::new(), "no note twice");
