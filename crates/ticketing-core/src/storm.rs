@@ -308,13 +308,16 @@ pub fn due(ledger: &Ledger, now: DateTime<Utc>, closed_status: Option<crate::mod
         if !ended {
             continue;
         }
-        if storm.is_status() && storm.open_members > 0 {
-            // Over for new problems; its ticket stays open until its computers clear.
+        if !storm.is_status() {
+            out.push(Transition::StormFinished { key: key.clone() });
             continue;
         }
-        let close = storm.is_status() && matches!(entry.state, TicketState::Open { .. });
-        match (close, closed_status) {
-            (true, Some(status)) => out.push(Transition::CloseRequested {
+        // A status storm is over for new problems; its ticket stays open until its computers
+        // cleared, then closes (once it is open and the closed status resolves), and the storm
+        // is finished once the ticket is closed.
+        match (&entry.state, closed_status) {
+            _ if storm.open_members > 0 => {}
+            (TicketState::Open { .. }, Some(status)) => out.push(Transition::CloseRequested {
                 key: key.clone(),
                 status,
                 note: format!(
@@ -323,13 +326,8 @@ pub fn due(ledger: &Ledger, now: DateTime<Utc>, closed_status: Option<crate::mod
                     storm.devices.len()
                 ),
             }),
-            // Not open yet (or the settings do not resolve): wait for it.
-            (true, None) => {}
-            (false, _) if storm.is_status() && !entry.state.is_live() => {
-                out.push(Transition::StormFinished { key: key.clone() })
-            }
-            (false, _) if storm.is_status() => {}
-            (false, _) => out.push(Transition::StormFinished { key: key.clone() }),
+            (state, _) if !state.is_live() => out.push(Transition::StormFinished { key: key.clone() }),
+            _ => {}
         }
     }
     out
