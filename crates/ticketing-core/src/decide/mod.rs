@@ -539,7 +539,7 @@ fn event_texts(
 }
 
 /// `st`, `nd`, `rd` or `th`, as English writes 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st.
-fn ordinal_suffix(n: u32) -> &'static str {
+pub fn ordinal_suffix(n: u32) -> &'static str {
     match (n % 10, n % 100) {
         (_, 11..=13) => "th",
         (1, _) => "st",

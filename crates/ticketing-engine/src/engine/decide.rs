@@ -60,18 +60,6 @@ impl<'a> ConditionAudit<'a> {
     }
 }
 
-/// `1st`, `2nd`, `57th`.
-fn ordinal(n: u32) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (_, 11..=13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
-}
-
 /// Applies a decision's `transitions` to the ledger in order and answers those that fit (to be
 /// staged: the journal holds exactly what the ledger applied). A decision's transitions are
 /// made to fit together (a storm's two); a misfit is a bug, logged, and stops the rest.
@@ -160,8 +148,8 @@ impl Engine {
                         .and_then(ticketing_core::storm::storm_of_entry)
                         .map_or(0, |s| s.problems);
                     let words = format!(
-                        "not ticketed on its own: added to the storm ticket of its rule ({} problem of the storm); listed in the ticket's next note",
-                        ordinal(n)
+                        "not ticketed on its own: added to the storm ticket of its rule ({n}{} problem of the storm); listed in the ticket's next note",
+                        ticketing_core::decide::ordinal_suffix(n)
                     );
                     let mut d = decided(&st.key, crate::store::Outcome::Stormed, None, words);
                     d.key = st.storm.canonical();
