@@ -321,8 +321,12 @@ async fn assert_no_sideways_scroll(b: &Browser, what: &str) -> Result<()> {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
+            // Name what sticks out: the innermost elements whose right edge passes the window.
+            let wide = b
+                .eval("const w = window.innerWidth; return Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > w + 1 && !Array.from(e.children).some(c => c.getBoundingClientRect().right > w + 1)).slice(0, 8).map(e => e.tagName + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).replace(/ /g, '.') : '') + ' ' + Math.round(e.getBoundingClientRect().left) + '..' + Math.round(e.getBoundingClientRect().right) + ' media640=' + matchMedia('(max-width:640px)').matches)")
+                .await?;
             panic!(
-                "{what}: page scroll width {scroll} > window width {inner} (ready state, style sheets: {}, {})",
+                "{what}: page scroll width {scroll} > window width {inner} (ready state, style sheets: {}, {}); sticking out: {wide}",
                 v[2], v[3]
             );
         }
