@@ -49,6 +49,9 @@ const fn write(role: Role, kind: ChangeKind) -> Need {
     Need { role: Some(role), kind: Some(kind) }
 }
 
+/// Where the UI's style sheets and script are served: open to all, and past the rate limit.
+pub const ASSETS: &str = "/ui/assets/";
+
 /// Which role a route needs, and what it changes.
 pub fn need(method: &Method, path: &str) -> Need {
     use ChangeKind as K;
@@ -56,7 +59,7 @@ pub fn need(method: &Method, path: &str) -> Need {
     let get = *method == Method::GET || *method == Method::HEAD;
     match path {
         "/healthz" | "/readyz" | "/" | "/ui" | "/ui/" | "/ui/login" => open(),
-        p if p.starts_with("/ui/assets/") => open(),
+        p if p.starts_with(ASSETS) => open(),
         p if p.starts_with("/api/users") || p.starts_with("/api/tokens") || p.starts_with("/ui/users") => read(Admin),
         _ if get => read(Viewer),
         "/ui/logout" | "/ui/text/preview" => read(Viewer),
@@ -293,7 +296,9 @@ fn too_many(e: tower_governor::GovernorError) -> Response {
 }
 
 /// `app` behind the per-client and the global rate limits (429 with `Retry-After` beyond
-/// them). The per-client limiter forgets idle clients every minute.
+/// them), except its [`ASSETS`]: constant bytes a page needs to render, which its browser
+/// caches (so they are fetched once, not with every page) and which must not turn a page that
+/// came through into an unstyled one. The per-client limiter forgets idle clients every minute.
 pub fn limited(app: Router, client: Limit, global: Limit, trusted: &[IpAddr]) -> Router {
     let period = |l: Limit| Duration::from_nanos(60_000_000_000 / u64::from(l.per_minute.max(1)));
     let per_client = tower_governor::governor::GovernorConfigBuilder::default()
@@ -319,6 +324,9 @@ pub fn limited(app: Router, client: Limit, global: Limit, trusted: &[IpAddr]) ->
             l.retain_recent();
         }
     });
-    app.layer(tower_governor::GovernorLayer::new(per_client).error_handler(too_many))
-        .layer(tower_governor::GovernorLayer::new(all).error_handler(too_many))
+    let assets = app.clone().into_service();
+    let limited = app
+        .layer(tower_governor::GovernorLayer::new(per_client).error_handler(too_many))
+        .layer(tower_governor::GovernorLayer::new(all).error_handler(too_many));
+    Router::new().route_service(&format!("{ASSETS}{{*file}}"), assets).fallback_service(limited)
 }

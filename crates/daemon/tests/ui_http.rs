@@ -448,7 +448,7 @@ async fn edit_dialog_above_the_table_and_save_takes_the_inline_edits() {
         assert!(!html.contains("Apply edits to draft"), "{section}: no separate apply button");
         assert!(html.contains(r#"<form id="rules-form" method="post" action="/ui/save">"#));
         // The no-JS fallback shows the dialog's fields in the page.
-        assert!(html.contains(r#"<noscript><link rel="stylesheet" href="/ui/assets/nojs.css"></noscript>"#));
+        assert!(html.contains(r#"<noscript><link rel="stylesheet" href="/ui/assets/nojs.css?v="#), "{section}");
     }
     let resp = ui.http.get(format!("{}/ui/assets/nojs.css", ui.base)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);

@@ -161,9 +161,9 @@ pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (frame.title) " · Ticketing · msp-ticketd" }
-                link rel="stylesheet" href="/ui/assets/ui.css";
-                noscript { link rel="stylesheet" href="/ui/assets/nojs.css"; }
-                script src="/ui/assets/ui.js" defer {}
+                link rel="stylesheet" href=(super::assets::CSS.href());
+                noscript { link rel="stylesheet" href=(super::assets::NOJS_CSS.href()); }
+                script src=(super::assets::JS.href()) defer {}
             }
             body class=[read_only.then_some("read-only")] {
                 header.top {

@@ -33,7 +33,7 @@
 //! | `GET /ui/mapping/accept`, `POST /ui/mapping/accept` | the confirmation listing what "Accept all suggestions above 90 %" maps / map exactly those |
 //! | `GET /ui/setup` | the PSA and each source reached or not, tenants mapped/unmapped, rule rows on, each with where it is fixed ([`setup`]) |
 //! | `GET /ui/users`; `POST /ui/users/{add,remove,role,password,token,revoke}` | admins only: users, roles, passwords, API tokens (a new token shown once) ([`users`]); the Activity page's Changes table is [`users::changes_view`] |
-//! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script |
+//! | `GET /ui/assets/ui.css`, `ui.js`, `nojs.css` | the embedded style sheets and script (`?v=` their version: cached for good; past the rate limit) |
 //!
 //! Login takes a user name and password (or the configured `admin.token` as the password with no
 //! name) and starts a session kept in the store, whose random id goes into an
@@ -42,6 +42,7 @@
 //! and is refused (403) without it.
 
 mod activity;
+mod assets;
 mod edit_window;
 mod layout;
 mod maintenance;
@@ -80,10 +81,6 @@ use layout::{Frame, Tab};
 use render::{SectionView, StatusCounts, section_href};
 use session::{Flash, SessionView, Sessions};
 use widgets::shown;
-
-const CSS: &str = include_str!("assets/ui.css");
-const JS: &str = include_str!("assets/ui.js");
-const NOJS_CSS: &str = include_str!("assets/nojs.css");
 
 #[derive(Clone)]
 struct UiState {
@@ -131,9 +128,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/ui/text/preview", post(text::preview))
         .route("/ui/text/apply", post(text::apply))
         .route("/ui/text/default", post(text::use_default))
-        .route("/ui/assets/ui.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
-        .route("/ui/assets/nojs.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], NOJS_CSS) }))
-        .route("/ui/assets/ui.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
+        .route(assets::CSS.path, assets::route(&assets::CSS))
+        .route(assets::NOJS_CSS.path, assets::route(&assets::NOJS_CSS))
+        .route(assets::JS.path, assets::route(&assets::JS))
         .merge(users::routes())
         .route_layer(gate)
         .layer(axum::middleware::map_response(security_headers))
@@ -151,7 +148,10 @@ async fn security_headers(mut resp: Response) -> Response {
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Pages are never kept; an asset says itself how long it may be (see `assets`).
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     resp
 }
 
