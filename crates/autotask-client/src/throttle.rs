@@ -150,7 +150,10 @@ impl BudgetState {
 
     fn server_used(&self) -> Option<u64> {
         let v = self.server?;
-        let since = self.sent.iter().rev().take_while(|t| **t >= v.synced_at).count() as u64;
+        // `sent` is in sending order (pushed under the lock with the time read there), so the
+        // ones since the sync are a suffix: found by bisection, not by walking up to an hour's
+        // worth of requests on every look at the budget.
+        let since = (self.sent.len() - self.sent.partition_point(|t| *t < v.synced_at)) as u64;
         Some(v.used_at_sync.saturating_add(since))
     }
 
@@ -215,8 +218,9 @@ impl RequestBudget {
 
     /// Counts one request (or refuses it) and says how long to pace.
     pub(crate) fn take(&self, pacing: &Pacing) -> Take {
-        let now = Instant::now();
         let mut s = self.lock();
+        // Read under the lock: `sent` stays in order (see `server_used`).
+        let now = Instant::now();
         s.prune(now);
         let used = s.sent.len() as u64;
         if used >= s.configured {

@@ -48,6 +48,11 @@ use msp_ticketd::service::{self, StartOptions};
 use serde_json::{Value, json};
 use simulators::common::SimHandle;
 
+/// The daemon binary's allocator (see `src/main.rs`), so the child measures what `msp-ticketd`
+/// runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy)]
 struct Args {
     tenants: usize,

@@ -15,6 +15,12 @@ use msp_ticketd::service;
 use ticketing_core::edit::{GeneralPatch, RulePatch};
 use ticketing_core::rules::{RowId, Section};
 
+/// The daemon's allocator: mimalloc. Under glibc's malloc a polling pass over 10,000 tenants
+/// spent a fifth of its CPU in the allocator (bins consolidated across the worker threads:
+/// `unlink_chunk`, `malloc_consolidate`); the library crates leave the choice to the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Kaspersky events and computer statuses in, Autotask tickets out.
 #[derive(Parser)]
 #[command(name = "msp-ticketd", version, about)]

@@ -96,6 +96,8 @@ pub struct KscClient {
     retry: RetryPolicy,
     /// Virtual-server display name ("" = main server) → its session slot.
     sessions: std::sync::Mutex<HashMap<String, Slot>>,
+    /// Each method's URL, parsed once (a handful of methods, called 10,000s of times a pass).
+    urls: std::sync::Mutex<HashMap<String, reqwest::Url>>,
 }
 
 /// One virtual server's session: `None` until a login succeeds. A login holds only its own
@@ -139,7 +141,12 @@ impl KscClient {
             );
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| KscError::Config(format!("http client: {e}")))?;
+        // The Open API answers every call itself; a redirect is not followed (it would carry
+        // the session header to wherever it points) but answered as the HTTP error it is.
+        let http = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| KscError::Config(format!("http client: {e}")))?;
         Ok(Self {
             http,
             api_base: base,
@@ -147,6 +154,7 @@ impl KscClient {
             password: config.password.clone(),
             retry: config.retry,
             sessions: std::sync::Mutex::new(HashMap::new()),
+            urls: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -169,7 +177,7 @@ impl KscClient {
         body: &Json,
         headers: &[(&str, HeaderValue)],
     ) -> Result<(u16, String), KscError> {
-        let mut req = self.http.post(format!("{}{method}", self.api_base)).json(body);
+        let mut req = self.http.post(self.url(method)?).json(body);
         for (name, value) in headers {
             req = req.header(*name, value.clone());
         }
@@ -177,6 +185,18 @@ impl KscClient {
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| transport_error(method, &e))?;
         Ok((status, text))
+    }
+
+    /// The URL of `method`, parsed on its first call.
+    fn url(&self, method: &str) -> Result<reqwest::Url, KscError> {
+        let mut urls = self.urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(url) = urls.get(method) {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(&format!("{}{method}", self.api_base))
+            .map_err(|e| KscError::Config(format!("base url {:?} with {method}: {e}", self.api_base)))?;
+        urls.insert(method.to_owned(), url.clone());
+        Ok(url)
     }
 
     /// `Session.StartSession` for a virtual server (`""` = main server); returns the session id.

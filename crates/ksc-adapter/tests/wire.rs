@@ -404,6 +404,22 @@ async fn a_session_that_stays_gone_is_reported_not_looped() {
     assert_eq!(n, 4, "start, call, start again, call again");
 }
 
+/// A redirect is an HTTP error, not followed: following it would send the session header
+/// (which no HTTP client strips, unlike `Authorization`) to wherever it points.
+#[tokio::test]
+async fn a_redirect_is_an_error_and_not_followed() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    mount(&elsewhere, "Session.Ping", ok(json!({}))).await;
+    mount_session(&server).await;
+    let to = format!("{}{}", elsewhere.uri(), api("Session.Ping"));
+    mount(&server, "Session.Ping", ResponseTemplate::new(307).insert_header("location", to.as_str())).await;
+    let ksc = KscSource::new(config(&server)).unwrap();
+    let err = ksc.client().ping("").await.unwrap_err();
+    assert!(matches!(err, KscError::Http { status: 307, .. }), "{err:?}");
+    assert!(elsewhere.received_requests().await.unwrap().is_empty(), "the session went nowhere else");
+}
+
 #[tokio::test]
 async fn bad_credentials_are_an_auth_error_without_the_password() {
     let server = MockServer::start().await;
