@@ -477,10 +477,9 @@ pub fn decide_event(event: &Event, ctx: &Context, ledger: &Ledger, now: DateTime
     let device_name = event.device.as_ref().map(|d| d.name.clone());
     let expires_at = resolved.lifetime_days.map(|d| event.occurred_at + Duration::days(i64::from(d)));
     let idempotency_key = mapped.idempotency_key(&key, generation);
-    let mut draft =
-        build_draft(mapped.account, general, resolved, title, description, idempotency_key, device_name, urgency, now);
-    draft.expires_at = expires_at;
-    draft.row = Some(row);
+    // Built where it is returned (a draft is a few hundred bytes: no copies on the way out).
+    let texts = DraftTexts { title, description, idempotency_key, device_name };
+    let draft = build_draft(mapped.account, general, resolved, texts, row, expires_at, urgency, now);
     EventDecision::Create(Create { key, generation, draft, recurrence, storm })
 }
 
@@ -619,7 +618,9 @@ fn event_description(event: &Event, key: &TicketKey) -> String {
         + len(&tail)
         + computer.as_ref().map_or(0, |c| len(c))
         + mailbox.as_ref().map_or(0, |m| len(m));
-    let mut out = String::with_capacity(body + key_line_room(key));
+    // The body's last newline is trimmed by `finish_description`: not counted, so that the
+    // buffer is exact and needs no shrinking.
+    let mut out = String::with_capacity(body - 1 + key_line_room(key));
     for p in head {
         out.push_str(p);
     }
@@ -664,18 +665,27 @@ fn finish_description(mut description: String, key: &TicketKey) -> String {
     description
 }
 
-#[allow(clippy::too_many_arguments)] // one private constructor; a struct would only rename the list
-fn build_draft(
-    account: PsaId,
-    general: &ResolvedGeneral,
-    rule: &ResolvedRule,
+/// The texts of a draft, what differs from one create to the next besides its row.
+struct DraftTexts {
     title: String,
     description: String,
     idempotency_key: IdempotencyKey,
     device_name: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)] // one private constructor; a struct would only rename the list
+#[inline]
+fn build_draft(
+    account: PsaId,
+    general: &ResolvedGeneral,
+    rule: &ResolvedRule,
+    texts: DraftTexts,
+    row: RowId,
+    expires_at: Option<DateTime<Utc>>,
     urgency: Urgency,
     now: DateTime<Utc>,
 ) -> TicketDraft {
+    let DraftTexts { title, description, idempotency_key, device_name } = texts;
     TicketDraft {
         account,
         title,
@@ -685,8 +695,8 @@ fn build_draft(
         queue: rule.queue,
         due: now + Duration::hours(i64::from(rule.due_hours)),
         due_hours: Some(rule.due_hours),
-        expires_at: None,
-        row: None,
+        expires_at,
+        row: Some(row),
         source: general.source,
         work_type: rule.work_type,
         issue_type: rule.issue_type,

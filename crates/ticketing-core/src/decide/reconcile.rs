@@ -570,11 +570,9 @@ impl StatusTexts {
         let hash = status_hash(self.hash_after_tenant, &device.device.id, &a.description);
         let idempotency_key = IdempotencyKey(InlineIdempotencyKey::from_hash(hash, generation).as_str().to_owned());
         let urgency = if a.level == StatusLevel::Critical { Urgency::Critical } else { Urgency::Normal };
-        let device_name = Some(device.device.name.clone());
-        let mut draft =
-            build_draft(account, general, rule, title, description, idempotency_key, device_name, urgency, now);
-        draft.row = Some(RowId::Status(*product, a.level, a.description.clone()));
-        draft
+        let texts = DraftTexts { title, description, idempotency_key, device_name: Some(device.device.name.clone()) };
+        let row = RowId::Status(*product, a.level, a.description.clone());
+        build_draft(account, general, rule, texts, row, None, urgency, now)
     }
 }
 

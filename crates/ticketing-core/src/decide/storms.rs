@@ -113,18 +113,8 @@ pub(super) fn open_storm(
     );
     let description = finish_description(description, &key);
     let idempotency_key = mapped.idempotency_key(&key, generation);
-    let mut draft = build_draft(
-        mapped.account,
-        general,
-        resolved,
-        title,
-        description,
-        idempotency_key,
-        o.item.device.clone(),
-        o.urgency,
-        now,
-    );
-    draft.row = Some(o.row.clone());
+    let texts = DraftTexts { title, description, idempotency_key, device_name: o.item.device.clone() };
+    let draft = build_draft(mapped.account, general, resolved, texts, o.row.clone(), None, o.urgency, now);
     let storm = Storm {
         row: o.row.clone(),
         threshold: s.threshold,
