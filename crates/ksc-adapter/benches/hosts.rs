@@ -4,8 +4,8 @@
 //! body straight into the records).
 //!
 //! Two answers in the server's wire shape (`ksc-api.md` §5, §8 A): `six_fields`, each item a
-//! `params` wrapper of the six fields the adapter asks for (`HOST_FIELDS`, what the server
-//! returns for that `vecFieldsToReturn`), every 1,000th host Warning with a mask bit; and
+//! `params` wrapper of six fields (`HOST_FIELDS`, what the server returns for that
+//! `vecFieldsToReturn`, and `KLHST_WKS_LAST_VISIBLE`, which the adapter asked for until #29), every 1,000th host Warning with a mask bit; and
 //! `wide`, the same hosts with the notes' sample's other fields too (names, versions, three
 //! more datetimes), as a server that ignores the field list would send them.
 //!

@@ -618,7 +618,7 @@ async fn snapshot_pages_across_chunks_and_reads_group_masks_once() {
         json!({
             "wstrFilter": "(KLHST_WKS_HOSTNAME=\"*\")",
             "vecFieldsToReturn": ["KLHST_WKS_HOSTNAME", "KLHST_WKS_DN", "KLHST_WKS_STATUS_ID",
-                "KLHST_WKS_STATUS_MASK", "KLHST_WKS_GROUPID", "KLHST_WKS_LAST_VISIBLE"],
+                "KLHST_WKS_STATUS_MASK", "KLHST_WKS_GROUPID"],
             "vecFieldsToOrder": [],
             "pParams": {"KLSRVH_SLAVE_REC_DEPTH": 0, "KLGRP_FIND_FROM_CUR_VS_ONLY": true},
             "lMaxLifeTime": 300,
