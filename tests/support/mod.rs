@@ -100,6 +100,19 @@ pub(crate) async fn metrics(running: &Running) -> Result<String> {
     Ok(text)
 }
 
+/// `GET /api/decisions?<query>` of the admin listener at `addr`.
+pub(crate) async fn decisions(addr: impl std::fmt::Display, query: &str) -> Result<Value> {
+    let v = reqwest::Client::new()
+        .get(format!("http://{addr}/api/decisions?{query}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(v)
+}
+
 pub(crate) fn metric(text: &str, line_start: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
 }

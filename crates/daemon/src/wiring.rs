@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use kbh_adapter::{KbhAuth, KbhClient, KbhConfig, KbhEventSource, KbhStatusSource};
-use ksc_adapter::{KscConfig, KscSource, TlsVerification};
+use ksc_adapter::{HostSearch, KscConfig, KscSource, TlsVerification};
 use ticketing_core::ports::TicketSink;
 use tracing::warn;
 
 use crate::backends::Backend;
 use crate::config::Config;
+use crate::config::HostSearchMode;
 use crate::engine::{BudgetProbe, NamedEventSource, NamedStatusSource};
 
 /// The adapters of one configuration.
@@ -78,6 +79,10 @@ pub fn wire(config: &Config) -> Result<Wired> {
         kc.request_timeout = Duration::from_secs(k.timeout_secs);
         kc.group_masks_ttl = Duration::from_secs(k.group_masks_ttl_secs);
         kc.events_subscription = k.events_subscription;
+        kc.host_search = match k.host_search {
+            HostSearchMode::Problems => HostSearch::Problems,
+            HostSearchMode::All => HostSearch::All,
+        };
         let source = Arc::new(KscSource::new(kc).with_context(|| format!("security center {:?}", k.name))?);
         // A poll is a few requests (open an iterator, read pages, release it).
         let timeout = poll_bound(k.timeout_secs);

@@ -93,6 +93,11 @@ async fn a_lost_create_answer_and_a_killed_daemon_make_no_duplicate_halo_ticket(
     })
     .await?;
     assert!(closed["summary"].as_str().unwrap_or_default().contains("Databases are out of date"), "{closed}");
+    // The host is not read once it is OK (only hosts with problems are, #29): its close record
+    // still names the computer, not its id.
+    let why = support::decisions(&admin, "outcome=closed&device=pc-db").await?;
+    let text = why.to_string();
+    assert!(text.contains("\"device_name\":\"PC-DB\""), "the close record names the computer: {text}");
     let note = closed["id"].as_i64().unwrap_or_default();
     let notes = eventually(30, "the close note", || async {
         let v = lab.control(&lab.halopsa, reqwest::Method::GET, "/_sim/actions", Value::Null).await?;

@@ -178,13 +178,7 @@ async fn a_burst_of_300_events_makes_one_storm_ticket_and_batched_notes() -> Res
     assert_eq!(support::metric(&m, "msp_storms_active "), 1, "one storm running");
     // `why` of a stormed event names the storm ticket.
     let addr = running.admin_addr.expect("admin listener");
-    let why: Value = reqwest::Client::new()
-        .get(format!("http://{addr}/api/decisions?event={}", ids[299]))
-        .bearer_auth(msp_ticketd::demo::ADMIN_TOKEN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let why = support::decisions(addr, &format!("event={}", ids[299])).await?;
     let text = why.to_string();
     assert!(text.contains("added to the storm ticket"), "{text}");
     running.stop().await?;

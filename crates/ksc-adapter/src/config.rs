@@ -70,6 +70,21 @@ pub enum LevelSource {
     Defaults,
 }
 
+/// Which hosts a status snapshot reads (see [`crate::known`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostSearch {
+    /// Only hosts whose status is not OK (`KLHST_WKS_STATUS_ID<>0` added to
+    /// [`KscConfig::host_filter`]); a host read as not OK and absent from a later search is
+    /// handed on as OK under its remembered name. The first snapshot of a virtual server after
+    /// a start reads every host. An OK host has no active description, so the decisions are
+    /// the same as with [`HostSearch::All`]; the cost of a pass follows the problems, not the
+    /// computers.
+    #[default]
+    Problems,
+    /// Every host, in every snapshot.
+    All,
+}
+
 /// Everything the adapter needs to know. Build it with [`KscConfig::new`] and adjust the
 /// public fields.
 #[derive(Debug, Clone)]
@@ -111,8 +126,11 @@ pub struct KscConfig {
     pub event_iterator_lifetime: Duration,
     /// Which severities are returned (the others are skipped, the cursor still moves on).
     pub severities: Vec<Severity>,
-    /// `wstrFilter` of `HostGroup.FindHosts`; must select every host of the virtual server.
+    /// `wstrFilter` of `HostGroup.FindHosts`; must select every host of the virtual server
+    /// (with [`HostSearch::Problems`], the adapter adds the status condition itself).
     pub host_filter: String,
+    /// Which hosts a snapshot reads: only those not OK (the default), or all.
+    pub host_search: HostSearch,
     /// Hosts per `ChunkAccessor.GetItemsChunk`.
     pub host_chunk_size: usize,
     /// `lMaxLifeTime` of a host search, at most 7200 s.
@@ -163,6 +181,7 @@ impl KscConfig {
             event_iterator_lifetime: Duration::from_secs(120),
             severities: Severity::ALL.to_vec(),
             host_filter: "(KLHST_WKS_HOSTNAME=\"*\")".to_owned(),
+            host_search: HostSearch::Problems,
             host_chunk_size: 500,
             host_accessor_lifetime: Duration::from_secs(600),
             level_source: LevelSource::GroupMasks,

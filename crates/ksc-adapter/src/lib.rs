@@ -32,6 +32,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod hosts;
+mod known;
 mod masks;
 pub mod source;
 pub mod subscription;
@@ -39,7 +40,7 @@ pub mod tenant;
 pub mod value;
 
 pub use client::{KscClient, Reply};
-pub use config::{KscConfig, LevelSource, RetryPolicy, TlsVerification};
+pub use config::{HostSearch, KscConfig, LevelSource, RetryPolicy, TlsVerification};
 pub use error::{ErrorClass, KscError, PxgError};
 pub use events::{EventCursor, LegacyCursor};
 pub use source::{KscSource, VServer};

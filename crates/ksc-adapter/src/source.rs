@@ -15,6 +15,7 @@ use crate::config::KscConfig;
 use crate::error::KscError;
 use crate::events::{PollOptions, poll};
 use crate::hosts::{find_hosts, into_host_status};
+use crate::known::KnownHosts;
 use crate::masks::MaskStore;
 use crate::subscription::{Step, Subscriptions};
 use crate::tenant::{MAIN_SERVER, parse_tenant_id, tenant_id};
@@ -61,6 +62,8 @@ pub struct KscSource {
     masks: MaskStore,
     /// Event subscriptions per virtual server ([`KscConfig::events_subscription`]).
     subscriptions: Subscriptions,
+    /// Hosts last read as not OK, per virtual server ([`KscConfig::host_search`]).
+    known: KnownHosts,
 }
 
 impl KscSource {
@@ -70,6 +73,7 @@ impl KscSource {
             client: KscClient::new(&config)?,
             masks: MaskStore::new(config.group_masks_ttl),
             subscriptions: Subscriptions::default(),
+            known: KnownHosts::default(),
             config,
             names: RwLock::new(HashMap::new()),
         })
@@ -212,12 +216,15 @@ impl KscSource {
         }
     }
 
-    /// The complete status snapshot of a tenant (see [`StatusSource::snapshot`]).
+    /// The status snapshot of a tenant (see [`StatusSource::snapshot`]): every host that is
+    /// not OK, and with [`HostSearch::Problems`](crate::HostSearch::Problems) the OK ones only
+    /// in the first snapshot or when they were read as not OK lately (see [`crate::known`]).
     pub async fn statuses(&self, tenant: &TenantId) -> Result<StatusSnapshot, KscError> {
         let vserver = self.vserver_name(tenant).await?;
         let c = &self.config;
+        let search = self.known.search(&vserver, c.host_search, &c.host_filter);
         let hosts =
-            find_hosts(&self.client, &vserver, &c.host_filter, c.host_chunk_size, c.host_accessor_lifetime).await?;
+            find_hosts(&self.client, &vserver, &search.filter, c.host_chunk_size, c.host_accessor_lifetime).await?;
         let mut masks = self.masks.for_snapshot(&self.client, &vserver, c.level_source);
         let mut devices = Vec::with_capacity(hosts.len());
         let mut unknown_descriptions = 0;
@@ -228,6 +235,7 @@ impl KscSource {
             unknown_descriptions += unknown;
             devices.push(status);
         }
+        self.known.settle(&vserver, &search, &mut devices);
         Ok(StatusSnapshot {
             tenant: tenant.clone(),
             product: Product::SecurityCenter,

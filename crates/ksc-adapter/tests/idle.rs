@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ksc_adapter::{KscConfig, KscSource, RetryPolicy, tenant_id};
+use ksc_adapter::{HostSearch, KscConfig, KscSource, RetryPolicy, tenant_id};
 use serde_json::{Value, json};
 use simulators::common::SimHandle;
 use simulators::ksc;
-use ticketing_core::model::{StatusLevel, StatusSnapshot, TenantId};
+use ticketing_core::model::{ComputerStatus, StatusLevel, StatusSnapshot, TenantId};
 use ticketing_core::ports::{Cursor, EventSource, StatusSource};
 use ticketing_core::secret::Secret;
 
@@ -92,7 +92,7 @@ const TENANTS: i64 = 4;
 async fn an_idle_pass_makes_at_most_three_calls_per_tenant() {
     let sim = sim_with(Duration::from_secs(3600)).await;
     for vs in 1..=TENANTS {
-        vserver(&sim, vs, &[], &[]).await;
+        vserver(&sim, vs, &[], &["databases_out_of_date"]).await;
         host(&sim, vs, &format!("ok-{vs}"), &[]).await;
         host(&sim, vs, &format!("bad-{vs}"), &["databases_out_of_date"]).await;
         event(&sim, vs).await;
@@ -110,10 +110,13 @@ async fn an_idle_pass_makes_at_most_three_calls_per_tenant() {
         assert_eq!(b.events.len(), 1);
         cursors.push(b.next);
     }
-    // An idle status pass: FindHosts, one chunk, Release. No login, no group masks.
+    // An idle status pass: FindHosts, one chunk, Release. No login, no group masks. Only the
+    // host with a problem is read.
     let before = calls(&sim).await;
     for t in &tenants {
-        ksc.snapshot(t).await.unwrap();
+        let snap = ksc.snapshot(t).await.unwrap();
+        let read: Vec<&str> = snap.devices.iter().map(|d| d.device.name.as_str()).collect();
+        assert!(read.len() == 1 && read[0].starts_with("bad-"), "{read:?}");
     }
     let pass = since(&before, &calls(&sim).await);
     let n = TENANTS as u64;
@@ -135,6 +138,66 @@ async fn an_idle_pass_makes_at_most_three_calls_per_tenant() {
         assert_eq!(&b.next, cursor);
     }
     assert_eq!(since(&before, &calls(&sim).await), BTreeMap::new(), "idle event polls within the period");
+}
+
+/// The names and statuses a snapshot lists, sorted.
+fn listed(snap: &StatusSnapshot) -> Vec<(String, ComputerStatus)> {
+    let mut v: Vec<_> = snap.devices.iter().map(|d| (d.device.name.clone(), d.status)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[tokio::test]
+async fn a_pass_reads_only_hosts_with_problems_and_names_one_that_turned_ok() {
+    let sim = sim_with(Duration::from_secs(3600)).await;
+    vserver(&sim, 1, &[], &["databases_out_of_date"]).await;
+    for i in 0..25 {
+        host(&sim, 1, &format!("ok-{i:02}"), &[]).await;
+    }
+    host(&sim, 1, "bad", &["databases_out_of_date"]).await;
+    let mut c = config(&sim);
+    c.host_chunk_size = 10;
+    let ksc = KscSource::new(c).unwrap();
+    let t = tenant_id("lab", 1);
+    // The first snapshot since start reads every host (26: three chunks).
+    let before = calls(&sim).await;
+    let first = ksc.snapshot(&t).await.unwrap();
+    assert_eq!(first.devices.len(), 26);
+    assert_eq!(since(&before, &calls(&sim).await)["ChunkAccessor.GetItemsChunk"], 3);
+    // Then only the host that is not OK: one chunk, one host.
+    let before = calls(&sim).await;
+    let snap = ksc.snapshot(&t).await.unwrap();
+    assert_eq!(listed(&snap), [("bad".to_owned(), ComputerStatus::Warning)]);
+    assert_eq!(since(&before, &calls(&sim).await)["ChunkAccessor.GetItemsChunk"], 1);
+    // It turns OK: the search finds nothing (no chunk is read), and the host is listed as OK
+    // under its name, for LISTED_OK (3) snapshots, then no more.
+    host(&sim, 1, "bad", &[]).await;
+    for _ in 0..3 {
+        let before = calls(&sim).await;
+        let snap = ksc.snapshot(&t).await.unwrap();
+        assert_eq!(listed(&snap), [("bad".to_owned(), ComputerStatus::Ok)]);
+        assert_eq!(
+            since(&before, &calls(&sim).await),
+            BTreeMap::from([("ChunkAccessor.Release".to_owned(), 1), ("HostGroup.FindHosts".to_owned(), 1)])
+        );
+    }
+    assert!(ksc.snapshot(&t).await.unwrap().devices.is_empty());
+}
+
+#[tokio::test]
+async fn host_search_all_reads_every_host_in_every_snapshot() {
+    let sim = sim_with(Duration::from_secs(3600)).await;
+    vserver(&sim, 1, &[], &["databases_out_of_date"]).await;
+    host(&sim, 1, "ok", &[]).await;
+    host(&sim, 1, "bad", &["databases_out_of_date"]).await;
+    let mut c = config(&sim);
+    c.host_search = HostSearch::All;
+    let ksc = KscSource::new(c).unwrap();
+    let t = tenant_id("lab", 1);
+    for _ in 0..2 {
+        let snap = ksc.snapshot(&t).await.unwrap();
+        assert_eq!(listed(&snap), [("bad".to_owned(), ComputerStatus::Warning), ("ok".to_owned(), ComputerStatus::Ok)]);
+    }
 }
 
 #[tokio::test]

@@ -606,7 +606,8 @@ pub struct StatusSnapshot {
     pub tenant: TenantId,
     /// Which product.
     pub product: Product,
-    /// Every device the tenant has.
+    /// Every device the tenant has with an active description, and any OK ones the source
+    /// lists (see [`crate::ports::StatusSource`]).
     pub devices: Vec<DeviceStatus>,
     /// Resolvable Office 365 issues (empty for the other products).
     pub issues: Vec<IssueState>,

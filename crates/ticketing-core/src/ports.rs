@@ -143,9 +143,11 @@ pub trait EventSource: Send + Sync {
 /// Where computer statuses (and Office 365 issue states) come from.
 ///
 /// # Guarantees an implementation gives
-/// - **Complete snapshots.** A snapshot lists every device of the tenant; a device left out is
-///   taken as having no active description, so its status tickets close. On any doubt (a page
-///   failed), return an error rather than a partial snapshot.
+/// - **Complete snapshots.** A snapshot lists every device of the tenant that has an active
+///   description; a device left out is taken as having none, so its status tickets close. OK
+///   devices may be listed or left out (Security Center leaves them out, except for a few
+///   snapshots after one turns OK: its name goes into the records of the tickets it closes).
+///   On any doubt (a page failed), return an error rather than a partial snapshot.
 /// - **Nothing dropped.** Descriptions not in the catalogue are kept as
 ///   [`crate::model::StatusDescription::Unknown`] and counted.
 #[async_trait]

@@ -29,8 +29,8 @@ mod tests;
 pub use diagnosis::{ConfigErrors, ConfigProblem, Diagnosis, Severity};
 pub use fixed::{FixedAdmin, FixedConfig, FixedLogging, FixedStore, SecretDigest};
 pub use sections::{
-    AdminConfig, AutotaskConfig, BusinessHubConfig, ConnectWiseConfig, HaConfig, HaloPsaConfig, LoggingConfig,
-    MappingEntry, PollingConfig, PsaConfig, RulesConfig, SecretRef, SecurityCenterConfig, StoreConfig,
+    AdminConfig, AutotaskConfig, BusinessHubConfig, ConnectWiseConfig, HaConfig, HaloPsaConfig, HostSearchMode,
+    LoggingConfig, MappingEntry, PollingConfig, PsaConfig, RulesConfig, SecretRef, SecurityCenterConfig, StoreConfig,
 };
 
 use diagnosis::Sink;

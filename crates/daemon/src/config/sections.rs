@@ -385,6 +385,21 @@ pub struct SecurityCenterConfig {
     /// `event_db_id` scan stays the source of every event. Off by default.
     #[serde(default)]
     pub events_subscription: bool,
+    /// Which hosts a status snapshot reads: `problems` (those not OK; the default, a pass
+    /// costs what the problems cost) or `all`.
+    #[serde(default)]
+    pub host_search: HostSearchMode,
+}
+
+/// `[[security_center]] host_search`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostSearchMode {
+    /// Only hosts that are not OK (and, for a few snapshots, those that just turned OK).
+    #[default]
+    Problems,
+    /// Every host in every snapshot.
+    All,
 }
 
 /// `[business_hub]`

@@ -47,8 +47,9 @@ impl Engine {
     pub(super) fn mapping_entries(&self) -> Vec<(MappingEntry, MappingSource)> {
         let mut all: Vec<(MappingEntry, MappingSource)> =
             self.mapping.iter().map(|m| (m.clone(), MappingSource::File)).collect();
+        let in_file: HashSet<&str> = self.mapping.iter().map(|m| m.tenant.as_str()).collect();
         for (tenant, account) in &self.store_mapping.entries {
-            if !self.mapping.iter().any(|m| m.tenant == tenant.as_str()) {
+            if !in_file.contains(tenant.as_str()) {
                 let entry =
                     MappingEntry { tenant: tenant.to_string(), account_id: Some(account.0), account_name: None };
                 all.push((entry, MappingSource::Store));

@@ -259,8 +259,10 @@ impl Engine {
             });
         }
         let mut unmapped = 0;
+        // One lookup per listed tenant (10,000 tenants: not 10,000 scans of the mapping).
+        let mapped_ids: HashSet<String> = mapped.iter().map(|m| m.tenant.clone()).collect();
         for (id, name) in &names {
-            if !mapped.iter().any(|m| &m.tenant == id) {
+            if !mapped_ids.contains(id) {
                 unmapped += 1;
                 mapped.push(MappedTenant {
                     tenant: id.clone(),
