@@ -249,8 +249,10 @@ impl RequestBudget {
     /// timeframe. They tighten the budget when the server is the stricter side; they never
     /// replace the configured limit.
     pub fn sync(&self, limit: u64, used: u64, timeframe: Option<Duration>) {
-        let now = Instant::now();
         let mut s = self.lock();
+        // Read under the lock, as `take` does: the requests counted since the sync are the
+        // ones pushed after it.
+        let now = Instant::now();
         let window = timeframe.filter(|w| !w.is_zero()).unwrap_or(s.window);
         s.server = Some(ServerView { limit, used_at_sync: used, synced_at: now, window });
         s.last_sync = Some(now);

@@ -52,7 +52,8 @@ impl Asset {
     /// The answer: cacheable for a year (and never revalidated) when asked for this
     /// version, revalidated on every use otherwise (an old page's link).
     pub(crate) fn answer(&self, asked: Option<&str>) -> Response {
-        let current = asked.is_some_and(|v| v == format!("{:016x}", self.version));
+        // Compared as a number: no formatting per request.
+        let current = asked.is_some_and(|v| v.len() == 16 && u64::from_str_radix(v, 16) == Ok(self.version));
         let cache = if current { "public, max-age=31536000, immutable" } else { "no-cache" };
         (
             [
@@ -71,15 +72,9 @@ pub(crate) struct Version {
     v: Option<String>,
 }
 
-impl Version {
-    pub(crate) fn asked(&self) -> Option<&str> {
-        self.v.as_deref()
-    }
-}
-
 /// The handler of `asset`'s route.
 pub(crate) fn route(asset: &'static Asset) -> axum::routing::MethodRouter<super::UiState> {
-    axum::routing::get(move |Query(q): Query<Version>| async move { asset.answer(q.asked()) })
+    axum::routing::get(move |Query(q): Query<Version>| async move { asset.answer(q.v.as_deref()) })
 }
 
 #[cfg(test)]
@@ -92,5 +87,11 @@ mod tests {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a's published value for \"a\"");
         assert!(CSS.href().starts_with("/ui/assets/ui.css?v="));
+        let current = CSS.href().split_once("?v=").map(|(_, v)| v.to_owned()).unwrap();
+        let cache = |asked: Option<&str>| CSS.answer(asked).headers()[header::CACHE_CONTROL].clone();
+        assert_eq!(cache(Some(&current)), "public, max-age=31536000, immutable");
+        assert_eq!(cache(Some(&current[1..])), "no-cache", "a shorter spelling is not the version");
+        assert_eq!(cache(Some("+123")), "no-cache");
+        assert_eq!(cache(None), "no-cache");
     }
 }
