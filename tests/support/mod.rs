@@ -89,28 +89,19 @@ pub(crate) fn assert_due(t: &Value, hours: i64) {
 
 pub(crate) async fn metrics(running: &Running) -> Result<String> {
     let addr = running.admin_addr.expect("admin listener");
-    let text = reqwest::Client::new()
-        .get(format!("http://{addr}/metrics"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    Ok(text)
+    Ok(admin_get(addr, "/metrics").await?.text().await?)
 }
 
 /// `GET /api/decisions?<query>` of the admin listener at `addr`.
 pub(crate) async fn decisions(addr: impl std::fmt::Display, query: &str) -> Result<Value> {
-    let v = reqwest::Client::new()
-        .get(format!("http://{addr}/api/decisions?{query}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(v)
+    Ok(admin_get(addr, &format!("/api/decisions?{query}")).await?.json().await?)
+}
+
+/// `GET <path>` of the admin listener at `addr` with the demo's admin token; a status other
+/// than 2xx is an error.
+async fn admin_get(addr: impl std::fmt::Display, path: &str) -> Result<reqwest::Response> {
+    let resp = reqwest::Client::new().get(format!("http://{addr}{path}")).bearer_auth(ADMIN_TOKEN).send().await?;
+    Ok(resp.error_for_status()?)
 }
 
 pub(crate) fn metric(text: &str, line_start: &str) -> u64 {

@@ -57,22 +57,29 @@ pub(crate) struct Search {
     pub(crate) filter: String,
     /// Whether it selects every host.
     pub(crate) all: bool,
+    /// Whether its answer is remembered ([`HostSearch::Problems`]; with [`HostSearch::All`]
+    /// every snapshot names every host, and nothing is kept).
+    pub(crate) remember: bool,
 }
 
 impl KnownHosts {
     /// The search of the next snapshot of `vserver`.
     pub(crate) fn search(&self, vserver: &str, mode: HostSearch, host_filter: &str) -> Search {
-        let all = mode == HostSearch::All || !self.lock().get(vserver).is_some_and(|k| k.all_read);
+        let remember = mode == HostSearch::Problems;
+        let all = !remember || !self.lock().get(vserver).is_some_and(|k| k.all_read);
         if all {
-            Search { filter: host_filter.to_owned(), all }
+            Search { filter: host_filter.to_owned(), all, remember }
         } else {
-            Search { filter: format!("(&{host_filter}{NOT_OK})"), all }
+            Search { filter: format!("(&{host_filter}{NOT_OK})"), all, remember }
         }
     }
 
     /// After a successful search: remembers the hosts read as not OK, and appends each
     /// remembered host this search did not read as an OK device under its name.
     pub(crate) fn settle(&self, vserver: &str, search: &Search, devices: &mut Vec<DeviceStatus>) {
+        if !search.remember {
+            return;
+        }
         let mut vservers = self.lock();
         let known = vservers.entry(vserver.to_owned()).or_default();
         known.all_read |= search.all;
@@ -158,7 +165,7 @@ mod tests {
     fn the_first_search_reads_every_host_then_only_problems() {
         let k = KnownHosts::default();
         let first = k.search("vs", HostSearch::Problems, "(KLHST_WKS_HOSTNAME=\"*\")");
-        assert_eq!(first, Search { filter: "(KLHST_WKS_HOSTNAME=\"*\")".into(), all: true });
+        assert_eq!(first, Search { filter: "(KLHST_WKS_HOSTNAME=\"*\")".into(), all: true, remember: true });
         k.settle("vs", &first, &mut vec![ok("g1", "PC-1")]);
         let next = k.search("vs", HostSearch::Problems, "(KLHST_WKS_HOSTNAME=\"*\")");
         assert_eq!(next.filter, "(&(KLHST_WKS_HOSTNAME=\"*\")(KLHST_WKS_STATUS_ID<>0))");
@@ -166,6 +173,18 @@ mod tests {
         // Another virtual server starts with a full read of its own; All always reads all.
         assert!(k.search("other", HostSearch::Problems, "(x)").all);
         assert!(k.search("vs", HostSearch::All, "(x)").all);
+    }
+
+    #[test]
+    fn host_search_all_remembers_nothing() {
+        let k = KnownHosts::default();
+        let all = k.search("vs", HostSearch::All, "(x)");
+        assert!(all.all && !all.remember);
+        k.settle("vs", &all, &mut vec![bad("g1", "PC-1")]);
+        let mut next = Vec::new();
+        k.settle("vs", &k.search("vs", HostSearch::All, "(x)"), &mut next);
+        assert!(next.is_empty(), "nothing listed from memory");
+        assert!(k.lock().is_empty());
     }
 
     #[test]
@@ -203,7 +222,7 @@ mod tests {
         assert_eq!(again.len(), 1);
         // A full read that has the host (now OK) does not list it a second time.
         let mut full = vec![ok("g1", "PC-1")];
-        k.settle("vs", &Search { filter: "(x)".into(), all: true }, &mut full);
+        k.settle("vs", &Search { filter: "(x)".into(), all: true, remember: true }, &mut full);
         assert_eq!(full.len(), 1);
     }
 }
