@@ -75,10 +75,10 @@ async fn events_come_out_once_across_polls_and_restarts() {
     assert_eq!(e.display_name, "Malicious object detected");
     assert_eq!(e.text, "event 0");
     assert_eq!(first.events[1].class, EventClass::Severity(Severity::FunctionalFailure));
-    seen.extend(first.events.iter().map(|e| e.source_id.0.clone()));
+    seen.extend(first.events.iter().map(|e| e.source_id.to_string()));
     stored = Some(first.next);
     let second = source.poll_events(&tenant, stored.as_ref(), 2, None).await.unwrap();
-    seen.extend(second.events.iter().map(|e| e.source_id.0.clone()));
+    seen.extend(second.events.iter().map(|e| e.source_id.to_string()));
     stored = Some(second.next);
     drop(source);
 
@@ -90,7 +90,7 @@ async fn events_come_out_once_across_polls_and_restarts() {
     loop {
         let batch = source.poll_events(&tenant, Some(&cursor), 2, None).await.unwrap();
         assert!(batch.malformed.is_empty());
-        seen.extend(batch.events.iter().map(|e| e.source_id.0.clone()));
+        seen.extend(batch.events.iter().map(|e| e.source_id.to_string()));
         cursor = batch.next;
         if !batch.more {
             break;
@@ -306,7 +306,7 @@ async fn drain(
     loop {
         let batch = source.poll_events(tenant, cursor.as_ref(), limit, window_start).await.unwrap();
         assert!(batch.malformed.is_empty(), "{:?}", batch.malformed);
-        ids.extend(batch.events.iter().map(|e| e.source_id.0.clone()));
+        ids.extend(batch.events.iter().map(|e| e.source_id.to_string()));
         cursor = Some(batch.next);
         if !batch.more {
             return (ids, cursor);
@@ -383,7 +383,7 @@ async fn the_first_read_is_bounded_by_window_start() {
     let before = sim.requests().len();
     let window = Some(chrono::Utc::now() - chrono::Duration::hours(24));
     let batch = source.poll_events(&tenant, None, 100, window).await.unwrap();
-    let ids: Vec<String> = batch.events.iter().map(|e| e.source_id.0.clone()).collect();
+    let ids: Vec<String> = batch.events.iter().map(|e| e.source_id.to_string()).collect();
     assert_eq!(ids, recent);
     assert!(!batch.more, "the old history is not paged through");
     assert_eq!(sim.requests().len() - before, 1, "one request");
@@ -403,7 +403,7 @@ async fn a_poll_with_a_stored_cursor_reads_only_the_new_events() {
     let new = [late_event(&sim, "c-1", hours(5), "late").await, late_event(&sim, "c-1", 0, "fresh").await];
     let before = sim.requests().len();
     let batch = source.poll_events(&tenant, cursor.as_ref(), 50, None).await.unwrap();
-    let ids: Vec<String> = batch.events.iter().map(|e| e.source_id.0.clone()).collect();
+    let ids: Vec<String> = batch.events.iter().map(|e| e.source_id.to_string()).collect();
     assert_eq!(ids, new);
     let reqs = sim.requests();
     assert_eq!(reqs.len() - before, 1, "one request for the two new events");

@@ -103,7 +103,7 @@ async fn companies_request_paging_and_parsing() {
     // tenants per product
     let esc = KbhEventSource::endpoint_cloud(client(&server));
     let o365 = KbhEventSource::office365(client(&server));
-    let names = |t: Vec<ticketing_core::model::Tenant>| t.into_iter().map(|t| t.id.0).collect::<Vec<_>>();
+    let names = |t: Vec<ticketing_core::model::Tenant>| t.into_iter().map(|t| t.id.to_string()).collect::<Vec<_>>();
     assert_eq!(names(esc.tenants().await.unwrap()), vec!["kbh:c-7f3a", "kbh:c-2"]);
     assert_eq!(names(o365.tenants().await.unwrap()), vec!["kbh:c-7f3a"]);
 }

@@ -180,7 +180,7 @@ async fn virtual_servers_become_tenants() {
     let mut c = config(&server);
     c.include_main_server = false;
     let ksc = KscSource::new(c).unwrap();
-    let ids: Vec<String> = ksc.list_tenants().await.unwrap().into_iter().map(|t| t.id.0).collect();
+    let ids: Vec<String> = ksc.list_tenants().await.unwrap().into_iter().map(|t| t.id.to_string()).collect();
     assert_eq!(ids, ["ksc:main/vs:1", "ksc:main/vs:7"]);
 }
 

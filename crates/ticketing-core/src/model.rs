@@ -5,6 +5,7 @@
 //! (the "DTOs stay at the edge" rule in ARCHITECTURE.md).
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -67,13 +68,16 @@ impl fmt::Display for Product {
 macro_rules! string_id {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
+        ///
+        /// Shared, not copied: a clone (into every ticket key, ledger entry and decision) counts
+        /// a reference instead of allocating.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps a string.
-            pub fn new(s: impl Into<String>) -> Self {
+            pub fn new(s: impl Into<Arc<str>>) -> Self {
                 Self(s.into())
             }
             /// The inner string.
@@ -90,7 +94,13 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(s.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s.into())
             }
         }
     };

@@ -135,11 +135,25 @@ pub fn snapshot(t: usize, with: &[&str]) -> StatusSnapshot {
 /// The two descriptions every tenth device has in the steady state.
 pub const BOTH: [&str; 2] = ["databases_out_of_date", "many_viruses_detected"];
 
-/// A ledger holding an open ticket for every active description of `snapshots`.
+/// `s` with every id in an allocation of its own, as a snapshot fetched in an earlier pass has:
+/// ids are shared on clone, so a ledger built from the very snapshot it is then reconciled with
+/// would compare its keys with themselves (one pointer), not with another pass's strings.
+pub fn fetched_again(s: &StatusSnapshot) -> StatusSnapshot {
+    let mut s = s.clone();
+    s.tenant = TenantId::new(s.tenant.as_str());
+    for d in &mut s.devices {
+        d.device.id = DeviceId::new(d.device.id.as_str());
+    }
+    s
+}
+
+/// A ledger holding an open ticket for every active description of `snapshots`, built from
+/// copies of them ([`fetched_again`]).
 pub fn steady_ledger(ctx: &Context, snapshots: &[StatusSnapshot]) -> Ledger {
     let now = now();
     let mut ledger = Ledger::new();
     for s in snapshots {
+        let s = &fetched_again(s);
         for a in reconcile(s, ctx, &ledger, now).actions {
             let Action::Create(cr) = a else { continue };
             ledger.apply(&cr.transition(), now).unwrap();

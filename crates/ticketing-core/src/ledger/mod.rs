@@ -857,7 +857,7 @@ impl Ledger {
     ) -> impl Iterator<Item = &'a LedgerEntry> + 'a {
         let at = |tenant: String| TicketKey::Status {
             product,
-            tenant: TenantId(tenant),
+            tenant: TenantId::new(tenant),
             device: DeviceId::new(""),
             description: StatusDescription::MIN,
         };
