@@ -855,16 +855,17 @@ impl Ledger {
         product: Product,
         tenant: &'a TenantId,
     ) -> impl Iterator<Item = &'a LedgerEntry> + 'a {
-        let at = |tenant: String| TicketKey::Status {
+        let at = |tenant: TenantId| TicketKey::Status {
             product,
-            tenant: TenantId::new(tenant),
+            tenant,
             device: DeviceId::new(""),
             description: StatusDescription::MIN,
         };
         // `tenant + "\0"` is the least string after `tenant`: every status key of this tenant
-        // and product lies in [start, end), so the scan compares no key per entry.
-        let start = at(tenant.as_str().to_owned());
-        let end = at(format!("{tenant}\0"));
+        // and product lies in [start, end), so the scan compares no key per entry. The start
+        // shares the tenant's id; only the end's is built.
+        let start = at(tenant.clone());
+        let end = at(TenantId::new(format!("{tenant}\0")));
         self.entries.range::<TicketKey, _>((Bound::Included(&start), Bound::Excluded(&end))).map(|s| &*s.0)
     }
 
