@@ -598,54 +598,48 @@ fn class_name(class: EventClass) -> &'static str {
     }
 }
 
+/// `pieces!(a, b, …)`: the pieces' total length, and a closure that pushes them one after the
+/// other. One list for both, so a buffer sized by it is exact; each piece is pushed on its own
+/// (not from an array in a loop), so a fixed piece's length is a constant and its copy a few
+/// moves instead of a call. The pieces are evaluated twice: give only plain borrows.
+macro_rules! pieces {
+    ($($piece:expr),+ $(,)?) => {
+        (0 $(+ str::len($piece))+, |out: &mut String| { $(out.push_str($piece);)+ })
+    };
+}
+
 fn event_description(event: &Event, key: &TicketKey) -> String {
     let what = event_what(event);
     let first = if event.text.is_empty() { what } else { &event.text };
-    // Each piece pushed on its own line, not from an array in a loop: the fixed pieces' lengths
-    // are then constants, and their copies a few moves instead of a call each.
-    let product = event.product.display_name();
-    let class = class_name(event.class);
-    let fixed = "\n\nProduct: \nCustomer (tenant): \nSeverity / type: \nOccurred (UTC): \nEvent type: \nEvent id: \n";
-    let computer = event.device.as_ref().map_or(0, |d| "Computer:  ()\n".len() + d.name.len() + d.id.as_str().len());
-    let mailbox = event.mailbox.as_ref().map_or(0, |m| "Mailbox: \n".len() + m.len());
-    let body = first.len()
-        + fixed.len()
-        + product.len()
-        + event.tenant.as_str().len()
-        + class.len()
+    let (head_len, head) = pieces!(
+        first,
+        "\n\nProduct: ",
+        event.product.display_name(),
+        "\nCustomer (tenant): ",
+        event.tenant.as_str(),
+        "\nSeverity / type: ",
+        class_name(event.class),
+        "\nOccurred (UTC): ",
+    );
+    let (tail_len, tail) = pieces!("\nEvent type: ", &event.event_type, "\nEvent id: ", event.source_id.as_str(), "\n");
+    let computer = event.device.as_ref().map(|d| pieces!("Computer: ", &d.name, " (", d.id.as_str(), ")\n"));
+    let mailbox = event.mailbox.as_ref().map(|m| pieces!("Mailbox: ", m, "\n"));
+    let body = head_len
         + text::UTC_LEN
-        + event.event_type.len()
-        + event.source_id.as_str().len()
-        + computer
-        + mailbox;
+        + tail_len
+        + computer.as_ref().map_or(0, |c| c.0)
+        + mailbox.as_ref().map_or(0, |m| m.0);
     // The body's last newline is trimmed by `finish_description`: not counted, so that the
     // buffer is exact and needs no shrinking.
     let mut out = String::with_capacity(body - 1 + key_line_room(key));
-    out.push_str(first);
-    out.push_str("\n\nProduct: ");
-    out.push_str(product);
-    out.push_str("\nCustomer (tenant): ");
-    out.push_str(event.tenant.as_str());
-    out.push_str("\nSeverity / type: ");
-    out.push_str(class);
-    out.push_str("\nOccurred (UTC): ");
+    head(&mut out);
     text::push_utc(&mut out, event.occurred_at);
-    out.push_str("\nEvent type: ");
-    out.push_str(&event.event_type);
-    out.push_str("\nEvent id: ");
-    out.push_str(event.source_id.as_str());
-    out.push('\n');
-    if let Some(d) = &event.device {
-        out.push_str("Computer: ");
-        out.push_str(&d.name);
-        out.push_str(" (");
-        out.push_str(d.id.as_str());
-        out.push_str(")\n");
+    tail(&mut out);
+    if let Some((_, push)) = computer {
+        push(&mut out);
     }
-    if let Some(m) = &event.mailbox {
-        out.push_str("Mailbox: ");
-        out.push_str(m);
-        out.push('\n');
+    if let Some((_, push)) = mailbox {
+        push(&mut out);
     }
     finish_description(out, key)
 }
